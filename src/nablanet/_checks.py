@@ -1,0 +1,82 @@
+"""Argument checks shared by the library: each error names the argument and what was expected."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def positive_int(name: str, value) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, received: {value!r}")
+    return int(value)
+
+
+def positive_float(name: str, value) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, received: {value!r}")
+    return float(value)
+
+
+def fraction(name: str, value, *, upper_inclusive: bool = False) -> float:
+    """Return ``value`` if it lies in [0, 1) (or [0, 1]), else raise ``ValueError``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value
+    ok = ok and (value <= 1 if upper_inclusive else value < 1)
+    if not ok:
+        interval = "[0, 1]" if upper_inclusive else "[0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}, received: {value!r}")
+    return float(value)
+
+
+def float_dtype(name: str, dtype) -> np.dtype:
+    """Return ``dtype`` as a NumPy dtype if it is float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be float32 or float64, received: {dtype!r}")
+    return resolved
+
+
+def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
+    """Check that ``array`` is a 2-D float array (features, batch), optionally with ``rows`` rows."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, received: {type(array).__name__}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (features, batch) matrix, received shape {array.shape}")
+    if rows is not None and array.shape[0] != rows:
+        raise ValueError(
+            f"{name} must have {rows} rows (features, batch), received shape {array.shape}"
+        )
+    if array.dtype.kind != "f":
+        raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, received {a.shape} and {b.shape}")
+
+
+def labels(name: str, values, num_classes: int) -> np.ndarray:
+    """Check integer class labels in [0, num_classes) and return them as a 1-D int array."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class labels, received shape {array.shape}")
+    if array.size and array.dtype.kind not in "iu":
+        if array.dtype.kind != "f" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError(f"{name} must hold integer class labels, received dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        bad = array[(array < 0) | (array >= num_classes)][0]
+        raise ValueError(f"{name} must lie in [0, {num_classes}), received label {bad}")
+    return array

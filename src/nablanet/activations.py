@@ -1,0 +1,173 @@
+"""Activation layers. Each acts column by column on a (features, b) batch and has no parameters.
+
+For an element-wise activation a = f(z):  forward A = f(Z),  backward ∇_Z L = ∇_A L ⊙ f′(Z).
+Softmax is not element-wise: its backward multiplies each column by that sample's Jacobian.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Layer
+
+
+class Elementwise(Layer):
+    """Base of the element-wise activations: subclasses give ``function`` and ``derivative``."""
+
+    def function(self, input: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def derivative(self, input: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """f′(Z), given Z and A = f(Z) (whichever is cheaper to use)."""
+        raise NotImplementedError
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        self.input = input
+        self.output = self.function(input)
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        return output_gradient * self.derivative(self.input, self.output)
+
+
+class ReLU(Elementwise):
+    """Rectified linear unit.
+
+    forward:  a = max(0, z)
+    backward: ∇_z L = ∇_a L ⊙ [z > 0]
+    """
+
+    def function(self, input):
+        return np.maximum(input, 0)
+
+    def derivative(self, input, output):
+        return input > 0
+
+    def backward(self, output_gradient, learning_rate=None):
+        return np.where(self.input > 0, output_gradient, 0)
+
+
+class LeakyReLU(Elementwise):
+    """Leaky ReLU with slope α for negative inputs.
+
+    forward:  a = z if z > 0 else α z
+    backward: ∇_z L = ∇_a L ⊙ (1 if z > 0 else α)
+    """
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        if not (isinstance(alpha, (int, float)) and 0 <= alpha < 1):
+            raise ValueError(f"alpha must be a number in [0, 1), received: {alpha!r}")
+        self.alpha = float(alpha)
+
+    def function(self, input):
+        return np.where(input > 0, input, self.alpha * input)
+
+    def derivative(self, input, output):
+        return np.where(input > 0, 1.0, self.alpha).astype(input.dtype)
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+
+class Sigmoid(Elementwise):
+    """Logistic sigmoid, computed without overflow for large |z|.
+
+    forward:  a = σ(z) = 1 / (1 + e^(−z)),  evaluated as e^(min(z,0)) / (1 + e^(−|z|))
+    backward: ∇_z L = ∇_a L ⊙ a (1 − a)
+    """
+
+    def function(self, input):
+        exp_minus_abs = np.exp(-np.abs(input))
+        return np.where(input >= 0, 1.0, exp_minus_abs) / (1.0 + exp_minus_abs)
+
+    def derivative(self, input, output):
+        return output * (1.0 - output)
+
+
+class Tanh(Elementwise):
+    """Hyperbolic tangent.
+
+    forward:  a = tanh(z)
+    backward: ∇_z L = ∇_a L ⊙ (1 − a²)
+    """
+
+    def function(self, input):
+        return np.tanh(input)
+
+    def derivative(self, input, output):
+        return 1.0 - output * output
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Column-wise softmax, max-shifted: a_k = e^(z_k − max z) / Σ_j e^(z_j − max z).
+
+    Shifting by the column maximum changes nothing mathematically and keeps e^(·) ≤ 1, so logits
+    of 1000 do not overflow. ``scores``: (classes, b) → probabilities (classes, b).
+
+    >>> softmax(np.array([[1000.0], [1000.0]]))
+    array([[0.5],
+           [0.5]])
+    """
+    shifted = scores - scores.max(axis=0, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=0, keepdims=True)
+    return shifted
+
+
+def softmax_jacobian(a: np.ndarray) -> np.ndarray:
+    """∇_z a for one sample: the (k, k) matrix diag(a) − a aᵀ (symmetric)."""
+    return np.diag(a) - np.outer(a, a)
+
+
+class Softmax(Layer):
+    """Softmax activation over axis 0 (each column is one sample's class scores).
+
+    forward:  A = softmax(Z), column by column, max-shifted           Z, A: (classes, b)
+    backward: ∇_{z⁽ⁱ⁾} L_i = ∇_{z⁽ⁱ⁾}(a⁽ⁱ⁾) ∇_{a⁽ⁱ⁾} L_i = (diag(a⁽ⁱ⁾) − a⁽ⁱ⁾a⁽ⁱ⁾ᵀ) g⁽ⁱ⁾    for every column i
+
+    ``method`` chooses how the backward product is computed; all three give the same numbers:
+
+    * ``"loop"`` — the notebook's way: build each sample's Jacobian and multiply, one column at a time.
+    * ``"einsum"`` — the notebook's vectorised form: a (b, k, k) stack of Jacobians contracted by einsum.
+    * ``"vectorized"`` (default) — the same product without building any Jacobian:
+      (diag(a) − a aᵀ) g = a ⊙ g − a (aᵀ g) = a ⊙ (g − Σ_k a_k g_k).
+    """
+
+    METHODS = ("vectorized", "einsum", "loop")
+
+    def __init__(self, method: str = "vectorized"):
+        super().__init__()
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, received: {method!r}")
+        self.method = method
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        self.input = input
+        self.output = softmax(input)
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        a = self.output
+        if output_gradient.shape != a.shape:
+            raise ValueError(
+                f"output_gradient must have the shape of the softmax output {a.shape}, "
+                f"received {output_gradient.shape}"
+            )
+        if self.method == "loop":
+            input_gradient = np.empty_like(output_gradient)
+            for i in range(a.shape[1]):
+                input_gradient[:, i] = softmax_jacobian(a[:, i]) @ output_gradient[:, i]
+            return input_gradient
+        if self.method == "einsum":
+            identity = np.eye(a.shape[0], dtype=a.dtype)
+            jacobians = a.T[:, :, None] * (identity - a.T[:, None, :])  # (b, k, k): a_j (δ_jk − a_k)
+            return np.einsum("ijk,ki->ji", jacobians, output_gradient)
+        weighted_sum = np.einsum("kb,kb->b", a, output_gradient)
+        return a * (output_gradient - weighted_sum)
+
+    def config(self) -> dict:
+        return {"method": self.method}
+
+
+ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}

@@ -1,0 +1,102 @@
+"""Callbacks: hooks the trainer calls at the start and end of training and of every epoch.
+
+A callback may set ``model.stop_training = True`` in ``on_epoch_end`` to end training early.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from tqdm import tqdm
+
+
+class Callback:
+    """Base class: override the hooks you need. ``logs`` holds this epoch's figures (loss, accuracy, …)."""
+
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, num_batches: int) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (default ``val_loss``) has not improved by ``min_delta`` for ``patience``
+    epochs, and put back the weights of the best epoch (``restore_best_weights``)."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
+                 restore_best_weights: bool = True):
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer, received: {patience!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf
+        self.best_epoch = None
+        self.best_weights = None
+        self.wait = 0
+        self.model = None
+
+    def on_train_begin(self, model):
+        self.model = model
+
+    def on_epoch_end(self, epoch, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this training does not "
+                             f"compute (available: {sorted(logs)}); give validation data")
+        value = logs[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = [parameter.value.copy() for parameter in self.model.parameters()]
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self):
+        if self.restore_best_weights and self.best_weights is not None:
+            for parameter, best in zip(self.model.parameters(), self.best_weights):
+                parameter.value[...] = best
+
+
+def format_logs(epoch: int, epochs: int, logs: dict) -> str:
+    """'Epoch 3/20: loss = 0.683426, val_loss = …' — the notebook's line, with any other figures."""
+    figures = ", ".join(f"{key} = {value:.6f}" for key, value in logs.items())
+    return f"Epoch {epoch + 1}/{epochs}: {figures}"
+
+
+class ProgressBar(Callback):
+    """A per-epoch bar over the batches on a terminal; one plain line per epoch elsewhere (logs, CI)."""
+
+    def __init__(self, epochs: int, stream=None):
+        self.epochs = epochs
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, num_batches):
+        if self.interactive:
+            self.bar = tqdm(total=num_batches, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.stream,
+                            leave=False, unit="batch")
+
+    def on_batch_end(self, batch, loss):
+        if self.bar is not None:
+            self.bar.update()
+            if batch % 20 == 0:
+                self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def on_epoch_end(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        print(format_logs(epoch, self.epochs, logs), file=self.stream, flush=True)

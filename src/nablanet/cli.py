@@ -1,0 +1,246 @@
+"""The ``nablanet`` command line: train, toy (and more subcommands as the library grows).
+
+Every error is one line on stderr and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import _checks
+from ._io import write_json
+from .idx import DatasetError
+from .training import TrainingDiverged
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (no usage block) and exits 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _argument_type(check, description):
+    def convert(text):
+        try:
+            value = float(text) if description == "number" else int(text)
+            return check("value", value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {description}, received {text!r}") from None
+    return convert
+
+
+positive_int = _argument_type(_checks.positive_int, "integer")
+positive_float = _argument_type(_checks.positive_float, "number")
+
+
+def _fraction(text):
+    try:
+        return _checks.fraction("value", float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text!r}") from None
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, received {text!r}")
+    return value
+
+
+def _hidden_sizes(text):
+    if text.strip() in ("", "none", "0"):
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer sizes such as 256,128, received {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nablanet", description="Neural networks from scratch in NumPy: train, inspect and use them.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="train a classifier on MNIST or Fashion-MNIST",
+        description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
+                    "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
+                    "Writes loss.png, misclassified.png and metrics.json to --out.")
+    train.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
+                       help="data set (default: mnist, bundled; fashion-mnist is read from the system or downloaded)")
+    train.add_argument("--data-home", type=Path, default=None, help="folder for downloaded data sets")
+    train.add_argument("--hidden", type=_hidden_sizes, default=(), metavar="SIZES",
+                       help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)")
+    train.add_argument("--activation", choices=("relu", "leaky_relu", "sigmoid", "tanh"), default="relu",
+                       help="activation of the hidden layers (default: relu)")
+    train.add_argument("--init", choices=("auto", "notebook", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform"),
+                       default="auto", help="weight initialiser (default: auto — the notebook's for the softmax "
+                                            "classifier, He for ReLU layers, Glorot otherwise)")
+    train.add_argument("--epochs", type=positive_int, default=20, help="number of epochs (default: 20)")
+    train.add_argument("--batch-size", type=positive_int, default=200, help="mini-batch size (default: 200)")
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd", help="optimizer (default: sgd)")
+    train.add_argument("--lr", type=positive_float, default=None,
+                       help="learning rate (default: 0.01 for sgd, 0.001 for adam and adamw)")
+    train.add_argument("--momentum", type=_fraction, default=0.0, help="SGD momentum in [0, 1) (default: 0)")
+    train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum (needs --momentum)")
+    train.add_argument("--schedule", choices=("constant", "step", "cosine"), default="constant",
+                       help="learning-rate schedule: step divides by 10 every 10 epochs; cosine decays to 0 at the last epoch")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
+                       help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)")
+    train.add_argument("--dropout", type=_fraction, default=0.0, help="dropout rate after each hidden layer (default: 0)")
+    train.add_argument("--val-split", type=_fraction, default=0.0,
+                       help="fraction of the training set held out for validation (default: 0)")
+    train.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without a better validation loss, keep the best weights")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float64",
+                       help="floating-point type of data and weights (default: float64)")
+    train.add_argument("--seed", type=int, default=0, help="random seed for weights and batch order (default: 0)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)")
+
+    toy = commands.add_parser(
+        "toy", help="the first notebook: a softmax classifier on 10 random samples, one at a time",
+        description="Train the softmax classifier on a toy data set (5 features, 10 samples, 3 classes) "
+                    "with batch size 1, printing each sample's loss and weight gradient.")
+    toy.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    toy.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+    return parser
+
+
+def _output_folder(out: Path | None) -> Path:
+    folder = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"--out {folder} exists and is not a folder") from None
+    probe = folder / ".nablanet-write-test"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"--out {folder} is not writable ({error.strerror})") from None
+    return folder
+
+
+def _optimizer(args):
+    from .optimizers import OPTIMIZERS
+    from .schedules import CosineDecay, StepDecay
+
+    learning_rate = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001)
+    if args.schedule == "step":
+        learning_rate = StepDecay(learning_rate, factor=0.1, every=10)
+    elif args.schedule == "cosine":
+        learning_rate = CosineDecay(learning_rate, epochs=args.epochs)
+    options = {"learning_rate": learning_rate, "weight_decay": args.weight_decay}
+    if args.optimizer == "sgd":
+        options.update(momentum=args.momentum, nesterov=args.nesterov)
+    elif args.momentum or args.nesterov:
+        raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd, not {args.optimizer}")
+    return OPTIMIZERS[args.optimizer](**options)
+
+
+def command_train(args) -> int:
+    from .callbacks import EarlyStopping, ProgressBar
+    from .datasets import load_fashion_mnist, load_mnist
+    from .model import build_classifier
+    from .plots import plot_confusion_matrix, plot_history, plot_misclassified
+
+    if args.early_stopping and not args.val_split:
+        raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
+    optimizer = _optimizer(args)
+    folder = _output_folder(args.out)
+    started = time.perf_counter()
+    data = load_mnist(args.dtype) if args.dataset == "mnist" else load_fashion_mnist(args.data_home, args.dtype)
+    rng = np.random.default_rng(args.seed)
+    model = build_classifier(data.X_train.shape[0], data.num_classes, args.hidden, activation=args.activation,
+                             dropout=args.dropout, init=args.init, dtype=args.dtype, rng=rng)
+    print(f"Training on {data.name}: {data.X_train.shape[1]} samples, {data.X_train.shape[0]} features, "
+          f"{data.num_classes} classes; {args.epochs} epochs, batch {args.batch_size}, {optimizer.name} "
+          f"(learning rate {optimizer.learning_rate:g}), {args.dtype}", flush=True)
+    callbacks = [ProgressBar(args.epochs)]
+    if args.early_stopping:
+        callbacks.append(EarlyStopping(patience=args.early_stopping))
+    history = model.fit(data.X_train, data.Y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=optimizer, rng=rng, validation_split=args.val_split, callbacks=callbacks)
+    training_seconds = time.perf_counter() - started
+    test = model.evaluate(data.X_test, data.Y_test)
+    predictions = model.predict(data.X_test)
+    print(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
+    print(f"Time: {training_seconds:.1f} s for loading and training")
+    figures = history.as_dict()
+    plot_history(figures, folder / "loss.png", "loss")
+    written = ["loss.png"]
+    if "val_accuracy" in figures:
+        plot_history(figures, folder / "accuracy.png", "accuracy")
+        plot_confusion_matrix(data.y_test, predictions, folder / "confusion_matrix.png", class_names=data.class_names)
+        written += ["accuracy.png", "confusion_matrix.png"]
+    plot_misclassified(data.X_test, data.y_test, predictions, folder / "misclassified.png",
+                       class_names=data.class_names, rng=args.seed)
+    written.append("misclassified.png")
+    metrics = {
+        "dataset": data.name, "command": " ".join(sys.argv[1:]),
+        "settings": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
+        "epochs_run": len(figures["loss"]), "history": figures,
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "seconds": round(training_seconds, 3),
+    }
+    write_json(folder / "metrics.json", metrics)
+    print(f"Wrote {', '.join(written + ['metrics.json'])} to {folder}")
+    return 0
+
+
+def command_toy(args) -> int:
+    from .activations import Softmax
+    from .layers import Dense
+    from .losses import cce, cce_gradient
+    from .preprocessing import one_hot
+
+    rng = np.random.default_rng(args.seed)
+    num_samples, num_features, num_labels = 10, 5, 3
+    X = rng.integers(3, 10, size=(num_features, num_samples)).astype(np.float64)  # each column = one sample
+    y = rng.integers(0, num_labels, size=num_samples)
+    Y = one_hot(y, num_labels)
+    print("X (features × samples):", X.astype(int), "labels:", y, sep="\n")
+    dense = Dense(num_features, num_labels, rng=rng)
+    dense.weights[:, :-1] = rng.standard_normal((num_labels, num_features))  # the notebook's N(0, 1) weights
+    softmax = Softmax()
+    np.set_printoptions(precision=2)
+    for i in range(num_samples):
+        x, y_i = X[:, i:i + 1], Y[:, i:i + 1]  # one sample as a (features, 1) batch
+        a = softmax.forward(dense.forward(x))
+        print(f"\nSample {i}: loss = {cce(y_i, a):.6f}")
+        dense.backward(softmax.backward(cce_gradient(y_i, a)), learning_rate=args.lr)
+        print("gradient of the loss w.r.t. W̃ = [W | b]:", dense.weights_gradient, sep="\n")
+    return 0
+
+
+COMMANDS = {"train": command_train, "toy": command_toy}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("nablanet: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, DatasetError, TrainingDiverged) as error:
+        print(f"nablanet {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""MNIST (bundled with the package) and Fashion-MNIST (system install, cache or download).
+
+Both come in the notebook's layout: images as a (784, N) matrix, one column per image, pixels
+min-max scaled to [0, 1] with the training set's min and max; labels as integers. The matrix is
+stored sample-major in memory (it is the transpose of a C-ordered (N, 784) array), so gathering the
+columns of a shuffled mini-batch reads contiguous rows of 784 pixels; the mathematical layout is
+still (features, batch).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import _checks
+from .idx import DatasetError, read_idx
+from .preprocessing import MinMaxScaler, one_hot
+
+FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
+FASHION_CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+# SHA-256 of the *uncompressed* IDX bytes: mirrors and distributions recompress the .gz files
+# (Debian's differ from upstream's byte for byte), but the IDX content inside is the same.
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+
+@dataclass
+class Dataset:
+    """Train and test split in the notebook's layout.
+
+    ``X_train`` (784, N_train) and ``X_test`` (784, N_test) in [0, 1]; ``y_train``/``y_test`` integer
+    labels; ``Y_train``/``Y_test`` the one-hot matrices (classes, N), built when first asked for.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    _one_hot: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def Y_train(self) -> np.ndarray:
+        return self._encoded("train", self.y_train)
+
+    @property
+    def Y_test(self) -> np.ndarray:
+        return self._encoded("test", self.y_test)
+
+    def _encoded(self, split: str, labels: np.ndarray) -> np.ndarray:
+        if split not in self._one_hot:
+            self._one_hot[split] = one_hot(labels, self.num_classes, dtype=self.X_train.dtype)
+        return self._one_hot[split]
+
+
+def load_mnist(dtype=np.float64) -> Dataset:
+    """The MNIST digits bundled with nablanet: 60,000 training and 10,000 test images (no download).
+
+    >>> data = load_mnist()
+    >>> data.X_train.shape, data.X_test.shape, data.y_train[:5].tolist()
+    ((784, 60000), (784, 10000), [5, 0, 4, 1, 9])
+    """
+    folder = resources.files("nablanet") / "resources" / "mnist"
+    with resources.as_file(folder) as path:
+        paths = [Path(path) / name for name in FILES]
+        return _build("mnist", paths, MNIST_CLASS_NAMES, dtype, checksums=None)
+
+
+def default_data_home() -> Path:
+    """Where downloads are cached: ``$NABLANET_DATA`` or ``~/.cache/nablanet``."""
+    return Path(os.environ.get("NABLANET_DATA") or Path.home() / ".cache" / "nablanet")
+
+
+def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASHION_URL) -> Dataset:
+    """Fashion-MNIST (Zalando, MIT licence): 60,000 + 10,000 28×28 images of 10 kinds of clothing.
+
+    Looks for the four files in ``data_home`` (default: ``default_data_home()/fashion-mnist``), then in
+    Debian's ``/usr/share/datasets/fashion-mnist``; a file found nowhere is downloaded from
+    ``base_url`` into ``data_home``. Every file's IDX content is checked against its SHA-256.
+    """
+    home = Path(data_home) if data_home is not None else default_data_home() / "fashion-mnist"
+    paths = []
+    for name in FILES:
+        candidates = [home / name, FASHION_SYSTEM_DIR / name]
+        found = next((path for path in candidates if path.is_file()), None)
+        paths.append(found or download(base_url + name, home / name, FASHION_SHA256[name]))
+    return _build("fashion-mnist", paths, FASHION_CLASS_NAMES, dtype, checksums=FASHION_SHA256)
+
+
+def download(url: str, destination, sha256: str, *, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``destination``, atomically, only if its IDX content's SHA-256 matches.
+
+    The bytes go to a temporary file in the destination's folder; it is checked, then moved into
+    place with ``os.replace``. On any failure the temporary file is removed and nothing is left.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    shutil.copyfileobj(response, file)
+            except (urllib.error.URLError, OSError) as error:
+                raise DatasetError(f"could not download {url}: {error}") from None
+            file.flush()
+            os.fsync(file.fileno())
+        read_idx(temporary, expected_sha256=sha256)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def _build(name, paths, class_names, dtype, checksums) -> Dataset:
+    dtype = _checks.float_dtype("dtype", dtype)
+    arrays = [read_idx(path, expected_sha256=checksums and checksums[path.name]) for path in paths]
+    train_images, train_labels, test_images, test_labels = arrays
+    for images, labels, split in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
+            raise DatasetError(f"{name} {split}: expected (N, 28, 28) images and N labels, "
+                               f"found {images.shape} and {labels.shape}")
+        if images.shape[0] != labels.shape[0]:
+            raise DatasetError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+        if labels.size and not 0 <= labels.min() <= labels.max() < len(class_names):
+            raise DatasetError(f"{name} {split}: labels outside 0..{len(class_names) - 1}")
+    scaler = MinMaxScaler.fit(train_images)
+
+    def features(images):  # (N, 28, 28) → (784, N) whose memory is N contiguous rows of 784 pixels
+        return scaler.transform(images.reshape(images.shape[0], -1), dtype=dtype).T
+
+    return Dataset(name, features(train_images), train_labels.astype(np.int64),
+                   features(test_images), test_labels.astype(np.int64), tuple(class_names))

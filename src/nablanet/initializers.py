@@ -1,0 +1,67 @@
+"""Weight initialisers for :class:`~nablanet.layers.Dense`, chosen by name.
+
+Each returns the full (output_size, input_size + 1) matrix W̃ = [W | b] of the bias trick.
+
+========================  ===========================================  ======
+name                      weights W                                    bias b
+========================  ===========================================  ======
+``"notebook"``            0.01 · N(0, 1)  (the course notebook)        0.01
+``"he_normal"``           N(0, 2 / fan_in)                             0
+``"he_uniform"``          U(−√(6 / fan_in), +√(6 / fan_in))            0
+``"glorot_normal"``       N(0, 2 / (fan_in + fan_out))                 0
+``"glorot_uniform"``      U(−√(6 / (fan_in + fan_out)), +…)            0
+========================  ===========================================  ======
+
+He suits ReLU-family hidden layers, Glorot suits sigmoid/tanh; the notebook's tiny weights are kept
+as the default so that the notebook's softmax classifier is reproduced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _notebook(rng, fan_in, fan_out):
+    return 0.01 * rng.standard_normal((fan_out, fan_in)), 0.01
+
+
+def _he_normal(rng, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_out, fan_in)), 0.0
+
+
+def _he_uniform(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
+
+
+def _glorot_normal(rng, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_out, fan_in)), 0.0
+
+
+def _glorot_uniform(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
+
+
+INITIALIZERS = {
+    "notebook": _notebook,
+    "he_normal": _he_normal,
+    "he_uniform": _he_uniform,
+    "glorot_normal": _glorot_normal,
+    "glorot_uniform": _glorot_uniform,
+}
+
+
+def initialize(name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype) -> np.ndarray:
+    """Return W̃ of shape (output_size, input_size + 1), bias in the last column.
+
+    >>> initialize("notebook", 3, 2, np.random.default_rng(0), np.float64)[:, -1]
+    array([0.01, 0.01])
+    """
+    if name not in INITIALIZERS:
+        raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, received: {name!r}")
+    weights, bias = INITIALIZERS[name](rng, input_size, output_size)
+    full = np.empty((output_size, input_size + 1), dtype=dtype)
+    full[:, :-1] = weights
+    full[:, -1] = bias
+    return full

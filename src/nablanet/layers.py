@@ -1,0 +1,167 @@
+"""The generic :class:`Layer` contract, trainable :class:`Parameter` s, and the layers with weights.
+
+Notation (the course notebooks'): a batch is a (features, b) matrix, one column per sample.
+``forward(X)`` returns the layer's output; ``backward(∇_output L)`` returns ∇_input L. The columns of
+the gradients that flow backwards are the per-sample gradients ∇L_i; a layer with parameters averages
+them over the batch (the 1/b of the notebook) when it forms its parameter gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+from .initializers import initialize
+
+
+@dataclass(eq=False)
+class Parameter:
+    """A trainable array, its gradient, and the part of it that weight decay may touch.
+
+    ``decay_index`` selects the entries that L2 weight decay applies to: for a Dense layer every
+    column of W̃ but the last (the bias is never decayed).
+    """
+
+    name: str
+    value: np.ndarray
+    gradient: np.ndarray
+    decay_index: tuple = (slice(None),)
+
+
+class Layer:
+    """A generic layer: ``forward(input)`` → output, ``backward(output_gradient)`` → input gradient.
+
+    As in the notebook, the layer keeps ``input`` and ``output`` of the last forward pass.
+    ``backward(output_gradient, learning_rate)`` with a learning rate also applies the plain SGD
+    step W ← W − η ∇_W L to every parameter, exactly as the notebook's layers do; without one it
+    only stores the gradients, for an optimizer object to apply.
+    """
+
+    training = True
+
+    def __init__(self):
+        self.input = None
+        self.output = None
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable parameters, in a fixed order (none for a layer without weights)."""
+        return []
+
+    def config(self) -> dict:
+        """Plain-data arguments that rebuild this layer (its arrays are saved separately)."""
+        return {}
+
+    def output_size(self, input_size: int) -> int:
+        """Number of output features for ``input_size`` input features."""
+        return input_size
+
+    def _sgd_step(self, learning_rate: float | None) -> None:
+        if learning_rate is None:
+            return
+        learning_rate = _checks.positive_float("learning_rate", learning_rate)
+        for parameter in self.parameters():
+            parameter.value -= learning_rate * parameter.gradient
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class Dense(Layer):
+    """Fully connected layer with the bias trick: W̃ = [W | b] of shape (output_size, input_size + 1).
+
+    forward:   Z = W̃ X̃ = W X + b 1ᵀ,   X̃ = [X; 1ᵀ] (a row of ones appended)
+               X: (input_size, b)  →  Z: (output_size, b)
+    backward:  ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ = (1/b) Σ_i ∇_{z⁽ⁱ⁾} L_i x̃⁽ⁱ⁾ᵀ     (output_size, input_size + 1)
+               ∇_X L = Wᵀ ∇_Z L   (W without the bias column)            (input_size, b)
+
+    The ones row is never materialised: W X + b 1ᵀ is the same product without a copy of X.
+
+    >>> layer = Dense(3, 2, rng=0)
+    >>> layer.forward(np.ones((3, 5))).shape
+    (2, 5)
+    """
+
+    def __init__(self, input_size: int, output_size: int, *, init: str = "notebook", rng=None, dtype=np.float64):
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.units = _checks.positive_int("output_size", output_size)
+        self.init = init
+        dtype = _checks.float_dtype("dtype", dtype)
+        self.weights = initialize(init, self.input_size, self.units, np.random.default_rng(rng), dtype)
+        self.weights_gradient = np.zeros_like(self.weights)
+        self._parameters = [
+            Parameter("weights", self.weights, self.weights_gradient, (slice(None), slice(None, -1)))
+        ]
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
+        self.output = self.weights[:, :-1] @ input
+        self.output += self.weights[:, -1:]
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        batch_size = self.input.shape[1]
+        _checks.same_shape("output_gradient", output_gradient, "the layer's output", self.output)
+        np.matmul(output_gradient, self.input.T, out=self.weights_gradient[:, :-1])
+        np.sum(output_gradient, axis=1, out=self.weights_gradient[:, -1])
+        self.weights_gradient *= 1.0 / batch_size
+        input_gradient = self.weights[:, :-1].T @ output_gradient
+        self._sgd_step(learning_rate)
+        return input_gradient
+
+    def parameters(self) -> list[Parameter]:
+        return self._parameters
+
+    def config(self) -> dict:
+        return {"input_size": self.input_size, "output_size": self.units, "init": self.init,
+                "dtype": self.weights.dtype.name}
+
+    def output_size(self, input_size: int) -> int:
+        if input_size != self.input_size:
+            raise ValueError(f"Dense expects {self.input_size} input features, received {input_size}")
+        return self.units
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero each activation with probability p while training, scale the rest.
+
+    forward (training):  M_ij ~ Bernoulli(1 − p),  A = X ⊙ M / (1 − p)
+    forward (inference): A = X
+    backward:            ∇_X L = ∇_A L ⊙ M / (1 − p)   (identity in inference)
+    Shapes: (features, b) in and out. The mask comes from a seedable ``numpy.random.Generator``.
+    """
+
+    def __init__(self, rate: float, *, rng=None):
+        super().__init__()
+        self.rate = _checks.fraction("rate", rate)
+        self.rng = np.random.default_rng(rng)
+        self._scaled_mask = None
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        self.input = input
+        if not self.training or self.rate == 0.0:
+            self._scaled_mask = None
+            self.output = input
+            return input
+        keep = 1.0 - self.rate
+        self._scaled_mask = (self.rng.random(input.shape) < keep).astype(input.dtype)
+        self._scaled_mask *= 1.0 / keep
+        self.output = input * self._scaled_mask
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        if self._scaled_mask is None:
+            return output_gradient
+        return output_gradient * self._scaled_mask
+
+    def config(self) -> dict:
+        return {"rate": self.rate}

@@ -1,0 +1,159 @@
+"""Optimizers: objects that own their state and update a list of :class:`~nablanet.layers.Parameter` s.
+
+Every optimizer keeps one state entry per parameter (momentum, Adam moments), in the order of
+``model.parameters()``. ``weight_decay`` λ adds L2 decay to the weights — never to a bias column —
+as the gradient term λ·W (SGD, Adam) or, for AdamW, as the decoupled step W ← W − η λ W.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .schedules import Constant
+
+
+class Optimizer:
+    """Base class: ``step(parameters)`` applies one update from each parameter's stored gradient.
+
+    ``learning_rate`` is a number or a schedule (``epoch → rate``); the trainer calls
+    ``start_epoch(epoch)`` so that a schedule takes effect.
+    """
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate=0.01, weight_decay: float = 0.0):
+        self.schedule = learning_rate if callable(learning_rate) else Constant(learning_rate)
+        self.learning_rate = self.schedule(0)
+        if not (isinstance(weight_decay, (int, float)) and 0 <= weight_decay < np.inf):
+            raise ValueError(f"weight_decay must be a finite number ≥ 0, received: {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+        self.state: list[dict[str, np.ndarray]] = []
+        self.iterations = 0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.learning_rate = self.schedule(epoch)
+
+    def step(self, parameters) -> None:
+        if not self.state:
+            self.state = [self.initial_state(parameter.value) for parameter in parameters]
+        elif len(self.state) != len(parameters):
+            raise ValueError(f"this optimizer holds state for {len(self.state)} parameters, "
+                             f"received {len(parameters)}: use one optimizer per model")
+        self.iterations += 1
+        for parameter, state in zip(parameters, self.state):
+            self.update(parameter, state)
+
+    def initial_state(self, value: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, parameter, state) -> None:
+        raise NotImplementedError
+
+    def _l2_gradient(self, parameter) -> np.ndarray:
+        """∇_W L + λ W on the decayed entries (in place on the stored gradient)."""
+        if self.weight_decay:
+            index = parameter.decay_index
+            parameter.gradient[index] += self.weight_decay * parameter.value[index]
+        return parameter.gradient
+
+    def config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum μ.
+
+    plain:     W ← W − η g
+    momentum:  v ← μ v − η g;   W ← W + v
+    Nesterov:  v ← μ v − η g;   W ← W + μ v − η g
+    with g = ∇_W L (+ λ W for weight decay).
+    """
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        super().__init__(learning_rate, weight_decay)
+        self.momentum = _checks.fraction("momentum", momentum)
+        if nesterov and not self.momentum:
+            raise ValueError("nesterov=True needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+
+    def initial_state(self, value):
+        return {"velocity": np.zeros_like(value)} if self.momentum else {}
+
+    def update(self, parameter, state):
+        gradient = self._l2_gradient(parameter)
+        if not self.momentum:
+            parameter.value -= self.learning_rate * gradient
+            return
+        velocity = state["velocity"]
+        velocity *= self.momentum
+        velocity -= self.learning_rate * gradient
+        if self.nesterov:
+            parameter.value += self.momentum * velocity - self.learning_rate * gradient
+        else:
+            parameter.value += velocity
+
+    def config(self):
+        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015). With t the step number and g = ∇_W L (+ λ W for L2 decay):
+
+    m ← β₁ m + (1 − β₁) g;   v ← β₂ v + (1 − β₂) g²
+    W ← W − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
+    """
+
+    name = "adam"
+    decoupled = False
+
+    def __init__(self, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(learning_rate, weight_decay)
+        self.beta1 = _checks.fraction("beta1", beta1)
+        self.beta2 = _checks.fraction("beta2", beta2)
+        self.epsilon = _checks.positive_float("epsilon", epsilon)
+
+    def initial_state(self, value):
+        return {"m": np.zeros_like(value), "v": np.zeros_like(value)}
+
+    def update(self, parameter, state):
+        if self.decoupled:
+            gradient = parameter.gradient
+            index = parameter.decay_index
+            parameter.value[index] -= (self.learning_rate * self.weight_decay) * parameter.value[index]
+        else:
+            gradient = self._l2_gradient(parameter)
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * gradient
+        v *= self.beta2
+        v += (1 - self.beta2) * np.square(gradient)
+        t = self.iterations
+        step_size = self.learning_rate * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        # η m̂/(√v̂ + ε) with the bias corrections folded into one scalar (ε scaled to match):
+        denominator = np.sqrt(v)
+        denominator += self.epsilon * np.sqrt(1 - self.beta2 ** t)
+        parameter.value -= step_size * m / denominator
+
+    def config(self):
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
+
+    W ← W − η λ W (weights only, not the bias), then the Adam step with g = ∇_W L.
+    """
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(self, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -1,0 +1,154 @@
+"""The notebook's training loop, as a function.
+
+Each epoch: a new random permutation of the samples split into mini-batches; for each batch a
+forward pass, the batch loss, a backward pass and one optimizer step. The epoch's loss is the mean
+of the batch losses computed in the forward passes, before each update (what the notebook prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _checks
+from .activations import Softmax
+from .losses import CategoricalCrossEntropy, SoftmaxCrossEntropy
+from .optimizers import SGD
+from .preprocessing import generate_batch_indices
+
+LOSSES = ("auto", "softmax_cce", "cce")
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or inf; the message names the epoch and the batch."""
+
+
+@dataclass
+class History:
+    """Per-epoch figures: ``loss`` and ``accuracy`` on the training batches, ``val_*`` on validation data."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+    def append(self, logs: dict) -> None:
+        for key, value in logs.items():
+            getattr(self, key).append(value)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {key: list(values) for key, values in vars(self).items() if values}
+
+
+def resolve_loss(layers, loss: str):
+    """Return (the layers the loss is computed after, the loss object) for a loss name.
+
+    ``"auto"`` is ``"softmax_cce"`` (fused, on the scores before a final Softmax) when the model ends
+    in Softmax, else ``"cce"``. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, received: {loss!r}")
+    ends_in_softmax = bool(layers) and isinstance(layers[-1], Softmax)
+    if loss == "auto":
+        loss = "softmax_cce" if ends_in_softmax else "cce"
+    if loss == "softmax_cce":
+        return (layers[:-1] if ends_in_softmax else layers), SoftmaxCrossEntropy()
+    if not ends_in_softmax:
+        raise ValueError("loss 'cce' needs probabilities: end the model with a Softmax layer")
+    return layers, CategoricalCrossEntropy()
+
+
+class _Rows:
+    """Gathers mini-batches from a (features, N) matrix by reading N-major rows into one reused buffer.
+
+    The returned (features, b) batch is a transposed view of the buffer: the math sees columns,
+    memory holds each sample's features contiguously, and no array is allocated per batch.
+    """
+
+    def __init__(self, matrix: np.ndarray, batch_size: int, dtype):
+        self.rows = np.ascontiguousarray(matrix.T, dtype=dtype)  # no copy if already sample-major
+        self.buffer = np.empty((min(batch_size, self.rows.shape[0]), self.rows.shape[1]), dtype=dtype)
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        batch = self.buffer[: indices.size]
+        np.take(self.rows, indices, axis=0, out=batch)
+        return batch.T
+
+
+def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: int = 200,
+        optimizer=None, learning_rate: float | None = None, loss: str = "auto", rng=None,
+        validation_data=None, validation_split: float = 0.0, callbacks=(), initial_epoch: int = 0,
+        history: History | None = None) -> History:
+    """Train ``model`` on X (features, N) and one-hot Y (classes, N); see :meth:`Sequential.fit`."""
+    epochs = _checks.positive_int("epochs", epochs)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    _checks.matrix("X", X)
+    _checks.matrix("Y", Y)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y must have the same number of columns (samples), "
+                         f"received {X.shape[1]} and {Y.shape[1]}")
+    if optimizer is None:
+        optimizer = SGD(0.01 if learning_rate is None else learning_rate)
+    elif learning_rate is not None:
+        raise ValueError("give either optimizer or learning_rate, not both")
+    validation_split = _checks.fraction("validation_split", validation_split)
+    if validation_split:
+        if validation_data is not None:
+            raise ValueError("give either validation_data or validation_split, not both")
+        split = X.shape[1] - int(round(X.shape[1] * validation_split))
+        if split <= 0 or split == X.shape[1]:
+            raise ValueError(f"validation_split {validation_split} leaves no training or no validation samples")
+        validation_data = (X[:, split:], Y[:, split:])
+        X, Y = X[:, :split], Y[:, :split]
+    rng = np.random.default_rng(rng)
+    train_layers, loss_function = resolve_loss(model.layers, loss)
+    model.output_size(X.shape[0])  # raises if the layers do not fit the data
+    dtype = model.dtype or X.dtype
+    gather_X, gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
+    parameters = model.parameters()
+    history = history if history is not None else History()
+    model.stop_training = False
+    model.train(True)
+    for callback in callbacks:
+        callback.on_train_begin(model)
+    try:
+        for epoch in range(initial_epoch, epochs):
+            optimizer.start_epoch(epoch)
+            batches = generate_batch_indices(X.shape[1], batch_size, rng)
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch, len(batches))
+            total_loss, correct = 0.0, 0
+            for batch_number, indices in enumerate(batches):
+                X_batch, Y_batch = gather_X(indices), gather_Y(indices)
+                output = X_batch
+                for layer in train_layers:
+                    output = layer.forward(output)
+                batch_loss = loss_function.value(Y_batch, output)
+                if not np.isfinite(batch_loss):
+                    raise TrainingDiverged(
+                        f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch_number + 1}: "
+                        f"training diverged; try a lower learning rate (now {optimizer.learning_rate:g})")
+                gradient = loss_function.gradient(Y_batch, output)
+                for layer in reversed(train_layers):
+                    gradient = layer.backward(gradient)
+                optimizer.step(parameters)
+                total_loss += batch_loss
+                correct += np.count_nonzero(output.argmax(axis=0) == Y_batch.argmax(axis=0))
+                for callback in callbacks:
+                    callback.on_batch_end(batch_number, batch_loss)
+            logs = {"loss": float(total_loss / len(batches)), "accuracy": float(correct / X.shape[1])}
+            if validation_data is not None:
+                scores = model.evaluate(*validation_data, loss=loss)
+                logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                model.train(True)
+            history.append(logs)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        model.train(False)
+    for callback in callbacks:
+        callback.on_train_end()
+    return history

@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nablanet.cli import main
+
+
+def run_cli(*arguments, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nablanet.cli", *arguments], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_train_writes_plots_and_metrics(tmp_path, capsys):
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 1/2: loss = " in out and "Epoch 2/2: loss = " in out and "Test accuracy: 0.8" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["history"]["loss"]) == 2 and 0.8 < metrics["test_accuracy"] < 0.9
+    assert f"loss = {metrics['history']['loss'][1]:.6f}" in out  # every figure printed is in the file
+    for name in ("loss.png", "misclassified.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_toy_prints_each_samples_loss_and_gradient(capsys):
+    assert main(["toy", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Sample ") == 10 and out.count("gradient of the loss") == 10
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, received '0'"),
+    (["train", "--batch-size", "-5"], "argument --batch-size: expected a positive integer"),
+    (["train", "--lr", "0"], "argument --lr: expected a positive number"),
+    (["train", "--lr", "abc"], "argument --lr: expected a positive number"),
+    (["train", "--hidden", "10,-2"], "argument --hidden: expected comma-separated positive layer sizes"),
+    (["train", "--dataset", "cifar"], "argument --dataset: invalid choice"),
+    (["train", "--early-stopping", "3"], "--early-stopping needs a validation set"),
+    (["train", "--out", "/proc/nablanet-cannot-write-here"], "error:"),
+    (["fly"], "argument COMMAND: invalid choice"),
+    ([], "the following arguments are required"),
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(arguments, fragment):
+    result = run_cli(*arguments)
+    assert result.returncode == 2, result.stderr
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_explains_the_defaults():
+    result = run_cli("train", "--help")
+    assert result.returncode == 0
+    assert "notebook's recipe" in result.stdout and "--batch-size" in result.stdout
