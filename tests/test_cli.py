@@ -53,3 +53,16 @@ def test_help_explains_the_defaults():
     result = run_cli("train", "--help")
     assert result.returncode == 0
     assert "notebook's recipe" in result.stdout and "--batch-size" in result.stdout
+
+
+def test_train_a_hidden_network_with_validation(tmp_path, capsys):
+    arguments = ["train", "--hidden", "32", "--optimizer", "adam", "--dropout", "0.1", "--val-split", "0.1",
+                 "--early-stopping", "2", "--epochs", "2", "--batch-size", "128", "--dtype", "float32",
+                 "--out", str(tmp_path)]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "val_loss = " in out and "val_accuracy = " in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.9 and len(metrics["history"]["val_accuracy"]) == 2
+    for name in ("loss.png", "accuracy.png", "confusion_matrix.png", "misclassified.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
