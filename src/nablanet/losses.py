@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .activations import softmax
 
 EPSILON = 1e-12
 """ŷ is clipped to [EPSILON, 1] inside log and division: log(0) and y/0 become finite, and a
@@ -41,12 +40,6 @@ def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
     return -Y / np.clip(Yhat, EPSILON, None)
 
 
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    """log softmax(Z) column by column, stable: z − max z − log Σ e^(z − max z)."""
-    shifted = scores - scores.max(axis=0, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
-
-
 class CategoricalCrossEntropy:
     """The notebook's loss on probabilities Ŷ (the output of a Softmax layer): ``cce``, ``cce_gradient``."""
 
@@ -58,6 +51,10 @@ class CategoricalCrossEntropy:
 
     def gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
         return cce_gradient(Y, Yhat)
+
+    def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once, as the trainer needs them."""
+        return cce(Y, Yhat), cce_gradient(Y, Yhat)
 
 
 class SoftmaxCrossEntropy:
@@ -74,10 +71,22 @@ class SoftmaxCrossEntropy:
 
     def value(self, Y: np.ndarray, Z: np.ndarray) -> float:
         _check_targets(Y, Z)
-        return float(-np.sum(Y * log_softmax(Z)) / Y.shape[1])
+        return self.value_and_gradient(Y, Z)[0]
 
     def gradient(self, Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
         _check_targets(Y, Z)
-        gradient = softmax(Z)
-        gradient -= Y
-        return gradient
+        return self.value_and_gradient(Y, Z)[1]
+
+    def value_and_gradient(self, Y: np.ndarray, Z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both from one exponentiation: log ŷ = z − max z − log s and ŷ = e^(z − max z) / s.
+
+        The trainer's hot path: no argument checks (``fit`` checked the data once).
+        """
+        shifted = Z - Z.max(axis=0, keepdims=True)
+        exponentials = np.exp(shifted)
+        sums = exponentials.sum(axis=0, keepdims=True)
+        shifted -= np.log(sums)  # now log softmax(Z)
+        value = float(-np.vdot(Y, shifted)) / Y.shape[1]
+        exponentials /= sums  # now softmax(Z) = Ŷ
+        exponentials -= Y
+        return value, exponentials

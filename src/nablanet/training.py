@@ -72,7 +72,7 @@ class _Rows:
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         batch = self.buffer[: indices.size]
-        np.take(self.rows, indices, axis=0, out=batch)
+        np.take(self.rows, indices, axis=0, out=batch, mode="clip")  # "clip": unbuffered; indices are valid
         return batch.T
 
 
@@ -106,6 +106,7 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
     model.output_size(X.shape[0])  # raises if the layers do not fit the data
     dtype = model.dtype or X.dtype
     gather_X, gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
+    labels = Y.argmax(axis=0)
     parameters = model.parameters()
     history = history if history is not None else History()
     model.stop_training = False
@@ -124,17 +125,17 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
                 output = X_batch
                 for layer in train_layers:
                     output = layer.forward(output)
-                batch_loss = loss_function.value(Y_batch, output)
+                batch_loss, gradient = loss_function.value_and_gradient(Y_batch, output)
                 if not np.isfinite(batch_loss):
                     raise TrainingDiverged(
                         f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch_number + 1}: "
                         f"training diverged; try a lower learning rate (now {optimizer.learning_rate:g})")
-                gradient = loss_function.gradient(Y_batch, output)
-                for layer in reversed(train_layers):
+                for layer in reversed(train_layers[1:]):
                     gradient = layer.backward(gradient)
+                train_layers[0].backward_parameters(gradient)  # nothing needs ∇ of the data
                 optimizer.step(parameters)
                 total_loss += batch_loss
-                correct += np.count_nonzero(output.argmax(axis=0) == Y_batch.argmax(axis=0))
+                correct += np.count_nonzero(output.argmax(axis=0) == labels[indices])
                 for callback in callbacks:
                     callback.on_batch_end(batch_number, batch_loss)
             logs = {"loss": float(total_loss / len(batches)), "accuracy": float(correct / X.shape[1])}
