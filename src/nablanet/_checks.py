@@ -56,9 +56,15 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
         )
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
-    if finite and not np.isfinite(array).all():
+    if finite and not all_finite(array):
         raise ValueError(f"{name} contains NaN or inf")
     return array
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
+    the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""
+    return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
 
 
 def same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:

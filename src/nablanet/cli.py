@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fraction of the training set held out for validation (default: 0)")
     train.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                        help="stop after PATIENCE epochs without a better validation loss, keep the best weights")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float64",
-                       help="floating-point type of data and weights (default: float64)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="floating-point type of data and weights (default: float32, 1.5–2× faster "
+                            "than float64 here with the same printed figures; see the README)")
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and batch order (default: 0)")
     train.add_argument("--out", type=Path, default=None,
                        help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)")

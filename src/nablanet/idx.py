@@ -46,6 +46,16 @@ class _HashingReader:
         self.hash.update(data)
         return data
 
+    def read_into(self, buffer: np.ndarray, what: str) -> None:
+        """Fill a uint8 array from the stream, with no intermediate bytes object."""
+        filled = 0
+        while filled < buffer.size:
+            count = self.stream.readinto(buffer[filled:])
+            if not count:
+                raise DatasetError(f"{self.path}: truncated file: expected {buffer.size} bytes of {what}, found {filled}")
+            filled += count
+        self.hash.update(buffer)
+
 
 def read_idx(path, *, expected_sha256: str | None = None) -> np.ndarray:
     """Read an IDX file (``.gz`` or not, detected from its first bytes) into a native-endian array.
@@ -85,9 +95,14 @@ def _parse(stream, path: str, max_size: int, expected_sha256: str | None) -> np.
         raise DatasetError(
             f"{path}: dimensions {shape} need {data_size} bytes of data, more than the file can hold"
         )
-    data = reader.read_exactly(data_size, f"data for dimensions {shape}")
+    data = np.empty(data_size, dtype=np.uint8)
+    reader.read_into(data, f"data for dimensions {shape}")
     if stream.read(1):
         raise DatasetError(f"{path}: trailing bytes after the {data_size} bytes that dimensions {shape} declare")
     if expected_sha256 is not None and reader.hash.hexdigest() != expected_sha256:
         raise DatasetError(f"{path}: SHA-256 of the IDX content is {reader.hash.hexdigest()}, expected {expected_sha256}")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    array = data.view(dtype).reshape(shape)
+    if not dtype.isnative:
+        array.byteswap(inplace=True)  # big-endian bytes → native order, in place
+        array = array.view(dtype.newbyteorder("="))
+    return array

@@ -47,8 +47,8 @@ class MinMaxScaler:
         return cls(minimum, maximum)
 
     def transform(self, data: np.ndarray, dtype=np.float64) -> np.ndarray:
-        scaled = np.asarray(data, dtype=_checks.float_dtype("dtype", dtype))
-        scaled = scaled - self.minimum  # a new array: the caller's data is never changed
+        dtype = _checks.float_dtype("dtype", dtype)
+        scaled = np.subtract(data, dtype.type(self.minimum), dtype=dtype)  # one new array; data is not changed
         scaled *= 1.0 / (self.maximum - self.minimum)
         return scaled
 
