@@ -66,3 +66,26 @@ def test_train_a_hidden_network_with_validation(tmp_path, capsys):
     assert metrics["test_accuracy"] > 0.9 and len(metrics["history"]["val_accuracy"]) == 2
     for name in ("loss.png", "accuracy.png", "confusion_matrix.png", "misclassified.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_evaluate_and_predict_with_a_saved_model(tmp_path, capsys, mnist):
+    import numpy as np
+    from PIL import Image
+
+    assert main(["train", "--epochs", "3", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "model.npz"), "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 0.8" in out and out.count(" images)\n") == 10  # one line per class
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 10_000
+    paths = []
+    for index in range(8):  # test digits, drawn dark on light at 5× size, as a photo of paper would be
+        pixels = (255 - 255 * mnist.X_test[:, index].reshape(28, 28)).astype(np.uint8)
+        path = tmp_path / f"digit{index}.png"
+        Image.fromarray(pixels).resize((140, 140)).save(path)
+        paths.append(str(path))
+    assert main(["predict", str(tmp_path / "model.npz"), *paths]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "predicted" in line]
+    predicted = [int(line.split("predicted ")[1][0]) for line in lines]
+    assert len(predicted) == 8
+    assert np.mean(np.array(predicted) == mnist.y_test[:8]) >= 0.75

@@ -10,6 +10,7 @@ from .model import Sequential
 from .optimizers import SGD, Adam, AdamW
 from .preprocessing import MinMaxScaler, generate_batch_indices, one_hot
 from .schedules import CosineDecay, StepDecay
+from .serialization import ModelFileError, load
 from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ def atomic_write(path, mode: str = "wb"):
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(handle, mode) as file:
             yield file
             file.flush()
@@ -26,6 +27,12 @@ def atomic_write(path, mode: str = "wb"):
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, data) -> Path:

@@ -112,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and batch order (default: 0)")
     train.add_argument("--out", type=Path, default=None,
                        help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)")
+    train.add_argument("--checkpoint-dir", type=Path, default=None,
+                       help="write checkpoint.npz there after every epoch (model, optimizer, history, random state)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --checkpoint-dir, with the settings saved there")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, per-class accuracy and confusion matrix of a saved model",
+        description="Evaluate a model saved by `nablanet train` (its model.npz) on a test set; write "
+                    "confusion_matrix.png to --out.")
+    evaluate.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
+    evaluate.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+                          help="test set (default: the one the model was trained on)")
+    evaluate.add_argument("--data-home", type=Path, default=None, help="folder for downloaded data sets")
+    evaluate.add_argument("--out", type=Path, default=None, help="output folder (default: the model's folder)")
+
+    predict = commands.add_parser(
+        "predict", help="classify pictures of digits with a saved model",
+        description="Classify images (PNG, JPEG, any size): each is turned into a 28×28 grey MNIST-like digit "
+                    "(light ink on dark, centred), then the model prints its prediction and probabilities.")
+    predict.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
+    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
 
     toy = commands.add_parser(
         "toy", help="the first notebook: a softmax classifier on 10 random samples, one at a time",
@@ -122,18 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _output_folder(out: Path | None) -> Path:
-    folder = out if out is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ValueError(f"--out {folder} exists and is not a folder") from None
+def _output_folder(folder: Path | None, option: str = "--out") -> Path:
+    """Create ``folder`` (default: a new runs/YYYYmmdd-HHMMSS) and check that files can be written there."""
+    folder = folder if folder is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} exists and is not a folder")
     probe = folder / ".nablanet-write-test"
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise OSError(f"--out {folder} is not writable ({error.strerror})") from None
+        raise OSError(f"{option} {folder} is not writable ({error.strerror})") from None
     return folder
 
 
@@ -154,37 +175,98 @@ def _optimizer(args):
     return OPTIMIZERS[args.optimizer](**options)
 
 
+SETTINGS = ("dataset", "data_home", "hidden", "activation", "init", "epochs", "batch_size", "optimizer", "lr",
+            "momentum", "nesterov", "schedule", "weight_decay", "dropout", "val_split", "early_stopping",
+            "dtype", "seed")
+
+
+def _settings(args) -> dict:
+    return {key: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
+            for key, value in vars(args).items() if key in SETTINGS}
+
+
+def _apply_saved_settings(args, saved: dict) -> None:
+    """On --resume, take every training option from the checkpoint; refuse a conflicting one."""
+    defaults = _settings(build_parser().parse_args(["train"]))
+    given = _settings(args)
+    for key in SETTINGS:
+        if key not in saved:
+            raise ValueError(f"the checkpoint lacks the setting {key!r}")
+        if given[key] != defaults[key] and given[key] != saved[key]:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume continues with the checkpoint's settings; {option} {given[key]} differs "
+                             f"from the saved {saved[key]}: leave {option} out")
+        value = saved[key]
+        setattr(args, key, tuple(value) if key == "hidden" else Path(value) if key == "data_home" and value else value)
+
+
+def _load_dataset(name: str, data_home, dtype):
+    from .datasets import load_fashion_mnist, load_mnist
+
+    return load_mnist(dtype) if name == "mnist" else load_fashion_mnist(data_home, dtype)
+
+
 def command_train(args) -> int:
     from .callbacks import EarlyStopping, ProgressBar
-    from .datasets import load_fashion_mnist, load_mnist
+    from .checkpoint import FILENAME, Checkpoint, load_checkpoint, restore_early_stopping
     from .model import build_classifier
     from .plots import plot_confusion_matrix, plot_history, plot_misclassified
+    from .training import History
 
+    state = None
+    if args.resume:
+        if args.checkpoint_dir is None:
+            raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
+        state = load_checkpoint(args.checkpoint_dir / FILENAME)
+        _apply_saved_settings(args, state.settings)
     if args.early_stopping and not args.val_split:
         raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
-    optimizer = _optimizer(args)
+    optimizer = _optimizer(args) if state is None else state.optimizer
     folder = _output_folder(args.out)
+    if args.checkpoint_dir is not None:
+        _output_folder(args.checkpoint_dir, "--checkpoint-dir")
     started = time.perf_counter()
-    data = load_mnist(args.dtype) if args.dataset == "mnist" else load_fashion_mnist(args.data_home, args.dtype)
-    rng = np.random.default_rng(args.seed)
-    model = build_classifier(data.X_train.shape[0], data.num_classes, args.hidden, activation=args.activation,
-                             dropout=args.dropout, init=args.init, dtype=args.dtype, rng=rng)
+    data = _load_dataset(args.dataset, args.data_home, args.dtype)
+    if state is None:
+        rng = np.random.default_rng(args.seed)
+        model = build_classifier(data.X_train.shape[0], data.num_classes, args.hidden, activation=args.activation,
+                                 dropout=args.dropout, init=args.init, dtype=args.dtype, rng=rng)
+        history, initial_epoch = History(), 0
+    else:
+        model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
+        print(f"Resuming from {args.checkpoint_dir / FILENAME} after epoch {initial_epoch}", flush=True)
+    model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
     print(f"Training on {data.name}: {data.X_train.shape[1]} samples, {data.X_train.shape[0]} features, "
           f"{data.num_classes} classes; {args.epochs} epochs, batch {args.batch_size}, {optimizer.name} "
           f"(learning rate {optimizer.learning_rate:g}), {args.dtype}", flush=True)
-    callbacks = [ProgressBar(args.epochs)]
+    callbacks, stopper = [], None
     if args.early_stopping:
-        callbacks.append(EarlyStopping(patience=args.early_stopping))
-    history = model.fit(data.X_train, data.Y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=optimizer, rng=rng, validation_split=args.val_split, callbacks=callbacks)
+        stopper = EarlyStopping(patience=args.early_stopping)
+        restore_early_stopping(stopper, state and state.early_stopping)
+        callbacks.append(stopper)
+    checkpoint = Checkpoint(args.checkpoint_dir, optimizer=optimizer, rng=rng, history=history,
+                            settings=_settings(args), early_stopping=stopper)
+    callbacks += [checkpoint, ProgressBar(args.epochs)]  # an epoch's line is printed once its state is saved
+    try:
+        model.fit(data.X_train, data.Y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                  rng=rng, validation_split=args.val_split, callbacks=callbacks, initial_epoch=initial_epoch,
+                  history=history)
+    except KeyboardInterrupt:
+        target = (args.checkpoint_dir or folder) / FILENAME
+        checkpoint.write(target)
+        finished = checkpoint.snapshot[0]["epoch"]
+        print(f"nablanet train: interrupted; the state after epoch {finished} is in {target}: continue with "
+              f"nablanet train --resume --checkpoint-dir {target.parent}", file=sys.stderr)
+        return 130
     training_seconds = time.perf_counter() - started
     test = model.evaluate(data.X_test, data.Y_test)
     predictions = model.predict(data.X_test)
     print(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
     print(f"Time: {training_seconds:.1f} s for loading and training")
     figures = history.as_dict()
+    model.save(folder / "model.npz")
     plot_history(figures, folder / "loss.png", "loss")
-    written = ["loss.png"]
+    written = ["model.npz", "loss.png"]
     if "val_accuracy" in figures:
         plot_history(figures, folder / "accuracy.png", "accuracy")
         plot_confusion_matrix(data.y_test, predictions, folder / "confusion_matrix.png", class_names=data.class_names)
@@ -193,13 +275,63 @@ def command_train(args) -> int:
                        class_names=data.class_names, rng=args.seed)
     written.append("misclassified.png")
     metrics = {
-        "dataset": data.name, "command": " ".join(sys.argv[1:]),
-        "settings": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
+        "dataset": data.name, "command": " ".join(sys.argv[1:]), "settings": _settings(args),
         "epochs_run": len(figures["loss"]), "history": figures,
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "seconds": round(training_seconds, 3),
     }
     write_json(folder / "metrics.json", metrics)
     print(f"Wrote {', '.join(written + ['metrics.json'])} to {folder}")
+    return 0
+
+
+def _load_model(path: Path):
+    from .serialization import load
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    return load(path)
+
+
+def command_evaluate(args) -> int:
+    from .plots import plot_confusion_matrix
+
+    model = _load_model(args.model)
+    name = args.dataset or model.metadata.get("dataset", "mnist")
+    if name not in ("mnist", "fashion-mnist"):
+        raise ValueError(f"the model was trained on {name!r}; choose --dataset mnist or fashion-mnist")
+    data = _load_dataset(name, args.data_home, model.dtype)
+    if model.input_size != data.X_test.shape[0] or model.output_size(model.input_size) != data.num_classes:
+        raise ValueError(f"the model maps {model.input_size} features to {model.output_size(model.input_size)} "
+                         f"classes; {name} has {data.X_test.shape[0]} and {data.num_classes}")
+    scores = model.evaluate(data.X_test, data.Y_test)
+    predictions = model.predict(data.X_test)
+    print(f"{args.model} on the {name} test set ({data.X_test.shape[1]} images): "
+          f"accuracy {scores['accuracy']:.4f}, loss {scores['loss']:.6f}")
+    print("Per-class accuracy:")
+    for label, class_name in enumerate(data.class_names):
+        chosen = data.y_test == label
+        print(f"  {class_name:>12}: {np.mean(predictions[chosen] == label):.4f}  ({chosen.sum()} images)")
+    folder = _output_folder(args.out if args.out is not None else args.model.parent)
+    path = plot_confusion_matrix(data.y_test, predictions, folder / "confusion_matrix.png", class_names=data.class_names)
+    print(f"Wrote {path}")
+    return 0
+
+
+def command_predict(args) -> int:
+    from .images import load_digit
+
+    model = _load_model(args.model)
+    if model.input_size != 784:
+        raise ValueError(f"the model expects {model.input_size} features, not 28×28 = 784 pixels")
+    names = model.metadata.get("class_names") or [str(label) for label in range(model.output_size(784))]
+    for path in args.images:
+        if not path.is_file():
+            raise FileNotFoundError(f"no image file at {path}")
+        probabilities = model.predict_proba(load_digit(path).astype(model.dtype))[:, 0]
+        best = int(probabilities.argmax())
+        listing = "  ".join(f"{name}: {probability:.3f}" for name, probability in zip(names, probabilities))
+        print(f"{path}: predicted {names[best]} (probability {probabilities[best]:.3f})")
+        print(f"  {listing}")
     return 0
 
 
@@ -228,7 +360,7 @@ def command_toy(args) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "toy": command_toy}
+COMMANDS = {"train": command_train, "toy": command_toy, "evaluate": command_evaluate, "predict": command_predict}
 
 
 def main(argv=None) -> int:
@@ -239,7 +371,8 @@ def main(argv=None) -> int:
         print("nablanet: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, DatasetError, TrainingDiverged) as error:
-        print(f"nablanet {args.command}: error: {error}", file=sys.stderr)
+        message = str(error).replace("\n", " ") or type(error).__name__
+        print(f"nablanet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -26,6 +26,7 @@ class Sequential:
                 raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
         self.layers = layers
         self.stop_training = False
+        self.metadata: dict = {}  # JSON-able facts saved with the model, e.g. the data set and class names
 
     @property
     def dtype(self):
@@ -112,6 +113,12 @@ class Sequential:
         return training.fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                             learning_rate=learning_rate, loss=loss, rng=rng, validation_data=validation_data,
                             validation_split=validation_split, callbacks=callbacks, **resume)
+
+    def save(self, path):
+        """Save the layers and weights to one ``.npz`` file (atomically); ``nablanet.load(path)`` reads it."""
+        from .serialization import save
+
+        return save(self, path)
 
     def summary(self) -> str:
         """A table of the layers, their output shapes and parameter counts."""

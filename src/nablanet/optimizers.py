@@ -72,7 +72,8 @@ class Optimizer:
         return parameter.gradient
 
     def config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay}
+        """Constructor arguments other than the learning rate (see ``schedule`` for that)."""
+        return {"weight_decay": self.weight_decay}
 
 
 class SGD(Optimizer):

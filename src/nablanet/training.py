@@ -76,6 +76,7 @@ class _Rows:
         return batch.T
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss raises TrainingDiverged
 def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: int = 200,
         optimizer=None, learning_rate: float | None = None, loss: str = "auto", rng=None,
         validation_data=None, validation_split: float = 0.0, callbacks=(), initial_epoch: int = 0,

@@ -1,0 +1,180 @@
+"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+
+A checkpoint holds the model, the optimizer and its state (momentum, Adam moments, step count,
+learning-rate schedule), the number of finished epochs, the history, the state of every random
+generator (batch shuffling, each Dropout layer) and, if used, early stopping's state. Resuming from
+it gives the same weights, bit for bit, as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .callbacks import Callback, EarlyStopping
+from .layers import Dropout
+from .optimizers import OPTIMIZERS
+from .schedules import SCHEDULES
+from .serialization import ModelFileError, build_model, model_config, read_archive, write_archive
+from .training import History, TrainingDiverged
+
+FILENAME = "checkpoint.npz"
+
+
+@dataclass
+class TrainingState:
+    """What :func:`load_checkpoint` returns: pass these to ``fit`` to continue."""
+
+    model: object
+    optimizer: object
+    rng: np.random.Generator
+    epoch: int
+    history: History
+    settings: dict
+    early_stopping: dict | None
+
+
+def _rng_state(generator: np.random.Generator) -> dict:
+    return copy.deepcopy(generator.bit_generator.state)
+
+
+def _restore_rng(state, path, what) -> np.random.Generator:
+    generator = np.random.default_rng()
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(f"{path}: invalid random-generator state for {what} ({error})") from None
+    return generator
+
+
+class Checkpoint(Callback):
+    """After every epoch, snapshot the training state; with a ``directory``, also write it there as
+    ``checkpoint.npz`` (atomically: the previous checkpoint stays until the new one is complete).
+
+    ``settings`` is any JSON-able dict to keep with it (the CLI keeps its options there).
+    """
+
+    def __init__(self, directory, *, optimizer, rng: np.random.Generator, history: History,
+                 settings: dict | None = None, early_stopping: EarlyStopping | None = None):
+        self.directory = Path(directory) if directory is not None else None
+        self.optimizer, self.rng, self.history = optimizer, rng, history
+        self.settings = settings or {}
+        self.early_stopping = early_stopping
+        self.model = None
+        self.snapshot = None
+
+    def on_train_begin(self, model):
+        self.model = model
+        self.snapshot = self._take(len(self.history.loss))
+        if self.directory is not None:  # so that a checkpoint exists even if the first epoch fails
+            self.write(self.directory / FILENAME)
+
+    def on_epoch_end(self, epoch, logs):
+        for parameter in self.model.parameters():
+            if not np.isfinite(parameter.value).all():
+                raise TrainingDiverged(f"the weights became NaN or inf in epoch {epoch + 1}: training diverged; "
+                                       f"try a lower learning rate (the last good checkpoint is kept)")
+        # the early-stopping callback runs before this one, so its state for this epoch is final
+        self.snapshot = self._take(epoch + 1)
+        if self.directory is not None:
+            self.write(self.directory / FILENAME)
+
+    def write(self, path) -> Path:
+        """Write the latest snapshot (the state after the last finished epoch) to ``path``."""
+        config, arrays = self.snapshot
+        return write_archive(path, "checkpoint", config, arrays)
+
+    def _take(self, epoch: int):
+        config, arrays = model_config(self.model)
+        arrays = {key: value.copy() for key, value in arrays.items()}
+        optimizer = self.optimizer
+        schedule = optimizer.schedule
+        config.update(
+            epoch=epoch,
+            history=self.history.as_dict(),
+            settings=self.settings,
+            rng=_rng_state(self.rng),
+            dropout_rngs={str(position): _rng_state(layer.rng) for position, layer in enumerate(self.model.layers)
+                          if isinstance(layer, Dropout)},
+            optimizer={"type": optimizer.name, "config": optimizer.config(), "iterations": optimizer.iterations,
+                       "schedule": {"type": _schedule_name(schedule), "config": schedule.config()},
+                       "state_keys": [sorted(state) for state in optimizer.state]},
+        )
+        for index, state in enumerate(optimizer.state):
+            for key, value in state.items():
+                arrays[f"optimizer.{index}.{key}"] = value.copy()
+        stopper = self.early_stopping
+        if stopper is not None:
+            config["early_stopping"] = {"best": stopper.best if np.isfinite(stopper.best) else None,
+                                        "best_epoch": stopper.best_epoch, "wait": stopper.wait}
+            for index, value in enumerate(stopper.best_weights or []):
+                arrays[f"early_stopping.{index}"] = value.copy()
+        return config, arrays
+
+
+def _schedule_name(schedule) -> str:
+    for name, cls in SCHEDULES.items():
+        if type(schedule) is cls:
+            return name
+    raise TypeError(f"checkpoints support the built-in schedules {sorted(SCHEDULES)}, not {type(schedule).__name__}")
+
+
+def load_checkpoint(path) -> TrainingState:
+    """Read a checkpoint written by :class:`Checkpoint`; every part is checked as a model file is."""
+    config, arrays = read_archive(path, "checkpoint")
+    model = build_model(config, arrays, path)
+    try:
+        optimizer = _build_optimizer(config["optimizer"], arrays, model, path)
+        epoch, history = int(config["epoch"]), History(**config["history"])
+        rng = _restore_rng(config["rng"], path, "batch shuffling")
+        for position, state in config["dropout_rngs"].items():
+            layer = model.layers[int(position)]
+            if not isinstance(layer, Dropout):
+                raise ModelFileError(f"{path}: layer {position} is not a Dropout layer")
+            layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
+        settings = dict(config["settings"])
+        early_stopping = config.get("early_stopping")
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: malformed checkpoint ({type(error).__name__}: {error})") from None
+    if early_stopping is not None:
+        early_stopping["best_weights"] = [arrays[f"early_stopping.{index}"] for index in range(len(model.parameters()))
+                                          if f"early_stopping.{index}" in arrays] or None
+    model.train(True)
+    return TrainingState(model, optimizer, rng, epoch, history, settings, early_stopping)
+
+
+def _build_optimizer(config, arrays, model, path):
+    cls = OPTIMIZERS.get(config["type"])
+    schedule_cls = SCHEDULES.get(config["schedule"]["type"])
+    if cls is None or schedule_cls is None:
+        raise ModelFileError(f"{path}: unknown optimizer {config['type']!r} or schedule {config['schedule']['type']!r}")
+    optimizer = cls(schedule_cls(**config["schedule"]["config"]), **config["config"])
+    optimizer.iterations = int(config["iterations"])
+    parameters = model.parameters()
+    keys = config["state_keys"]
+    if keys and len(keys) != len(parameters):
+        raise ModelFileError(f"{path}: optimizer state for {len(keys)} parameters, the model has {len(parameters)}")
+    for index, (names, parameter) in enumerate(zip(keys, parameters)):
+        state = {}
+        for name in names:
+            key = f"optimizer.{index}.{name}"
+            if key not in arrays:
+                raise ModelFileError(f"{path}: the array {key!r} is missing")
+            if arrays[key].shape != parameter.value.shape or arrays[key].dtype != parameter.value.dtype:
+                raise ModelFileError(f"{path}: array {key!r} does not match parameter {index}")
+            state[name] = arrays[key]
+        optimizer.state.append(state)
+    return optimizer
+
+
+def restore_early_stopping(stopper: EarlyStopping, state: dict | None) -> None:
+    """Put early stopping back in the state a checkpoint recorded."""
+    if state is None:
+        return
+    stopper.best = state["best"] if state["best"] is not None else np.inf
+    stopper.best_epoch, stopper.wait, stopper.best_weights = state["best_epoch"], state["wait"], state["best_weights"]

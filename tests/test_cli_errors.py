@@ -1,0 +1,97 @@
+"""Every bad input the CLI was tried with: one line on stderr, exit status 2, no traceback.
+
+Run in-process (an exception escaping ``main`` fails the test, as a traceback would); test_cli.py runs
+a sample of them as real processes.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nablanet as nn
+from nablanet.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    model = nn.Sequential([nn.Dense(784, 10, rng=0, dtype=np.float32), nn.Softmax()])
+    model.metadata = {"dataset": "mnist", "class_names": [str(d) for d in range(10)]}
+    model.save(folder / "model.npz")
+    nn.Sequential([nn.Dense(5, 3), nn.Softmax()]).save(folder / "small.npz")
+    Image.new("L", (40, 40), 255).save(folder / "blank.png")
+    Image.new("L", (40, 40), 0).save(folder / "black.png")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "pickle.npz").write_bytes(pickle.dumps({"weights": 1}))
+    (folder / "afile").write_text("a file, not a folder")
+    (folder / "checkpoint.npz").write_bytes(b"")
+    return folder
+
+
+CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line message)
+    ("train --epochs 0", "argument --epochs: expected a positive integer, received '0'"),
+    ("train --epochs -3", "argument --epochs: expected a positive integer"),
+    ("train --epochs", "argument --epochs: expected one argument"),
+    ("train --batch-size 0", "argument --batch-size: expected a positive integer"),
+    ("train --batch-size abc", "argument --batch-size: expected a positive integer, received 'abc'"),
+    ("train --lr 0", "argument --lr: expected a positive number"),
+    ("train --lr -0.1", "argument --lr: expected a positive number"),
+    ("train --lr nan", "argument --lr: expected a positive number"),
+    ("train --seed abc", "argument --seed: invalid int value"),
+    ("train --hidden 10,-2", "argument --hidden: expected comma-separated positive layer sizes"),
+    ("train --hidden a,b", "argument --hidden: expected comma-separated positive layer sizes"),
+    ("train --dataset cifar", "argument --dataset: invalid choice: 'cifar'"),
+    ("train --optimizer rmsprop", "argument --optimizer: invalid choice"),
+    ("train --activation swish", "argument --activation: invalid choice"),
+    ("train --dtype float16", "argument --dtype: invalid choice"),
+    ("train --momentum 1.5", "argument --momentum: expected a number in [0, 1)"),
+    ("train --dropout 1", "argument --dropout: expected a number in [0, 1)"),
+    ("train --val-split 2", "argument --val-split: expected a number in [0, 1)"),
+    ("train --weight-decay -1", "argument --weight-decay: expected a number ≥ 0"),
+    ("train --early-stopping 3", "--early-stopping needs a validation set"),
+    ("train --early-stopping 0", "argument --early-stopping: expected a positive integer"),
+    ("train --nesterov", "nesterov=True needs a momentum > 0"),
+    ("train --optimizer adam --momentum 0.9", "--momentum and --nesterov apply to --optimizer sgd"),
+    ("train --out /proc/nablanet", "--out /proc/nablanet is not writable"),
+    ("train --out {dir}/afile", "exists and is not a folder"),
+    ("train --resume", "--resume needs --checkpoint-dir"),
+    ("train --resume --checkpoint-dir {dir}/nowhere", "No such file or directory"),
+    ("train --resume --checkpoint-dir {dir}", "is not a nablanet checkpoint file"),
+    ("evaluate {dir}/missing.npz", "no model file at"),
+    ("evaluate {dir}/blank.png", "is not a nablanet model file"),
+    ("evaluate {dir}/pickle.npz", "pickled Python objects, which nablanet never loads"),
+    ("evaluate {dir}/small.npz", "the model maps 5 features to 3 classes; mnist has 784 and 10"),
+    ("evaluate {dir}/model.npz --dataset svhn", "argument --dataset: invalid choice"),
+    ("evaluate {dir}/model.npz --out /proc/nablanet", "is not writable"),
+    ("evaluate", "the following arguments are required: model"),
+    ("predict {dir}/model.npz", "the following arguments are required: IMAGE"),
+    ("predict {dir}/model.npz {dir}/missing.png", "no image file at"),
+    ("predict {dir}/model.npz {dir}/notes.txt", "not a readable image"),
+    ("predict {dir}/model.npz {dir}/blank.png", "the image is blank: no digit found"),
+    ("predict {dir}/model.npz {dir}/black.png", "the image is blank: no digit found"),
+    ("predict {dir}/small.npz {dir}/blank.png", "the model expects 5 features, not 28×28 = 784 pixels"),
+    ("predict {dir}/pickle.npz {dir}/blank.png", "pickled Python objects"),
+    ("fly", "argument COMMAND: invalid choice: 'fly'"),
+    ("", "the following arguments are required: COMMAND"),
+    ("toy --lr 0", "argument --lr: expected a positive number"),
+]
+
+
+@pytest.mark.parametrize("command, fragment", CASES, ids=[command or "(nothing)" for command, _ in CASES])
+def test_bad_input_gets_one_line_and_exit_2(files, capsys, command, fragment):
+    arguments = command.format(dir=files).split()
+    try:
+        status = main(arguments)
+    except SystemExit as exit:  # argparse
+        status = exit.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert fragment in captured.err
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith("nablanet")
+
+
+def test_there_are_at_least_25_cases():
+    assert len(CASES) >= 25

@@ -1,0 +1,98 @@
+"""Checkpoints: a run killed with SIGKILL and resumed ends with the same weights, bit for bit."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nablanet as nn
+from nablanet.checkpoint import FILENAME, load_checkpoint
+
+SETTINGS = ["--hidden", "96", "--dropout", "0.2", "--optimizer", "adam", "--schedule", "cosine", "--dtype", "float64",
+            "--epochs", "5", "--val-split", "0.1", "--early-stopping", "4", "--batch-size", "100", "--seed", "7"]
+
+
+def nablanet(*arguments, **options):
+    return subprocess.Popen([sys.executable, "-m", "nablanet.cli", *arguments], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **options)
+
+
+def finished_epochs(folder):
+    try:
+        return load_checkpoint(folder / FILENAME).epoch
+    except (FileNotFoundError, nn.ModelFileError):
+        return 0
+
+
+def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
+    uninterrupted = nablanet("train", *SETTINGS, "--out", str(tmp_path / "whole"))
+    interrupted = nablanet("train", *SETTINGS, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part"))
+    deadline = time.monotonic() + 300
+    while finished_epochs(tmp_path / "ck") < 2:
+        assert interrupted.poll() is None, interrupted.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)  # well into epoch 3
+    assert interrupted.poll() is None, "the run ended before it could be killed"
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    assert finished_epochs(tmp_path / "ck") in (2, 3)
+    resumed = nablanet("train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part"))
+    output, errors = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, errors
+    assert "Resuming from" in output
+    assert uninterrupted.wait(timeout=600) == 0
+    whole, part = nn.load(tmp_path / "whole" / "model.npz"), nn.load(tmp_path / "part" / "model.npz")
+    for expected, actual in zip(whole.parameters(), part.parameters()):
+        np.testing.assert_array_equal(actual.value, expected.value)
+    assert "Epoch 5/5" in output
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
+    run = nablanet("train", *SETTINGS, "--out", str(tmp_path), start_new_session=True)
+    deadline = time.monotonic() + 300
+    while finished_epochs(tmp_path) < 1 and run.poll() is None and time.monotonic() < deadline:
+        # no checkpoint dir: the run keeps its snapshot in memory; wait for the first epoch line instead
+        line = run.stdout.readline()
+        if line.startswith("Epoch 1/"):
+            break
+    os.killpg(run.pid, signal.SIGINT)
+    _, errors = run.communicate(timeout=120)
+    assert run.returncode == 130
+    assert len(errors.strip().splitlines()) == 1 and "Traceback" not in errors
+    assert "interrupted; the state after epoch 1" in errors
+    assert load_checkpoint(tmp_path / FILENAME).epoch == 1
+
+
+def test_resume_refuses_conflicting_settings(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nablanet.cli", "train", *SETTINGS[:-4], "--epochs", "1",
+                             "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run([sys.executable, "-m", "nablanet.cli", "train", "--resume", "--checkpoint-dir", str(tmp_path),
+                             "--lr", "0.5"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--lr 0.5 differs from the saved None" in result.stderr
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nablanet.cli", "train", "--hidden", "16", "--lr", "1e20", "--epochs", "3",
+                             "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "training diverged; try a lower learning rate" in result.stderr and "epoch 1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    state = load_checkpoint(tmp_path / FILENAME)  # written before the first epoch: the last good state
+    assert state.epoch == 0
+    assert all(np.isfinite(parameter.value).all() for parameter in state.model.parameters())
+
+
+@pytest.mark.parametrize("contents", [b"", b"PK\x03\x04 truncated zip"])
+def test_resume_from_a_broken_checkpoint_is_one_line(tmp_path, contents):
+    (tmp_path / FILENAME).write_bytes(contents)
+    result = subprocess.run([sys.executable, "-m", "nablanet.cli", "train", "--resume", "--checkpoint-dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
