@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
 from tqdm import tqdm
 
 
@@ -100,3 +101,55 @@ class ProgressBar(Callback):
             self.bar.close()
             self.bar = None
         print(format_logs(epoch, self.epochs, logs), file=self.stream, flush=True)
+
+
+class Dynamics(Callback):
+    """Opt-in record of what happens inside during training, per epoch and per layer:
+
+    * ``gradient_norm``: the mean over the epoch's batches of ‖∇_W̃ L‖ (Frobenius) of each Dense layer;
+    * ``weight_norm``: ‖W̃‖ at the end of the epoch;
+    * for each activation layer between Dense layers, on the ``probe`` samples (features, n) in
+      inference mode: ``dead_fraction``, the share of units that output 0 for every probe sample,
+      and ``activation_histogram`` (counts, bin edges) of the last epoch's outputs.
+
+    The result, ``dynamics``, is plain JSON-able data for :func:`nablanet.plots.plot_dynamics`.
+    """
+
+    def __init__(self, probe, bins: int = 40):
+        self.probe, self.bins = probe, bins
+        self.dynamics = {"gradient_norm": {}, "weight_norm": {}, "dead_fraction": {}, "activation_histogram": {}}
+        self.model = None
+        self._sums = {}
+        self._batches = 0
+
+    def _dense_layers(self):
+        return {f"{position} {type(layer).__name__}": layer for position, layer in enumerate(self.model.layers)
+                if layer.parameters()}
+
+    def on_train_begin(self, model):
+        self.model = model
+
+    def on_epoch_begin(self, epoch, num_batches):
+        self._sums = {name: 0.0 for name in self._dense_layers()}
+        self._batches = 0
+
+    def on_batch_end(self, batch, loss):
+        for name, layer in self._dense_layers().items():
+            self._sums[name] += float(np.linalg.norm(layer.parameters()[0].gradient))
+        self._batches += 1
+
+    def on_epoch_end(self, epoch, logs):
+        for name, layer in self._dense_layers().items():
+            self.dynamics["gradient_norm"].setdefault(name, []).append(self._sums[name] / max(self._batches, 1))
+            self.dynamics["weight_norm"].setdefault(name, []).append(float(np.linalg.norm(layer.parameters()[0].value)))
+        self.model.train(False)
+        output = self.probe
+        for position, layer in enumerate(self.model.layers[:-1]):
+            output = layer.forward(output)
+            if not layer.parameters() and position and self.model.layers[position - 1].parameters():
+                name = f"{position} {type(layer).__name__}"
+                dead = float(np.mean(np.all(output == 0, axis=1)))
+                self.dynamics["dead_fraction"].setdefault(name, []).append(dead)
+                counts, edges = np.histogram(output, bins=self.bins)
+                self.dynamics["activation_histogram"][name] = (counts.tolist(), edges.tolist())
+        self.model.train(True)

@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write checkpoint.npz there after every epoch (model, optimizer, history, random state)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in --checkpoint-dir, with the settings saved there")
+    train.add_argument("--dynamics", action="store_true",
+                       help="record gradient and weight norms, dead units and activations per epoch; writes dynamics.png")
 
     evaluate = commands.add_parser(
         "evaluate", help="accuracy, per-class accuracy and confusion matrix of a saved model",
@@ -133,6 +135,32 @@ def build_parser() -> argparse.ArgumentParser:
                     "(light ink on dark, centred), then the model prints its prediction and probabilities.")
     predict.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
     predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+
+    gradcheck = commands.add_parser(
+        "gradcheck", help="check every layer's backward pass against finite differences, as a table",
+        description="Build a network in float64, run it on a few MNIST training images, and compare every "
+                    "analytic gradient (backward) with central finite differences.")
+    gradcheck.add_argument("--hidden", type=_hidden_sizes, default=(), metavar="SIZES",
+                           help="hidden layer sizes, e.g. 32,16 (default: none, the softmax classifier)")
+    gradcheck.add_argument("--activation", choices=("relu", "leaky_relu", "sigmoid", "tanh"), default="relu",
+                           help="activation of the hidden layers (default: relu)")
+    gradcheck.add_argument("--samples", type=positive_int, default=8, help="number of images in the batch (default: 8)")
+    gradcheck.add_argument("--max-entries", type=positive_int, default=300,
+                           help="check at most this many random entries per array (default: 300)")
+    gradcheck.add_argument("--tolerance", type=positive_float, default=1e-6,
+                           help="largest relative error that passes (default: 1e-6)")
+    gradcheck.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+    inspect = commands.add_parser(
+        "inspect", help="pictures of what a saved model has learned",
+        description="Print the model's summary and write every picture that applies to it: weight templates, "
+                    "the softmax Jacobian of one test image, and misclassified test images with their probabilities.")
+    inspect.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
+    inspect.add_argument("--out", type=Path, required=True, help="folder for the pictures")
+    inspect.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=None,
+                         help="test set (default: the one the model was trained on)")
+    inspect.add_argument("--data-home", type=Path, default=None, help="folder for downloaded data sets")
+    inspect.add_argument("--sample", type=int, default=0, help="index of the test image for the Jacobian (default: 0)")
 
     toy = commands.add_parser(
         "toy", help="the first notebook: a softmax classifier on 10 random samples, one at a time",
@@ -177,7 +205,7 @@ def _optimizer(args):
 
 SETTINGS = ("dataset", "data_home", "hidden", "activation", "init", "epochs", "batch_size", "optimizer", "lr",
             "momentum", "nesterov", "schedule", "weight_decay", "dropout", "val_split", "early_stopping",
-            "dtype", "seed")
+            "dtype", "seed", "dynamics")
 
 
 def _settings(args) -> dict:
@@ -207,10 +235,10 @@ def _load_dataset(name: str, data_home, dtype):
 
 
 def command_train(args) -> int:
-    from .callbacks import EarlyStopping, ProgressBar
+    from .callbacks import Dynamics, EarlyStopping, ProgressBar
     from .checkpoint import FILENAME, Checkpoint, load_checkpoint, restore_early_stopping
     from .model import build_classifier
-    from .plots import plot_confusion_matrix, plot_history, plot_misclassified
+    from .plots import plot_confusion_matrix, plot_dynamics, plot_history, plot_misclassified
     from .training import History
 
     state = None
@@ -247,6 +275,9 @@ def command_train(args) -> int:
     checkpoint = Checkpoint(args.checkpoint_dir, optimizer=optimizer, rng=rng, history=history,
                             settings=_settings(args), early_stopping=stopper)
     callbacks += [checkpoint, ProgressBar(args.epochs)]  # an epoch's line is printed once its state is saved
+    dynamics = Dynamics(data.X_train[:, :1000]) if args.dynamics else None
+    if dynamics:
+        callbacks.append(dynamics)
     try:
         model.fit(data.X_train, data.Y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   rng=rng, validation_split=args.val_split, callbacks=callbacks, initial_epoch=initial_epoch,
@@ -274,10 +305,14 @@ def command_train(args) -> int:
     plot_misclassified(data.X_test, data.y_test, predictions, folder / "misclassified.png",
                        class_names=data.class_names, rng=args.seed)
     written.append("misclassified.png")
+    if dynamics:
+        plot_dynamics(dynamics.dynamics, folder / "dynamics.png")
+        written.append("dynamics.png")
     metrics = {
         "dataset": data.name, "command": " ".join(sys.argv[1:]), "settings": _settings(args),
         "epochs_run": len(figures["loss"]), "history": figures,
         "test_loss": test["loss"], "test_accuracy": test["accuracy"], "seconds": round(training_seconds, 3),
+        **({"dynamics": dynamics.dynamics} if dynamics else {}),
     }
     write_json(folder / "metrics.json", metrics)
     print(f"Wrote {', '.join(written + ['metrics.json'])} to {folder}")
@@ -335,6 +370,47 @@ def command_predict(args) -> int:
     return 0
 
 
+def command_gradcheck(args) -> int:
+    from .datasets import load_mnist
+    from .gradcheck import gradcheck
+    from .model import build_classifier
+
+    data = load_mnist(np.float64)
+    X, Y = data.X_train[:, :args.samples], data.Y_train[:, :args.samples]
+    model = build_classifier(784, 10, args.hidden, activation=args.activation,
+                             init="auto" if args.hidden else "he_normal", rng=args.seed)
+    print(model.summary())
+    print(f"Batch: the first {args.samples} MNIST training images, float64; loss: fused softmax + cross-entropy\n")
+    report = gradcheck(model, X, Y, tolerance=args.tolerance, max_entries=args.max_entries, seed=args.seed)
+    print(report.table())
+    return 0 if report.passed else 1
+
+
+def command_inspect(args) -> int:
+    from .activations import Softmax
+    from .plots import plot_misclassified_probabilities, plot_softmax_jacobian, plot_weight_templates
+
+    model = _load_model(args.model)
+    print(model.summary())
+    folder = _output_folder(args.out)
+    name = args.dataset or model.metadata.get("dataset", "mnist")
+    if name not in ("mnist", "fashion-mnist"):
+        raise ValueError(f"the model was trained on {name!r}; choose --dataset mnist or fashion-mnist")
+    data = _load_dataset(name, args.data_home, model.dtype)
+    if not 0 <= args.sample < data.X_test.shape[1]:
+        raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {args.sample}")
+    names = list(data.class_names)
+    written = [plot_weight_templates(model, folder / "weight_templates.png", class_names=names)]
+    probabilities = model.predict_proba(data.X_test)
+    if isinstance(model.layers[-1], Softmax):
+        written.append(plot_softmax_jacobian(data.X_test[:, args.sample], probabilities[:, args.sample],
+                                             folder / "softmax_jacobian.png", class_names=names))
+    written.append(plot_misclassified_probabilities(data.X_test, data.y_test, probabilities,
+                                                    folder / "misclassified_probabilities.png", class_names=names))
+    print("Wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
 def command_toy(args) -> int:
     from .activations import Softmax
     from .layers import Dense
@@ -360,7 +436,8 @@ def command_toy(args) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "toy": command_toy, "evaluate": command_evaluate, "predict": command_predict}
+COMMANDS = {"train": command_train, "toy": command_toy, "evaluate": command_evaluate, "predict": command_predict,
+            "gradcheck": command_gradcheck, "inspect": command_inspect}
 
 
 def main(argv=None) -> int:

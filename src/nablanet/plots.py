@@ -78,3 +78,139 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path, *, class
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def _symmetric_limit(values: np.ndarray) -> float:
+    return float(np.abs(values).max()) or 1.0
+
+
+def plot_weight_templates(model, path, *, class_names=None, num_units: int = 16) -> Path:
+    """What the first Dense layer looks for, one 28×28 image per row of W (bias column dropped).
+
+    For a softmax classifier (one Dense layer) these are the 10 class templates, titled by class;
+    for a deeper network, the ``num_units`` first-layer units with the largest weight norms. The colour
+    map diverges around 0: red pixels raise the score, blue ones lower it.
+    """
+    from .layers import Dense
+
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    if not dense or dense[0].input_size != 784:
+        raise ValueError("weight templates need a first Dense layer with 784 = 28×28 inputs")
+    weights = dense[0].weights[:, :-1]
+    if len(dense) == 1:
+        rows = np.arange(weights.shape[0])
+        names = class_names or [str(row) for row in rows]
+        titles = [f"class {name}" for name in names]
+    else:
+        norms = np.linalg.norm(weights, axis=1)
+        rows = np.argsort(norms)[::-1][:num_units]
+        titles = [f"unit {row} (‖w‖ = {norms[row]:.2f})" for row in rows]
+    columns = 5 if rows.size <= 10 else 8
+    grid_rows = -(-rows.size // columns)
+    figure, axes = plt.subplots(grid_rows, columns, figsize=(2.4 * columns, 2.6 * grid_rows + 0.6), squeeze=False)
+    limit = _symmetric_limit(weights[rows])
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, row, title in zip(axes.flat, rows, titles):
+        image = axis.imshow(weights[row].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, shrink=0.6, label="weight")
+    figure.suptitle("Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class")
+    return save_figure(figure, path)
+
+
+def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path, *, class_names=None) -> Path:
+    """One sample: its image, its probabilities a, and the softmax Jacobian diag(a) − a aᵀ, annotated."""
+    from .activations import softmax_jacobian
+
+    jacobian = softmax_jacobian(probabilities)
+    size = probabilities.size
+    names = class_names or [str(k) for k in range(size)]
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 6), gridspec_kw={"width_ratios": [1, 1.2, 2]})
+    left.imshow(image.reshape(28, 28), cmap="gray")
+    left.set_title("the sample x")
+    left.axis("off")
+    middle.barh(range(size), probabilities, color="tab:blue")
+    middle.set_yticks(range(size), names)
+    middle.invert_yaxis()
+    middle.set_xlim(0, 1)
+    middle.set_title("a = softmax(W̃ x̃)")
+    limit = _symmetric_limit(jacobian)
+    heatmap = right.imshow(jacobian, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (row, column), value in np.ndenumerate(jacobian):
+        right.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    right.set_xticks(range(size), names, rotation=45, ha="right")
+    right.set_yticks(range(size), names)
+    right.set_title("∇_z a = diag(a) − a aᵀ   (entry j, k: ∂a_j/∂z_k)")
+    figure.colorbar(heatmap, ax=right)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, path, *,
+                                     num_images: int = 8, class_names=None, rng=None) -> Path:
+    """Misclassified images, each beside a bar chart of its top-3 probabilities (true class in green)."""
+    y_pred = probabilities.argmax(axis=0)
+    wrong = np.flatnonzero(y_true != y_pred)
+    if wrong.size == 0:
+        raise ValueError("there are no misclassified images to show")
+    chosen = np.sort(np.random.default_rng(rng).choice(wrong, size=min(num_images, wrong.size), replace=False))
+    names = class_names or [str(k) for k in range(probabilities.shape[0])]
+    pairs_per_row = 2
+    rows = -(-chosen.size // pairs_per_row)
+    figure, axes = plt.subplots(rows, 2 * pairs_per_row, figsize=(13, 2.6 * rows), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 1.6] * pairs_per_row})
+    for axis in axes.flat:
+        axis.axis("off")
+    for slot, index in enumerate(chosen):
+        image_axis, bar_axis = axes[slot // pairs_per_row, 2 * (slot % pairs_per_row): 2 * (slot % pairs_per_row) + 2]
+        image_axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
+        image_axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
+        top = np.argsort(probabilities[:, index])[::-1][:3]
+        colours = ["tab:green" if label == y_true[index] else "tab:red" if label == y_pred[index] else "tab:gray"
+                   for label in top]
+        bar_axis.axis("on")
+        bar_axis.barh(range(3), probabilities[top, index], color=colours)
+        bar_axis.set_yticks(range(3), [names[label] for label in top])
+        bar_axis.invert_yaxis()
+        bar_axis.set_xlim(0, 1)
+        bar_axis.tick_params(labelsize=8)
+    figure.suptitle("Misclassified test images and their top-3 probabilities (green: the true class)")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_dynamics(dynamics: dict, path) -> Path:
+    """Training dynamics recorded by :class:`~nablanet.callbacks.Dynamics`: per-epoch gradient and weight
+    norms per layer and, for hidden layers, the fraction of dead ReLUs and the last activation histograms."""
+    layers = list(dynamics["gradient_norm"])
+    hidden = list(dynamics.get("activation_histogram", {}))
+    columns = 2 + (1 if hidden else 0) + (1 if hidden else 0)
+    figure, axes = plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), squeeze=False)
+    axes = axes[0]
+    epochs = np.arange(1, len(dynamics["gradient_norm"][layers[0]]) + 1)
+    for layer in layers:
+        axes[0].plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=layer)
+        axes[1].plot(epochs, dynamics["weight_norm"][layer], marker="o", label=layer)
+    axes[0].set_yscale("log")
+    axes[0].set_title("mean ‖∇_W L‖ per epoch")
+    axes[1].set_title("‖W‖ at the end of each epoch")
+    for axis in axes[:2]:
+        axis.set_xlabel("Epoch")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    if hidden:
+        for layer in hidden:
+            axes[2].plot(epochs, dynamics["dead_fraction"][layer], marker="o", label=layer)
+            counts, edges = (np.asarray(part) for part in dynamics["activation_histogram"][layer])
+            axes[3].stairs(counts, edges, label=layer, fill=False)
+        axes[2].set_title("fraction of dead units (0 on every probe sample)")
+        axes[2].set_xlabel("Epoch")
+        axes[2].set_ylim(0, 1)
+        axes[3].set_title("activations of the hidden layers (last epoch)")
+        axes[3].set_yscale("log")
+        for axis in axes[2:]:
+            axis.legend(fontsize=8)
+            axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path)
