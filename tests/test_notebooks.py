@@ -10,7 +10,7 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.ipynb"))
 
 
 def test_there_are_example_notebooks():
-    assert len(EXAMPLES) >= 2
+    assert len(EXAMPLES) >= 3
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
@@ -24,3 +24,8 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
               for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
     if "mnist" in path.name:
         assert len(images) >= 2  # the loss curve and the misclassified digits
+    if "inside" in path.name:
+        assert len(images) >= 1  # the weight templates
+        text = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                       for output in cell.get("outputs", []))
+        assert "W̃ X̃ == W X + b: True" in text and "naive:       [nan nan" in text
