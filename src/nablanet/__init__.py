@@ -1,11 +1,11 @@
 """nablanet: neural networks from scratch in NumPy, every forward and backward pass written as the math."""
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax
+from .callbacks import Callback, EarlyStopping
 from .datasets import Dataset, load_fashion_mnist, load_mnist
 from .idx import DatasetError, read_idx
 from .layers import Dense, Dropout, Layer, Parameter
 from .losses import CategoricalCrossEntropy, SoftmaxCrossEntropy, cce, cce_gradient
-from .callbacks import Callback, EarlyStopping
 from .model import Sequential
 from .optimizers import SGD, Adam, AdamW
 from .preprocessing import MinMaxScaler, generate_batch_indices, one_hot

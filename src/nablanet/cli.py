@@ -1,6 +1,7 @@
-"""The ``nablanet`` command line: train, toy (and more subcommands as the library grows).
+"""The ``nablanet`` command line: train, evaluate, predict, inspect, gradcheck and toy.
 
-Every error is one line on stderr and exit status 2; no traceback.
+Every error is one line on stderr and exit status 2, never a traceback; Ctrl-C during training
+writes a checkpoint and exits 130.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a classifier on MNIST or Fashion-MNIST",
         description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
                     "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
-                    "Writes loss.png, misclassified.png and metrics.json to --out.")
+                    "Writes model.npz, loss.png, misclassified.png and metrics.json to --out.")
     train.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
                        help="data set (default: mnist, bundled; fashion-mnist is read from the system or downloaded)")
     train.add_argument("--data-home", type=Path, default=None, help="folder for downloaded data sets")

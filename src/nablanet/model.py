@@ -101,18 +101,20 @@ class Sequential:
 
     def fit(self, X, Y, *, epochs: int = 20, batch_size: int = 200, optimizer=None, learning_rate=None,
             loss: str = "auto", rng=None, validation_data=None, validation_split: float = 0.0,
-            callbacks=(), **resume) -> training.History:
+            callbacks=(), initial_epoch: int = 0, history: training.History | None = None) -> training.History:
         """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
         X: (features, N); Y: one-hot (classes, N). ``optimizer`` defaults to ``SGD(learning_rate or 0.01)``.
         ``loss="auto"`` uses the fused softmax + cross-entropy when the model ends in Softmax; ``"cce"``
         runs the notebook's Softmax layer + ``cce`` path. ``rng`` (seed or Generator) shuffles the
         batches. ``validation_data=(X_val, Y_val)`` or ``validation_split`` (the last fraction of the
-        columns) adds ``val_loss`` and ``val_accuracy``.
+        columns) adds ``val_loss`` and ``val_accuracy``. ``initial_epoch`` and ``history`` continue an
+        earlier run (see :mod:`nablanet.checkpoint`).
         """
         return training.fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                             learning_rate=learning_rate, loss=loss, rng=rng, validation_data=validation_data,
-                            validation_split=validation_split, callbacks=callbacks, **resume)
+                            validation_split=validation_split, callbacks=callbacks, initial_epoch=initial_epoch,
+                            history=history)
 
     def save(self, path):
         """Save the layers and weights to one ``.npz`` file (atomically); ``nablanet.load(path)`` reads it."""

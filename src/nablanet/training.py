@@ -109,6 +109,8 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
     gather_X, gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
     labels = Y.argmax(axis=0)
     parameters = model.parameters()
+    if not parameters:
+        raise ValueError("the model has no trainable parameters: add a Dense layer")
     history = history if history is not None else History()
     model.stop_training = False
     model.train(True)
