@@ -101,11 +101,25 @@ class Dense(Layer):
         self.units = _checks.positive_int("output_size", output_size)
         self.init = init
         dtype = _checks.float_dtype("dtype", dtype)
-        self.weights = initialize(init, self.input_size, self.units, np.random.default_rng(rng), dtype)
-        self.weights_gradient = np.zeros_like(self.weights)
-        self._parameters = [
-            Parameter("weights", self.weights, self.weights_gradient, (slice(None), slice(None, -1)))
-        ]
+        weights = initialize(init, self.input_size, self.units, np.random.default_rng(rng), dtype)
+        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), (slice(None), slice(None, -1)))]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """W̃ = [W | b], (output_size, input_size + 1). Assigning to it copies into the same array."""
+        return self._parameters[0].value
+
+    @weights.setter
+    def weights(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self.weights.shape:
+            raise ValueError(f"weights must have shape {self.weights.shape}, received {value.shape}")
+        self.weights[...] = value
+
+    @property
+    def weights_gradient(self) -> np.ndarray:
+        """∇_W̃ L from the last backward pass, (output_size, input_size + 1)."""
+        return self._parameters[0].gradient
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
