@@ -71,7 +71,7 @@ class _WrongDense(nn.Dense):
 
     def backward(self, output_gradient, learning_rate=None):
         input_gradient = super().backward(output_gradient, learning_rate)
-        self.weights_gradient *= self.input.shape[1]
+        self.weights_gradient[...] *= self.input.shape[1]
         return input_gradient
 
 
