@@ -117,7 +117,9 @@ def test_hostile_model_files_are_refused_and_run_nothing(model, tmp_path):
 def test_error_messages_say_what_is_wrong(model, tmp_path):
     files = _hostile_files(tmp_path, model)
     expected = {
-        "a pickle renamed .npz": "pickled Python objects",
+        "a pickle renamed .npz": "a Python pickle, which nablanet never loads",
+        "an object array inside the archive": "pickled Python objects, which nablanet never loads",
+        "random bytes": "not an .npz archive",
         "a missing array": "'layer0.weights' is missing",
         "a wrong shape": "has shape (5, 6)",
         "a NaN weight": "NaN or inf",

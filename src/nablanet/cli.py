@@ -246,6 +246,8 @@ def command_train(args) -> int:
     if args.resume:
         if args.checkpoint_dir is None:
             raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
+        if not (args.checkpoint_dir / FILENAME).is_file():
+            raise FileNotFoundError(f"no checkpoint to resume: {args.checkpoint_dir / FILENAME} does not exist")
         state = load_checkpoint(args.checkpoint_dir / FILENAME)
         _apply_saved_settings(args, state.settings)
     if args.early_stopping and not args.val_split:

@@ -24,6 +24,7 @@ FORMAT = "nablanet"
 VERSION = 1
 LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax)}
 MAX_CONFIG_BYTES = 10_000_000
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
 
 
 class ModelFileError(ValueError):
@@ -42,10 +43,13 @@ def write_archive(path, kind: str, config: dict, arrays: dict[str, np.ndarray]) 
 def read_archive(path, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a file written by :func:`write_archive`; raise :class:`ModelFileError` if it is not one."""
     path = Path(path)
+    with open(path, "rb") as file:
+        start = file.read(6)
+    if not start.startswith(ZIP_MAGIC):
+        what = "a Python pickle, which nablanet never loads" if start[:1] == b"\x80" else "not an .npz archive"
+        raise ModelFileError(f"{path} is not a nablanet {kind} file ({what})")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} is a single .npy array, not a nablanet {kind} file")
             arrays = {name: archive[name] for name in archive.files}
     except ModelFileError:
         raise
