@@ -126,7 +126,7 @@ class Dense(Layer):
         # Z = W X, evaluated as (Xᵀ Wᵀ)ᵀ: the same product, but its result is stored sample-major like
         # the data, the layout in which OpenBLAS runs these narrow products about twice as fast
         self.output = (input.T @ self.weights[:, :-1].T).T
-        self.output += self.weights[:, -1:]
+        self.output.T[...] += np.ascontiguousarray(self.weights[:, -1])  # + b 1ᵀ, row by row in memory
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
@@ -138,9 +138,10 @@ class Dense(Layer):
     def backward_parameters(self, output_gradient: np.ndarray) -> None:
         """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]."""
         _checks.same_shape("output_gradient", output_gradient, "the layer's output", self.output)
-        mean_gradient = output_gradient * (1.0 / self.input.shape[1])  # (units, b): smaller than W̃
+        batch_size = self.input.shape[1]
+        mean_gradient = output_gradient * (1.0 / batch_size)  # (units, b): smaller than W̃
         np.matmul(mean_gradient, self.input.T, out=self.weights_gradient[:, :-1])
-        np.sum(mean_gradient, axis=1, out=self.weights_gradient[:, -1])
+        np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=self.weights_gradient[:, -1])
 
     def parameters(self) -> list[Parameter]:
         return self._parameters
