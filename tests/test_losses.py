@@ -19,8 +19,19 @@ def test_cce_gradient_is_minus_y_over_yhat():
 def test_cce_is_guarded_against_zero_probabilities():
     Y = np.array([[1.0], [0.0]])
     Yhat = np.array([[0.0], [1.0]])
-    assert nn.cce(Y, Yhat) == pytest.approx(-np.log(nn.losses.EPSILON))
+    assert nn.cce(Y, Yhat) == pytest.approx(-np.log(np.finfo(np.float64).tiny))
     assert np.isfinite(nn.cce_gradient(Y, Yhat)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_confidently_wrong_prediction_keeps_its_gradient(dtype):
+    # scores 40 apart: ŷ of the true class is e^-40 ≈ 4e-18; the chain −y/ŷ → Jacobian must still give ŷ − y
+    Z = np.array([[40.0], [0.0]], dtype=dtype)
+    Y = np.array([[0.0], [1.0]], dtype=dtype)
+    softmax = nn.Softmax()
+    gradient = softmax.backward(nn.cce_gradient(Y, softmax.forward(Z)))
+    np.testing.assert_allclose(gradient, nn.SoftmaxCrossEntropy().gradient(Y, Z), rtol=1e-5)
+    np.testing.assert_allclose(gradient, [[1.0], [-1.0]], rtol=1e-5)
 
 
 def test_fused_loss_equals_softmax_then_cce(rng):
