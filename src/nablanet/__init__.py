@@ -13,4 +13,11 @@ from .schedules import CosineDecay, StepDecay
 from .serialization import ModelFileError, load
 from .training import History, TrainingDiverged
 
+__all__ = [
+    "Adam", "AdamW", "Callback", "CategoricalCrossEntropy", "CosineDecay", "Dataset", "DatasetError", "Dense",
+    "Dropout", "EarlyStopping", "History", "Layer", "LeakyReLU", "MinMaxScaler", "ModelFileError", "Parameter",
+    "ReLU", "SGD", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepDecay", "Tanh",
+    "TrainingDiverged", "cce", "cce_gradient", "generate_batch_indices", "load", "load_fashion_mnist",
+    "load_mnist", "one_hot", "read_idx", "softmax",
+]
 __version__ = "0.1.0"

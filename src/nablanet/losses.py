@@ -50,9 +50,6 @@ def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
 class CategoricalCrossEntropy:
     """The notebook's loss on probabilities Ŷ (the output of a Softmax layer): ``cce``, ``cce_gradient``."""
 
-    name = "cce"
-    takes_scores = False
-
     def value(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
         return cce(Y, Yhat)
 
@@ -72,9 +69,6 @@ class SoftmaxCrossEntropy:
 
     Faster, and exact even where a probability underflows to 0: no −Y/Ŷ, no Jacobian.
     """
-
-    name = "softmax_cce"
-    takes_scores = True
 
     def value(self, Y: np.ndarray, Z: np.ndarray) -> float:
         _check_targets(Y, Z)
