@@ -106,7 +106,7 @@ def gemm_epoch(sizes, num_samples, batch_size, dtype, seed=0):
 def peak_rss_of_training(dtype: str) -> float:
     """Peak resident memory (MB) of a 20-epoch `nablanet train`, read by the process itself (VmHWM)."""
     script = ("import atexit, sys\n"
-              "from nablanet.cli import main\n"
+              "from nablanet.app.cli import main\n"
               "atexit.register(lambda: print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0]))\n"
               f"sys.exit(main(['train', '--dtype', '{dtype}', '--out', sys.argv[1]]))\n")
     with tempfile.TemporaryDirectory() as folder:

@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from nablanet.cli import main
+from nablanet.app.cli import main
 
 
 def run_cli(*arguments, cwd=None):
-    return subprocess.run([sys.executable, "-m", "nablanet.cli", *arguments], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "nablanet", *arguments], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
 
 

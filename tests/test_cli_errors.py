@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import nablanet as nn
-from nablanet.cli import main
+from nablanet.app.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,8 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     model = nn.Sequential([nn.Dense(784, 10, rng=0, dtype=np.float32), nn.Softmax()])
     model.metadata = {"dataset": "mnist", "class_names": [str(d) for d in range(10)]}
-    model.save(folder / "model.npz")
-    nn.Sequential([nn.Dense(5, 3), nn.Softmax()]).save(folder / "small.npz")
+    nn.save(model, folder / "model.npz")
+    nn.save(nn.Sequential([nn.Dense(5, 3), nn.Softmax()]), folder / "small.npz")
     Image.new("L", (40, 40), 255).save(folder / "blank.png")
     Image.new("L", (40, 40), 0).save(folder / "black.png")
     (folder / "notes.txt").write_text("not an image")

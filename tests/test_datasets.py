@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nablanet as nn
-from nablanet.datasets import FILES
+from nablanet.data.datasets import FILES
 
 IDX_SUMS = Path(__file__).with_name("mnist_SHA256SUMS.idx.txt")
 
@@ -15,7 +15,7 @@ IDX_SUMS = Path(__file__).with_name("mnist_SHA256SUMS.idx.txt")
 @pytest.mark.parametrize("name", FILES)
 def test_bundled_mnist_is_the_original(name):
     expected = dict(line.split()[::-1] for line in IDX_SUMS.read_text().splitlines())
-    data = (resources.files("nablanet") / "resources" / "mnist" / name).read_bytes()
+    data = (resources.files("nablanet.data") / "mnist" / name).read_bytes()
     assert hashlib.sha256(gzip.decompress(data)).hexdigest() == expected[name.removesuffix(".gz")]
 
 

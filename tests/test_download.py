@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import nablanet as nn
-from nablanet import datasets
-from nablanet.datasets import FASHION_SYSTEM_DIR, FILES, download
+from nablanet.data import datasets
+from nablanet.data.datasets import FASHION_SYSTEM_DIR, FILES, download
 
 
 def idx_bytes(values: np.ndarray) -> bytes:

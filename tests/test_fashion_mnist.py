@@ -3,7 +3,7 @@
 import numpy as np
 
 import nablanet as nn
-from nablanet.datasets import FASHION_SYSTEM_DIR
+from nablanet.data.datasets import FASHION_SYSTEM_DIR
 
 
 def test_fashion_mnist_from_the_system_install(tmp_path):

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nablanet as nn
-from nablanet.gradcheck import gradcheck
+from nablanet.core.gradcheck import gradcheck
 
 TOLERANCE = 1e-6
 

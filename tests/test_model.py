@@ -41,7 +41,7 @@ def test_validation_split_reports_validation_figures(rng):
     assert all(len(values) == 3 for values in figures.values())
     expected = model.evaluate(X[:, 40:], Y[:, 40:])
     assert figures["val_loss"][-1] == pytest.approx(expected["loss"])
-    assert not model.layers[2].training  # inference mode after fit
+    assert model.layers[2].training  # fit puts every layer back in the mode it found (training, here)
 
 
 def test_summary_lists_layers_shapes_and_parameter_counts():
@@ -52,7 +52,7 @@ def test_summary_lists_layers_shapes_and_parameter_counts():
 
 
 def test_build_classifier_without_hidden_layers_is_the_notebooks_model():
-    model = nn.model.build_classifier(784, 10, rng=0)
+    model = nn.build_classifier(784, 10, rng=0)
     assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Softmax"]
     np.testing.assert_array_equal(model.layers[0].weights[:, -1], 0.01)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nablanet as nn
-from nablanet.layers import Parameter
+from nablanet import Parameter
 
 G1 = [[0.5, -1.0, 2.0]]  # gradient of the first step; the last column plays the bias
 G2 = [[1.0, 1.0, 1.0]]

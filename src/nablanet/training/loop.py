@@ -1,4 +1,4 @@
-"""The notebook's training loop, as a function.
+"""The notebook's training loop: :func:`fit`, which is ``Sequential.fit``.
 
 Each epoch: a new random permutation of the samples split into mini-batches; for each batch a
 forward pass, the batch loss, a backward pass and one optimizer step. The epoch's loss is the mean
@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks
-from .activations import Softmax
-from .losses import CategoricalCrossEntropy, SoftmaxCrossEntropy
-from .optimizers import SGD
-from .preprocessing import generate_batch_indices
-
-LOSSES = ("auto", "softmax_cce", "cce")
+from ..core import _checks
+from ..core.layers import mode
+from ..core.losses import resolve_loss
+from ..core.optimizers import SGD
+from ..core.preprocessing import generate_batch_indices
 
 
 class TrainingDiverged(ArithmeticError):
@@ -39,24 +37,6 @@ class History:
 
     def as_dict(self) -> dict[str, list[float]]:
         return {key: list(values) for key, values in vars(self).items() if values}
-
-
-def resolve_loss(layers, loss: str):
-    """Return (the layers the loss is computed after, the loss object) for a loss name.
-
-    ``"auto"`` is ``"softmax_cce"`` (fused, on the scores before a final Softmax) when the model ends
-    in Softmax, else ``"cce"``. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, received: {loss!r}")
-    ends_in_softmax = bool(layers) and isinstance(layers[-1], Softmax)
-    if loss == "auto":
-        loss = "softmax_cce" if ends_in_softmax else "cce"
-    if loss == "softmax_cce":
-        return (layers[:-1] if ends_in_softmax else layers), SoftmaxCrossEntropy()
-    if not ends_in_softmax:
-        raise ValueError("loss 'cce' needs probabilities: end the model with a Softmax layer")
-    return layers, CategoricalCrossEntropy()
 
 
 class _Rows:
@@ -81,7 +61,19 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
         optimizer=None, learning_rate: float | None = None, loss: str = "auto", rng=None,
         validation_data=None, validation_split: float = 0.0, callbacks=(), initial_epoch: int = 0,
         history: History | None = None) -> History:
-    """Train ``model`` on X (features, N) and one-hot Y (classes, N); see :meth:`Sequential.fit`."""
+    """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
+
+    X: (features, N); Y: one-hot (classes, N). ``optimizer`` defaults to ``SGD(learning_rate or 0.01)``.
+    ``loss="auto"`` uses the fused softmax + cross-entropy when the model ends in Softmax; ``"cce"``
+    runs the notebook's Softmax layer + ``cce`` path. ``rng`` (seed or Generator) shuffles the
+    batches. ``validation_data=(X_val, Y_val)`` or ``validation_split`` (the last fraction of the
+    columns) adds ``val_loss`` and ``val_accuracy``. ``callbacks`` are :class:`~nablanet.Callback`
+    objects. ``initial_epoch`` and ``history`` continue an earlier run (see
+    :mod:`nablanet.files.checkpoint`). The layers are in training mode during ``fit`` and in the mode
+    they were in before, afterwards.
+
+    This function is ``Sequential.fit``: ``model.fit(X, Y, ...)`` calls it with the model.
+    """
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     _checks.matrix("X", X)
@@ -113,10 +105,9 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
         raise ValueError("the model has no trainable parameters: add a Dense layer")
     history = history if history is not None else History()
     model.stop_training = False
-    model.train(True)
     for callback in callbacks:
         callback.on_train_begin(model)
-    try:
+    with mode(model.layers, training=True):
         for epoch in range(initial_epoch, epochs):
             optimizer.start_epoch(epoch)
             batches = generate_batch_indices(X.shape[1], batch_size, rng)
@@ -132,7 +123,8 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
                 if not np.isfinite(batch_loss):
                     raise TrainingDiverged(
                         f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch_number + 1}: "
-                        f"training diverged; try a lower learning rate (now {optimizer.learning_rate:g})")
+                        f"training diverged; try a lower learning rate (now {optimizer.learning_rate:g})"
+                    )
                 for layer in reversed(train_layers[1:]):
                     gradient = layer.backward(gradient)
                 train_layers[0].backward_parameters(gradient)  # nothing needs ∇ of the data
@@ -143,16 +135,13 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
                     callback.on_batch_end(batch_number, batch_loss)
             logs = {"loss": float(total_loss / len(batches)), "accuracy": float(correct / X.shape[1])}
             if validation_data is not None:
-                scores = model.evaluate(*validation_data, loss=loss)
+                scores = model.evaluate(*validation_data, loss=loss)  # in inference mode, then back
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-                model.train(True)
             history.append(logs)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
-    finally:
-        model.train(False)
     for callback in callbacks:
         callback.on_train_end()
     return history

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .training import resolve_loss
+from .layers import mode
+from .losses import resolve_loss
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def gradcheck(target, X: np.ndarray, Y: np.ndarray | None = None, *, loss: str =
     * a model: ``gradcheck(model, X, Y)`` — objective the training loss (``loss`` as in ``fit``);
     * a loss:  ``gradcheck(loss, Yhat_or_scores, Y)`` — objective ``loss.value(Y, ·)``.
 
-    Everything is done in float64 (parameters must be float64); dropout is in inference mode.
+    Everything is done in float64 (parameters must be float64); dropout is in inference mode during the
+    check, and every layer is left in the mode it was in.
     ``max_entries`` checks at most that many randomly chosen entries of each array (seeded by
     ``seed``): two forward passes per entry add up on a large network.
     Returns a :class:`GradcheckReport` with one result per parameter and one for the input.
@@ -106,8 +108,12 @@ def gradcheck(target, X: np.ndarray, Y: np.ndarray | None = None, *, loss: str =
         return GradcheckReport((_compare("input", analytic_input, numerical_input, tolerance),), tolerance, epsilon)
 
     layers = list(getattr(target, "layers", [target]))
-    for layer in layers:
-        layer.training = False
+    with mode(layers, training=False):
+        return _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries)
+
+
+def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> GradcheckReport:
+    batch_size = X.shape[1]
     if Y is None:
         projection = np.random.default_rng(seed).standard_normal(_forward(layers, X).shape)
         objective_layers = layers

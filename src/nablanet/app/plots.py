@@ -1,34 +1,42 @@
-"""Plots as PNG files (matplotlib, Agg backend: no screen needed). Each function writes one figure
-atomically and returns its path."""
+"""Pictures of training and of what a network learned, as matplotlib figures.
+
+Every function returns a :class:`matplotlib.figure.Figure` (which a notebook shows inline) and, given a
+``path``, also writes it there as a PNG, atomically. The figures are made without pyplot, so nothing
+here selects a backend or keeps figures alive: importing nablanet changes nothing in a notebook's
+plotting, and a script or server needs no display.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-
-from ._io import atomic_write  # noqa: E402
+from ..core.activations import softmax_jacobian
+from ..core.layers import Dense
+from ..files.atomic import atomic_write
 
 
-def save_figure(figure, path) -> Path:
+def save_figure(figure: Figure, path) -> Path:
     """Write ``figure`` as a PNG to ``path`` atomically (temporary file, then ``os.replace``)."""
-    try:
-        with atomic_write(path) as file:
-            figure.savefig(file, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    with atomic_write(path) as file:
+        figure.savefig(file, format="png", dpi=100)
     return Path(path)
 
 
-def plot_history(history: dict, path, metric: str = "loss") -> Path:
+def _finish(figure: Figure, path) -> Figure:
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
     """``metric`` ("loss" or "accuracy") per epoch: training, and validation when recorded."""
     if not history.get(metric):
         raise ValueError(f"history has no {metric!r} values to plot")
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     epochs = np.arange(1, len(history[metric]) + 1)
     axis.plot(epochs, history[metric], marker="o", label=f"training {metric}")
     if history.get(f"val_{metric}"):
@@ -38,11 +46,11 @@ def plot_history(history: dict, path, metric: str = "loss") -> Path:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
-def plot_misclassified(X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path, *,
-                       num_images: int = 10, class_names=None, rng=None) -> Path:
+def plot_misclassified(X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path=None, *,
+                       num_images: int = 10, class_names=None, rng=None) -> Figure:
     """A grid of misclassified images (columns of X, 28×28), titled "True: t, Predicted: p"."""
     wrong = np.flatnonzero(y_true != y_pred)
     if wrong.size == 0:
@@ -51,22 +59,24 @@ def plot_misclassified(X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, pa
     names = class_names or [str(label) for label in range(int(max(y_true.max(), y_pred.max())) + 1)]
     columns = min(5, chosen.size)
     rows = -(-chosen.size // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.4 * rows), squeeze=False)
+    figure = Figure(figsize=(3.2 * columns, 3.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, index in zip(axes.flat, chosen):
         axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
         axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
-def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path, *, class_names) -> Path:
+def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path=None, *, class_names) -> Figure:
     """Counts of (true class, predicted class) as an annotated heatmap."""
     size = len(class_names)
     counts = np.zeros((size, size), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
-    figure, axis = plt.subplots(figsize=(1.0 * size + 2, 1.0 * size + 1))
+    figure = Figure(figsize=(1.0 * size + 2, 1.0 * size + 1))
+    axis = figure.subplots()
     image = axis.imshow(counts, cmap="Blues")
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if count > counts.max() / 2 else "black"
@@ -77,26 +87,24 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path, *, class
     axis.set_ylabel("True class")
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
 def _symmetric_limit(values: np.ndarray) -> float:
     return float(np.abs(values).max()) or 1.0
 
 
-def plot_weight_templates(model, path, *, class_names=None, num_units: int = 16) -> Path:
+def plot_weight_templates(model, path=None, *, class_names=None, num_units: int = 16) -> Figure:
     """What the first Dense layer looks for, one 28×28 image per row of W (bias column dropped).
 
     For a softmax classifier (one Dense layer) these are the 10 class templates, titled by class;
     for a deeper network, the ``num_units`` first-layer units with the largest weight norms. The colour
     map diverges around 0: red pixels raise the score, blue ones lower it.
     """
-    from .layers import Dense
-
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     if not dense or dense[0].input_size != 784:
         raise ValueError("weight templates need a first Dense layer with 784 = 28×28 inputs")
-    weights = dense[0].weights[:, :-1]
+    weights = dense[0].W
     if len(dense) == 1:
         rows = np.arange(weights.shape[0])
         names = class_names or [str(row) for row in rows]
@@ -107,7 +115,8 @@ def plot_weight_templates(model, path, *, class_names=None, num_units: int = 16)
         titles = [f"unit {row} (‖w‖ = {norms[row]:.2f})" for row in rows]
     columns = 5 if rows.size <= 10 else 8
     grid_rows = -(-rows.size // columns)
-    figure, axes = plt.subplots(grid_rows, columns, figsize=(2.4 * columns, 2.6 * grid_rows + 0.6), squeeze=False)
+    figure = Figure(figsize=(2.4 * columns, 2.6 * grid_rows + 0.6))
+    axes = figure.subplots(grid_rows, columns, squeeze=False)
     limit = _symmetric_limit(weights[rows])
     for axis in axes.flat:
         axis.axis("off")
@@ -116,17 +125,16 @@ def plot_weight_templates(model, path, *, class_names=None, num_units: int = 16)
         axis.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, shrink=0.6, label="weight")
     figure.suptitle("Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class")
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
-def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path, *, class_names=None) -> Path:
+def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path=None, *, class_names=None) -> Figure:
     """One sample: its image, its probabilities a, and the softmax Jacobian diag(a) − a aᵀ, annotated."""
-    from .activations import softmax_jacobian
-
     jacobian = softmax_jacobian(probabilities)
     size = probabilities.size
     names = class_names or [str(k) for k in range(size)]
-    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 6), gridspec_kw={"width_ratios": [1, 1.2, 2]})
+    figure = Figure(figsize=(18, 6))
+    left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.2, 2]})
     left.imshow(image.reshape(28, 28), cmap="gray")
     left.set_title("the sample x")
     left.axis("off")
@@ -144,11 +152,11 @@ def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path, *,
     right.set_title("∇_z a = diag(a) − a aᵀ   (entry j, k: ∂a_j/∂z_k)")
     figure.colorbar(heatmap, ax=right)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
-def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, path, *,
-                                     num_images: int = 8, class_names=None, rng=None) -> Path:
+def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, path=None, *,
+                                     num_images: int = 8, class_names=None, rng=None) -> Figure:
     """Misclassified images, each beside a bar chart of its top-3 probabilities (true class in green)."""
     y_pred = probabilities.argmax(axis=0)
     wrong = np.flatnonzero(y_true != y_pred)
@@ -158,8 +166,9 @@ def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabil
     names = class_names or [str(k) for k in range(probabilities.shape[0])]
     pairs_per_row = 2
     rows = -(-chosen.size // pairs_per_row)
-    figure, axes = plt.subplots(rows, 2 * pairs_per_row, figsize=(13, 2.6 * rows), squeeze=False,
-                                gridspec_kw={"width_ratios": [1, 1.6] * pairs_per_row})
+    figure = Figure(figsize=(13, 2.6 * rows))
+    axes = figure.subplots(rows, 2 * pairs_per_row, squeeze=False,
+                           gridspec_kw={"width_ratios": [1, 1.6] * pairs_per_row})
     for axis in axes.flat:
         axis.axis("off")
     for slot, index in enumerate(chosen):
@@ -177,16 +186,17 @@ def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabil
         bar_axis.tick_params(labelsize=8)
     figure.suptitle("Misclassified test images and their top-3 probabilities (green: the true class)")
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)
 
 
-def plot_dynamics(dynamics: dict, path) -> Path:
+def plot_dynamics(dynamics: dict, path=None) -> Figure:
     """Training dynamics recorded by :class:`~nablanet.callbacks.Dynamics`: per-epoch gradient and weight
     norms per layer and, for hidden layers, the fraction of dead ReLUs and the last activation histograms."""
     layers = list(dynamics["gradient_norm"])
     hidden = list(dynamics.get("activation_histogram", {}))
     columns = 2 + (1 if hidden else 0) + (1 if hidden else 0)
-    figure, axes = plt.subplots(1, columns, figsize=(5.5 * columns, 4.2), squeeze=False)
+    figure = Figure(figsize=(5.5 * columns, 4.2))
+    axes = figure.subplots(1, columns, squeeze=False)
     axes = axes[0]
     epochs = np.arange(1, len(dynamics["gradient_norm"][layers[0]]) + 1)
     for layer in layers:
@@ -213,4 +223,4 @@ def plot_dynamics(dynamics: dict, path) -> Path:
             axis.legend(fontsize=8)
             axis.grid(alpha=0.3)
     figure.tight_layout()
-    return save_figure(figure, path)
+    return _finish(figure, path)

@@ -1,15 +1,20 @@
 """Callbacks: hooks the trainer calls at the start and end of training and of every epoch.
 
-A callback may set ``model.stop_training = True`` in ``on_epoch_end`` to end training early.
+A callback may set ``model.stop_training = True`` in ``on_epoch_end`` to end training early. A
+callback that keeps state across epochs resets it in ``on_train_begin``, so that one callback object
+can serve several ``fit`` calls.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+from ..core.layers import mode
 
 
 class Callback:
@@ -33,7 +38,11 @@ class Callback:
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` (default ``val_loss``) has not improved by ``min_delta`` for ``patience``
-    epochs, and put back the weights of the best epoch (``restore_best_weights``)."""
+    epochs, and put back the weights of the best epoch (``restore_best_weights``).
+
+    Each ``fit`` starts afresh (best = ∞, no wait), unless :meth:`restore` was given the state a
+    checkpoint recorded: then the next ``fit`` continues from it.
+    """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
                  restore_best_weights: bool = True):
@@ -41,14 +50,31 @@ class EarlyStopping(Callback):
             raise ValueError(f"patience must be a positive integer, received: {patience!r}")
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.best = math.inf
-        self.best_epoch = None
-        self.best_weights = None
-        self.wait = 0
         self.model = None
+        self._restored: dict[str, Any] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list[np.ndarray] | None = None
+        self.wait = 0
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: best value, its epoch, the epochs waited and the best weights."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Continue from a checkpoint's :meth:`state` in the next ``fit`` instead of starting afresh."""
+        self._restored = state
 
     def on_train_begin(self, model):
         self.model = model
+        self._reset()
+        if self._restored is not None:
+            for key, value in self._restored.items():
+                setattr(self, key, value)
+            self._restored = None
 
     def on_epoch_end(self, epoch, logs):
         if self.monitor not in logs:
@@ -106,7 +132,8 @@ class ProgressBar(Callback):
 class Dynamics(Callback):
     """Opt-in record of what happens inside during training, per epoch and per layer:
 
-    * ``gradient_norm``: the mean over the epoch's batches of ‖∇_W̃ L‖ (Frobenius) of each Dense layer;
+    * ``gradient_norm``: the mean over the epoch's batches of ‖∇_W̃ L‖ (Frobenius, all of a layer's
+      parameter arrays together) of each layer with parameters;
     * ``weight_norm``: ‖W̃‖ at the end of the epoch;
     * for each activation layer between Dense layers, on the ``probe`` samples (features, n) in
       inference mode: ``dead_fraction``, the share of units that output 0 for every probe sample,
@@ -122,7 +149,7 @@ class Dynamics(Callback):
         self._sums = {}
         self._batches = 0
 
-    def _dense_layers(self):
+    def _trainable_layers(self):
         return {f"{position} {type(layer).__name__}": layer for position, layer in enumerate(self.model.layers)
                 if layer.parameters()}
 
@@ -130,26 +157,32 @@ class Dynamics(Callback):
         self.model = model
 
     def on_epoch_begin(self, epoch, num_batches):
-        self._sums = {name: 0.0 for name in self._dense_layers()}
+        self._sums = {name: 0.0 for name in self._trainable_layers()}
         self._batches = 0
 
     def on_batch_end(self, batch, loss):
-        for name, layer in self._dense_layers().items():
-            self._sums[name] += float(np.linalg.norm(layer.parameters()[0].gradient))
+        for name, layer in self._trainable_layers().items():
+            self._sums[name] += _norm([parameter.gradient for parameter in layer.parameters()])
         self._batches += 1
 
     def on_epoch_end(self, epoch, logs):
-        for name, layer in self._dense_layers().items():
+        for name, layer in self._trainable_layers().items():
             self.dynamics["gradient_norm"].setdefault(name, []).append(self._sums[name] / max(self._batches, 1))
-            self.dynamics["weight_norm"].setdefault(name, []).append(float(np.linalg.norm(layer.parameters()[0].value)))
-        self.model.train(False)
+            weight_norm = _norm([parameter.value for parameter in layer.parameters()])
+            self.dynamics["weight_norm"].setdefault(name, []).append(weight_norm)
+        layers = self.model.layers
         output = self.probe
-        for position, layer in enumerate(self.model.layers[:-1]):
-            output = layer.forward(output)
-            if not layer.parameters() and position and self.model.layers[position - 1].parameters():
-                name = f"{position} {type(layer).__name__}"
-                dead = float(np.mean(np.all(output == 0, axis=1)))
-                self.dynamics["dead_fraction"].setdefault(name, []).append(dead)
-                counts, edges = np.histogram(output, bins=self.bins)
-                self.dynamics["activation_histogram"][name] = (counts.tolist(), edges.tolist())
-        self.model.train(True)
+        with mode(layers, training=False):
+            for position, layer in enumerate(layers[:-1]):
+                output = layer.forward(output)
+                if not layer.parameters() and position and layers[position - 1].parameters():
+                    name = f"{position} {type(layer).__name__}"
+                    dead = float(np.mean(np.all(output == 0, axis=1)))
+                    self.dynamics["dead_fraction"].setdefault(name, []).append(dead)
+                    counts, edges = np.histogram(output, bins=self.bins)
+                    self.dynamics["activation_histogram"][name] = (counts.tolist(), edges.tolist())
+
+
+def _norm(arrays) -> float:
+    """‖(A₁, A₂, …)‖: the Frobenius norm of all of a layer's parameter arrays together."""
+    return float(np.sqrt(sum(float(np.vdot(array, array)) for array in arrays)))

@@ -5,24 +5,29 @@ min-max scaled to [0, 1] with the training set's min and max; labels as integers
 stored sample-major in memory (it is the transpose of a C-ordered (N, 784) array), so gathering the
 columns of a shuffled mini-batch reads contiguous rows of 784 pixels; the mathematical layout is
 still (features, batch).
+
+Each loader is registered in ``DATASETS`` under the name the command line and model files use;
+``load_dataset(name)`` loads one by that name.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import _checks
+from ..core import _checks
+from ..core.preprocessing import MinMaxScaler, one_hot
+from ..core.registry import Registry
+from ..files.atomic import atomic_write
 from .idx import DatasetError, read_idx
-from .preprocessing import MinMaxScaler, one_hot
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -77,17 +82,29 @@ class Dataset:
         return self._one_hot[split]
 
 
-def load_mnist(dtype=np.float64) -> Dataset:
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+
+
+def load_dataset(name: str, data_home=None, dtype=np.float64) -> Dataset:
+    """The data set registered as ``name`` ("mnist", "fashion-mnist"); ``data_home`` is where a loader that
+    downloads keeps its files (ignored by the bundled MNIST)."""
+    return DATASETS.lookup(name, argument="dataset")(data_home=data_home, dtype=dtype)
+
+
+@DATASETS.register("mnist")
+def load_mnist(dtype=np.float64, *, data_home=None) -> Dataset:
     """The MNIST digits bundled with nablanet: 60,000 training and 10,000 test images (no download).
+
+    ``data_home`` is accepted for a uniform loader signature and not used: nothing is downloaded.
 
     >>> data = load_mnist()
     >>> data.X_train.shape, data.X_test.shape, data.y_train[:5].tolist()
     ((784, 60000), (784, 10000), [5, 0, 4, 1, 9])
     """
-    folder = resources.files("nablanet") / "resources" / "mnist"
+    folder = resources.files("nablanet.data") / "mnist"
     with resources.as_file(folder) as path:
         paths = [Path(path) / name for name in FILES]
-        return _build("mnist", paths, MNIST_CLASS_NAMES, dtype, checksums=None)
+        return _build(DATASETS.name_of(load_mnist), paths, MNIST_CLASS_NAMES, dtype, checksums=None)
 
 
 def default_data_home() -> Path:
@@ -95,6 +112,7 @@ def default_data_home() -> Path:
     return Path(os.environ.get("NABLANET_DATA") or Path.home() / ".cache" / "nablanet")
 
 
+@DATASETS.register("fashion-mnist")
 def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASHION_URL) -> Dataset:
     """Fashion-MNIST (Zalando, MIT licence): 60,000 + 10,000 28×28 images of 10 kinds of clothing.
 
@@ -104,36 +122,29 @@ def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASH
     """
     home = Path(data_home) if data_home is not None else default_data_home() / "fashion-mnist"
     paths = []
-    for name in FILES:
-        candidates = [home / name, FASHION_SYSTEM_DIR / name]
+    for filename in FILES:
+        candidates = [home / filename, FASHION_SYSTEM_DIR / filename]
         found = next((path for path in candidates if path.is_file()), None)
-        paths.append(found or download(base_url + name, home / name, FASHION_SHA256[name]))
-    return _build("fashion-mnist", paths, FASHION_CLASS_NAMES, dtype, checksums=FASHION_SHA256)
+        paths.append(found or download(base_url + filename, home / filename, FASHION_SHA256[filename]))
+    return _build(DATASETS.name_of(load_fashion_mnist), paths, FASHION_CLASS_NAMES, dtype, checksums=FASHION_SHA256)
 
 
 def download(url: str, destination, sha256: str, *, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``destination``, atomically, only if its IDX content's SHA-256 matches.
 
-    The bytes go to a temporary file in the destination's folder; it is checked, then moved into
-    place with ``os.replace``. On any failure the temporary file is removed and nothing is left.
+    The bytes go to a temporary file in the destination's folder (:func:`~nablanet.files.atomic.atomic_write`);
+    it is checked, then moved into place. On any failure the temporary file is removed and nothing is left.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    shutil.copyfileobj(response, file)
-            except (urllib.error.URLError, OSError) as error:
-                raise DatasetError(f"could not download {url}: {error}") from None
-            file.flush()
-            os.fsync(file.fileno())
-        read_idx(temporary, expected_sha256=sha256)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(destination) as file:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, file)
+        except (urllib.error.URLError, OSError) as error:
+            raise DatasetError(f"could not download {url}: {error}") from None
+        file.flush()
+        read_idx(file.name, expected_sha256=sha256)  # a bad file raises here, and nothing is left behind
     return destination
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks import Callback, EarlyStopping
-from .layers import Dropout
-from .optimizers import OPTIMIZERS
-from .schedules import SCHEDULES
-from .serialization import ModelFileError, build_model, model_config, read_archive, write_archive
-from .training import History, TrainingDiverged
+from ..core.layers import Dropout
+from ..core.optimizers import OPTIMIZERS
+from ..core.schedules import SCHEDULES
+from ..training.callbacks import Callback, EarlyStopping
+from ..training.loop import History, TrainingDiverged
+from .serialization import ModelFileError, build_model, read_archive, write_archive
 
 FILENAME = "checkpoint.npz"
 
@@ -88,8 +88,8 @@ class Checkpoint(Callback):
         return write_archive(path, "checkpoint", config, arrays)
 
     def _take(self, epoch: int):
-        config, arrays = model_config(self.model)
-        arrays = {key: value.copy() for key, value in arrays.items()}
+        config = self.model.get_config()
+        arrays = {key: value.copy() for key, value in self.model.get_weights().items()}
         optimizer = self.optimizer
         schedule = optimizer.schedule
         config.update(
@@ -99,32 +99,30 @@ class Checkpoint(Callback):
             rng=_rng_state(self.rng),
             dropout_rngs={str(position): _rng_state(layer.rng) for position, layer in enumerate(self.model.layers)
                           if isinstance(layer, Dropout)},
-            optimizer={"type": optimizer.name, "config": optimizer.config(), "iterations": optimizer.iterations,
-                       "schedule": {"type": _schedule_name(schedule), "config": schedule.config()},
+            optimizer={"type": optimizer.name, "config": optimizer.get_config(), "iterations": optimizer.iterations,
+                       "schedule": {"type": SCHEDULES.name_of(type(schedule)), "config": schedule.get_config()},
                        "state_keys": [sorted(state) for state in optimizer.state]},
         )
         for index, state in enumerate(optimizer.state):
             for key, value in state.items():
                 arrays[f"optimizer.{index}.{key}"] = value.copy()
-        stopper = self.early_stopping
-        if stopper is not None:
-            config["early_stopping"] = {"best": stopper.best if np.isfinite(stopper.best) else None,
-                                        "best_epoch": stopper.best_epoch, "wait": stopper.wait}
-            for index, value in enumerate(stopper.best_weights or []):
+        if self.early_stopping is not None:
+            state = self.early_stopping.state()
+            best_weights = state.pop("best_weights") or []
+            state["best"] = state["best"] if np.isfinite(state["best"]) else None
+            config["early_stopping"] = state
+            for index, value in enumerate(best_weights):
                 arrays[f"early_stopping.{index}"] = value.copy()
         return config, arrays
-
-
-def _schedule_name(schedule) -> str:
-    for name, cls in SCHEDULES.items():
-        if type(schedule) is cls:
-            return name
-    raise TypeError(f"checkpoints support the built-in schedules {sorted(SCHEDULES)}, not {type(schedule).__name__}")
 
 
 def load_checkpoint(path) -> TrainingState:
     """Read a checkpoint written by :class:`Checkpoint`; every part is checked as a model file is."""
     config, arrays = read_archive(path, "checkpoint")
+    known = ("layer", "optimizer.", "early_stopping.")
+    strangers = sorted(key for key in arrays if not key.startswith(known))
+    if strangers:
+        raise ModelFileError(f"{path}: arrays {strangers} belong to no part of a checkpoint")
     model = build_model(config, arrays, path)
     try:
         optimizer = _build_optimizer(config["optimizer"], arrays, model, path)
@@ -137,14 +135,16 @@ def load_checkpoint(path) -> TrainingState:
             layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
         settings = dict(config["settings"])
         early_stopping = config.get("early_stopping")
+        if early_stopping is not None:
+            early_stopping = {key: early_stopping[key] for key in ("best", "best_epoch", "wait")}
+            early_stopping["best"] = float(early_stopping["best"]) if early_stopping["best"] is not None else np.inf
+            early_stopping["best_weights"] = [arrays[f"early_stopping.{index}"]
+                                              for index in range(len(model.parameters()))
+                                              if f"early_stopping.{index}" in arrays] or None
     except (KeyError, TypeError, ValueError, IndexError) as error:
         if isinstance(error, ModelFileError):
             raise
         raise ModelFileError(f"{path}: malformed checkpoint ({type(error).__name__}: {error})") from None
-    if early_stopping is not None:
-        early_stopping["best_weights"] = [arrays[f"early_stopping.{index}"] for index in range(len(model.parameters()))
-                                          if f"early_stopping.{index}" in arrays] or None
-    model.train(True)
     return TrainingState(model, optimizer, rng, epoch, history, settings, early_stopping)
 
 
@@ -170,11 +170,3 @@ def _build_optimizer(config, arrays, model, path):
             state[name] = arrays[key]
         optimizer.state.append(state)
     return optimizer
-
-
-def restore_early_stopping(stopper: EarlyStopping, state: dict | None) -> None:
-    """Put early stopping back in the state a checkpoint recorded."""
-    if state is None:
-        return
-    stopper.best = state["best"] if state["best"] is not None else np.inf
-    stopper.best_epoch, stopper.wait, stopper.best_weights = state["best_epoch"], state["wait"], state["best_weights"]

@@ -20,36 +20,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import Registry
 
+INITIALIZERS: Registry = Registry("init")
+
+
+@INITIALIZERS.register("notebook")
 def _notebook(rng, fan_in, fan_out):
     return 0.01 * rng.standard_normal((fan_out, fan_in)), 0.01
 
 
+@INITIALIZERS.register("he_normal")
 def _he_normal(rng, fan_in, fan_out):
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_out, fan_in)), 0.0
 
 
+@INITIALIZERS.register("he_uniform")
 def _he_uniform(rng, fan_in, fan_out):
     limit = np.sqrt(6.0 / fan_in)
     return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
 
 
+@INITIALIZERS.register("glorot_normal")
 def _glorot_normal(rng, fan_in, fan_out):
     return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), (fan_out, fan_in)), 0.0
 
 
+@INITIALIZERS.register("glorot_uniform")
 def _glorot_uniform(rng, fan_in, fan_out):
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
 
-
-INITIALIZERS = {
-    "notebook": _notebook,
-    "he_normal": _he_normal,
-    "he_uniform": _he_uniform,
-    "glorot_normal": _glorot_normal,
-    "glorot_uniform": _glorot_uniform,
-}
 
 
 def initialize(name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype) -> np.ndarray:
@@ -58,9 +59,7 @@ def initialize(name: str, input_size: int, output_size: int, rng: np.random.Gene
     >>> initialize("notebook", 3, 2, np.random.default_rng(0), np.float64)[:, -1]
     array([0.01, 0.01])
     """
-    if name not in INITIALIZERS:
-        raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, received: {name!r}")
-    weights, bias = INITIALIZERS[name](rng, input_size, output_size)
+    weights, bias = INITIALIZERS.lookup(name, argument="init")(rng, input_size, output_size)
     full = np.empty((output_size, input_size + 1), dtype=dtype)
     full[:, :-1] = weights
     full[:, -1] = bias

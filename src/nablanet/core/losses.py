@@ -6,9 +6,15 @@ Loss values are batch means L = (1/b) Σ_i L_i. Gradients are returned per sampl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from . import _checks
+from .activations import Softmax
+from .layers import Layer
+
+LOSSES = ("auto", "softmax_cce", "cce")
 
 def guard(Yhat: np.ndarray) -> np.ndarray:
     """Ŷ with every entry below the smallest positive normal float of its dtype raised to it.
@@ -91,3 +97,25 @@ class SoftmaxCrossEntropy:
         exponentials /= sums  # now softmax(Z) = Ŷ
         exponentials -= Y
         return value, exponentials
+
+
+Loss = CategoricalCrossEntropy | SoftmaxCrossEntropy
+
+
+def resolve_loss(layers: Sequence[Layer], loss: str) -> tuple[list[Layer], Loss]:
+    """Return (the layers the loss is computed after, the loss object) for a loss name.
+
+    ``"auto"`` is ``"softmax_cce"`` (fused, on the scores before a final Softmax) when the model ends
+    in Softmax, else ``"cce"``. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, received: {loss!r}")
+    layers = list(layers)
+    ends_in_softmax = bool(layers) and isinstance(layers[-1], Softmax)
+    if loss == "auto":
+        loss = "softmax_cce" if ends_in_softmax else "cce"
+    if loss == "softmax_cce":
+        return (layers[:-1] if ends_in_softmax else layers), SoftmaxCrossEntropy()
+    if not ends_in_softmax:
+        raise ValueError("loss 'cce' needs probabilities: end the model with a Softmax layer")
+    return layers, CategoricalCrossEntropy()

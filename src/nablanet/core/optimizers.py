@@ -1,7 +1,7 @@
 """Optimizers: objects that own their state and update a list of :class:`~nablanet.layers.Parameter` s.
 
 Every optimizer keeps one state entry per parameter (momentum, Adam moments), in the order of
-``model.parameters()``. ``weight_decay`` λ adds L2 decay to the weights — never to a bias column —
+``model.parameters()``, and is registered in ``OPTIMIZERS`` under the name the command line uses. ``weight_decay`` λ adds L2 decay to the weights — never to a bias column —
 as the gradient term λ·W (SGD, Adam) or, for AdamW, as the decoupled step W ← W − η λ W.
 """
 
@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from collections.abc import Sequence
+from typing import Any
+
 from . import _checks
+from .parameter import Parameter
+from .registry import Registry
 from .schedules import Constant
+
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
 
 def _flush_subnormals(array: np.ndarray) -> None:
@@ -30,8 +37,6 @@ class Optimizer:
     ``start_epoch(epoch)`` so that a schedule takes effect.
     """
 
-    name = "optimizer"
-
     def __init__(self, learning_rate=0.01, weight_decay: float = 0.0):
         self.schedule = learning_rate if callable(learning_rate) else Constant(learning_rate)
         self.learning_rate = self.schedule(0)
@@ -45,7 +50,12 @@ class Optimizer:
     def start_epoch(self, epoch: int) -> None:
         self.learning_rate = self.schedule(epoch)
 
-    def step(self, parameters) -> None:
+    @property
+    def name(self) -> str:
+        """The registry name of this optimizer ("sgd", "adam", …)."""
+        return OPTIMIZERS.name_of(type(self))
+
+    def step(self, parameters: Sequence[Parameter]) -> None:
         if not self.state:
             self.state = [self.initial_state(parameter.value) for parameter in parameters]
         elif len(self.state) != len(parameters):
@@ -71,11 +81,12 @@ class Optimizer:
             parameter.gradient[index] += self.weight_decay * parameter.value[index]
         return parameter.gradient
 
-    def config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments other than the learning rate (see ``schedule`` for that)."""
         return {"weight_decay": self.weight_decay}
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum μ.
 
@@ -84,8 +95,6 @@ class SGD(Optimizer):
     Nesterov:  v ← μ v − η g;   W ← W + μ v − η g
     with g = ∇_W L (+ λ W for weight decay).
     """
-
-    name = "sgd"
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(learning_rate, weight_decay)
@@ -111,10 +120,11 @@ class SGD(Optimizer):
         else:
             parameter.value += velocity
 
-    def config(self):
-        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015). With t the step number and g = ∇_W L (+ λ W for L2 decay):
 
@@ -122,7 +132,6 @@ class Adam(Optimizer):
     W ← W − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
     """
 
-    name = "adam"
     decoupled = False
     FLUSH_EVERY = 50
 
@@ -164,22 +173,20 @@ class Adam(Optimizer):
             _flush_subnormals(m)
             _flush_subnormals(v)
 
-    def config(self):
-        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+    def get_config(self):
+        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
 
+@OPTIMIZERS.register("adamw")
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
 
     W ← W − η λ W (weights only, not the bias), then the Adam step with g = ∇_W L.
     """
 
-    name = "adamw"
     decoupled = True
 
     def __init__(self, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, weight_decay: float = 0.01):
         super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay)
 
-
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

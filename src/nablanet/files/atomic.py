@@ -1,6 +1,7 @@
 """Atomic file writes: a temporary file in the destination's folder, flushed, then ``os.replace``d.
 
-A reader never sees a half-written file, and a crash leaves the previous version in place.
+A reader never sees a half-written file, and a crash leaves the previous version in place. Every file
+nablanet writes goes through :func:`atomic_write`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,25 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
-    """Open a temporary file for writing; on success move it to ``path``, on failure delete it."""
+def atomic_write(path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; on success move it to ``path``, on failure delete it.
+
+    The file object's ``name`` is the temporary file's path, so that its content can be checked
+    before the with block ends (an exception there leaves nothing behind). The file gets the usual
+    permissions (0666 less the umask), not ``mkstemp``'s 0600.
+    """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(handle, mode) as file:
+        os.chmod(temporary, 0o666 & ~_umask())
+        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())

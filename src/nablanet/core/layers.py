@@ -1,33 +1,30 @@
-"""The generic :class:`Layer` contract, trainable :class:`Parameter` s, and the layers with weights.
+"""The generic :class:`Layer` contract and the layers with weights.
 
 Notation (the course notebooks'): a batch is a (features, b) matrix, one column per sample.
 ``forward(X)`` returns the layer's output; ``backward(∇_output L)`` returns ∇_input L. The columns of
 the gradients that flow backwards are the per-sample gradients ∇L_i; a layer with parameters averages
 them over the batch (the 1/b of the notebook) when it forms its parameter gradients.
+
+Every layer class is registered in ``LAYERS`` under its class name: that registry is the list of
+layers a model file may name, and what :meth:`Layer.from_config` rebuilds from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import inspect
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import _checks
 from .initializers import initialize
+from .optimizers import SGD
+from .parameter import Parameter
+from .registry import Registry
 
-
-@dataclass(eq=False)
-class Parameter:
-    """A trainable array, its gradient, and the part of it that weight decay may touch.
-
-    ``decay_index`` selects the entries that L2 weight decay applies to: for a Dense layer every
-    column of W̃ but the last (the bias is never decayed).
-    """
-
-    name: str
-    value: np.ndarray
-    gradient: np.ndarray
-    decay_index: tuple = (slice(None),)
+LAYERS: Registry[type[Layer]] = Registry("layer")
 
 
 class Layer:
@@ -35,15 +32,19 @@ class Layer:
 
     As in the notebook, the layer keeps ``input`` and ``output`` of the last forward pass.
     ``backward(output_gradient, learning_rate)`` with a learning rate also applies the plain SGD
-    step W ← W − η ∇_W L to every parameter, exactly as the notebook's layers do; without one it
-    only stores the gradients, for an optimizer object to apply.
+    step W ← W − η ∇_W L to every parameter, exactly as the notebook's layers do (through the same
+    :class:`~nablanet.SGD` an optimizer-driven training uses); without one it only stores the
+    gradients, for an optimizer object to apply.
+
+    A layer describes itself as plain data: ``get_config()`` gives the constructor arguments and
+    ``Layer.from_config(config)`` builds the layer again (its arrays travel separately).
     """
 
     training = True
 
-    def __init__(self):
-        self.input = None
-        self.output = None
+    def __init__(self) -> None:
+        self.input: np.ndarray | None = None
+        self.output: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -60,26 +61,66 @@ class Layer:
         """The trainable parameters, in a fixed order (none for a layer without weights)."""
         return []
 
-    def config(self) -> dict:
-        """Plain-data arguments that rebuild this layer (its arrays are saved separately)."""
+    def get_config(self) -> dict[str, Any]:
+        """Plain-data (JSON-able) constructor arguments that rebuild this layer."""
         return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Build the layer from :meth:`get_config`'s output; a ``ValueError`` for anything else.
+
+        Only the constructor's own arguments are accepted (never ``rng``), so a config read from an
+        untrusted file can choose values but not smuggle in anything else.
+        """
+        if not isinstance(config, dict):
+            raise ValueError(f"the config of a {cls.__name__} must be a dict, received {type(config).__name__}")
+        allowed = set(inspect.signature(cls).parameters) - {"rng"}
+        unknown = set(config) - allowed
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no arguments {sorted(unknown)}")
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise ValueError(f"{cls.__name__}: {error}") from None
 
     def output_size(self, input_size: int) -> int:
         """Number of output features for ``input_size`` input features."""
         return input_size
 
     def _sgd_step(self, learning_rate: float | None) -> None:
-        if learning_rate is None:
-            return
-        learning_rate = _checks.positive_float("learning_rate", learning_rate)
-        for parameter in self.parameters():
-            parameter.value -= learning_rate * parameter.gradient
+        """The notebook's ``backward(g, learning_rate)``: one plain SGD step on this layer's parameters."""
+        if learning_rate is not None:
+            SGD(learning_rate).step(self.parameters())
 
     def __repr__(self) -> str:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
 
 
+@contextlib.contextmanager
+def mode(layers: Iterable[Layer], *, training: bool) -> Iterator[None]:
+    """Put ``layers`` in training (``True``) or inference (``False``) mode inside a ``with`` block, and
+    back in the modes each had before when it ends (also on an error).
+
+    >>> dropout = Dropout(0.5)
+    >>> with mode([dropout], training=False):
+    ...     dropout.training
+    False
+    >>> dropout.training
+    True
+    """
+    layers = list(layers)
+    saved = [layer.training for layer in layers]
+    for layer in layers:
+        layer.training = training
+    try:
+        yield
+    finally:
+        for layer, was in zip(layers, saved):
+            layer.training = was
+
+
+@LAYERS.register()
 class Dense(Layer):
     """Fully connected layer with the bias trick: W̃ = [W | b] of shape (output_size, input_size + 1).
 
@@ -88,11 +129,14 @@ class Dense(Layer):
     backward:  ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ = (1/b) Σ_i ∇_{z⁽ⁱ⁾} L_i x̃⁽ⁱ⁾ᵀ     (output_size, input_size + 1)
                ∇_X L = Wᵀ ∇_Z L   (W without the bias column)            (input_size, b)
 
+    W̃ is one array, as on the board; ``W`` and ``b`` are views into it (writing to them writes W̃).
     The ones row is never materialised: W X + b 1ᵀ is the same product without a copy of X.
 
     >>> layer = Dense(3, 2, rng=0)
     >>> layer.forward(np.ones((3, 5))).shape
     (2, 5)
+    >>> layer.W.shape, layer.b.shape, layer.weights.shape
+    ((2, 3), (2,), (2, 4))
     """
 
     def __init__(self, input_size: int, output_size: int, *, init: str = "notebook", rng=None, dtype=np.float64):
@@ -102,7 +146,8 @@ class Dense(Layer):
         self.init = init
         dtype = _checks.float_dtype("dtype", dtype)
         weights = initialize(init, self.input_size, self.units, np.random.default_rng(rng), dtype)
-        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), (slice(None), slice(None, -1)))]
+        decay_index = (slice(None), slice(None, -1))  # W, not b
+        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), decay_index)]
 
     @property
     def weights(self) -> np.ndarray:
@@ -117,6 +162,16 @@ class Dense(Layer):
         self.weights[...] = value
 
     @property
+    def W(self) -> np.ndarray:
+        """W, (output_size, input_size): a view of W̃ without its bias column."""
+        return self.weights[:, :-1]
+
+    @property
+    def b(self) -> np.ndarray:
+        """b, (output_size,): a view of W̃'s last column."""
+        return self.weights[:, -1]
+
+    @property
     def weights_gradient(self) -> np.ndarray:
         """∇_W̃ L from the last backward pass, (output_size, input_size + 1)."""
         return self._parameters[0].gradient
@@ -125,30 +180,38 @@ class Dense(Layer):
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
         # Z = W X, evaluated as (Xᵀ Wᵀ)ᵀ: the same product, but its result is stored sample-major like
         # the data, the layout in which OpenBLAS runs these narrow products about twice as fast
-        self.output = (input.T @ self.weights[:, :-1].T).T
-        self.output.T[...] += np.ascontiguousarray(self.weights[:, -1])  # + b 1ᵀ, row by row in memory
-        return self.output
+        output = (input.T @ self.W.T).T
+        output.T[...] += np.ascontiguousarray(self.b)  # + b 1ᵀ, row by row in memory
+        self.output = output
+        return output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        input_gradient = (output_gradient.T @ self.weights[:, :-1]).T  # Wᵀ ∇_Z L, with W before the update
+        input_gradient = (output_gradient.T @ self.W).T  # Wᵀ ∇_Z L, with W before the update
         self.backward_parameters(output_gradient)
         self._sgd_step(learning_rate)
         return input_gradient
 
     def backward_parameters(self, output_gradient: np.ndarray) -> None:
         """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]."""
+        if self.input is None or self.output is None:
+            raise RuntimeError("backward needs a forward pass first")
         _checks.same_shape("output_gradient", output_gradient, "the layer's output", self.output)
         batch_size = self.input.shape[1]
         mean_gradient = output_gradient * (1.0 / batch_size)  # (units, b): smaller than W̃
-        np.matmul(mean_gradient, self.input.T, out=self.weights_gradient[:, :-1])
-        np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=self.weights_gradient[:, -1])
+        gradient = self.weights_gradient
+        np.matmul(mean_gradient, self.input.T, out=gradient[:, :-1])
+        np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
 
     def parameters(self) -> list[Parameter]:
         return self._parameters
 
-    def config(self) -> dict:
-        return {"input_size": self.input_size, "output_size": self.units, "init": self.init,
-                "dtype": self.weights.dtype.name}
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "output_size": self.units,
+            "init": self.init,
+            "dtype": self.weights.dtype.name,
+        }
 
     def output_size(self, input_size: int) -> int:
         if input_size != self.input_size:
@@ -156,6 +219,7 @@ class Dense(Layer):
         return self.units
 
 
+@LAYERS.register()
 class Dropout(Layer):
     """Inverted dropout: zero each activation with probability p while training, scale the rest.
 
@@ -169,7 +233,7 @@ class Dropout(Layer):
         super().__init__()
         self.rate = _checks.fraction("rate", rate)
         self.rng = np.random.default_rng(rng)
-        self._scaled_mask = None
+        self._scaled_mask: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         self.input = input
@@ -188,5 +252,5 @@ class Dropout(Layer):
             return output_gradient
         return output_gradient * self._scaled_mask
 
-    def config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate}

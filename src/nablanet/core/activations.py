@@ -2,13 +2,21 @@
 
 For an element-wise activation a = f(z):  forward A = f(Z),  backward ∇_Z L = ∇_A L ⊙ f′(Z).
 Softmax is not element-wise: its backward multiplies each column by that sample's Jacobian.
+
+The element-wise ones are registered in ``ACTIVATIONS`` under the names the command line uses for
+hidden layers; every one is a layer, registered in ``LAYERS`` as well.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .layers import Layer
+from .layers import LAYERS, Layer
+from .registry import Registry
+
+ACTIVATIONS: Registry[type[Layer]] = Registry("activation")
 
 
 class Elementwise(Layer):
@@ -30,6 +38,8 @@ class Elementwise(Layer):
         return output_gradient * self.derivative(self.input, self.output)
 
 
+@ACTIVATIONS.register("relu")
+@LAYERS.register()
 class ReLU(Elementwise):
     """Rectified linear unit.
 
@@ -44,6 +54,8 @@ class ReLU(Elementwise):
         return input > 0  # a boolean mask: multiplying by it is the fastest way to zero the rest
 
 
+@ACTIVATIONS.register("leaky_relu")
+@LAYERS.register()
 class LeakyReLU(Elementwise):
     """Leaky ReLU with slope α for negative inputs.
 
@@ -63,10 +75,12 @@ class LeakyReLU(Elementwise):
     def derivative(self, input, output):
         return np.where(input > 0, 1.0, self.alpha).astype(input.dtype)
 
-    def config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha}
 
 
+@ACTIVATIONS.register("sigmoid")
+@LAYERS.register()
 class Sigmoid(Elementwise):
     """Logistic sigmoid, computed without overflow for large |z|.
 
@@ -82,6 +96,8 @@ class Sigmoid(Elementwise):
         return output * (1.0 - output)
 
 
+@ACTIVATIONS.register("tanh")
+@LAYERS.register()
 class Tanh(Elementwise):
     """Hyperbolic tangent.
 
@@ -117,6 +133,7 @@ def softmax_jacobian(a: np.ndarray) -> np.ndarray:
     return np.diag(a) - np.outer(a, a)
 
 
+@LAYERS.register()
 class Softmax(Layer):
     """Softmax activation over axis 0 (each column is one sample's class scores).
 
@@ -163,8 +180,6 @@ class Softmax(Layer):
         weighted_sum = np.einsum("kb,kb->b", a, output_gradient)
         return a * (output_gradient - weighted_sum)
 
-    def config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         return {"method": self.method}
 
-
-ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh}

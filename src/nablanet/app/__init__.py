@@ -1,0 +1,1 @@
+"""The applications: plots, whole runs of each command (``run``), and the ``nablanet`` command line."""

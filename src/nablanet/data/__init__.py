@@ -1,0 +1,1 @@
+"""Data: the IDX reader, the data sets (bundled MNIST, Fashion-MNIST) and pictures of digits."""

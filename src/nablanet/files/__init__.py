@@ -1,0 +1,1 @@
+"""Files: atomic writes, safe model files (``save``/``load``) and training checkpoints."""

@@ -1,0 +1,1 @@
+"""Training: ``Sequential`` and its ``fit`` loop, the per-epoch ``History``, and callbacks."""

@@ -1,0 +1,244 @@
+"""``Sequential``: layers applied one after the other, trained by the notebook's loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core import _checks
+from ..core.activations import ACTIVATIONS, Softmax
+from ..core.layers import LAYERS, Dense, Dropout, Layer, mode
+from ..core.losses import resolve_loss
+from ..core.parameter import Parameter
+from .loop import fit
+
+
+class Sequential:
+    """A stack of layers: forward runs them in order, backward in reverse.
+
+    ``fit`` trains it (see :func:`nablanet.training.loop.fit`), ``evaluate``/``predict``/
+    ``predict_proba`` use it; each leaves every layer in the training or inference mode it found.
+    ``get_config()``/``from_config()`` and ``get_weights()``/``set_weights()`` describe it as plain
+    data and arrays, which is all that :func:`nablanet.save` writes.
+
+    >>> from nablanet import Dense, ReLU, Softmax
+    >>> model = Sequential([Dense(784, 32, init="he_normal", rng=0), ReLU(), Dense(32, 10, rng=0), Softmax()])
+    >>> model.predict_proba(np.zeros((784, 3))).shape
+    (10, 3)
+    """
+
+    fit = fit
+
+    def __init__(self, layers):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one layer")
+        for position, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
+        self.layers: list[Layer] = layers
+        self.stop_training = False
+        self.metadata: dict[str, Any] = {}  # JSON-able facts saved with the model: the data set, class names
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters (None for a model without any)."""
+        parameters = self.parameters()
+        return parameters[0].value.dtype if parameters else None
+
+    @property
+    def input_size(self) -> int | None:
+        """Number of input features, from the first layer that fixes it."""
+        return next((size for layer in self.layers if (size := getattr(layer, "input_size", None))), None)
+
+    def parameters(self) -> list[Parameter]:
+        """Every layer's trainable parameters, first layer first."""
+        return [parameter for layer in self.layers for parameter in layer.parameters()]
+
+    def train(self, training: bool = True) -> None:
+        """Switch layers such as Dropout between training (``True``) and inference (``False``)."""
+        for layer in self.layers:
+            layer.training = training
+
+    def output_size(self, input_size: int | None) -> int | None:
+        """Number of output features for ``input_size`` inputs; raises if two layers do not fit."""
+        size = input_size
+        for position, layer in enumerate(self.layers):
+            if size is None:
+                return None
+            try:
+                size = layer.output_size(size)
+            except ValueError as error:
+                raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
+        return size
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Apply every layer to X (features, b) and return the last output."""
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        """Back-propagate ∇_output L through every layer; with a learning rate, also take SGD steps."""
+        for layer in reversed(self.layers):
+            output_gradient = layer.backward(output_gradient, learning_rate)
+        return output_gradient
+
+    def predict_proba(self, X: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+        """The model's output for X (features, N), in inference mode: (classes, N) probabilities."""
+        _checks.matrix("X", X, rows=self.input_size)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        with mode(self.layers, training=False):
+            chunks = [self.forward(X[:, start : start + batch_size]) for start in range(0, X.shape[1], batch_size)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted class of every column of X: argmax over axis 0 of the output."""
+        return self.predict_proba(X).argmax(axis=0)
+
+    def evaluate(
+        self, X: np.ndarray, Y: np.ndarray, *, loss: str = "auto", batch_size: int = 10_000
+    ) -> dict[str, float]:
+        """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
+        _checks.matrix("X", X, rows=self.input_size)
+        _checks.matrix("Y", Y)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(f"X and Y must have the same number of columns, received {X.shape[1]} and {Y.shape[1]}")
+        layers, loss_function = resolve_loss(self.layers, loss)
+        total, correct = 0.0, 0
+        with mode(self.layers, training=False):
+            for start in range(0, X.shape[1], batch_size):
+                output = X[:, start : start + batch_size]
+                for layer in layers:
+                    output = layer.forward(output)
+                Y_chunk = Y[:, start : start + batch_size]
+                total += loss_function.value(Y_chunk, output) * Y_chunk.shape[1]
+                correct += np.count_nonzero(output.argmax(axis=0) == Y_chunk.argmax(axis=0))
+        return {"loss": float(total / X.shape[1]), "accuracy": float(correct / X.shape[1])}
+
+    def get_config(self) -> dict[str, Any]:
+        """The model as plain (JSON-able) data: each layer's registered name and config, and the metadata."""
+        layers = []
+        for position, layer in enumerate(self.layers):
+            name = type(layer).__name__
+            if LAYERS.get(name) is not type(layer):
+                raise TypeError(f"layer {position} ({name}) is not a registered nablanet layer: it cannot be saved")
+            layers.append({"type": name, "config": layer.get_config()})
+        return {"layers": layers, "metadata": self.metadata}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """Build a model from :meth:`get_config`'s output. Only registered layers are built (never a name
+        imported from the config); anything malformed is a ``ValueError`` that says where."""
+        entries = config.get("layers") if isinstance(config, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise ValueError("the config has no list of layers")
+        layers = []
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                raise ValueError(f"layer {position} is not of the form {{'type': name, 'config': {{...}}}}")
+            if entry["type"] not in LAYERS:
+                raise ValueError(f"layer {position} has unknown type {entry['type']!r} (known: {', '.join(LAYERS)})")
+            try:
+                layers.append(LAYERS[entry["type"]].from_config(entry.get("config")))
+            except ValueError as error:
+                raise ValueError(f"layer {position}: {error}") from None
+        model = cls(layers)
+        metadata = config.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata must be a JSON object")
+        model.metadata = metadata
+        try:
+            model.output_size(model.input_size)
+        except ValueError as error:
+            raise ValueError(f"the layers do not fit together: {error}") from None
+        return model
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every parameter array by name, ``layer{position}.{parameter name}`` (the arrays themselves, not copies)."""
+        return {
+            f"layer{position}.{parameter.name}": parameter.value
+            for position, layer in enumerate(self.layers)
+            for parameter in layer.parameters()
+        }
+
+    def set_weights(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters. Every name must be
+        present and no other; shapes and dtypes must match and every number must be finite."""
+        expected = self.get_weights()
+        for name, value in expected.items():
+            if name not in arrays:
+                raise ValueError(f"the array {name!r} is missing")
+            array = arrays[name]
+            if array.shape != value.shape or array.dtype != value.dtype:
+                raise ValueError(
+                    f"array {name!r} has shape {array.shape} and dtype {array.dtype}, "
+                    f"the model needs {value.shape} and {value.dtype}"
+                )
+            if not _checks.all_finite(array):
+                raise ValueError(f"array {name!r} contains NaN or inf")
+        extra = set(arrays) - set(expected)
+        if extra:
+            raise ValueError(f"arrays {sorted(extra)} belong to no layer")
+        for name, value in expected.items():
+            value[...] = arrays[name]
+
+    def summary(self) -> str:
+        """A table of the layers, their output shapes and parameter counts."""
+        size = self.input_size
+        rows = [("Layer", "Output shape", "Parameters")]
+        for layer in self.layers:
+            size = layer.output_size(size) if size is not None else None
+            count = sum(parameter.value.size for parameter in layer.parameters())
+            rows.append((type(layer).__name__, f"({size}, batch)", f"{count:,}"))
+        total = sum(parameter.value.size for parameter in self.parameters())
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        line = "-" * (sum(widths) + 4)
+        text = [line] + [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        text.insert(2, line)
+        text += [line, f"Total parameters: {total:,}"]
+        return "\n".join(text)
+
+    def __repr__(self) -> str:
+        return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+
+def build_classifier(
+    input_size: int,
+    num_classes: int,
+    hidden=(),
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    init: str = "auto",
+    dtype=np.float64,
+    rng=None,
+) -> Sequential:
+    """Dense layers of sizes ``hidden`` with ``activation`` (and Dropout), then Dense + Softmax.
+
+    With no hidden layer this is the notebook's softmax classifier ("0-layer network"). ``init="auto"``
+    picks the notebook's initialiser for it, He for ReLU-family hidden layers and Glorot otherwise.
+
+    >>> build_classifier(784, 10, [32], rng=0)
+    Sequential([Dense(input_size=784, output_size=32, init='he_normal', dtype='float64'), ReLU(), \
+Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), Softmax(method='vectorized')])
+    """
+    activation_layer = ACTIVATIONS.lookup(activation, argument="activation")
+    rng = np.random.default_rng(rng)
+    hidden = [_checks.positive_int("hidden layer size", size) for size in hidden]
+    if init == "auto":
+        hidden_init = "he_normal" if "relu" in activation else "glorot_uniform"
+        output_init = "glorot_uniform" if hidden else "notebook"
+    else:
+        hidden_init = output_init = init
+    layers: list[Layer] = []
+    size = input_size
+    for units in hidden:
+        layers += [Dense(size, units, init=hidden_init, rng=rng, dtype=dtype), activation_layer()]
+        if dropout:
+            layers.append(Dropout(dropout, rng=int(rng.integers(2**63))))  # its own stream
+        size = units
+    layers += [Dense(size, num_classes, init=output_init, rng=rng, dtype=dtype), Softmax()]
+    return Sequential(layers)
