@@ -11,6 +11,7 @@ shared machines is large, so compare ratios within one run, never across runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ def median_seconds(functions, repeats: int) -> list[float]:
         function()  # warm-up: first-touch page faults, lazy initialisation
     times = [[] for _ in functions]
     for _ in range(repeats):
-        for function, samples in zip(functions, times):
+        for function, samples in zip(functions, times, strict=True):
             start = time.perf_counter()
             function()
             samples.append(time.perf_counter() - start)
@@ -46,23 +47,25 @@ def median_seconds(functions, repeats: int) -> list[float]:
 
 # ---------------------------------------------------------------- nablanet
 
+
 def nablanet_epoch(data, sizes, batch_size, optimizer, dtype, seed=0):
     rng = np.random.default_rng(seed)
     layers = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers.append(nn.Dense(fan_in, fan_out, init="he_normal", rng=rng, dtype=dtype))
         layers.append(nn.ReLU())
-    model = nn.Sequential(layers[:-1] + [nn.Softmax()])
+    model = nn.Sequential([*layers[:-1], nn.Softmax()])
     X, Y = data.X_train, data.Y_train
     return lambda: model.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=optimizer(), rng=rng), model
 
 
 # ---------------------------------------------------------------- PyTorch
 
+
 def torch_epoch(rows, labels, sizes, batch_size, optimizer, dtype, seed=0):
     torch.manual_seed(seed)
     modules = []
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         modules += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*modules[:-1]).to(TORCH_DTYPES[dtype])
     opt = optimizer(model.parameters())
@@ -71,22 +74,26 @@ def torch_epoch(rows, labels, sizes, batch_size, optimizer, dtype, seed=0):
     def epoch():
         order = torch.randperm(rows.shape[0], generator=generator)
         for start in range(0, rows.shape[0], batch_size):
-            indices = order[start:start + batch_size]
+            indices = order[start : start + batch_size]
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(model(rows[indices]), labels[indices])
             loss.backward()
             opt.step()
+
     return epoch, model
 
 
 # ---------------------------------------------------------------- GEMM only
+
 
 def gemm_epoch(sizes, num_samples, batch_size, dtype, seed=0):
     """The matrix products of one epoch alone, in the layout the training loop uses (sample-major
     activations and gradients, W̃ with its bias column): forward, weight gradients, and the input
     gradients of every layer but the first."""
     rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((fan_out, fan_in + 1)).astype(dtype) for fan_in, fan_out in zip(sizes, sizes[1:])]
+    weights = [
+        rng.standard_normal((fan_out, fan_in + 1)).astype(dtype) for fan_in, fan_out in itertools.pairwise(sizes)
+    ]
     activations = [rng.standard_normal((batch_size, size)).astype(dtype) for size in sizes]  # (b, features)
     gradients = [rng.standard_normal((batch_size, size)).astype(dtype) for size in sizes]
     weight_gradients = [np.empty_like(w) for w in weights]
@@ -100,15 +107,18 @@ def gemm_epoch(sizes, num_samples, batch_size, dtype, seed=0):
                 np.matmul(gradients[layer + 1].T, activations[layer], out=weight_gradients[layer][:, :-1])
                 if layer:
                     np.matmul(gradients[layer + 1], weights[layer][:, :-1], out=gradients[layer])
+
     return epoch
 
 
 def peak_rss_of_training(dtype: str) -> float:
     """Peak resident memory (MB) of a 20-epoch `nablanet train`, read by the process itself (VmHWM)."""
-    script = ("import atexit, sys\n"
-              "from nablanet.app.cli import main\n"
-              "atexit.register(lambda: print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0]))\n"
-              f"sys.exit(main(['train', '--dtype', '{dtype}', '--out', sys.argv[1]]))\n")
+    script = (
+        "import atexit, sys\n"
+        "from nablanet.app.cli import main\n"
+        "atexit.register(lambda: print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0]))\n"
+        f"sys.exit(main(['train', '--dtype', '{dtype}', '--out', sys.argv[1]]))\n"
+    )
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run([sys.executable, "-c", script, folder], check=True, capture_output=True, text=True)
     kilobytes = int(result.stdout.strip().splitlines()[-1].split()[1])
@@ -121,8 +131,11 @@ def main():
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
     rows = []  # (work, nablanet seconds, PyTorch seconds or None, GEMM-only seconds or None)
-    print(f"nablanet {nn.__version__}, NumPy {np.__version__}, PyTorch {torch.__version__}, {THREADS} threads, "
-          f"median of {repeats}", flush=True)
+    print(
+        f"nablanet {nn.__version__}, NumPy {np.__version__}, PyTorch {torch.__version__}, {THREADS} threads, "
+        f"median of {repeats}",
+        flush=True,
+    )
 
     for dtype in (np.float32, np.float64):
         data = nn.load_mnist(dtype)
@@ -132,24 +145,40 @@ def main():
         sizes = (784, 10)
         ours, _ = nablanet_epoch(data, sizes, 200, lambda: nn.SGD(0.01), dtype)
         theirs, _ = torch_epoch(rows_t, labels_t, sizes, 200, lambda p: torch.optim.SGD(p, lr=0.01), dtype)
-        rows.append((f"(a) softmax classifier epoch, batch 200, SGD, {name}",
-                     *median_seconds([ours, theirs, gemm_epoch(sizes, 60000, 200, dtype)], repeats)))
+        rows.append(
+            (
+                f"(a) softmax classifier epoch, batch 200, SGD, {name}",
+                *median_seconds([ours, theirs, gemm_epoch(sizes, 60000, 200, dtype)], repeats),
+            )
+        )
         print(rows[-1], flush=True)
         if dtype is np.float64:
             continue
         sizes = (784, 256, 128, 10)
         ours, model = nablanet_epoch(data, sizes, 128, lambda: nn.Adam(1e-3), dtype)
         theirs, torch_model = torch_epoch(rows_t, labels_t, sizes, 128, lambda p: torch.optim.Adam(p, lr=1e-3), dtype)
-        rows.append(("(b) MLP 784-256-128-10 epoch, batch 128, Adam, float32",
-                     *median_seconds([ours, theirs, gemm_epoch(sizes, 60000, 128, dtype)], repeats)))
+        rows.append(
+            (
+                "(b) MLP 784-256-128-10 epoch, batch 128, Adam, float32",
+                *median_seconds([ours, theirs, gemm_epoch(sizes, 60000, 128, dtype)], repeats),
+            )
+        )
         print(rows[-1], flush=True)
         X_test, test_rows = data.X_test, torch.from_numpy(data.X_test.T)
 
-        def torch_inference():
+        def torch_inference(torch_model=torch_model, test_rows=test_rows):
             with torch.no_grad():
                 torch.softmax(torch_model(test_rows), dim=1)
-        rows.append(("(c) MLP inference, 10,000 test images, float32",
-                     *median_seconds([lambda: model.predict_proba(X_test), torch_inference], repeats), None))
+
+        rows.append(
+            (
+                "(c) MLP inference, 10,000 test images, float32",
+                *median_seconds(
+                    [lambda model=model, X_test=X_test: model.predict_proba(X_test), torch_inference], repeats
+                ),
+                None,
+            )
+        )
         print(rows[-1], flush=True)
 
     rng = np.random.default_rng(0)
@@ -160,16 +189,23 @@ def main():
     for method in ("loop", "vectorized"):
         layer = nn.Softmax(method)
         layer.forward(Z)
-        rows.append((f"(d) Softmax backward, one batch (10, 200), {method}, float64",
-                     *median_seconds([lambda: layer.backward(G), torch_backward], max(repeats, 50)), None))
+        rows.append(
+            (
+                f"(d) Softmax backward, one batch (10, 200), {method}, float64",
+                *median_seconds([lambda layer=layer: layer.backward(G), torch_backward], max(repeats, 50)),
+                None,
+            )
+        )
         print(rows[-1], flush=True)
 
     print()
     print(f"{'work':<58} {'nablanet':>10} {'PyTorch':>10} {'ratio':>7} {'GEMM only':>10} {'× GEMM':>7}")
     for work, ours, theirs, gemm in rows:
         unit, scale = ("ms", 1e3) if ours > 1e-3 else ("µs", 1e6)
-        print(f"{work:<58} {ours * scale:8.2f}{unit} {theirs * scale:8.2f}{unit} {ours / theirs:7.2f} "
-              + (f"{gemm * scale:8.2f}{unit} {ours / gemm:7.2f}" if gemm else f"{'':>10} {'':>7}"))
+        print(
+            f"{work:<58} {ours * scale:8.2f}{unit} {theirs * scale:8.2f}{unit} {ours / theirs:7.2f} "
+            + (f"{gemm * scale:8.2f}{unit} {ours / gemm:7.2f}" if gemm else f"{'':>10} {'':>7}")
+        )
     print()
     for dtype in ("float32", "float64"):
         print(f"Peak RSS of a 20-epoch `nablanet train --dtype {dtype}`: {peak_rss_of_training(dtype):.0f} MB")

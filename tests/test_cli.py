@@ -8,8 +8,9 @@ from nablanet.app.cli import main
 
 
 def run_cli(*arguments, cwd=None):
-    return subprocess.run([sys.executable, "-m", "nablanet", *arguments], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "nablanet", *arguments], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_train_writes_plots_and_metrics(tmp_path, capsys):
@@ -29,18 +30,21 @@ def test_toy_prints_each_samples_loss_and_gradient(capsys):
     assert out.count("Sample ") == 10 and out.count("gradient of the loss") == 10
 
 
-@pytest.mark.parametrize("arguments, fragment", [
-    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, received '0'"),
-    (["train", "--batch-size", "-5"], "argument --batch-size: expected a positive integer"),
-    (["train", "--lr", "0"], "argument --lr: expected a positive number"),
-    (["train", "--lr", "abc"], "argument --lr: expected a positive number"),
-    (["train", "--hidden", "10,-2"], "argument --hidden: expected comma-separated positive layer sizes"),
-    (["train", "--dataset", "cifar"], "argument --dataset: invalid choice"),
-    (["train", "--early-stopping", "3"], "--early-stopping needs a validation set"),
-    (["train", "--out", "/proc/nablanet-cannot-write-here"], "error:"),
-    (["fly"], "argument COMMAND: invalid choice"),
-    ([], "the following arguments are required"),
-])
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, received '0'"),
+        (["train", "--batch-size", "-5"], "argument --batch-size: expected a positive integer"),
+        (["train", "--lr", "0"], "argument --lr: expected a positive number"),
+        (["train", "--lr", "abc"], "argument --lr: expected a positive number"),
+        (["train", "--hidden", "10,-2"], "argument --hidden: expected comma-separated positive layer sizes"),
+        (["train", "--dataset", "cifar"], "argument --dataset: invalid choice"),
+        (["train", "--early-stopping", "3"], "--early-stopping needs a validation set"),
+        (["train", "--out", "/proc/nablanet-cannot-write-here"], "error:"),
+        (["fly"], "argument COMMAND: invalid choice"),
+        ([], "the following arguments are required"),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_and_exit_2(arguments, fragment):
     result = run_cli(*arguments)
     assert result.returncode == 2, result.stderr
@@ -56,9 +60,27 @@ def test_help_explains_the_defaults():
 
 
 def test_train_a_hidden_network_with_validation(tmp_path, capsys):
-    arguments = ["train", "--hidden", "32", "--optimizer", "adam", "--dropout", "0.1", "--val-split", "0.1",
-                 "--early-stopping", "2", "--epochs", "2", "--batch-size", "128", "--dtype", "float32",
-                 "--out", str(tmp_path)]
+    arguments = [
+        "train",
+        "--hidden",
+        "32",
+        "--optimizer",
+        "adam",
+        "--dropout",
+        "0.1",
+        "--val-split",
+        "0.1",
+        "--early-stopping",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--dtype",
+        "float32",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(arguments) == 0
     out = capsys.readouterr().out
     assert "val_loss = " in out and "val_accuracy = " in out

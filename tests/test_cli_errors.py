@@ -84,8 +84,8 @@ def test_bad_input_gets_one_line_and_exit_2(files, capsys, command, fragment):
     arguments = command.format(dir=files).split()
     try:
         status = main(arguments)
-    except SystemExit as exit:  # argparse
-        status = exit.code
+    except SystemExit as stop:  # argparse
+        status = stop.code
     captured = capsys.readouterr()
     assert status == 2
     assert fragment in captured.err

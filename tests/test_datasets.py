@@ -24,8 +24,9 @@ def test_mnist_in_the_notebooks_layout(mnist):
     assert mnist.X_train.min() == 0.0 and mnist.X_train.max() == 1.0
     assert mnist.X_train.mean() == pytest.approx(0.1307, abs=5e-5)
     assert mnist.X_train.std() == pytest.approx(0.3081, abs=5e-5)
-    np.testing.assert_array_equal(np.bincount(mnist.y_train),
-                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(
+        np.bincount(mnist.y_train), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    )
     np.testing.assert_array_equal(mnist.y_train[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
     np.testing.assert_array_equal(mnist.y_test[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
     assert mnist.Y_train.shape == (10, 60000)
@@ -65,15 +66,18 @@ def test_read_idx_plain_and_gzip(tmp_path):
         assert array.dtype == np.int16 and array.dtype.isnative
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "bad magic number"),
-    (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "unknown IDX dtype code 0x07"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x03\x05", "more than the file can hold"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x01\x05\x06", "trailing bytes"),
-    (b"\x00\x00\x08", "truncated"),
-    (b"\x00\x00\x08\x02\x00\x00", "truncated"),
-    (b"\x1f\x8b\x08\x00garbage", "not a valid gzip file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "bad magic number"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "unknown IDX dtype code 0x07"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x03\x05", "more than the file can hold"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x01\x05\x06", "trailing bytes"),
+        (b"\x00\x00\x08", "truncated"),
+        (b"\x00\x00\x08\x02\x00\x00", "truncated"),
+        (b"\x1f\x8b\x08\x00garbage", "not a valid gzip file"),
+    ],
+)
 def test_read_idx_rejects_bad_files(tmp_path, content, message):
     path = tmp_path / "bad"
     path.write_bytes(content)

@@ -46,7 +46,7 @@ def server(tmp_path):
 
 
 def test_good_file_is_cached_bad_files_leave_nothing(server, tmp_path):
-    base, folder, requests = server
+    base, folder, _ = server
     content = idx_bytes(np.arange(12).reshape(3, 4))
     digest = hashlib.sha256(content).hexdigest()
     (folder / "good.gz").write_bytes(gzip.compress(content))
@@ -58,8 +58,11 @@ def test_good_file_is_cached_bad_files_leave_nothing(server, tmp_path):
 
     path = download(base + "good.gz", cache / "good.gz", digest)
     np.testing.assert_array_equal(nn.read_idx(path), np.arange(12).reshape(3, 4))
-    for name, message in (("corrupted.gz", "SHA-256"), ("truncated.gz", "not a valid gzip file"),
-                          ("missing.gz", "could not download")):
+    for name, message in (
+        ("corrupted.gz", "SHA-256"),
+        ("truncated.gz", "not a valid gzip file"),
+        ("missing.gz", "could not download"),
+    ):
         with pytest.raises(nn.DatasetError, match=message):
             download(base + name, cache / name, digest)
     assert sorted(entry.name for entry in cache.iterdir()) == ["good.gz"]  # no partial files either
@@ -81,9 +84,11 @@ def test_fashion_mnist_downloads_once_then_uses_the_cache(server, tmp_path, monk
 
 
 def test_a_tampered_mirror_is_refused(server, tmp_path, monkeypatch):
-    base, folder, requests = server
+    base, folder, _ = server
     for name in FILES:
-        (folder / name).write_bytes(gzip.compress(idx_bytes(np.zeros((2, 28, 28)) if "images" in name else np.zeros(2))))
+        (folder / name).write_bytes(
+            gzip.compress(idx_bytes(np.zeros((2, 28, 28)) if "images" in name else np.zeros(2)))
+        )
     monkeypatch.setattr(datasets, "FASHION_SYSTEM_DIR", tmp_path / "not-installed")
     with pytest.raises(nn.DatasetError, match="SHA-256"):
         nn.load_fashion_mnist(tmp_path / "home", base_url=base)

@@ -31,18 +31,38 @@ CASES = {
     "LeakyReLU": lambda rng, i, o, b: (nn.LeakyReLU(0.1), away_from_zero(rng.normal(size=(i, b))), None),
     "Sigmoid": lambda rng, i, o, b: (nn.Sigmoid(), 3 * rng.normal(size=(i, b)), None),
     "Tanh": lambda rng, i, o, b: (nn.Tanh(), rng.normal(size=(i, b)), None),
-    "cce": lambda rng, i, o, b: (nn.CategoricalCrossEntropy(), nn.softmax(rng.normal(size=(o, b))),
-                                 one_hot_targets(rng, o, b)),
-    "softmax_cce (fused)": lambda rng, i, o, b: (nn.SoftmaxCrossEntropy(), rng.normal(size=(o, b)),
-                                                 one_hot_targets(rng, o, b)),
+    "cce": lambda rng, i, o, b: (
+        nn.CategoricalCrossEntropy(),
+        nn.softmax(rng.normal(size=(o, b))),
+        one_hot_targets(rng, o, b),
+    ),
+    "softmax_cce (fused)": lambda rng, i, o, b: (
+        nn.SoftmaxCrossEntropy(),
+        rng.normal(size=(o, b)),
+        one_hot_targets(rng, o, b),
+    ),
     "Dense→Softmax→cce": lambda rng, i, o, b: (
         _Chain(nn.Sequential([nn.Dense(i, o, init="he_normal", rng=rng), nn.Softmax()]), "cce"),
-        rng.normal(size=(i, b)), one_hot_targets(rng, o, b)),
+        rng.normal(size=(i, b)),
+        one_hot_targets(rng, o, b),
+    ),
     "Dense→Tanh→Dense→Sigmoid→Dense→softmax_cce": lambda rng, i, o, b: (
-        _Chain(nn.Sequential([nn.Dense(i, 4, init="glorot_normal", rng=rng), nn.Tanh(),
-                              nn.Dense(4, 3, init="glorot_uniform", rng=rng), nn.Sigmoid(),
-                              nn.Dense(3, o, init="he_uniform", rng=rng), nn.Softmax()]), "softmax_cce"),
-        rng.normal(size=(i, b)), one_hot_targets(rng, o, b)),
+        _Chain(
+            nn.Sequential(
+                [
+                    nn.Dense(i, 4, init="glorot_normal", rng=rng),
+                    nn.Tanh(),
+                    nn.Dense(4, 3, init="glorot_uniform", rng=rng),
+                    nn.Sigmoid(),
+                    nn.Dense(3, o, init="he_uniform", rng=rng),
+                    nn.Softmax(),
+                ]
+            ),
+            "softmax_cce",
+        ),
+        rng.normal(size=(i, b)),
+        one_hot_targets(rng, o, b),
+    ),
 }
 
 
@@ -91,7 +111,9 @@ def test_gradcheck_flags_a_wrong_weight_gradient(rng):
 
 
 def test_gradcheck_flags_a_wrong_input_gradient(rng):
-    model = nn.Sequential([nn.Dense(4, 6, init="he_normal", rng=rng), _WrongReLU(), nn.Dense(6, 3, rng=rng), nn.Softmax()])
+    model = nn.Sequential(
+        [nn.Dense(4, 6, init="he_normal", rng=rng), _WrongReLU(), nn.Dense(6, 3, rng=rng), nn.Softmax()]
+    )
     report = gradcheck(model, rng.normal(size=(4, 8)), one_hot_targets(rng, 3, 8))
     assert not report.passed
     assert not report.results[-1].passed  # the input gradient flows through the broken ReLU

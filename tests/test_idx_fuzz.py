@@ -45,8 +45,13 @@ def test_arbitrary_bytes_behind_a_gzip_header(tmp_path_factory, content):
 
 
 @settings(max_examples=300)
-@given(position=st.integers(0, len(VALID) - 1), value=st.integers(0, 255),
-       cut=st.integers(0, len(VALID)), extra=st.binary(max_size=8), compress=st.booleans())
+@given(
+    position=st.integers(0, len(VALID) - 1),
+    value=st.integers(0, 255),
+    cut=st.integers(0, len(VALID)),
+    extra=st.binary(max_size=8),
+    compress=st.booleans(),
+)
 def test_mutated_valid_files(tmp_path_factory, position, value, cut, extra, compress):
     mutated = bytearray(VALID)
     mutated[position] = value

@@ -71,8 +71,12 @@ def test_dense_refuses_a_non_positive_learning_rate(rng):
 def test_initialisers_have_the_documented_spread(name):
     weights = nn.Dense(400, 300, init=name, rng=0).weights
     fan_in, fan_out = 400, 300
-    variance = {"he_normal": 2 / fan_in, "he_uniform": 2 / fan_in,
-                "glorot_normal": 2 / (fan_in + fan_out), "glorot_uniform": 2 / (fan_in + fan_out)}[name]
+    variance = {
+        "he_normal": 2 / fan_in,
+        "he_uniform": 2 / fan_in,
+        "glorot_normal": 2 / (fan_in + fan_out),
+        "glorot_uniform": 2 / (fan_in + fan_out),
+    }[name]
     assert weights[:, :-1].var() == pytest.approx(variance, rel=0.02)
     np.testing.assert_array_equal(weights[:, -1], 0.0)
 
@@ -108,12 +112,15 @@ def test_dropout_rate_must_be_a_fraction(rate):
         nn.Dropout(rate)
 
 
-@pytest.mark.parametrize("layer, z, a, derivative", [
-    (nn.ReLU(), [-2.0, 0.5], [0.0, 0.5], [0.0, 1.0]),
-    (nn.LeakyReLU(0.1), [-2.0, 0.5], [-0.2, 0.5], [0.1, 1.0]),
-    (nn.Tanh(), [0.0, 1.0], [0.0, np.tanh(1.0)], [1.0, 1 - np.tanh(1.0) ** 2]),
-    (nn.Sigmoid(), [0.0, 2.0], [0.5, 1 / (1 + np.exp(-2.0))], [0.25, np.exp(-2.0) / (1 + np.exp(-2.0)) ** 2]),
-])
+@pytest.mark.parametrize(
+    "layer, z, a, derivative",
+    [
+        (nn.ReLU(), [-2.0, 0.5], [0.0, 0.5], [0.0, 1.0]),
+        (nn.LeakyReLU(0.1), [-2.0, 0.5], [-0.2, 0.5], [0.1, 1.0]),
+        (nn.Tanh(), [0.0, 1.0], [0.0, np.tanh(1.0)], [1.0, 1 - np.tanh(1.0) ** 2]),
+        (nn.Sigmoid(), [0.0, 2.0], [0.5, 1 / (1 + np.exp(-2.0))], [0.25, np.exp(-2.0) / (1 + np.exp(-2.0)) ** 2]),
+    ],
+)
 def test_activation_values_by_hand(layer, z, a, derivative):
     Z = np.array([z])
     np.testing.assert_allclose(layer.forward(Z), [a], rtol=1e-14)

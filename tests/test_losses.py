@@ -50,11 +50,14 @@ def test_fused_loss_is_exact_for_huge_scores():
     assert nn.SoftmaxCrossEntropy().value(Y, Z) == pytest.approx(1000.0)
 
 
-@pytest.mark.parametrize("Y, Yhat, message", [
-    (np.ones((3, 2)), np.ones((3, 3)), "same shape"),
-    (np.array([[np.nan], [1.0]]), np.ones((2, 1)), "NaN or inf"),
-    (np.ones(3), np.ones(3), "2-D"),
-])
+@pytest.mark.parametrize(
+    "Y, Yhat, message",
+    [
+        (np.ones((3, 2)), np.ones((3, 3)), "same shape"),
+        (np.array([[np.nan], [1.0]]), np.ones((2, 1)), "NaN or inf"),
+        (np.ones(3), np.ones(3), "2-D"),
+    ],
+)
 def test_loss_arguments_are_checked(Y, Yhat, message):
     with pytest.raises(ValueError, match=message):
         nn.cce(Y, Yhat)

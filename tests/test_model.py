@@ -33,8 +33,15 @@ def test_early_stopping_needs_validation(rng):
 
 def test_validation_split_reports_validation_figures(rng):
     X, Y = rng.normal(size=(4, 50)), nn.one_hot(rng.integers(0, 3, 50), 3)
-    model = nn.Sequential([nn.Dense(4, 8, init="he_normal", rng=0), nn.ReLU(), nn.Dropout(0.2, rng=0),
-                           nn.Dense(8, 3, rng=0), nn.Softmax()])
+    model = nn.Sequential(
+        [
+            nn.Dense(4, 8, init="he_normal", rng=0),
+            nn.ReLU(),
+            nn.Dropout(0.2, rng=0),
+            nn.Dense(8, 3, rng=0),
+            nn.Softmax(),
+        ]
+    )
     history = model.fit(X, Y, epochs=3, batch_size=10, optimizer=nn.Adam(0.01), validation_split=0.2, rng=0)
     figures = history.as_dict()
     assert set(figures) == {"loss", "accuracy", "val_loss", "val_accuracy"}

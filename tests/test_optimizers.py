@@ -44,8 +44,9 @@ def test_adam_two_steps():
     #         m̂ = m / 0.19, v̂ = v / 0.001999, w −= 0.1 m̂ / (√v̂ + 1e-8)
     # (ε moves step 1 by η ε/|g| ≈ 2e-9, hence rtol 1e-8 for step 2, computed from the rounded step 1)
     np.testing.assert_allclose(steps(nn.Adam(0.1), G1), [[0.9, 2.1, 2.9]], rtol=1e-7)
-    np.testing.assert_allclose(steps(nn.Adam(0.1), G1, G2), [[0.8034817986385094, 2.0947368421578947, 2.80678203670851]],
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        steps(nn.Adam(0.1), G1, G2), [[0.8034817986385094, 2.0947368421578947, 2.80678203670851]], rtol=1e-8
+    )
 
 
 def test_sgd_weight_decay_skips_the_bias():
@@ -72,13 +73,16 @@ def test_state_is_one_entry_per_parameter():
         optimizer.step([first])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: nn.SGD(-1.0), "learning_rate"),
-    (lambda: nn.SGD(0.1, momentum=1.0), "momentum"),
-    (lambda: nn.SGD(0.1, nesterov=True), "nesterov"),
-    (lambda: nn.Adam(beta1=1.5), "beta1"),
-    (lambda: nn.SGD(0.1, weight_decay=-1.0), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: nn.SGD(-1.0), "learning_rate"),
+        (lambda: nn.SGD(0.1, momentum=1.0), "momentum"),
+        (lambda: nn.SGD(0.1, nesterov=True), "nesterov"),
+        (lambda: nn.Adam(beta1=1.5), "beta1"),
+        (lambda: nn.SGD(0.1, weight_decay=-1.0), "weight_decay"),
+    ],
+)
 def test_bad_optimizer_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()

@@ -66,8 +66,9 @@ def test_softmax_jacobian(trained, mnist, tmp_path, panels):
 
 def test_misclassified_with_probabilities(trained, mnist, tmp_path, panels):
     probabilities = trained[0].predict_proba(mnist.X_test)
-    figure = plots.plot_misclassified_probabilities(mnist.X_test, mnist.y_test, probabilities, tmp_path / "wrong.png",
-                                                  num_images=8, rng=0)
+    figure = plots.plot_misclassified_probabilities(
+        mnist.X_test, mnist.y_test, probabilities, tmp_path / "wrong.png", num_images=8, rng=0
+    )
     check_png(figure, tmp_path / "wrong.png", (1300, 1040))
     assert panels["wrong.png"] == 8 * 2
 
@@ -86,8 +87,14 @@ def test_dead_relus_are_counted(rng):
     model = nn.Sequential([nn.Dense(3, 4, rng=0), nn.ReLU(), nn.Dense(4, 2, rng=0), nn.Softmax()])
     model.layers[0].weights[:2] = -1.0  # units 0 and 1 see only negative input on positive data
     recorder = Dynamics(np.abs(rng.normal(size=(3, 20))))
-    model.fit(np.abs(rng.normal(size=(3, 20))), nn.one_hot(rng.integers(0, 2, 20), 2), epochs=1, batch_size=20,
-              learning_rate=1e-6, callbacks=[recorder])
+    model.fit(
+        np.abs(rng.normal(size=(3, 20))),
+        nn.one_hot(rng.integers(0, 2, 20), 2),
+        epochs=1,
+        batch_size=20,
+        learning_rate=1e-6,
+        callbacks=[recorder],
+    )
     assert recorder.dynamics["dead_fraction"]["1 ReLU"] == [0.5]
 
 
@@ -95,10 +102,18 @@ def test_training_plots(trained, mnist, tmp_path, panels):
     history = {"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5]}
     check_png(plots.plot_history(history, tmp_path / "loss.png"), tmp_path / "loss.png", (600, 400))
     predictions = trained[0].predict(mnist.X_test)
-    check_png(plots.plot_confusion_matrix(mnist.y_test, predictions, tmp_path / "confusion.png",
-                                          class_names=mnist.class_names), tmp_path / "confusion.png", (1200, 1100))
-    check_png(plots.plot_misclassified(mnist.X_test, mnist.y_test, predictions, tmp_path / "misclassified.png", rng=0), tmp_path / "misclassified.png",
-              (1600, 680))
+    check_png(
+        plots.plot_confusion_matrix(
+            mnist.y_test, predictions, tmp_path / "confusion.png", class_names=mnist.class_names
+        ),
+        tmp_path / "confusion.png",
+        (1200, 1100),
+    )
+    check_png(
+        plots.plot_misclassified(mnist.X_test, mnist.y_test, predictions, tmp_path / "misclassified.png", rng=0),
+        tmp_path / "misclassified.png",
+        (1600, 680),
+    )
     assert panels == {"loss.png": 1, "confusion.png": 2, "misclassified.png": 10}
 
 

@@ -10,12 +10,15 @@ def test_one_hot_columns():
     np.testing.assert_array_equal(nn.one_hot([2, 0, 1], 3), [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
 
 
-@pytest.mark.parametrize("labels, message", [
-    ([0, 3], r"labels must lie in \[0, 3\), received label 3"),
-    ([-1], "received label -1"),
-    ([0.5], "integer class labels"),
-    ([[0, 1]], "1-D"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([0, 3], r"labels must lie in \[0, 3\), received label 3"),
+        ([-1], "received label -1"),
+        ([0.5], "integer class labels"),
+        ([[0, 1]], "1-D"),
+    ],
+)
 def test_one_hot_refuses_bad_labels(labels, message):
     with pytest.raises(ValueError, match=message):
         nn.one_hot(labels, 3)

@@ -12,13 +12,38 @@ import pytest
 import nablanet as nn
 from nablanet.files.checkpoint import FILENAME, load_checkpoint
 
-SETTINGS = ["--hidden", "96", "--dropout", "0.2", "--optimizer", "adam", "--schedule", "cosine", "--dtype", "float64",
-            "--epochs", "5", "--val-split", "0.1", "--early-stopping", "4", "--batch-size", "100", "--seed", "7"]
+SETTINGS = [
+    "--hidden",
+    "96",
+    "--dropout",
+    "0.2",
+    "--optimizer",
+    "adam",
+    "--schedule",
+    "cosine",
+    "--dtype",
+    "float64",
+    "--epochs",
+    "5",
+    "--val-split",
+    "0.1",
+    "--early-stopping",
+    "4",
+    "--batch-size",
+    "100",
+    "--seed",
+    "7",
+]
 
 
 def nablanet(*arguments, **options):
-    return subprocess.Popen([sys.executable, "-m", "nablanet", *arguments], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nablanet", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **options,
+    )
 
 
 def finished_epochs(folder):
@@ -30,7 +55,9 @@ def finished_epochs(folder):
 
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     uninterrupted = nablanet("train", *SETTINGS, "--out", str(tmp_path / "whole"))
-    interrupted = nablanet("train", *SETTINGS, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part"))
+    interrupted = nablanet(
+        "train", *SETTINGS, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part")
+    )
     deadline = time.monotonic() + 300
     while finished_epochs(tmp_path / "ck") < 2:
         assert interrupted.poll() is None, interrupted.communicate()
@@ -47,7 +74,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     assert "Resuming from" in output
     assert uninterrupted.wait(timeout=600) == 0
     whole, part = nn.load(tmp_path / "whole" / "model.npz"), nn.load(tmp_path / "part" / "model.npz")
-    for expected, actual in zip(whole.parameters(), part.parameters()):
+    for expected, actual in zip(whole.parameters(), part.parameters(), strict=True):
         np.testing.assert_array_equal(actual.value, expected.value)
     assert "Epoch 5/5" in output
 
@@ -69,19 +96,53 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
 
 
 def test_resume_refuses_conflicting_settings(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nablanet", "train", *SETTINGS[:-4], "--epochs", "1",
-                             "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "run")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nablanet",
+            "train",
+            *SETTINGS[:-4],
+            "--epochs",
+            "1",
+            "--checkpoint-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path),
-                             "--lr", "0.5"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path), "--lr", "0.5"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "--lr 0.5 differs from the saved None" in result.stderr
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nablanet", "train", "--hidden", "16", "--lr", "1e20", "--epochs", "3",
-                             "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "run")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nablanet",
+            "train",
+            "--hidden",
+            "16",
+            "--lr",
+            "1e20",
+            "--epochs",
+            "3",
+            "--checkpoint-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "training diverged; try a lower learning rate" in result.stderr and "epoch 1" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -93,6 +154,9 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
 @pytest.mark.parametrize("contents", [b"", b"PK\x03\x04 truncated zip"])
 def test_resume_from_a_broken_checkpoint_is_one_line(tmp_path, contents):
     (tmp_path / FILENAME).write_bytes(contents)
-    result = subprocess.run([sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

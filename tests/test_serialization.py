@@ -23,8 +23,17 @@ class _Exploit:
 
 @pytest.fixture
 def model(rng):
-    return nn.Sequential([nn.Dense(6, 5, init="he_normal", rng=rng), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-                          nn.Dense(5, 4, rng=rng, dtype=np.float64), nn.Sigmoid(), nn.Dense(4, 3, rng=rng), nn.Softmax("loop")])
+    return nn.Sequential(
+        [
+            nn.Dense(6, 5, init="he_normal", rng=rng),
+            nn.LeakyReLU(0.2),
+            nn.Dropout(0.3),
+            nn.Dense(5, 4, rng=rng, dtype=np.float64),
+            nn.Sigmoid(),
+            nn.Dense(4, 3, rng=rng),
+            nn.Softmax("loop"),
+        ]
+    )
 
 
 def test_round_trip_gives_the_same_predictions(model, tmp_path, rng):
@@ -60,9 +69,8 @@ def _hostile_files(tmp_path, model):
     files["a pickle renamed .npz"] = pickled
 
     object_npy = tmp_path / "object.npz"
-    with zipfile.ZipFile(object_npy, "w") as archive:
-        with archive.open("config.npy", "w") as member:
-            np.save(member, np.array([_Exploit()], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(object_npy, "w") as archive, archive.open("config.npy", "w") as member:
+        np.save(member, np.array([_Exploit()], dtype=object), allow_pickle=True)
     files["an object array inside the archive"] = object_npy
 
     def variant(name, change):
@@ -75,11 +83,15 @@ def _hostile_files(tmp_path, model):
     files["a missing array"] = variant("missing", lambda c, a: a.pop("layer0.weights"))
     files["an extra array"] = variant("extra", lambda c, a: a.update({"layer9.weights": np.ones(2)}))
     files["a wrong shape"] = variant("shape", lambda c, a: a.update({"layer0.weights": np.ones((5, 6))}))
-    files["a wrong dtype"] = variant("dtype", lambda c, a: a.update({"layer0.weights": a["layer0.weights"].astype(np.float32)}))
+    files["a wrong dtype"] = variant(
+        "dtype", lambda c, a: a.update({"layer0.weights": a["layer0.weights"].astype(np.float32)})
+    )
     files["a NaN weight"] = variant("nan", lambda c, a: a["layer3.weights"].__setitem__((0, 0), np.nan))
     files["an unknown layer"] = variant("unknown", lambda c, a: c["layers"][1].update(type="Conv2D"))
     files["a Python path as layer"] = variant("path", lambda c, a: c["layers"][1].update(type="os.system"))
-    files["an unknown layer argument"] = variant("argument", lambda c, a: c["layers"][0]["config"].update(code="rm -rf /"))
+    files["an unknown layer argument"] = variant(
+        "argument", lambda c, a: c["layers"][0]["config"].update(code="rm -rf /")
+    )
     files["a bad layer argument"] = variant("value", lambda c, a: c["layers"][2]["config"].update(rate=7))
     files["layers that do not fit"] = variant("fit", lambda c, a: c["layers"].pop(0))
     files["no layers"] = variant("empty", lambda c, a: c.update(layers=[]))
@@ -131,8 +143,8 @@ def test_error_messages_say_what_is_wrong(model, tmp_path):
 
 
 def test_a_checkpoint_is_not_a_model(model, tmp_path, rng):
-    from nablanet.files.checkpoint import Checkpoint
     from nablanet import History
+    from nablanet.files.checkpoint import Checkpoint
 
     history = History()
     checkpoint = Checkpoint(None, optimizer=nn.SGD(0.1), rng=rng, history=history)

@@ -6,8 +6,12 @@ from hypothesis import strategies as st
 import nablanet as nn
 
 
-@given(classes=st.integers(2, 12), batch=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
-       scale=st.sampled_from([0.1, 1.0, 10.0]))
+@given(
+    classes=st.integers(2, 12),
+    batch=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([0.1, 1.0, 10.0]),
+)
 def test_loop_einsum_and_vectorized_backward_agree(classes, batch, seed, scale):
     rng = np.random.default_rng(seed)
     Z = scale * rng.normal(size=(classes, batch))
@@ -26,9 +30,13 @@ def test_backward_is_the_notebooks_jacobian_product():
     layer = nn.Softmax()
     layer.forward(np.array([[1.0], [2.0], [0.5]]))
     g = np.array([[0.3], [-1.0], [2.0]])
-    jacobian = np.array([[a[0, 0] * (1 - a[0, 0]), -a[1, 0] * a[0, 0], -a[2, 0] * a[0, 0]],
-                         [-a[0, 0] * a[1, 0], a[1, 0] * (1 - a[1, 0]), -a[2, 0] * a[1, 0]],
-                         [-a[0, 0] * a[2, 0], -a[1, 0] * a[2, 0], a[2, 0] * (1 - a[2, 0])]])
+    jacobian = np.array(
+        [
+            [a[0, 0] * (1 - a[0, 0]), -a[1, 0] * a[0, 0], -a[2, 0] * a[0, 0]],
+            [-a[0, 0] * a[1, 0], a[1, 0] * (1 - a[1, 0]), -a[2, 0] * a[1, 0]],
+            [-a[0, 0] * a[2, 0], -a[1, 0] * a[2, 0], a[2, 0] * (1 - a[2, 0])],
+        ]
+    )
     np.testing.assert_allclose(layer.backward(g), jacobian @ g, rtol=1e-14)
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,13 +15,14 @@ NOTEBOOK = {"first_loss": (1.442402, 0.01), "last_loss": (0.381864, 0.002), "acc
 def test_the_notebook_recipe_reproduces_the_notebooks_numbers(mnist):
     rng = np.random.default_rng(2024)
     model = nn.Sequential([nn.Dense(784, 10, rng=rng), nn.Softmax()])
-    history = model.fit(mnist.X_train, mnist.Y_train, epochs=20, batch_size=200, learning_rate=0.01,
-                        rng=rng, loss="cce")
+    history = model.fit(
+        mnist.X_train, mnist.Y_train, epochs=20, batch_size=200, learning_rate=0.01, rng=rng, loss="cce"
+    )
     accuracy = model.evaluate(mnist.X_test, mnist.Y_test)["accuracy"]
     figures = {"first_loss": history.loss[0], "last_loss": history.loss[-1], "accuracy": accuracy}
     for name, (expected, tolerance) in NOTEBOOK.items():
         assert abs(figures[name] - expected) <= tolerance, (name, figures[name])
-    assert all(later < earlier for earlier, later in zip(history.loss, history.loss[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(history.loss))
 
 
 def _tiny_problem(rng, features=6, classes=3, samples=40):
@@ -35,7 +38,7 @@ def test_fused_and_notebook_paths_give_the_same_updates(rng):
         model = nn.Sequential([nn.Dense(6, 5, init="he_normal", rng=1), nn.ReLU(), nn.Dense(5, 3, rng=2), nn.Softmax()])
         model.fit(X, Y, epochs=3, batch_size=8, optimizer=nn.SGD(0.1, momentum=0.9), loss=loss, rng=3)
         weights[loss] = [parameter.value for parameter in model.parameters()]
-    for notebook, fused in zip(weights["cce"], weights["softmax_cce"]):
+    for notebook, fused in zip(weights["cce"], weights["softmax_cce"], strict=True):
         np.testing.assert_allclose(notebook, fused, rtol=0, atol=1e-10)
 
 
@@ -61,13 +64,16 @@ def test_epoch_loss_is_the_mean_of_the_batch_losses_before_each_update(rng):
     np.testing.assert_allclose(model.layers[0].weights, replay.layers[0].weights, rtol=1e-13)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"epochs": 0}, "epochs must be a positive integer"),
-    ({"batch_size": -1}, "batch_size must be a positive integer"),
-    ({"learning_rate": 0.0}, "learning_rate must be a positive finite number"),
-    ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
-    ({"validation_split": 1.5}, "validation_split must be a number in"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": -1}, "batch_size must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate must be a positive finite number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
+        ({"validation_split": 1.5}, "validation_split must be a number in"),
+    ],
+)
 def test_bad_training_arguments_are_named(rng, arguments, message):
     X, Y = _tiny_problem(rng)
     with pytest.raises(ValueError, match=message):
@@ -93,9 +99,11 @@ def test_divergence_names_the_epoch_and_batch(rng):
     X, Y = _tiny_problem(rng)
     X *= 1e200
     model = nn.Sequential([nn.Dense(6, 3, init="he_normal", rng=0), nn.Softmax()])
-    with pytest.raises(nn.TrainingDiverged, match=r"in epoch 1, batch \d+: .*lower learning rate"):
-        with np.errstate(all="ignore"):
-            model.fit(X, Y, learning_rate=1e10, batch_size=8)
+    with (
+        pytest.raises(nn.TrainingDiverged, match=r"in epoch 1, batch \d+: .*lower learning rate"),
+        np.errstate(all="ignore"),
+    ):
+        model.fit(X, Y, learning_rate=1e10, batch_size=8)
 
 
 def test_predict_and_accuracy(rng):

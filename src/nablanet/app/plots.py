@@ -49,8 +49,16 @@ def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
     return _finish(figure, path)
 
 
-def plot_misclassified(X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path=None, *,
-                       num_images: int = 10, class_names=None, rng=None) -> Figure:
+def plot_misclassified(
+    X: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    path=None,
+    *,
+    num_images: int = 10,
+    class_names=None,
+    rng=None,
+) -> Figure:
     """A grid of misclassified images (columns of X, 28×28), titled "True: t, Predicted: p"."""
     wrong = np.flatnonzero(y_true != y_pred)
     if wrong.size == 0:
@@ -63,7 +71,7 @@ def plot_misclassified(X: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, pa
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, index in zip(axes.flat, chosen):
+    for axis, index in zip(axes.flat, chosen, strict=False):  # more panels than images
         axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
         axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
     figure.tight_layout()
@@ -120,11 +128,13 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
     limit = _symmetric_limit(weights[rows])
     for axis in axes.flat:
         axis.axis("off")
-    for axis, row, title in zip(axes.flat, rows, titles):
+    for axis, row, title in zip(axes.flat, rows, titles, strict=False):
         image = axis.imshow(weights[row].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
         axis.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, shrink=0.6, label="weight")
-    figure.suptitle("Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class")
+    figure.suptitle(
+        "Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class"
+    )
     return _finish(figure, path)
 
 
@@ -155,8 +165,16 @@ def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path=Non
     return _finish(figure, path)
 
 
-def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, path=None, *,
-                                     num_images: int = 8, class_names=None, rng=None) -> Figure:
+def plot_misclassified_probabilities(
+    X: np.ndarray,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    path=None,
+    *,
+    num_images: int = 8,
+    class_names=None,
+    rng=None,
+) -> Figure:
     """Misclassified images, each beside a bar chart of its top-3 probabilities (true class in green)."""
     y_pred = probabilities.argmax(axis=0)
     wrong = np.flatnonzero(y_true != y_pred)
@@ -167,17 +185,20 @@ def plot_misclassified_probabilities(X: np.ndarray, y_true: np.ndarray, probabil
     pairs_per_row = 2
     rows = -(-chosen.size // pairs_per_row)
     figure = Figure(figsize=(13, 2.6 * rows))
-    axes = figure.subplots(rows, 2 * pairs_per_row, squeeze=False,
-                           gridspec_kw={"width_ratios": [1, 1.6] * pairs_per_row})
+    axes = figure.subplots(
+        rows, 2 * pairs_per_row, squeeze=False, gridspec_kw={"width_ratios": [1, 1.6] * pairs_per_row}
+    )
     for axis in axes.flat:
         axis.axis("off")
     for slot, index in enumerate(chosen):
-        image_axis, bar_axis = axes[slot // pairs_per_row, 2 * (slot % pairs_per_row): 2 * (slot % pairs_per_row) + 2]
+        image_axis, bar_axis = axes[slot // pairs_per_row, 2 * (slot % pairs_per_row) : 2 * (slot % pairs_per_row) + 2]
         image_axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
         image_axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
         top = np.argsort(probabilities[:, index])[::-1][:3]
-        colours = ["tab:green" if label == y_true[index] else "tab:red" if label == y_pred[index] else "tab:gray"
-                   for label in top]
+        colours = [
+            "tab:green" if label == y_true[index] else "tab:red" if label == y_pred[index] else "tab:gray"
+            for label in top
+        ]
         bar_axis.axis("on")
         bar_axis.barh(range(3), probabilities[top, index], color=colours)
         bar_axis.set_yticks(range(3), [names[label] for label in top])

@@ -137,7 +137,7 @@ def resume_settings(given: TrainingSettings, saved: dict[str, Any]) -> TrainingS
     """The checkpoint's settings, for ``--resume``; an option given with another value than the saved
     one is refused (an option left at its default takes the saved value)."""
     defaults, given_values = TrainingSettings().as_dict(), given.as_dict()
-    values = {}
+    values: dict[str, Any] = {}
     for field in dataclasses.fields(TrainingSettings):
         key = field.name
         if key not in saved:
@@ -186,8 +186,14 @@ def train_run(
     if state is None:
         rng = np.random.default_rng(settings.seed)
         model = build_classifier(
-            data.X_train.shape[0], data.num_classes, settings.hidden, activation=settings.activation,
-            dropout=settings.dropout, init=settings.init, dtype=settings.dtype, rng=rng,
+            data.X_train.shape[0],
+            data.num_classes,
+            settings.hidden,
+            activation=settings.activation,
+            dropout=settings.dropout,
+            init=settings.init,
+            dtype=settings.dtype,
+            rng=rng,
         )
         history, initial_epoch = History(), 0
     else:
@@ -206,7 +212,11 @@ def train_run(
         stopper.restore(state.early_stopping if state is not None else None)
         callbacks.append(stopper)
     checkpoint = Checkpoint(
-        checkpoint_dir, optimizer=optimizer, rng=rng, history=history, settings=settings.as_dict(),
+        checkpoint_dir,
+        optimizer=optimizer,
+        rng=rng,
+        history=history,
+        settings=settings.as_dict(),
         early_stopping=stopper,
     )
     callbacks += [checkpoint, ProgressBar(settings.epochs)]  # an epoch's line is printed once its state is saved
@@ -215,14 +225,21 @@ def train_run(
         callbacks.append(dynamics)
     try:
         model.fit(
-            data.X_train, data.Y_train, epochs=settings.epochs, batch_size=settings.batch_size, optimizer=optimizer,
-            rng=rng, validation_split=settings.val_split, callbacks=callbacks, initial_epoch=initial_epoch,
+            data.X_train,
+            data.Y_train,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            optimizer=optimizer,
+            rng=rng,
+            validation_split=settings.val_split,
+            callbacks=callbacks,
+            initial_epoch=initial_epoch,
             history=history,
         )
     except KeyboardInterrupt:
-        target = (checkpoint_path or folder / FILENAME)
+        target = checkpoint_path or folder / FILENAME
         checkpoint.write(target)
-        raise TrainingInterrupted(target, checkpoint.snapshot[0]["epoch"]) from None
+        raise TrainingInterrupted(target, checkpoint.epoch) from None
     seconds = time.perf_counter() - started
     test = model.evaluate(data.X_test, data.Y_test)
     predictions = model.predict(data.X_test)
@@ -239,7 +256,11 @@ def train_run(
         )
         written += ["accuracy.png", "confusion_matrix.png"]
     plots.plot_misclassified(
-        data.X_test, data.y_test, predictions, folder / "misclassified.png", class_names=data.class_names,
+        data.X_test,
+        data.y_test,
+        predictions,
+        folder / "misclassified.png",
+        class_names=data.class_names,
         rng=settings.seed,
     )
     written.append("misclassified.png")
@@ -247,9 +268,14 @@ def train_run(
         plots.plot_dynamics(dynamics.dynamics, folder / "dynamics.png")
         written.append("dynamics.png")
     metrics = {
-        "dataset": data.name, "command": command or " ".join(sys.argv[1:]), "settings": settings.as_dict(),
-        "epochs_run": len(figures["loss"]), "history": figures,
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "seconds": round(seconds, 3),
+        "dataset": data.name,
+        "command": command or " ".join(sys.argv[1:]),
+        "settings": settings.as_dict(),
+        "epochs_run": len(figures["loss"]),
+        "history": figures,
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "seconds": round(seconds, 3),
         **({"dynamics": dynamics.dynamics} if dynamics else {}),
     }
     write_json(folder / "metrics.json", metrics)
@@ -322,9 +348,7 @@ def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None
     probabilities = model.predict_proba(data.X_test)
     if isinstance(model.layers[-1], Softmax):
         written.append(folder / "softmax_jacobian.png")
-        plots.plot_softmax_jacobian(
-            data.X_test[:, sample], probabilities[:, sample], written[-1], class_names=names
-        )
+        plots.plot_softmax_jacobian(data.X_test[:, sample], probabilities[:, sample], written[-1], class_names=names)
     written.append(folder / "misclassified_probabilities.png")
     plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
     return written

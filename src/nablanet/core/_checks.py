@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from typing import Any
 
 import numpy as np
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
-def positive_int(name: str, value) -> int:
+def positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, received: {value!r}")
     return int(value)
 
 
-def positive_float(name: str, value) -> float:
+def positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a float, or raise ``ValueError`` unless it is finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
         raise ValueError(f"{name} must be a positive finite number, received: {value!r}")
     return float(value)
 
 
-def fraction(name: str, value, *, upper_inclusive: bool = False) -> float:
+def fraction(name: str, value: Any, *, upper_inclusive: bool = False) -> float:
     """Return ``value`` if it lies in [0, 1) (or [0, 1]), else raise ``ValueError``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value
-    ok = ok and (value <= 1 if upper_inclusive else value < 1)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value) >= 0
+    ok = ok and (float(value) <= 1 if upper_inclusive else float(value) < 1)
     if not ok:
         interval = "[0, 1]" if upper_inclusive else "[0, 1)"
         raise ValueError(f"{name} must be a number in {interval}, received: {value!r}")
@@ -51,9 +53,7 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (features, batch) matrix, received shape {array.shape}")
     if rows is not None and array.shape[0] != rows:
-        raise ValueError(
-            f"{name} must have {rows} rows (features, batch), received shape {array.shape}"
-        )
+        raise ValueError(f"{name} must have {rows} rows (features, batch), received shape {array.shape}")
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
     if finite and not all_finite(array):
@@ -78,9 +78,11 @@ def labels(name: str, values, num_classes: int) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class labels, received shape {array.shape}")
-    if array.size and array.dtype.kind not in "iu":
-        if array.dtype.kind != "f" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise ValueError(f"{name} must hold integer class labels, received dtype {array.dtype}")
+    integral = array.dtype.kind in "iu" or (
+        array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array))
+    )
+    if array.size and not integral:
+        raise ValueError(f"{name} must hold integer class labels, received dtype {array.dtype}")
     array = array.astype(np.int64)
     if array.size and (array.min() < 0 or array.max() >= num_classes):
         bad = array[(array < 0) | (array >= num_classes)][0]

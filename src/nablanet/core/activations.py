@@ -35,7 +35,7 @@ class Elementwise(Layer):
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        return output_gradient * self.derivative(self.input, self.output)
+        return output_gradient * self.derivative(*self._last_forward())
 
 
 @ACTIVATIONS.register("relu")
@@ -162,11 +162,10 @@ class Softmax(Layer):
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        a = self.output
+        a = self._last_forward()[1]
         if output_gradient.shape != a.shape:
             raise ValueError(
-                f"output_gradient must have the shape of the softmax output {a.shape}, "
-                f"received {output_gradient.shape}"
+                f"output_gradient must have the shape of the softmax output {a.shape}, received {output_gradient.shape}"
             )
         if self.method == "loop":
             input_gradient = np.empty_like(output_gradient)
@@ -182,4 +181,3 @@ class Softmax(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"method": self.method}
-

@@ -48,8 +48,10 @@ class GradcheckReport:
         width = max(len("gradient"), *(len(result.name) for result in self.results))
         lines = [f"{'gradient':<{width}}  relative error  max abs error  verdict"]
         for result in self.results:
-            lines.append(f"{result.name:<{width}}  {result.relative_error:14.3e}  {result.max_abs_error:13.3e}  "
-                         f"{'pass' if result.passed else 'FAIL'}")
+            lines.append(
+                f"{result.name:<{width}}  {result.relative_error:14.3e}  {result.max_abs_error:13.3e}  "
+                f"{'pass' if result.passed else 'FAIL'}"
+            )
         verdict = "all passed" if self.passed else "FAILED"
         lines.append(f"tolerance {self.tolerance:g} on the relative error, step h = {self.epsilon:g}: {verdict}")
         return "\n".join(lines)
@@ -79,9 +81,17 @@ def _numerical_gradient(objective, array: np.ndarray, epsilon: float, entries=No
     return gradient
 
 
-def gradcheck(target, X: np.ndarray, Y: np.ndarray | None = None, *, loss: str = "auto",
-              epsilon: float = 1e-6, tolerance: float = 1e-6, seed: int = 0,
-              max_entries: int | None = None) -> GradcheckReport:
+def gradcheck(
+    target,
+    X: np.ndarray,
+    Y: np.ndarray | None = None,
+    *,
+    loss: str = "auto",
+    epsilon: float = 1e-6,
+    tolerance: float = 1e-6,
+    seed: int = 0,
+    max_entries: int | None = None,
+) -> GradcheckReport:
     """Check the backward pass of a layer, a Sequential model, or a loss against finite differences.
 
     * a layer: ``gradcheck(layer, X)`` — objective (1/b) Σ_i r⁽ⁱ⁾ᵀ layer(x⁽ⁱ⁾), R random (seeded);
@@ -129,8 +139,11 @@ def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> 
             return loss_function.value(Y, _forward(objective_layers, X))
 
         output_gradient = loss_function.gradient(Y, _forward(objective_layers, X))
-    parameters = [(f"layer {position} {type(layer).__name__}.{parameter.name}", parameter)
-                  for position, layer in enumerate(objective_layers) for parameter in layer.parameters()]
+    parameters = [
+        (f"layer {position} {type(layer).__name__}.{parameter.name}", parameter)
+        for position, layer in enumerate(objective_layers)
+        for parameter in layer.parameters()
+    ]
     for name, parameter in parameters:
         if parameter.value.dtype != np.float64:
             raise ValueError(f"gradcheck needs float64 parameters, {name} is {parameter.value.dtype}")
@@ -147,8 +160,10 @@ def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> 
             entries = sampler.choice(array.size, size=max_entries, replace=False)
         return _numerical_gradient(objective, array, epsilon, entries)
 
-    results = [_compare(name, stored, numerical(parameter.value), tolerance)
-               for (name, parameter), stored in zip(parameters, analytic)]
+    results = [
+        _compare(name, stored, numerical(parameter.value), tolerance)
+        for (name, parameter), stored in zip(parameters, analytic, strict=True)
+    ]
     results.append(_compare("input", gradient / batch_size, numerical(X), tolerance))
     return GradcheckReport(tuple(results), tolerance, epsilon)
 

@@ -52,7 +52,6 @@ def _glorot_uniform(rng, fan_in, fan_out):
     return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
 
 
-
 def initialize(name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype) -> np.ndarray:
     """Return W̃ of shape (output_size, input_size + 1), bias in the last column.
 

@@ -87,6 +87,12 @@ class Layer:
         """Number of output features for ``input_size`` input features."""
         return input_size
 
+    def _last_forward(self) -> tuple[np.ndarray, np.ndarray]:
+        """(input, output) of the last forward pass, which ``backward`` needs; an error if there was none."""
+        if self.input is None or self.output is None:
+            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass first")
+        return self.input, self.output
+
     def _sgd_step(self, learning_rate: float | None) -> None:
         """The notebook's ``backward(g, learning_rate)``: one plain SGD step on this layer's parameters."""
         if learning_rate is not None:
@@ -116,7 +122,7 @@ def mode(layers: Iterable[Layer], *, training: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        for layer, was in zip(layers, saved):
+        for layer, was in zip(layers, saved, strict=True):
             layer.training = was
 
 
@@ -193,13 +199,12 @@ class Dense(Layer):
 
     def backward_parameters(self, output_gradient: np.ndarray) -> None:
         """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]."""
-        if self.input is None or self.output is None:
-            raise RuntimeError("backward needs a forward pass first")
-        _checks.same_shape("output_gradient", output_gradient, "the layer's output", self.output)
-        batch_size = self.input.shape[1]
+        input, output = self._last_forward()
+        _checks.same_shape("output_gradient", output_gradient, "the layer's output", output)
+        batch_size = input.shape[1]
         mean_gradient = output_gradient * (1.0 / batch_size)  # (units, b): smaller than W̃
         gradient = self.weights_gradient
-        np.matmul(mean_gradient, self.input.T, out=gradient[:, :-1])
+        np.matmul(mean_gradient, input.T, out=gradient[:, :-1])
         np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
 
     def parameters(self) -> list[Parameter]:

@@ -16,6 +16,7 @@ from .layers import Layer
 
 LOSSES = ("auto", "softmax_cce", "cce")
 
+
 def guard(Yhat: np.ndarray) -> np.ndarray:
     """Ŷ with every entry below the smallest positive normal float of its dtype raised to it.
 

@@ -1,16 +1,17 @@
-"""Optimizers: objects that own their state and update a list of :class:`~nablanet.layers.Parameter` s.
+"""Optimizers: objects that own their state and update a list of :class:`~nablanet.Parameter` s.
 
 Every optimizer keeps one state entry per parameter (momentum, Adam moments), in the order of
-``model.parameters()``, and is registered in ``OPTIMIZERS`` under the name the command line uses. ``weight_decay`` λ adds L2 decay to the weights — never to a bias column —
-as the gradient term λ·W (SGD, Adam) or, for AdamW, as the decoupled step W ← W − η λ W.
+``model.parameters()``, and is registered in ``OPTIMIZERS`` under the name the command line uses.
+``weight_decay`` λ adds L2 decay to the weights — never to a bias column — as the gradient term λ·W
+(SGD, Adam) or, for AdamW, as the decoupled step W ← W − η λ W.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from . import _checks
 from .parameter import Parameter
@@ -59,12 +60,14 @@ class Optimizer:
         if not self.state:
             self.state = [self.initial_state(parameter.value) for parameter in parameters]
         elif len(self.state) != len(parameters):
-            raise ValueError(f"this optimizer holds state for {len(self.state)} parameters, "
-                             f"received {len(parameters)}: use one optimizer per model")
+            raise ValueError(
+                f"this optimizer holds state for {len(self.state)} parameters, "
+                f"received {len(parameters)}: use one optimizer per model"
+            )
         if len(self._scratch) != len(parameters):
             self._scratch = [np.empty_like(parameter.value) for parameter in parameters]
         self.iterations += 1
-        for parameter, state, scratch in zip(parameters, self.state, self._scratch):
+        for parameter, state, scratch in zip(parameters, self.state, self._scratch, strict=True):
             self.update(parameter, state, scratch)
 
     def initial_state(self, value: np.ndarray) -> dict[str, np.ndarray]:
@@ -135,8 +138,14 @@ class Adam(Optimizer):
     decoupled = False
     FLUSH_EVERY = 50
 
-    def __init__(self, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(learning_rate, weight_decay)
         self.beta1 = _checks.fraction("beta1", beta1)
         self.beta2 = _checks.fraction("beta2", beta2)
@@ -163,11 +172,11 @@ class Adam(Optimizer):
         v += scratch
         t = self.iterations
         # η m̂/(√v̂ + ε) = η √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m/(√v + ε √(1 − β₂ᵗ)): one scalar for both corrections
-        correction = np.sqrt(1 - self.beta2 ** t)
+        correction = np.sqrt(1 - self.beta2**t)
         np.sqrt(v, out=scratch)
         scratch += self.epsilon * correction
         np.divide(m, scratch, out=scratch)
-        scratch *= -self.learning_rate * correction / (1 - self.beta1 ** t)
+        scratch *= -self.learning_rate * correction / (1 - self.beta1**t)
         parameter.value += scratch
         if t % self.FLUSH_EVERY == 0:
             _flush_subnormals(m)
@@ -186,7 +195,12 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, learning_rate=0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, weight_decay: float = 0.01):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
         super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay)
-

@@ -35,7 +35,7 @@ class MinMaxScaler:
     maximum: float
 
     @classmethod
-    def fit(cls, data: np.ndarray) -> "MinMaxScaler":
+    def fit(cls, data: np.ndarray) -> MinMaxScaler:
         data = np.asarray(data)
         if data.size == 0:
             raise ValueError("data must not be empty")

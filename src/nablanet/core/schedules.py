@@ -103,4 +103,3 @@ class CosineDecay(Schedule):
 
     def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate, "epochs": self.epochs, "minimum": self.minimum}
-

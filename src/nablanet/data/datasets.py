@@ -29,12 +29,26 @@ from ..core.registry import Registry
 from ..files.atomic import atomic_write
 from .idx import DatasetError, read_idx
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
-FASHION_CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -154,8 +168,9 @@ def _build(name, paths, class_names, dtype, checksums) -> Dataset:
     train_images, train_labels, test_images, test_labels = arrays
     for images, labels, split in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1:
-            raise DatasetError(f"{name} {split}: expected (N, 28, 28) images and N labels, "
-                               f"found {images.shape} and {labels.shape}")
+            raise DatasetError(
+                f"{name} {split}: expected (N, 28, 28) images and N labels, found {images.shape} and {labels.shape}"
+            )
         if images.shape[0] != labels.shape[0]:
             raise DatasetError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
         if labels.size and not 0 <= labels.min() <= labels.max() < len(class_names):
@@ -165,5 +180,11 @@ def _build(name, paths, class_names, dtype, checksums) -> Dataset:
     def features(images):  # (N, 28, 28) → (784, N) whose memory is N contiguous rows of 784 pixels
         return scaler.transform(images.reshape(images.shape[0], -1), dtype=dtype).T
 
-    return Dataset(name, features(train_images), train_labels.astype(np.int64),
-                   features(test_images), test_labels.astype(np.int64), tuple(class_names))
+    return Dataset(
+        name,
+        features(train_images),
+        train_labels.astype(np.int64),
+        features(test_images),
+        test_labels.astype(np.int64),
+        tuple(class_names),
+    )

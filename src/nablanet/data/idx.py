@@ -52,9 +52,11 @@ class _HashingReader:
         while filled < buffer.size:
             count = self.stream.readinto(buffer[filled:])
             if not count:
-                raise DatasetError(f"{self.path}: truncated file: expected {buffer.size} bytes of {what}, found {filled}")
+                raise DatasetError(
+                    f"{self.path}: truncated file: expected {buffer.size} bytes of {what}, found {filled}"
+                )
             filled += count
-        self.hash.update(buffer)
+        self.hash.update(buffer.data)
 
 
 def read_idx(path, *, expected_sha256: str | None = None) -> np.ndarray:
@@ -92,15 +94,15 @@ def _parse(stream, path: str, max_size: int, expected_sha256: str | None) -> np.
     data_size = math.prod(shape) * dtype.itemsize
     header_size = 4 + 4 * ndim
     if header_size + data_size > max_size:
-        raise DatasetError(
-            f"{path}: dimensions {shape} need {data_size} bytes of data, more than the file can hold"
-        )
+        raise DatasetError(f"{path}: dimensions {shape} need {data_size} bytes of data, more than the file can hold")
     data = np.empty(data_size, dtype=np.uint8)
     reader.read_into(data, f"data for dimensions {shape}")
     if stream.read(1):
         raise DatasetError(f"{path}: trailing bytes after the {data_size} bytes that dimensions {shape} declare")
     if expected_sha256 is not None and reader.hash.hexdigest() != expected_sha256:
-        raise DatasetError(f"{path}: SHA-256 of the IDX content is {reader.hash.hexdigest()}, expected {expected_sha256}")
+        raise DatasetError(
+            f"{path}: SHA-256 of the IDX content is {reader.hash.hexdigest()}, expected {expected_sha256}"
+        )
     array = data.view(dtype).reshape(shape)
     if not dtype.isnative:
         array.byteswap(inplace=True)  # big-endian bytes → native order, in place

@@ -29,7 +29,7 @@ def load_digit(path) -> np.ndarray:
     if not ink.any():
         raise DatasetError(f"{path}: the image is blank: no digit found")
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    cropped = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    cropped = grey[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
     scale = BOX / max(cropped.shape)
     height, width = (max(1, round(side * scale)) for side in cropped.shape)
     small = Image.fromarray(cropped.astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
@@ -40,5 +40,5 @@ def load_digit(path) -> np.ndarray:
     centre_column = (digit.sum(axis=0) @ np.arange(width)) / total if total else width / 2
     top = int(np.clip(round(SIZE / 2 - centre_row), 0, SIZE - height))
     left = int(np.clip(round(SIZE / 2 - centre_column), 0, SIZE - width))
-    canvas[top:top + height, left:left + width] = digit
+    canvas[top : top + height, left : left + width] = digit
     return (canvas / 255.0).reshape(SIZE * SIZE, 1)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..core.layers import Dropout
-from ..core.optimizers import OPTIMIZERS
+from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.schedules import SCHEDULES
 from ..training.callbacks import Callback, EarlyStopping
 from ..training.loop import History, TrainingDiverged
+from ..training.model import Sequential
 from .serialization import ModelFileError, build_model, read_archive, write_archive
 
 FILENAME = "checkpoint.npz"
@@ -28,17 +30,17 @@ FILENAME = "checkpoint.npz"
 class TrainingState:
     """What :func:`load_checkpoint` returns: pass these to ``fit`` to continue."""
 
-    model: object
-    optimizer: object
+    model: Sequential
+    optimizer: Optimizer
     rng: np.random.Generator
     epoch: int
     history: History
-    settings: dict
-    early_stopping: dict | None
+    settings: dict[str, Any]
+    early_stopping: dict[str, Any] | None
 
 
-def _rng_state(generator: np.random.Generator) -> dict:
-    return copy.deepcopy(generator.bit_generator.state)
+def _rng_state(generator: np.random.Generator) -> dict[str, Any]:
+    return copy.deepcopy(dict(generator.bit_generator.state))
 
 
 def _restore_rng(state, path, what) -> np.random.Generator:
@@ -57,14 +59,21 @@ class Checkpoint(Callback):
     ``settings`` is any JSON-able dict to keep with it (the CLI keeps its options there).
     """
 
-    def __init__(self, directory, *, optimizer, rng: np.random.Generator, history: History,
-                 settings: dict | None = None, early_stopping: EarlyStopping | None = None):
+    def __init__(
+        self,
+        directory,
+        *,
+        optimizer,
+        rng: np.random.Generator,
+        history: History,
+        settings: dict | None = None,
+        early_stopping: EarlyStopping | None = None,
+    ):
         self.directory = Path(directory) if directory is not None else None
         self.optimizer, self.rng, self.history = optimizer, rng, history
         self.settings = settings or {}
         self.early_stopping = early_stopping
-        self.model = None
-        self.snapshot = None
+        self.snapshot: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None
 
     def on_train_begin(self, model):
         self.model = model
@@ -75,19 +84,28 @@ class Checkpoint(Callback):
     def on_epoch_end(self, epoch, logs):
         for parameter in self.model.parameters():
             if not np.isfinite(parameter.value).all():
-                raise TrainingDiverged(f"the weights became NaN or inf in epoch {epoch + 1}: training diverged; "
-                                       f"try a lower learning rate (the last good checkpoint is kept)")
+                raise TrainingDiverged(
+                    f"the weights became NaN or inf in epoch {epoch + 1}: training diverged; "
+                    f"try a lower learning rate (the last good checkpoint is kept)"
+                )
         # the early-stopping callback runs before this one, so its state for this epoch is final
         self.snapshot = self._take(epoch + 1)
         if self.directory is not None:
             self.write(self.directory / FILENAME)
 
+    @property
+    def epoch(self) -> int:
+        """The number of finished epochs in the latest snapshot."""
+        return int(self.snapshot[0]["epoch"]) if self.snapshot is not None else 0
+
     def write(self, path) -> Path:
         """Write the latest snapshot (the state after the last finished epoch) to ``path``."""
+        if self.snapshot is None:
+            raise RuntimeError("a checkpoint is written only once training has begun")
         config, arrays = self.snapshot
         return write_archive(path, "checkpoint", config, arrays)
 
-    def _take(self, epoch: int):
+    def _take(self, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         config = self.model.get_config()
         arrays = {key: value.copy() for key, value in self.model.get_weights().items()}
         optimizer = self.optimizer
@@ -97,11 +115,18 @@ class Checkpoint(Callback):
             history=self.history.as_dict(),
             settings=self.settings,
             rng=_rng_state(self.rng),
-            dropout_rngs={str(position): _rng_state(layer.rng) for position, layer in enumerate(self.model.layers)
-                          if isinstance(layer, Dropout)},
-            optimizer={"type": optimizer.name, "config": optimizer.get_config(), "iterations": optimizer.iterations,
-                       "schedule": {"type": SCHEDULES.name_of(type(schedule)), "config": schedule.get_config()},
-                       "state_keys": [sorted(state) for state in optimizer.state]},
+            dropout_rngs={
+                str(position): _rng_state(layer.rng)
+                for position, layer in enumerate(self.model.layers)
+                if isinstance(layer, Dropout)
+            },
+            optimizer={
+                "type": optimizer.name,
+                "config": optimizer.get_config(),
+                "iterations": optimizer.iterations,
+                "schedule": {"type": SCHEDULES.name_of(type(schedule)), "config": schedule.get_config()},
+                "state_keys": [sorted(state) for state in optimizer.state],
+            },
         )
         for index, state in enumerate(optimizer.state):
             for key, value in state.items():
@@ -138,9 +163,11 @@ def load_checkpoint(path) -> TrainingState:
         if early_stopping is not None:
             early_stopping = {key: early_stopping[key] for key in ("best", "best_epoch", "wait")}
             early_stopping["best"] = float(early_stopping["best"]) if early_stopping["best"] is not None else np.inf
-            early_stopping["best_weights"] = [arrays[f"early_stopping.{index}"]
-                                              for index in range(len(model.parameters()))
-                                              if f"early_stopping.{index}" in arrays] or None
+            early_stopping["best_weights"] = [
+                arrays[f"early_stopping.{index}"]
+                for index in range(len(model.parameters()))
+                if f"early_stopping.{index}" in arrays
+            ] or None
     except (KeyError, TypeError, ValueError, IndexError) as error:
         if isinstance(error, ModelFileError):
             raise
@@ -159,7 +186,7 @@ def _build_optimizer(config, arrays, model, path):
     keys = config["state_keys"]
     if keys and len(keys) != len(parameters):
         raise ModelFileError(f"{path}: optimizer state for {len(keys)} parameters, the model has {len(parameters)}")
-    for index, (names, parameter) in enumerate(zip(keys, parameters)):
+    for index, (names, parameter) in enumerate(zip(keys, parameters, strict=False)):  # no keys before the first step
         state = {}
         for name in names:
             key = f"optimizer.{index}.{name}"

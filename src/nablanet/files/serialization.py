@@ -35,7 +35,7 @@ def write_archive(path, kind: str, config: dict, arrays: dict[str, np.ndarray]) 
     document = {"format": FORMAT, "version": VERSION, "kind": kind, **config}
     encoded = np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as file:
-        np.savez(file, config=encoded, **arrays)
+        np.savez(file, config=encoded, **arrays)  # type: ignore[arg-type]  # numpy's stubs: **kwds as bool
     return Path(path)
 
 
@@ -66,7 +66,9 @@ def read_archive(path, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a nablanet file")
     if config.get("version") != VERSION:
-        raise ModelFileError(f"{path} has format version {config.get('version')!r}; this nablanet reads version {VERSION}")
+        raise ModelFileError(
+            f"{path} has format version {config.get('version')!r}; this nablanet reads version {VERSION}"
+        )
     if config.get("kind") != kind:
         raise ModelFileError(f"{path} holds a {config.get('kind')!r}, expected a {kind!r}")
     for name, array in arrays.items():

@@ -20,6 +20,8 @@ from ..core.layers import mode
 class Callback:
     """Base class: override the hooks you need. ``logs`` holds this epoch's figures (loss, accuracy, …)."""
 
+    model: Any = None  # the model being trained, from on_train_begin on
+
     def on_train_begin(self, model) -> None:
         pass
 
@@ -44,13 +46,13 @@ class EarlyStopping(Callback):
     checkpoint recorded: then the next ``fit`` continues from it.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
-                 restore_best_weights: bool = True):
+    def __init__(
+        self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best_weights: bool = True
+    ):
         if not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience must be a positive integer, received: {patience!r}")
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.model = None
         self._restored: dict[str, Any] | None = None
         self._reset()
 
@@ -78,8 +80,10 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch, logs):
         if self.monitor not in logs:
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this training does not "
-                             f"compute (available: {sorted(logs)}); give validation data")
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which this training does not "
+                f"compute (available: {sorted(logs)}); give validation data"
+            )
         value = logs[self.monitor]
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -92,7 +96,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self):
         if self.restore_best_weights and self.best_weights is not None:
-            for parameter, best in zip(self.model.parameters(), self.best_weights):
+            for parameter, best in zip(self.model.parameters(), self.best_weights, strict=True):
                 parameter.value[...] = best
 
 
@@ -109,12 +113,13 @@ class ProgressBar(Callback):
         self.epochs = epochs
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty()
-        self.bar = None
+        self.bar: tqdm[Any] | None = None
 
     def on_epoch_begin(self, epoch, num_batches):
         if self.interactive:
-            self.bar = tqdm(total=num_batches, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.stream,
-                            leave=False, unit="batch")
+            self.bar = tqdm(
+                total=num_batches, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.stream, leave=False, unit="batch"
+            )
 
     def on_batch_end(self, batch, loss):
         if self.bar is not None:
@@ -144,20 +149,27 @@ class Dynamics(Callback):
 
     def __init__(self, probe, bins: int = 40):
         self.probe, self.bins = probe, bins
-        self.dynamics = {"gradient_norm": {}, "weight_norm": {}, "dead_fraction": {}, "activation_histogram": {}}
-        self.model = None
-        self._sums = {}
+        self.dynamics: dict[str, dict[str, Any]] = {
+            "gradient_norm": {},
+            "weight_norm": {},
+            "dead_fraction": {},
+            "activation_histogram": {},
+        }
+        self._sums: dict[str, float] = {}
         self._batches = 0
 
     def _trainable_layers(self):
-        return {f"{position} {type(layer).__name__}": layer for position, layer in enumerate(self.model.layers)
-                if layer.parameters()}
+        return {
+            f"{position} {type(layer).__name__}": layer
+            for position, layer in enumerate(self.model.layers)
+            if layer.parameters()
+        }
 
     def on_train_begin(self, model):
         self.model = model
 
     def on_epoch_begin(self, epoch, num_batches):
-        self._sums = {name: 0.0 for name in self._trainable_layers()}
+        self._sums = dict.fromkeys(self._trainable_layers(), 0.0)
         self._batches = 0
 
     def on_batch_end(self, batch, loss):

@@ -57,10 +57,23 @@ class _Rows:
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite loss raises TrainingDiverged
-def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: int = 200,
-        optimizer=None, learning_rate: float | None = None, loss: str = "auto", rng=None,
-        validation_data=None, validation_split: float = 0.0, callbacks=(), initial_epoch: int = 0,
-        history: History | None = None) -> History:
+def fit(
+    model,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    epochs: int = 20,
+    batch_size: int = 200,
+    optimizer=None,
+    learning_rate: float | None = None,
+    loss: str = "auto",
+    rng=None,
+    validation_data=None,
+    validation_split: float = 0.0,
+    callbacks=(),
+    initial_epoch: int = 0,
+    history: History | None = None,
+) -> History:
     """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
     X: (features, N); Y: one-hot (classes, N). ``optimizer`` defaults to ``SGD(learning_rate or 0.01)``.
@@ -79,8 +92,9 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
     _checks.matrix("X", X)
     _checks.matrix("Y", Y)
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X and Y must have the same number of columns (samples), "
-                         f"received {X.shape[1]} and {Y.shape[1]}")
+        raise ValueError(
+            f"X and Y must have the same number of columns (samples), received {X.shape[1]} and {Y.shape[1]}"
+        )
     if optimizer is None:
         optimizer = SGD(0.01 if learning_rate is None else learning_rate)
     elif learning_rate is not None:
@@ -89,7 +103,7 @@ def fit(model, X: np.ndarray, Y: np.ndarray, *, epochs: int = 20, batch_size: in
     if validation_split:
         if validation_data is not None:
             raise ValueError("give either validation_data or validation_split, not both")
-        split = X.shape[1] - int(round(X.shape[1] * validation_split))
+        split = X.shape[1] - round(X.shape[1] * validation_split)
         if split <= 0 or split == X.shape[1]:
             raise ValueError(f"validation_split {validation_split} leaves no training or no validation samples")
         validation_data = (X[:, split:], Y[:, split:])

@@ -142,7 +142,7 @@ class Sequential:
             if entry["type"] not in LAYERS:
                 raise ValueError(f"layer {position} has unknown type {entry['type']!r} (known: {', '.join(LAYERS)})")
             try:
-                layers.append(LAYERS[entry["type"]].from_config(entry.get("config")))
+                layers.append(LAYERS[entry["type"]].from_config(entry.get("config", {})))
             except ValueError as error:
                 raise ValueError(f"layer {position}: {error}") from None
         model = cls(layers)
