@@ -1,11 +1,16 @@
 # Quick start: `make demo` (train the notebook's classifier) and `make test` (the whole test suite).
-# Both create .venv themselves with the first Python 3.11+ found.
+# Both create .venv themselves with the first Python 3.11+ found. The other targets:
+#   make test-fast   the tests not marked slow (about 20 s)
+#   make lint        ruff (lint and format check), mypy over src/, import-linter (the package's layers)
+#   make dist        build sdist + wheel with the lowest declared setuptools, twine check, smoke-test the wheel
+#   make bench       nablanet against PyTorch (CPU) on the same work
+#   make format      apply ruff's formatting and safe fixes
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint format dist bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +26,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
+$(VENV)/.installed-lint: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
@@ -31,8 +40,24 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(VENV)/.installed-lint
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+dist:
+	bash .ci/dist
+
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs dist build

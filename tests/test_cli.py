@@ -13,6 +13,7 @@ def run_cli(*arguments, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_train_writes_plots_and_metrics(tmp_path, capsys):
     assert main(["train", "--epochs", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -59,6 +60,7 @@ def test_help_explains_the_defaults():
     assert "notebook's recipe" in result.stdout and "--batch-size" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_a_hidden_network_with_validation(tmp_path, capsys):
     arguments = [
         "train",
@@ -90,6 +92,7 @@ def test_train_a_hidden_network_with_validation(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_with_a_saved_model(tmp_path, capsys, mnist):
     import numpy as np
     from PIL import Image

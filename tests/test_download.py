@@ -3,7 +3,9 @@
 import gzip
 import hashlib
 import http.server
+import os
 import shutil
+import stat
 import threading
 
 import numpy as np
@@ -68,6 +70,19 @@ def test_good_file_is_cached_bad_files_leave_nothing(server, tmp_path):
     assert sorted(entry.name for entry in cache.iterdir()) == ["good.gz"]  # no partial files either
 
 
+def test_a_download_gets_the_usual_file_permissions(server, tmp_path):
+    base, folder, _ = server
+    content = idx_bytes(np.arange(6).reshape(2, 3))
+    (folder / "good.gz").write_bytes(gzip.compress(content))
+    previous = os.umask(0o022)
+    try:
+        path = download(base + "good.gz", tmp_path / "cache" / "good.gz", hashlib.sha256(content).hexdigest())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # 0.1 left downloads at mkstemp's 0600
+
+
+@pytest.mark.slow
 def test_fashion_mnist_downloads_once_then_uses_the_cache(server, tmp_path, monkeypatch):
     base, folder, requests = server
     assert FASHION_SYSTEM_DIR.is_dir(), "install Debian's dataset-fashion-mnist (.ci/run does)"

@@ -117,6 +117,7 @@ def test_training_plots(trained, mnist, tmp_path, panels):
     assert panels == {"loss.png": 1, "confusion.png": 2, "misclassified.png": 10}
 
 
+@pytest.mark.slow
 def test_inspect_command_writes_every_picture(trained, tmp_path, capsys):
     from nablanet.app.cli import main
 

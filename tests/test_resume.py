@@ -53,6 +53,7 @@ def finished_epochs(folder):
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     uninterrupted = nablanet("train", *SETTINGS, "--out", str(tmp_path / "whole"))
     interrupted = nablanet(
@@ -79,6 +80,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     assert "Epoch 5/5" in output
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     run = nablanet("train", *SETTINGS, "--out", str(tmp_path), start_new_session=True)
     deadline = time.monotonic() + 300
@@ -95,6 +97,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     assert load_checkpoint(tmp_path / FILENAME).epoch == 1
 
 
+@pytest.mark.slow
 def test_resume_refuses_conflicting_settings(tmp_path):
     result = subprocess.run(
         [

@@ -12,6 +12,7 @@ import nablanet as nn
 NOTEBOOK = {"first_loss": (1.442402, 0.01), "last_loss": (0.381864, 0.002), "accuracy": (0.9035, 0.003)}
 
 
+@pytest.mark.slow
 def test_the_notebook_recipe_reproduces_the_notebooks_numbers(mnist):
     rng = np.random.default_rng(2024)
     model = nn.Sequential([nn.Dense(784, 10, rng=rng), nn.Softmax()])

@@ -14,6 +14,7 @@ only parses its options into :class:`TrainingSettings`, calls it and prints; lik
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 import time
 from collections.abc import Callable
@@ -73,22 +74,26 @@ class TrainingSettings:
         """Plain JSON data (lists for tuples), as checkpoints and ``metrics.json`` keep it."""
         return {key: list(value) if isinstance(value, tuple) else value for key, value in vars(self).items()}
 
+    def _optimizer_arguments(self) -> dict[str, inspect.Parameter]:
+        return dict(inspect.signature(OPTIMIZERS.lookup(self.optimizer, argument="optimizer")).parameters)
+
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (0.01 if self.optimizer == "sgd" else 0.001)
+        """``lr``, or the optimizer's own default (0.01 for SGD, 0.001 for Adam and AdamW)."""
+        return self.lr if self.lr is not None else float(self._optimizer_arguments()["learning_rate"].default)
 
     def check(self) -> None:
         """Refuse combinations that cannot work, naming the command-line option."""
         if self.early_stopping and not self.val_split:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
-        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+        if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
             raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd, not {self.optimizer}")
 
     def make_optimizer(self) -> Optimizer:
         """The optimizer (with its schedule) these settings describe."""
         schedule = make_schedule(self.schedule, self.learning_rate, self.epochs)
         options: dict[str, Any] = {"weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
+        if "momentum" in self._optimizer_arguments():
             options.update(momentum=self.momentum, nesterov=self.nesterov)
         return OPTIMIZERS.lookup(self.optimizer, argument="optimizer")(schedule, **options)
 
