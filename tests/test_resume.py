@@ -12,28 +12,15 @@ import pytest
 import nablanet as nn
 from nablanet.files.checkpoint import FILENAME, load_checkpoint
 
-SETTINGS = [
-    "--hidden",
-    "96",
-    "--dropout",
-    "0.2",
-    "--optimizer",
-    "adam",
-    "--schedule",
-    "cosine",
-    "--dtype",
-    "float64",
-    "--epochs",
-    "5",
-    "--val-split",
-    "0.1",
-    "--early-stopping",
-    "4",
-    "--batch-size",
-    "100",
-    "--seed",
-    "7",
-]
+SETTINGS = (
+    "--hidden 96 --dropout 0.2 --optimizer adam --schedule cosine --dtype float64 --epochs 5 --val-split 0.1 "
+    "--early-stopping 4 --batch-size 100 --seed 7"
+).split()
+
+
+def run_nablanet(*arguments):
+    """Run the command line to its end in a new process; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "nablanet", *arguments], capture_output=True, text=True)
 
 
 def nablanet(*arguments, **options):
@@ -99,52 +86,27 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
 
 @pytest.mark.slow
 def test_resume_refuses_conflicting_settings(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nablanet",
-            "train",
-            *SETTINGS[:-4],
-            "--epochs",
-            "1",
-            "--checkpoint-dir",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_nablanet(
+        "train", *SETTINGS[:-4], "--epochs", "1", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "run")
     )
     assert result.returncode == 0, result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path), "--lr", "0.5"],
-        capture_output=True,
-        text=True,
-    )
+    result = run_nablanet("train", "--resume", "--checkpoint-dir", str(tmp_path), "--lr", "0.5")
     assert result.returncode == 2 and "--lr 0.5 differs from the saved None" in result.stderr
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nablanet",
-            "train",
-            "--hidden",
-            "16",
-            "--lr",
-            "1e20",
-            "--epochs",
-            "3",
-            "--checkpoint-dir",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_nablanet(
+        "train",
+        "--hidden",
+        "16",
+        "--lr",
+        "1e20",
+        "--epochs",
+        "3",
+        "--checkpoint-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "run"),
     )
     assert result.returncode == 2
     assert "training diverged; try a lower learning rate" in result.stderr and "epoch 1" in result.stderr
@@ -157,9 +119,5 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
 @pytest.mark.parametrize("contents", [b"", b"PK\x03\x04 truncated zip"])
 def test_resume_from_a_broken_checkpoint_is_one_line(tmp_path, contents):
     (tmp_path / FILENAME).write_bytes(contents)
-    result = subprocess.run(
-        [sys.executable, "-m", "nablanet", "train", "--resume", "--checkpoint-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+    result = run_nablanet("train", "--resume", "--checkpoint-dir", str(tmp_path))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
