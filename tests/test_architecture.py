@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nablanet as nn
-from nablanet.app.cli import build_parser
+from nablanet.app.commands import build_parser
 from nablanet.core.activations import ACTIVATIONS
 from nablanet.core.initializers import INITIALIZERS
 from nablanet.core.layers import LAYERS, Layer

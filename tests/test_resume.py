@@ -91,7 +91,7 @@ def test_resume_refuses_conflicting_settings(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     result = run_nablanet("train", "--resume", "--checkpoint-dir", str(tmp_path), "--lr", "0.5")
-    assert result.returncode == 2 and "--lr 0.5 differs from the saved None" in result.stderr
+    assert result.returncode == 2 and "whose --lr is not set; --lr 0.5 would change it" in result.stderr
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):

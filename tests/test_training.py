@@ -90,7 +90,7 @@ def test_non_finite_data_is_refused(rng):
 
 def test_data_that_does_not_fit_the_layers_is_refused(rng):
     X, Y = _tiny_problem(rng)
-    with pytest.raises(ValueError, match="Dense expects 5 input features, received 6"):
+    with pytest.raises(ValueError, match=r"X must have 5 rows \(features, samples\), received shape \(6, 40\)"):
         nn.Sequential([nn.Dense(5, 3), nn.Softmax()]).fit(X, Y)
     with pytest.raises(ValueError, match="same number of columns"):
         nn.Sequential([nn.Dense(6, 3), nn.Softmax()]).fit(X, Y[:, :-1])

@@ -11,22 +11,29 @@ The package is layered; each layer imports only the ones before it (``make lint`
 The names below are the public API.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
-from .core.gradcheck import gradcheck
-from .core.layers import Dense, Dropout, Layer
-from .core.losses import CategoricalCrossEntropy, SoftmaxCrossEntropy, cce, cce_gradient
-from .core.optimizers import SGD, Adam, AdamW
-from .core.parameter import Parameter
-from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
-from .core.schedules import CosineDecay, StepDecay
-from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
-from .data.idx import DatasetError, read_idx
-from .files.serialization import ModelFileError, load, save
-from .training.callbacks import Callback, EarlyStopping
-from .training.loop import History, TrainingDiverged
-from .training.model import Sequential, build_classifier
+from importlib import import_module
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads the name the same way)
+if TYPE_CHECKING:
+    from typing import Any
+
+    # for type checkers and documentation tools; at run time each name loads on first use
+    from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
+    from .core.gradcheck import gradcheck
+    from .core.layers import Dense, Dropout, Layer
+    from .core.losses import CategoricalCrossEntropy, SoftmaxCrossEntropy, cce, cce_gradient
+    from .core.optimizers import SGD, Adam, AdamW
+    from .core.parameter import Parameter
+    from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
+    from .core.schedules import CosineDecay, StepDecay
+    from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
+    from .data.idx import DatasetError, read_idx
+    from .files.serialization import ModelFileError, load, save
+    from .training.callbacks import Callback, EarlyStopping
+    from .training.loop import History, TrainingDiverged
+    from .training.model import Sequential, build_classifier
 
 __all__ = [
     "SGD",
@@ -70,7 +77,44 @@ __all__ = [
     "softmax_jacobian",
 ]
 
-try:
-    __version__ = version("nablanet")  # the one version, written in pyproject.toml
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+# The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps
+# `import nablanet` (and so the start of the command line) free of NumPy until a name is used: a
+# Ctrl-C in the first milliseconds of `nablanet train` then ends in one line, not a traceback.
+_MODULES = (
+    "core.activations",
+    "core.gradcheck",
+    "core.layers",
+    "core.losses",
+    "core.optimizers",
+    "core.parameter",
+    "core.preprocessing",
+    "core.schedules",
+    "data.datasets",
+    "data.idx",
+    "files.serialization",
+    "training.callbacks",
+    "training.loop",
+    "training.model",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the one version, written in pyproject.toml
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("nablanet")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    if name in __all__:
+        for module_name in _MODULES:
+            module = import_module(f"{__name__}.{module_name}")
+            if hasattr(module, name):
+                value = getattr(module, name)
+                globals()[name] = value  # the next lookup is an ordinary attribute
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,406 +1,88 @@
-"""The ``nablanet`` command line: train, evaluate, predict, inspect, gradcheck and toy.
+"""The ``nablanet`` command line's boundary: whatever happens inside a command, the process ends with
+one line on stderr and an exit status, never a traceback.
 
-This module parses options and prints; what each command does is a library function in
-:mod:`nablanet.app.run`. Every error is one line on stderr and exit status 2, never a traceback;
-Ctrl-C during training writes a checkpoint and exits 130.
+* exit 0: done; 1: ``gradcheck`` found a wrong gradient; 2: an error, one line naming the command
+  and, where one is involved, the file or option; 130: Ctrl-C; 143: SIGTERM (a training writes the
+  state of its last finished epoch first, as on Ctrl-C).
+* ``NABLANET_DEBUG=1`` shows the traceback instead, for developers.
+* A warning (a learning rate that changes nothing, a model evaluated on another data set) is one
+  line on stderr too, and the command goes on.
+* A closed stdout (``nablanet train | head -2``) does not stop a training: what cannot be printed
+  is dropped.
+
+This module imports only the standard library, so that a Ctrl-C while NumPy is still loading ends
+the same way; the parser and the commands are in :mod:`nablanet.app.commands`.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-from pathlib import Path
+import threading
+import warnings
 
-import numpy as np
+from .signals import Terminated, exit_status, raise_terminated
+from .terminal import ClosablePipe, one_line
 
-from ..core import _checks
-from ..core.activations import ACTIVATIONS
-from ..core.initializers import INITIALIZERS
-from ..core.optimizers import OPTIMIZERS
-from ..core.schedules import SCHEDULES
-from ..data.idx import DatasetError
-from ..training.loop import TrainingDiverged
-from . import run
-from .run import TrainingSettings
-
-EXIT_USAGE = 2
+EXIT_ERROR = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (no usage block) and exits 2."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _argument_type(check, description):
-    def convert(text):
-        try:
-            value = float(text) if description == "number" else int(text)
-            return check("value", value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {description}, received {text!r}") from None
-
-    return convert
-
-
-positive_int = _argument_type(_checks.positive_int, "integer")
-positive_float = _argument_type(_checks.positive_float, "number")
-
-
-def _fraction(text):
-    try:
-        return _checks.fraction("value", float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text!r}") from None
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, received {text!r}")
-    return value
-
-
-def _hidden_sizes(text):
-    if text.strip() in ("", "none", "0"):
-        return ()
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive layer sizes such as 256,128, received {text!r}"
-        )
-    return sizes
-
-
-DEFAULTS = TrainingSettings()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``nablanet`` parser; every choice list comes from its registry, every default from
-    :class:`~nablanet.app.run.TrainingSettings`."""
-    parser = _Parser(prog="nablanet", description="Neural networks from scratch in NumPy: train, inspect and use them.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    datasets = run.DATASETS.names()
-    activations = ACTIVATIONS.names()
-
-    train = commands.add_parser(
-        "train",
-        help="train a classifier on one of the data sets",
-        description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
-        "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
-        "Writes model.npz, loss.png, misclassified.png and metrics.json to --out.",
-    )
-    train.add_argument(
-        "--dataset",
-        choices=datasets,
-        default=DEFAULTS.dataset,
-        help=f"data set (default: {DEFAULTS.dataset}, bundled; the others are read from the system or downloaded)",
-    )
-    train.add_argument("--data-home", default=None, help="folder for downloaded data sets")
-    train.add_argument(
-        "--hidden",
-        type=_hidden_sizes,
-        default=DEFAULTS.hidden,
-        metavar="SIZES",
-        help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)",
-    )
-    train.add_argument(
-        "--activation",
-        choices=activations,
-        default=DEFAULTS.activation,
-        help=f"activation of the hidden layers (default: {DEFAULTS.activation})",
-    )
-    train.add_argument(
-        "--init",
-        choices=("auto", *INITIALIZERS.names()),
-        default=DEFAULTS.init,
-        help="weight initialiser (default: auto — the notebook's for the softmax "
-        "classifier, He for ReLU layers, Glorot otherwise)",
-    )
-    train.add_argument(
-        "--epochs", type=positive_int, default=DEFAULTS.epochs, help=f"number of epochs (default: {DEFAULTS.epochs})"
-    )
-    train.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULTS.batch_size,
-        help=f"mini-batch size (default: {DEFAULTS.batch_size})",
-    )
-    train.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS.names(),
-        default=DEFAULTS.optimizer,
-        help=f"optimizer (default: {DEFAULTS.optimizer})",
-    )
-    train.add_argument(
-        "--lr",
-        type=positive_float,
-        default=DEFAULTS.lr,
-        help="learning rate (default: 0.01 for sgd, 0.001 for the others)",
-    )
-    train.add_argument(
-        "--momentum",
-        type=_fraction,
-        default=DEFAULTS.momentum,
-        help=f"SGD momentum in [0, 1) (default: {DEFAULTS.momentum:g})",
-    )
-    train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum (needs --momentum)")
-    train.add_argument(
-        "--schedule",
-        choices=SCHEDULES.names(),
-        default=DEFAULTS.schedule,
-        help="learning-rate schedule: step divides by 10 every 10 epochs; cosine decays to 0 at the "
-        f"last epoch (default: {DEFAULTS.schedule})",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=_non_negative_float,
-        default=DEFAULTS.weight_decay,
-        help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
-    )
-    train.add_argument(
-        "--dropout", type=_fraction, default=DEFAULTS.dropout, help="dropout rate after each hidden layer (default: 0)"
-    )
-    train.add_argument(
-        "--val-split",
-        type=_fraction,
-        default=DEFAULTS.val_split,
-        help="fraction of the training set held out for validation (default: 0)",
-    )
-    train.add_argument(
-        "--early-stopping",
-        type=positive_int,
-        default=DEFAULTS.early_stopping,
-        metavar="PATIENCE",
-        help="stop after PATIENCE epochs without a better validation loss, keep the best weights",
-    )
-    train.add_argument(
-        "--dtype",
-        choices=("float32", "float64"),
-        default=DEFAULTS.dtype,
-        help=f"floating-point type of data and weights (default: {DEFAULTS.dtype}, 1.5–2× faster "
-        "than float64 here with the same printed figures; see the README)",
-    )
-    train.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULTS.seed,
-        help=f"random seed for weights and batch order (default: {DEFAULTS.seed})",
-    )
-    train.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)"
-    )
-    train.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        default=None,
-        help="write checkpoint.npz there after every epoch (model, optimizer, history, random state)",
-    )
-    train.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run saved in --checkpoint-dir, with the settings saved there",
-    )
-    train.add_argument(
-        "--dynamics",
-        action="store_true",
-        help="record gradient and weight norms, dead units and activations per epoch; writes dynamics.png",
-    )
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="accuracy, per-class accuracy and confusion matrix of a saved model",
-        description="Evaluate a model saved by `nablanet train` (its model.npz) on a test set; write "
-        "confusion_matrix.png to --out.",
-    )
-    evaluate.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
-    evaluate.add_argument(
-        "--dataset", choices=datasets, default=None, help="test set (default: the one the model was trained on)"
-    )
-    evaluate.add_argument("--data-home", default=None, help="folder for downloaded data sets")
-    evaluate.add_argument("--out", type=Path, default=None, help="output folder (default: the model's folder)")
-
-    predict = commands.add_parser(
-        "predict",
-        help="classify pictures of digits with a saved model",
-        description="Classify images (PNG, JPEG, any size): each is turned into a 28×28 grey MNIST-like digit "
-        "(light ink on dark, centred), then the model prints its prediction and probabilities.",
-    )
-    predict.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
-    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
-
-    gradcheck = commands.add_parser(
-        "gradcheck",
-        help="check every layer's backward pass against finite differences, as a table",
-        description="Build a network in float64, run it on a few MNIST training images, and compare every "
-        "analytic gradient (backward) with central finite differences.",
-    )
-    gradcheck.add_argument(
-        "--hidden",
-        type=_hidden_sizes,
-        default=(),
-        metavar="SIZES",
-        help="hidden layer sizes, e.g. 32,16 (default: none, the softmax classifier)",
-    )
-    gradcheck.add_argument(
-        "--activation",
-        choices=activations,
-        default=DEFAULTS.activation,
-        help=f"activation of the hidden layers (default: {DEFAULTS.activation})",
-    )
-    gradcheck.add_argument("--samples", type=positive_int, default=8, help="number of images in the batch (default: 8)")
-    gradcheck.add_argument(
-        "--max-entries",
-        type=positive_int,
-        default=300,
-        help="check at most this many random entries per array (default: 300)",
-    )
-    gradcheck.add_argument(
-        "--tolerance", type=positive_float, default=1e-6, help="largest relative error that passes (default: 1e-6)"
-    )
-    gradcheck.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-    inspect = commands.add_parser(
-        "inspect",
-        help="pictures of what a saved model has learned",
-        description="Print the model's summary and write every picture that applies to it: weight templates, "
-        "the softmax Jacobian of one test image, and misclassified test images with their probabilities.",
-    )
-    inspect.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
-    inspect.add_argument("--out", type=Path, required=True, help="folder for the pictures")
-    inspect.add_argument(
-        "--dataset", choices=datasets, default=None, help="test set (default: the one the model was trained on)"
-    )
-    inspect.add_argument("--data-home", default=None, help="folder for downloaded data sets")
-    inspect.add_argument("--sample", type=int, default=0, help="index of the test image for the Jacobian (default: 0)")
-
-    toy = commands.add_parser(
-        "toy",
-        help="the first notebook: a softmax classifier on 10 random samples, one at a time",
-        description="Train the softmax classifier on a toy data set (5 features, 10 samples, 3 classes) "
-        "with batch size 1, printing each sample's loss and weight gradient.",
-    )
-    toy.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    toy.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
-    return parser
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-def command_train(args) -> int:
-    fields = {field: getattr(args, field) for field in TrainingSettings.__dataclass_fields__}
-    try:
-        result = run.train_run(
-            TrainingSettings(**fields),
-            out=args.out,
-            checkpoint_dir=args.checkpoint_dir,
-            resume=args.resume,
-            report=_say,
-            command=" ".join(sys.argv[1:]),
-        )
-    except run.TrainingInterrupted as interrupted:
-        print(f"nablanet train: {interrupted}", file=sys.stderr)
-        return 130
-    print(f"Wrote {', '.join(result.written)} to {result.folder}")
-    return 0
-
-
-def command_evaluate(args) -> int:
-    evaluation = run.evaluate_model(args.model, dataset=args.dataset, data_home=args.data_home, out=args.out)
-    print(
-        f"{args.model} on the {evaluation.dataset} test set ({evaluation.num_images} images): "
-        f"accuracy {evaluation.accuracy:.4f}, loss {evaluation.loss:.6f}"
-    )
-    print("Per-class accuracy:")
-    for class_name, accuracy, count in evaluation.per_class:
-        print(f"  {class_name:>12}: {accuracy:.4f}  ({count} images)")
-    print(f"Wrote {evaluation.confusion_matrix}")
-    return 0
-
-
-def command_predict(args) -> int:
-    from ..data.images import load_digit
-
-    model = run.load_model_file(args.model)
-    if model.input_size != 784:
-        raise ValueError(f"the model expects {model.input_size} features, not 28×28 = 784 pixels")
-    names = model.metadata.get("class_names") or [str(label) for label in range(model.output_size(784) or 0)]
-    for path in args.images:
-        if not path.is_file():
-            raise FileNotFoundError(f"no image file at {path}")
-        probabilities = model.predict_proba(load_digit(path).astype(model.dtype))[:, 0]
-        best = int(probabilities.argmax())
-        listing = "  ".join(
-            f"{name}: {probability:.3f}" for name, probability in zip(names, probabilities, strict=True)
-        )
-        print(f"{path}: predicted {names[best]} (probability {probabilities[best]:.3f})")
-        print(f"  {listing}")
-    return 0
-
-
-def command_gradcheck(args) -> int:
-    from ..core.gradcheck import gradcheck
-    from ..data.datasets import load_mnist
-    from ..training.model import build_classifier
-
-    data = load_mnist(np.float64)
-    X, Y = data.X_train[:, : args.samples], data.Y_train[:, : args.samples]
-    model = build_classifier(
-        784, 10, args.hidden, activation=args.activation, init="auto" if args.hidden else "he_normal", rng=args.seed
-    )
-    print(model.summary())
-    print(f"Batch: the first {args.samples} MNIST training images, float64; loss: fused softmax + cross-entropy\n")
-    report = gradcheck(model, X, Y, tolerance=args.tolerance, max_entries=args.max_entries, seed=args.seed)
-    print(report.table())
-    return 0 if report.passed else 1
-
-
-def command_inspect(args) -> int:
-    model = run.load_model_file(args.model)
-    print(model.summary())
-    written = run.inspect_model(
-        args.model, out=args.out, dataset=args.dataset, data_home=args.data_home, sample=args.sample
-    )
-    print("Wrote " + ", ".join(str(path) for path in written))
-    return 0
-
-
-def command_toy(args) -> int:
-    run.toy_run(seed=args.seed, learning_rate=args.lr, report=print)
-    return 0
-
-
-COMMANDS = {
-    "train": command_train,
-    "toy": command_toy,
-    "evaluate": command_evaluate,
-    "predict": command_predict,
-    "gradcheck": command_gradcheck,
-    "inspect": command_inspect,
-}
+def describe(error: BaseException) -> str:
+    """The one line that explains ``error``: its own message for the errors nablanet raises on bad input;
+    otherwise what kind of failure it was."""
+    message = str(error)
+    if isinstance(error, MemoryError):
+        return f"out of memory{': ' + message if message else ''}"
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to process"
+    if isinstance(error, (ValueError, TypeError, OSError, ArithmeticError, RuntimeError, LookupError)) and message:
+        return message
+    return f"unexpected {type(error).__name__}{': ' + message if message else ''} (NABLANET_DEBUG=1 shows where)"
 
 
 def main(argv=None) -> int:
-    """Run one ``nablanet`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    """Run one ``nablanet`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
+    debug = os.environ.get("NABLANET_DEBUG") == "1"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    stdout, show_warning = sys.stdout, warnings.showwarning
+    sys.stdout = ClosablePipe(stdout)
+    context: dict[str, str] = {}
+
+    def warning_line(message, category, filename, lineno, file=None, line=None):
+        print(f"{_prefix(context)}: warning: {one_line(str(message))}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = warning_line
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("nablanet: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, OSError, DatasetError, TrainingDiverged) as error:
-        message = str(error).replace("\n", " ") or type(error).__name__
-        print(f"nablanet {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        from .commands import run_command
+
+        return run_command(argv, context)
+    except SystemExit:  # argparse: --help (0) or a usage error, already one line (2)
+        raise
+    except KeyboardInterrupt as interruption:
+        if debug:
+            raise
+        reason = "terminated" if isinstance(interruption, Terminated) else "interrupted"
+        detail = str(interruption)
+        print(f"{_prefix(context)}: {reason}{'; ' + detail if detail else ''}", file=sys.stderr)
+        return exit_status(interruption)
+    except Exception as error:
+        if debug:
+            raise
+        print(f"{_prefix(context)}: error: {one_line(describe(error))}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        try:
+            sys.stdout.flush()
+        finally:
+            sys.stdout, warnings.showwarning = stdout, show_warning
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _prefix(context: dict[str, str]) -> str:
+    return f"nablanet {context['command']}" if "command" in context else "nablanet"
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def plot_misclassified_probabilities(
 
 
 def plot_dynamics(dynamics: dict, path=None) -> Figure:
-    """Training dynamics recorded by :class:`~nablanet.callbacks.Dynamics`: per-epoch gradient and weight
+    """Training dynamics recorded by :class:`~nablanet.training.callbacks.Dynamics`: per-epoch gradient and weight
     norms per layer and, for hidden layers, the fraction of dead ReLUs and the last activation histograms."""
     layers = list(dynamics["gradient_norm"])
     hidden = list(dynamics.get("activation_histogram", {}))

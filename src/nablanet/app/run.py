@@ -13,11 +13,18 @@ only parses its options into :class:`TrainingSettings`, calls it and prints; lik
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-import sys
+import os
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+import types
+import typing
+import warnings
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +32,17 @@ from typing import Any
 import numpy as np
 
 from ..core.activations import Softmax
+from ..core.gradcheck import GradcheckReport, gradcheck
 from ..core.layers import Dense
 from ..core.losses import cce, cce_gradient
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import one_hot
 from ..core.schedules import make_schedule
 from ..data.datasets import DATASETS, load_dataset
+from ..data.images import SIZE, load_image
 from ..files.atomic import write_json
 from ..files.checkpoint import FILENAME, Checkpoint, TrainingState, load_checkpoint
+from ..files.folders import claim_folder, new_run_folder
 from ..files.serialization import load, save
 from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
@@ -83,7 +93,17 @@ class TrainingSettings:
         return self.lr if self.lr is not None else float(self._optimizer_arguments()["learning_rate"].default)
 
     def check(self) -> None:
-        """Refuse combinations that cannot work, naming the command-line option."""
+        """Refuse values of the wrong type (a checkpoint's settings are read from a file) and combinations
+        that cannot work, naming the command-line option."""
+        for name, hint in typing.get_type_hints(TrainingSettings).items():
+            value, option = getattr(self, name), "--" + name.replace("_", "-")
+            expected = _accepted_types(hint)
+            if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+                raise ValueError(
+                    f"{option} must be {' or '.join(t.__name__ for t in expected)}, received {value!r:.60}"
+                )
+        if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in self.hidden):
+            raise ValueError(f"--hidden must be positive layer sizes, received {self.hidden!r:.60}")
         if self.early_stopping and not self.val_split:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
         if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
@@ -98,15 +118,11 @@ class TrainingSettings:
         return OPTIMIZERS.lookup(self.optimizer, argument="optimizer")(schedule, **options)
 
 
-class TrainingInterrupted(Exception):
-    """Ctrl-C during a run: the state after the last finished epoch was written to ``checkpoint``."""
-
-    def __init__(self, checkpoint: Path, epoch: int):
-        self.checkpoint, self.epoch = checkpoint, epoch
-        super().__init__(
-            f"interrupted; the state after epoch {epoch} is in {checkpoint}: continue with "
-            f"nablanet train --resume --checkpoint-dir {checkpoint.parent}"
-        )
+def _accepted_types(hint: Any) -> tuple[type, ...]:
+    """The run-time types a setting's annotation allows (an int where a float is asked for too)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    accepted = tuple(typing.get_origin(option) or option for option in options)
+    return (*accepted, int) if float in accepted else accepted
 
 
 @dataclasses.dataclass
@@ -123,38 +139,88 @@ class RunResult:
     seconds: float
 
 
-def output_folder(folder: Path | str | None, option: str = "--out") -> Path:
-    """Create ``folder`` (default: a new runs/YYYYmmdd-HHMMSS) and check that files can be written there."""
-    folder = Path(folder) if folder is not None else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{option} {folder} exists and is not a folder")
-    probe = folder / ".nablanet-write-test"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise OSError(f"{option} {folder} is not writable ({error.strerror})") from None
-    return folder
+RESUMABLE = ("epochs", "data_home")  # what --resume may change: extend the run, or find the data elsewhere
 
 
-def resume_settings(given: TrainingSettings, saved: dict[str, Any]) -> TrainingSettings:
-    """The checkpoint's settings, for ``--resume``; an option given with another value than the saved
-    one is refused (an option left at its default takes the saved value)."""
-    defaults, given_values = TrainingSettings().as_dict(), given.as_dict()
+def resume_settings(
+    settings: TrainingSettings, saved: dict[str, Any], given: Collection[str], finished: int
+) -> TrainingSettings:
+    """The settings of a resumed run: the checkpoint's, except ``epochs`` (to extend the run) and
+    ``data_home`` where ``given`` names them. Any other option given with another value than the saved
+    one is refused, never ignored. ``finished`` is the number of epochs the checkpoint has run."""
     values: dict[str, Any] = {}
+    requested = settings.as_dict()
     for field in dataclasses.fields(TrainingSettings):
-        key = field.name
+        key, option = field.name, "--" + field.name.replace("_", "-")
         if key not in saved:
             raise ValueError(f"the checkpoint lacks the setting {key!r}")
-        if given_values[key] != defaults[key] and given_values[key] != saved[key]:
-            option = "--" + key.replace("_", "-")
+        value = saved[key]
+        if key in given and requested[key] != value:
+            if key not in RESUMABLE:
+                shown = "not set" if value is None else value
+                raise ValueError(
+                    f"--resume continues the saved run, whose {option} is {shown}; {option} {requested[key]} would "
+                    f"change it: leave {option} out, or start a new run in another --checkpoint-dir"
+                )
+            value = requested[key]
+        values[key] = tuple(value) if key == "hidden" and isinstance(value, list) else value
+    try:
+        resumed = TrainingSettings(**values)
+    except TypeError as error:
+        raise ValueError(f"the checkpoint's settings are malformed ({error})") from None
+    if resumed.epochs < finished:
+        raise ValueError(f"--epochs {resumed.epochs}: the saved run has finished {finished} epochs already")
+    if resumed.epochs != saved["epochs"]:
+        planned = make_schedule(resumed.schedule, resumed.learning_rate, saved["epochs"]).get_config()
+        extended = make_schedule(resumed.schedule, resumed.learning_rate, resumed.epochs).get_config()
+        if planned != extended:
             raise ValueError(
-                f"--resume continues with the checkpoint's settings; {option} {given_values[key]} differs "
-                f"from the saved {saved[key]}: leave {option} out"
+                f"--epochs {resumed.epochs}: the {resumed.schedule} schedule of the saved run was laid out for "
+                f"{saved['epochs']} epochs, and one for {resumed.epochs} would have given the epochs already run "
+                f"other learning rates; start a new run with --epochs {resumed.epochs} instead"
             )
-        values[key] = tuple(saved[key]) if key == "hidden" else saved[key]
-    return TrainingSettings(**values)
+    return resumed
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs (in the main thread), so that a file that must not
+    be lost is written whole; a signal that came meanwhile arrives when the block ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _save_model(model: Sequential, path: Path, checkpoint: Path | None) -> Path:
+    """Save the trained model to ``path``; if that fails (a full disk), to a file in the temporary folder,
+    with a warning. If both fail, the error says what was lost and what was kept."""
+    try:
+        with _signals_held():
+            save(model, path)
+        return path
+    except OSError as error:
+        fallback = Path(tempfile.gettempdir()) / f"nablanet-model-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.npz"
+        try:
+            with _signals_held():
+                save(model, fallback)
+        except OSError as second:
+            kept = f"; the state after its last epoch is in {checkpoint}" if checkpoint else ""
+            raise OSError(
+                f"could not write {path} ({error.strerror or error}) nor {fallback} ({second.strerror or second}): "
+                f"the trained model is lost{kept}"
+            ) from None
+        warnings.warn(
+            f"could not write {path} ({error.strerror or error}); the trained model is in {fallback}",
+            UserWarning,
+            stacklevel=2,
+        )
+        return fallback
 
 
 def train_run(
@@ -163,29 +229,54 @@ def train_run(
     out: Path | str | None = None,
     checkpoint_dir: Path | str | None = None,
     resume: bool = False,
+    given: Collection[str] | None = None,
     report: Callable[[str], None] = print,
     command: str = "",
 ) -> RunResult:
-    """Run a whole training as ``nablanet train`` does, and write its files to ``out``.
+    """Run a whole training as ``nablanet train`` does, and write its files to ``out`` (default: a new
+    folder under ``runs/``).
 
-    ``checkpoint_dir`` writes ``checkpoint.npz`` there after every epoch; ``resume=True`` continues the
-    run saved there, with its settings (see :func:`resume_settings`). ``report`` receives each line of
-    progress. Ctrl-C writes the last finished epoch's state and raises :class:`TrainingInterrupted`.
+    ``checkpoint_dir`` writes ``checkpoint.npz`` there after every epoch; a folder that already holds one
+    is refused unless ``resume=True``, which continues that run with its settings (see
+    :func:`resume_settings`; ``given`` names the options the user typed — by default those that differ
+    from the defaults). Both folders are locked for the run. ``report`` receives each line of progress.
+
+    Nothing is lost on the way: Ctrl-C or SIGTERM during training writes the last finished epoch's state
+    and raises the interruption again, with a message that says where the state is; the model is saved
+    as soon as training ends, before the test figures and plots, with a fallback if the disk is full.
     """
-    state: TrainingState | None = None
-    checkpoint_path = Path(checkpoint_dir) / FILENAME if checkpoint_dir is not None else None
-    if resume:
-        if checkpoint_path is None:
-            raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"no checkpoint to resume: {checkpoint_path} does not exist")
-        state = load_checkpoint(checkpoint_path)
-        settings = resume_settings(settings, state.settings)
-    settings.check()
+    given = (
+        set(given)
+        if given is not None
+        else {key for key, value in settings.as_dict().items() if value != TrainingSettings().as_dict()[key]}
+    )
+    with contextlib.ExitStack() as locks:
+        checkpoint_path = None
+        if checkpoint_dir is not None:
+            locks.enter_context(claim_folder(checkpoint_dir, "--checkpoint-dir"))
+            checkpoint_path = Path(checkpoint_dir) / FILENAME
+        state: TrainingState | None = None
+        if resume:
+            if checkpoint_path is None:
+                raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
+            if not checkpoint_path.is_file():
+                raise FileNotFoundError(f"no checkpoint to resume: {checkpoint_path} does not exist")
+            state = load_checkpoint(checkpoint_path)
+            settings = resume_settings(settings, state.settings, given, state.epoch)
+        elif checkpoint_path is not None and checkpoint_path.exists():
+            raise ValueError(
+                f"--checkpoint-dir {checkpoint_dir} holds the checkpoint of an earlier run: continue it with "
+                f"--resume, or start afresh in another folder (or after removing {checkpoint_path})"
+            )
+        settings.check()
+        folder = Path(out) if out is not None else new_run_folder()
+        if checkpoint_dir is None or folder.resolve() != Path(checkpoint_dir).resolve():
+            locks.enter_context(claim_folder(folder))
+        return _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, command)
+
+
+def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, command) -> RunResult:
     optimizer = settings.make_optimizer() if state is None else state.optimizer
-    folder = output_folder(out)
-    if checkpoint_dir is not None:
-        output_folder(checkpoint_dir, "--checkpoint-dir")
     started = time.perf_counter()
     data = load_dataset(settings.dataset, settings.data_home, settings.dtype)
     if state is None:
@@ -206,9 +297,9 @@ def train_run(
         report(f"Resuming from {checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
     report(
-        f"Training on {data.name}: {data.X_train.shape[1]} samples, {data.X_train.shape[0]} features, "
-        f"{data.num_classes} classes; {settings.epochs} epochs, batch {settings.batch_size}, {optimizer.name} "
-        f"(learning rate {optimizer.learning_rate:g}), {settings.dtype}"
+        f"Training on {data.name}: {data.X_train.shape[1] - round(data.X_train.shape[1] * settings.val_split)} "
+        f"samples, {data.X_train.shape[0]} features, {data.num_classes} classes; {settings.epochs} epochs, batch "
+        f"{settings.batch_size}, {optimizer.name} (learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )
     callbacks: list[Callback] = []
     stopper = None
@@ -216,6 +307,9 @@ def train_run(
         stopper = EarlyStopping(patience=settings.early_stopping)
         stopper.restore(state.early_stopping if state is not None else None)
         callbacks.append(stopper)
+    dynamics = None
+    if settings.dynamics:
+        dynamics = Dynamics(data.X_train[:, :1000], record=state.dynamics if state is not None else None)
     checkpoint = Checkpoint(
         checkpoint_dir,
         optimizer=optimizer,
@@ -223,37 +317,62 @@ def train_run(
         history=history,
         settings=settings.as_dict(),
         early_stopping=stopper,
+        dynamics=dynamics,
     )
     callbacks += [checkpoint, ProgressBar(settings.epochs)]  # an epoch's line is printed once its state is saved
-    dynamics = Dynamics(data.X_train[:, :1000]) if settings.dynamics else None
     if dynamics:
         callbacks.append(dynamics)
-    try:
-        model.fit(
-            data.X_train,
-            data.Y_train,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            optimizer=optimizer,
-            rng=rng,
-            validation_split=settings.val_split,
-            callbacks=callbacks,
-            initial_epoch=initial_epoch,
-            history=history,
-        )
-    except KeyboardInterrupt:
-        target = checkpoint_path or folder / FILENAME
-        checkpoint.write(target)
-        raise TrainingInterrupted(target, checkpoint.epoch) from None
+    if state is not None and state.stopped_early:
+        report(f"The saved run stopped early after epoch {initial_epoch}: there is nothing more to train")
+        if state.early_stopping and state.early_stopping["best_weights"]:
+            for parameter, best in zip(model.parameters(), state.early_stopping["best_weights"], strict=True):
+                parameter.value[...] = best
+    else:
+        try:
+            model.fit(
+                data.X_train,
+                data.Y_train,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                optimizer=optimizer,
+                rng=rng,
+                validation_split=settings.val_split,
+                callbacks=callbacks,
+                initial_epoch=initial_epoch,
+                history=history,
+            )
+        except KeyboardInterrupt as interruption:  # Ctrl-C, or SIGTERM (signals.Terminated)
+            target = checkpoint_path or folder / FILENAME
+            with _signals_held():
+                checkpoint.write(target)
+            raise type(interruption)(
+                f"the state after epoch {checkpoint.epoch} is in {target}: continue with "
+                f"nablanet train --resume --checkpoint-dir {target.parent}"
+            ) from None
     seconds = time.perf_counter() - started
+    model_path = _save_model(model, folder / "model.npz", checkpoint_path)
+    try:
+        return _finish(settings, data, model, history, dynamics, folder, model_path, seconds, report, command)
+    except KeyboardInterrupt as interruption:
+        raise type(interruption)(
+            f"after training: the trained model is in {model_path}; the test figures and plots were not all made"
+        ) from None
+    except OSError as error:
+        raise OSError(
+            f"{error.strerror or error}: {error.filename or folder}; the trained model is in {model_path}"
+        ) from None
+
+
+def _finish(settings, data, model, history, dynamics, folder, model_path, seconds, report, command) -> RunResult:
+    """Test figures, plots and metrics.json of a trained (and already saved) model."""
     test = model.evaluate(data.X_test, data.Y_test)
     predictions = model.predict(data.X_test)
     report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
     report(f"Time: {seconds:.1f} s for loading and training")
     figures = history.as_dict()
-    save(model, folder / "model.npz")
+    written = [model_path.name if model_path.parent == folder else str(model_path)]
     plots.plot_history(figures, folder / "loss.png", "loss")
-    written = ["model.npz", "loss.png"]
+    written.append("loss.png")
     if "val_accuracy" in figures:
         plots.plot_history(figures, folder / "accuracy.png", "accuracy")
         plots.plot_confusion_matrix(
@@ -274,7 +393,7 @@ def train_run(
         written.append("dynamics.png")
     metrics = {
         "dataset": data.name,
-        "command": command or " ".join(sys.argv[1:]),
+        "command": command,
         "settings": settings.as_dict(),
         "epochs_run": len(figures["loss"]),
         "history": figures,
@@ -296,11 +415,24 @@ def load_model_file(path: Path | str) -> Sequential:
     return load(path)
 
 
+def _trained_on(model: Sequential) -> str | None:
+    name = model.metadata.get("dataset")
+    return name if isinstance(name, str) else None
+
+
 def _test_data(model: Sequential, dataset: str | None, data_home):
-    """The test set a command uses: ``dataset``, else the one the model was trained on."""
-    name = dataset or model.metadata.get("dataset", "mnist")
+    """The test set a command uses: ``dataset``, else the one the model was trained on. Another data set
+    than the model's own is used, with a warning: its figures say little about the model."""
+    trained_on = _trained_on(model)
+    name = dataset or trained_on or "mnist"
     if name not in DATASETS:
-        raise ValueError(f"the model was trained on {name!r}; choose --dataset from {', '.join(DATASETS)}")
+        raise ValueError(f"the model was trained on {name[:80]!r}; choose --dataset from {', '.join(DATASETS)}")
+    if trained_on is not None and name != trained_on:
+        warnings.warn(
+            f"the model was trained on {trained_on}, not {name}: its figures on {name} are not its accuracy",
+            UserWarning,
+            stacklevel=2,
+        )
     data = load_dataset(name, data_home, model.dtype)
     outputs = model.output_size(model.input_size)
     if model.input_size != data.X_test.shape[0] or outputs != data.num_classes:
@@ -309,6 +441,42 @@ def _test_data(model: Sequential, dataset: str | None, data_home):
             f"{name} has {data.X_test.shape[0]} and {data.num_classes}"
         )
     return data
+
+
+@dataclasses.dataclass
+class Prediction:
+    """What a model makes of one picture: the best class and every class's output, and whether those
+    outputs are probabilities (a model ending in Softmax) or raw scores."""
+
+    path: Path
+    label: str
+    outputs: list[tuple[str, float]]
+    probabilities: bool
+
+    @property
+    def value(self) -> float:
+        return dict(self.outputs)[self.label]
+
+
+def predict_images(model_path, images) -> list[Prediction]:
+    """``nablanet predict``: classify picture files, each made to look like the images of the data set
+    the model was trained on (see :mod:`nablanet.data.images`)."""
+    model = load_model_file(model_path)
+    if model.input_size != SIZE * SIZE:
+        raise ValueError(f"the model expects {model.input_size} features, not {SIZE}×{SIZE} = {SIZE * SIZE} pixels")
+    outputs = model.output_size(model.input_size) or 0
+    names = model.metadata.get("class_names") or [str(label) for label in range(outputs)]
+    trained_on = _trained_on(model)
+    style = DATASETS[trained_on].image_style if trained_on is not None and trained_on in DATASETS else "digit"
+    probabilities = isinstance(model.layers[-1], Softmax)
+    predictions = []
+    for path in map(Path, images):
+        if not path.is_file():
+            raise FileNotFoundError(f"no image file at {path}")
+        values = model.predict_proba(load_image(path, style).astype(model.dtype))[:, 0]
+        pairs = [(str(name), float(value)) for name, value in zip(names, values, strict=True)]
+        predictions.append(Prediction(path, pairs[int(values.argmax())][0], pairs, probabilities))
+    return predictions
 
 
 @dataclasses.dataclass
@@ -327,36 +495,59 @@ def evaluate_model(model_path, *, dataset: str | None = None, data_home=None, ou
     """``nablanet evaluate``: test-set figures of a saved model, and its confusion matrix written to ``out``
     (default: the model's folder)."""
     model = load_model_file(model_path)
-    data = _test_data(model, dataset, data_home)
-    scores = model.evaluate(data.X_test, data.Y_test)
-    predictions = model.predict(data.X_test)
-    per_class = []
-    for label, class_name in enumerate(data.class_names):
-        chosen = data.y_test == label
-        per_class.append((class_name, float(np.mean(predictions[chosen] == label)), int(chosen.sum())))
-    folder = output_folder(out if out is not None else Path(model_path).parent)
-    path = folder / "confusion_matrix.png"
-    plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names)
+    folder = Path(out if out is not None else Path(model_path).parent)
+    with claim_folder(folder):
+        data = _test_data(model, dataset, data_home)
+        scores = model.evaluate(data.X_test, data.Y_test)
+        predictions = model.predict(data.X_test)
+        per_class = []
+        for label, class_name in enumerate(data.class_names):
+            chosen = data.y_test == label
+            per_class.append((class_name, float(np.mean(predictions[chosen] == label)), int(chosen.sum())))
+        path = folder / "confusion_matrix.png"
+        plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names)
     return Evaluation(data.name, data.X_test.shape[1], scores["loss"], scores["accuracy"], per_class, path)
 
 
 def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None, sample: int = 0) -> list[Path]:
     """``nablanet inspect``: write every picture that applies to a saved model; return their paths."""
     model = load_model_file(model_path)
-    folder = output_folder(out)
-    data = _test_data(model, dataset, data_home)
-    if not 0 <= sample < data.X_test.shape[1]:
-        raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {sample}")
-    names = list(data.class_names)
-    written = [folder / "weight_templates.png"]
-    plots.plot_weight_templates(model, written[-1], class_names=names)
-    probabilities = model.predict_proba(data.X_test)
-    if isinstance(model.layers[-1], Softmax):
-        written.append(folder / "softmax_jacobian.png")
-        plots.plot_softmax_jacobian(data.X_test[:, sample], probabilities[:, sample], written[-1], class_names=names)
-    written.append(folder / "misclassified_probabilities.png")
-    plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
+    folder = Path(out)
+    with claim_folder(folder):
+        data = _test_data(model, dataset, data_home)
+        if not 0 <= sample < data.X_test.shape[1]:
+            raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {sample}")
+        names = list(data.class_names)
+        written = [folder / "weight_templates.png"]
+        plots.plot_weight_templates(model, written[-1], class_names=names)
+        probabilities = model.predict_proba(data.X_test)
+        if isinstance(model.layers[-1], Softmax):
+            written.append(folder / "softmax_jacobian.png")
+            plots.plot_softmax_jacobian(
+                data.X_test[:, sample], probabilities[:, sample], written[-1], class_names=names
+            )
+        written.append(folder / "misclassified_probabilities.png")
+        plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
     return written
+
+
+def gradcheck_run(
+    *,
+    hidden=(),
+    activation: str = "relu",
+    samples: int = 8,
+    max_entries: int = 300,
+    tolerance: float = 1e-6,
+    seed: int = 0,
+) -> tuple[Sequential, GradcheckReport]:
+    """``nablanet gradcheck``: a classifier in float64 on the first ``samples`` MNIST training images, every
+    analytic gradient compared with central finite differences (at most ``max_entries`` per array)."""
+    data = load_dataset("mnist", dtype=np.float64)
+    X, Y = data.X_train[:, :samples], data.Y_train[:, :samples]
+    model = build_classifier(
+        X.shape[0], data.num_classes, hidden, activation=activation, init="auto" if hidden else "he_normal", rng=seed
+    )
+    return model, gradcheck(model, X, Y, tolerance=tolerance, max_entries=max_entries, seed=seed)
 
 
 def toy_run(*, seed: int = 0, learning_rate: float = 1e-3, report: Callable[[str], None] = print) -> Dense:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from .layers import LAYERS, Layer
 from .registry import Registry
 
@@ -30,7 +31,7 @@ class Elementwise(Layer):
         raise NotImplementedError
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = input
+        self.input = _checks.matrix("input", input, finite=False)
         self.output = self.function(input)
         return self.output
 
@@ -118,13 +119,22 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     Shifting by the column maximum changes nothing mathematically and keeps e^(·) ≤ 1, so logits
     of 1000 do not overflow. ``scores``: (classes, b) → probabilities (classes, b).
 
+    No probability is below the smallest normal float of the dtype, ε = 2.2e-308 (float64) or 1.2e-38
+    (float32): where e^(z_k − max z) underflows — a logit gap above ~708 in float64, ~87 in float32 —
+    a_k is ε instead of 0 or a subnormal number. That changes the sum of a column by at most k·ε, and
+    it keeps the notebook's backward pass exact: the cross-entropy gradient −y/a stays finite, and the
+    Jacobian still turns it into a − y, so a confidently wrong prediction still learns.
+
     >>> softmax(np.array([[1000.0], [1000.0]]))
     array([[0.5],
            [0.5]])
+    >>> softmax(np.array([[0.0], [-1000.0]]))[1, 0] == np.finfo(np.float64).tiny
+    np.True_
     """
     shifted = scores - scores.max(axis=0, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=0, keepdims=True)
+    np.maximum(shifted, np.finfo(shifted.dtype).tiny, out=shifted)
     return shifted
 
 
@@ -157,7 +167,7 @@ class Softmax(Layer):
         self.method = method
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = input
+        self.input = _checks.matrix("input", input, finite=False)
         self.output = softmax(input)
         return self.output
 

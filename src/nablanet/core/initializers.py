@@ -1,4 +1,4 @@
-"""Weight initialisers for :class:`~nablanet.layers.Dense`, chosen by name.
+"""Weight initialisers for :class:`~nablanet.Dense`, chosen by name.
 
 Each returns the full (output_size, input_size + 1) matrix W̃ = [W | b] of the bias trick.
 

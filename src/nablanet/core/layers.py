@@ -83,6 +83,12 @@ class Layer:
         except TypeError as error:
             raise ValueError(f"{cls.__name__}: {error}") from None
 
+    @classmethod
+    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The parameter arrays a layer built from ``config`` will have, name → (shape, dtype), worked out
+        without building it (and so without allocating them). None for a layer without parameters."""
+        return {}
+
     def output_size(self, input_size: int) -> int:
         """Number of output features for ``input_size`` input features."""
         return input_size
@@ -165,6 +171,8 @@ class Dense(Layer):
         value = np.asarray(value)
         if value.shape != self.weights.shape:
             raise ValueError(f"weights must have shape {self.weights.shape}, received {value.shape}")
+        if value.dtype.kind not in "fiu" or not _checks.all_finite(value):
+            raise ValueError("weights must be finite numbers (no NaN or inf)")
         self.weights[...] = value
 
     @property
@@ -218,6 +226,13 @@ class Dense(Layer):
             "dtype": self.weights.dtype.name,
         }
 
+    @classmethod
+    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """W̃: (output_size, input_size + 1), in the config's dtype."""
+        rows = _checks.positive_int("output_size", config.get("output_size"))
+        columns = _checks.positive_int("input_size", config.get("input_size")) + 1
+        return {"weights": ((rows, columns), _checks.float_dtype("dtype", config.get("dtype", "float64")))}
+
     def output_size(self, input_size: int) -> int:
         if input_size != self.input_size:
             raise ValueError(f"Dense expects {self.input_size} input features, received {input_size}")
@@ -241,7 +256,7 @@ class Dropout(Layer):
         self._scaled_mask: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = input
+        self.input = _checks.matrix("input", input, finite=False)
         if not self.training or self.rate == 0.0:
             self._scaled_mask = None
             self.output = input

@@ -20,11 +20,11 @@ LOSSES = ("auto", "softmax_cce", "cce")
 def guard(Yhat: np.ndarray) -> np.ndarray:
     """Ŷ with every entry below the smallest positive normal float of its dtype raised to it.
 
-    This guards log(0) and y/0 — a probability that underflowed to exactly 0 — and changes nothing
-    else: −y/ŷ stays exact for every representable ŷ, so the Softmax Jacobian still turns it into
-    ŷ − y even for probabilities of 1e-300. (Clipping at a larger ε, such as 1e-12, would flatten the
-    loss there and make the gradient of a confidently wrong prediction vanish.) A probability of
-    exactly 0 costs −log(2.2e-308) ≈ 708 in float64 (87 in float32).
+    This guards log(0) and y/0 for probabilities that do not come from :func:`~nablanet.softmax` (which
+    never returns less than that) and changes nothing else: −y/ŷ stays exact for every normal ŷ, so the
+    Softmax Jacobian turns it into ŷ − y, also where the logits are 800 apart. (Clipping at a larger ε,
+    such as 1e-12, would flatten the loss there and make the gradient of a confidently wrong
+    prediction vanish.) The floor costs −log(2.2e-308) ≈ 708 in float64 (87 in float32).
     """
     return np.maximum(Yhat, np.finfo(Yhat.dtype).tiny)
 

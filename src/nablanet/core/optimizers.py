@@ -47,6 +47,7 @@ class Optimizer:
         self.state: list[dict[str, np.ndarray]] = []
         self.iterations = 0
         self._scratch: list[np.ndarray] = []  # one work array per parameter: no allocation per step
+        self._owners: list[int] | None = None  # which parameters the state belongs to
 
     def start_epoch(self, epoch: int) -> None:
         self.learning_rate = self.schedule(epoch)
@@ -57,13 +58,17 @@ class Optimizer:
         return OPTIMIZERS.name_of(type(self))
 
     def step(self, parameters: Sequence[Parameter]) -> None:
+        """Apply one update to ``parameters`` (always the same ones: one optimizer per model)."""
+        owners = [id(parameter) for parameter in parameters]
+        if self._owners is None:
+            self._owners = owners
+        elif owners != self._owners:
+            raise ValueError(
+                f"this {self.name} optimizer holds the state of another model's {len(self._owners)} parameters, "
+                f"received {len(parameters)} others: use one optimizer per model"
+            )
         if not self.state:
             self.state = [self.initial_state(parameter.value) for parameter in parameters]
-        elif len(self.state) != len(parameters):
-            raise ValueError(
-                f"this optimizer holds state for {len(self.state)} parameters, "
-                f"received {len(parameters)}: use one optimizer per model"
-            )
         if len(self._scratch) != len(parameters):
             self._scratch = [np.empty_like(parameter.value) for parameter in parameters]
         self.iterations += 1

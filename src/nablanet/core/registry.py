@@ -37,6 +37,8 @@ class Registry(Mapping[str, T], Generic[T]):
 
         def add(entry: T) -> T:
             key = name if name is not None else entry.__name__  # type: ignore[attr-defined]
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"a {self.kind} is registered under a name, received {key!r}")
             if key in self._entries:
                 raise ValueError(f"a {self.kind} named {key!r} is registered already")
             self._entries[key] = entry
@@ -60,6 +62,9 @@ class Registry(Mapping[str, T], Generic[T]):
     def names(self) -> tuple[str, ...]:
         """The registered names, in the order they were registered."""
         return tuple(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
 
     def __getitem__(self, name: str) -> T:
         return self._entries[name]

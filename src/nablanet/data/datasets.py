@@ -6,14 +6,16 @@ stored sample-major in memory (it is the transpose of a C-ordered (N, 784) array
 columns of a shuffled mini-batch reads contiguous rows of 784 pixels; the mathematical layout is
 still (features, batch).
 
-Each loader is registered in ``DATASETS`` under the name the command line and model files use;
+Each data set is registered in ``DATASETS`` (its loader, class names and the style in which a picture
+is made to look like its images) under the name the command line and model files use;
 ``load_dataset(name)`` loads one by that name.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
-import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -96,16 +98,41 @@ class Dataset:
         return self._one_hot[split]
 
 
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered data set: its ``load`` function, ``class_names``, and ``image_style``, how
+    :func:`nablanet.data.images.load_image` makes a picture look like its images ("digit", "object")."""
+
+    name: str
+    load: Callable[..., Dataset]
+    class_names: tuple[str, ...]
+    image_style: str
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def register_dataset(name: str, class_names: tuple[str, ...], *, image_style: str):
+    """Decorator for a loader ``load(dtype, *, data_home)``: register it in ``DATASETS`` as ``name``."""
+
+    def register(load: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        DATASETS.register(name)(DatasetInfo(name, load, tuple(class_names), image_style))
+        return load
+
+    return register
+
+
+def _info(load: Callable[..., Dataset]) -> DatasetInfo:
+    return next(info for info in DATASETS.values() if info.load is load)
 
 
 def load_dataset(name: str, data_home=None, dtype=np.float64) -> Dataset:
     """The data set registered as ``name`` ("mnist", "fashion-mnist"); ``data_home`` is where a loader that
     downloads keeps its files (ignored by the bundled MNIST)."""
-    return DATASETS.lookup(name, argument="dataset")(data_home=data_home, dtype=dtype)
+    return DATASETS.lookup(name, argument="dataset").load(data_home=data_home, dtype=dtype)
 
 
-@DATASETS.register("mnist")
+@register_dataset("mnist", MNIST_CLASS_NAMES, image_style="digit")
 def load_mnist(dtype=np.float64, *, data_home=None) -> Dataset:
     """The MNIST digits bundled with nablanet: 60,000 training and 10,000 test images (no download).
 
@@ -118,7 +145,7 @@ def load_mnist(dtype=np.float64, *, data_home=None) -> Dataset:
     folder = resources.files("nablanet.data") / "mnist"
     with resources.as_file(folder) as path:
         paths = [Path(path) / name for name in FILES]
-        return _build(DATASETS.name_of(load_mnist), paths, MNIST_CLASS_NAMES, dtype, checksums=None)
+        return _build(_info(load_mnist), paths, dtype, checksums=None)
 
 
 def default_data_home() -> Path:
@@ -126,7 +153,7 @@ def default_data_home() -> Path:
     return Path(os.environ.get("NABLANET_DATA") or Path.home() / ".cache" / "nablanet")
 
 
-@DATASETS.register("fashion-mnist")
+@register_dataset("fashion-mnist", FASHION_CLASS_NAMES, image_style="object")
 def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASHION_URL) -> Dataset:
     """Fashion-MNIST (Zalando, MIT licence): 60,000 + 10,000 28×28 images of 10 kinds of clothing.
 
@@ -140,29 +167,59 @@ def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASH
         candidates = [home / filename, FASHION_SYSTEM_DIR / filename]
         found = next((path for path in candidates if path.is_file()), None)
         paths.append(found or download(base_url + filename, home / filename, FASHION_SHA256[filename]))
-    return _build(DATASETS.name_of(load_fashion_mnist), paths, FASHION_CLASS_NAMES, dtype, checksums=FASHION_SHA256)
+    return _build(_info(load_fashion_mnist), paths, dtype, checksums=FASHION_SHA256)
 
 
-def download(url: str, destination, sha256: str, *, timeout: float = 60.0) -> Path:
+MAX_DOWNLOAD_BYTES = 100 * 2**20  # the largest Fashion-MNIST file is 26 MB
+
+
+def download(
+    url: str,
+    destination,
+    sha256: str,
+    *,
+    timeout: float = 30.0,
+    deadline: float = 600.0,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+) -> Path:
     """Download ``url`` to ``destination``, atomically, only if its IDX content's SHA-256 matches.
 
-    The bytes go to a temporary file in the destination's folder (:func:`~nablanet.files.atomic.atomic_write`);
-    it is checked, then moved into place. On any failure the temporary file is removed and nothing is left.
+    ``timeout`` bounds each wait for the server, ``deadline`` the whole download (a server that trickles
+    bytes cannot hold it for longer), and ``max_bytes`` its size. The bytes go to a temporary file in the
+    destination's folder (:func:`~nablanet.files.atomic.atomic_write`); it is checked, then moved into
+    place. On any failure the temporary file is removed and nothing is left.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     with atomic_write(destination) as file:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                shutil.copyfileobj(response, file)
-        except (urllib.error.URLError, OSError) as error:
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise DatasetError(
+                        f"{url} is {int(declared) / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB expected"
+                    )
+                received = 0
+                while chunk := response.read1(64 * 1024):  # what has arrived: a trickle cannot block it
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DatasetError(f"{url} sent more than the {max_bytes / 2**20:.0f} MiB expected")
+                    if time.monotonic() - started > deadline:
+                        raise DatasetError(
+                            f"downloading {url} took longer than {deadline:g} s "
+                            f"({received / 2**20:.1f} MiB received): the server is too slow; try later"
+                        )
+                    file.write(chunk)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise DatasetError(f"could not download {url}: {error}") from None
         file.flush()
         read_idx(file.name, expected_sha256=sha256)  # a bad file raises here, and nothing is left behind
     return destination
 
 
-def _build(name, paths, class_names, dtype, checksums) -> Dataset:
+def _build(info: DatasetInfo, paths, dtype, checksums) -> Dataset:
+    name, class_names = info.name, info.class_names
     dtype = _checks.float_dtype("dtype", dtype)
     arrays = [read_idx(path, expected_sha256=checksums and checksums[path.name]) for path in paths]
     train_images, train_labels, test_images, test_labels = arrays

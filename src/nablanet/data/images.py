@@ -1,44 +1,149 @@
-"""Turning a picture of a digit (PNG, JPEG, any size) into an MNIST-like 784-pixel column."""
+"""Pictures as model input: any PNG, JPEG, BMP, GIF, WebP or TIFF made to look like the data set's images.
+
+An image file is untrusted input. :func:`read_grey` opens only the formats above, recognised by their
+content (not the file name); refuses a file over ``MAX_FILE_BYTES`` or a picture over ``MAX_PIXELS``
+before decoding it (decompression bombs); and turns every pixel format into grey levels in [0, 1] by
+scaling, never by clipping (16-bit and floating-point images included). A digit drawn on a
+transparent background has its ink in the alpha channel, and that is what is read.
+
+Then a style makes it look like the data set (``image_style`` of the data set's registry entry):
+
+* ``"digit"`` (MNIST): light ink on dark, cropped to the ink, scaled to fit a 20×20 box and centred by
+  its centre of mass in 28×28 — how MNIST's digits were made;
+* ``"object"`` (Fashion-MNIST): light on dark, cropped to the object, its longer side scaled to 28 and
+  centred in 28×28; a picture that already is 28×28 is taken as it is.
+"""
 
 from __future__ import annotations
 
+import stat
+import warnings
+from pathlib import Path
+
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .idx import DatasetError
 
 SIZE, BOX = 28, 20  # MNIST: digits fitted in a 20×20 box, centred by centre of mass in 28×28
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+MAX_PIXELS = 40_000_000  # 40 megapixels: any photograph; decoding more could take gigabytes
+MAX_FILE_BYTES = 100 * 2**20
+STYLES = ("digit", "object")
+
+
+def read_grey(path) -> np.ndarray:
+    """The picture at ``path`` as grey levels in [0, 1] (a 2-D float64 array), ink light on dark.
+
+    A picture whose border is light (dark ink on paper) is inverted; one with a transparent background
+    is read from its alpha channel. A ``DatasetError`` for anything that is not such a picture.
+    """
+    path = Path(path)
+    info = path.stat()  # FileNotFoundError for a missing file
+    if not stat.S_ISREG(info.st_mode):
+        raise DatasetError(f"{path}: not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {info.st_size / 2**20:.0f} MiB is more than an image nablanet reads")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise DatasetError(
+                        f"{path}: {width}×{height} pixels is more than the {MAX_PIXELS:,} nablanet decodes"
+                    )
+                if width == 0 or height == 0:
+                    raise DatasetError(f"{path}: the image is empty")
+                image.seek(0)  # the first frame of an animation
+                image = ImageOps.exif_transpose(image)  # a phone photo the right way up
+                grey, alpha = _grey_and_alpha(image)
+    except UnidentifiedImageError:
+        raise DatasetError(f"{path}: not an image in a format nablanet reads ({', '.join(FORMATS)})") from None
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        MemoryError,
+    ) as error:
+        if isinstance(error, (DatasetError, FileNotFoundError)):
+            raise
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise DatasetError(f"{path}: not a readable image ({reason})") from None
+    if alpha is not None and alpha.max() > alpha.min():
+        return alpha  # strokes drawn on a transparent background: the ink is where it is opaque
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return 1.0 - grey if border.mean() > 0.5 else grey
+
+
+def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grey levels and alpha in [0, 1], scaled from whatever range the pixel format has."""
+    mode = image.mode
+    alpha = None
+    if "A" in image.getbands() or (mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"), dtype=np.float64) / 255.0
+    if mode.startswith("I;16"):
+        grey = np.asarray(image, dtype=np.float64) / 65535.0
+    elif mode == "I":  # 32-bit integers: 16-bit PNGs often arrive so
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() <= 65535 else float(values.max())
+        grey = np.clip(values, 0, None) / top
+    elif mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("NaN or inf pixels")
+        low, high = float(values.min()), float(values.max())
+        grey = values if low >= 0 and high <= 1 else (values - low) / (high - low or 1.0)
+    else:
+        grey = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    return grey, alpha
+
+
+def _ink_box(grey: np.ndarray, path) -> np.ndarray:
+    ink = grey > 0.2 * grey.max() if grey.max() > 0 else np.zeros(grey.shape, dtype=bool)
+    if not ink.any():
+        raise DatasetError(f"{path}: the image is blank: nothing to classify")
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return grey[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def _resize(grey: np.ndarray, longer_side: int) -> np.ndarray:
+    scale = longer_side / max(grey.shape)
+    height, width = (max(1, round(side * scale)) for side in grey.shape)
+    small = Image.fromarray(grey.astype(np.float32), mode="F").resize((width, height), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(small, dtype=np.float64), 0.0, 1.0)  # Lanczos overshoots a little at edges
+
+
+def load_image(path, style: str = "digit") -> np.ndarray:
+    """Read a picture and make it look like the data set's images (``style``: "digit" or "object").
+
+    Returns a (784, 1) column in [0, 1]: the notebooks' one-sample batch.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, received: {style!r}")
+    grey = read_grey(path)
+    if style == "object" and grey.shape == (SIZE, SIZE):
+        if not grey.any():
+            raise DatasetError(f"{path}: the image is blank: nothing to classify")
+        return grey.reshape(SIZE * SIZE, 1)
+    picture = _resize(_ink_box(grey, path), BOX if style == "digit" else SIZE)
+    height, width = picture.shape
+    canvas = np.zeros((SIZE, SIZE))
+    if style == "digit":
+        total = picture.sum()
+        centre_row = (picture.sum(axis=1) @ np.arange(height)) / total if total else height / 2
+        centre_column = (picture.sum(axis=0) @ np.arange(width)) / total if total else width / 2
+        top = int(np.clip(round(SIZE / 2 - centre_row), 0, SIZE - height))
+        left = int(np.clip(round(SIZE / 2 - centre_column), 0, SIZE - width))
+    else:
+        top, left = (SIZE - height) // 2, (SIZE - width) // 2
+    canvas[top : top + height, left : left + width] = picture
+    return canvas.reshape(SIZE * SIZE, 1)
 
 
 def load_digit(path) -> np.ndarray:
-    """Read an image as MNIST does its digits: grey levels, light ink on a dark background (a dark-on-light
-    picture is inverted), cropped to the ink, scaled to fit 20×20, centred by centre of mass in 28×28,
-    pixels in [0, 1]. Returns a (784, 1) column.
-    """
-    try:
-        with Image.open(path) as image:
-            grey = np.asarray(image.convert("L"), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise DatasetError(f"{path}: not a readable image ({error})") from None
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if border.mean() > 127:
-        grey = 255.0 - grey
-    ink = grey > 0.2 * grey.max() if grey.max() > 0 else np.zeros_like(grey, dtype=bool)
-    if not ink.any():
-        raise DatasetError(f"{path}: the image is blank: no digit found")
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    cropped = grey[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
-    scale = BOX / max(cropped.shape)
-    height, width = (max(1, round(side * scale)) for side in cropped.shape)
-    small = Image.fromarray(cropped.astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
-    digit = np.asarray(small, dtype=np.float64)
-    canvas = np.zeros((SIZE, SIZE))
-    total = digit.sum()
-    centre_row = (digit.sum(axis=1) @ np.arange(height)) / total if total else height / 2
-    centre_column = (digit.sum(axis=0) @ np.arange(width)) / total if total else width / 2
-    top = int(np.clip(round(SIZE / 2 - centre_row), 0, SIZE - height))
-    left = int(np.clip(round(SIZE / 2 - centre_column), 0, SIZE - width))
-    canvas[top : top + height, left : left + width] = digit
-    return (canvas / 255.0).reshape(SIZE * SIZE, 1)
+    """A picture of a digit as MNIST has them: ``load_image(path, "digit")``."""
+    return load_image(path, "digit")

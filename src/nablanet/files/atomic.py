@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file in the destination's folder, flushed, then ``os.replace``d.
 
 A reader never sees a half-written file, and a crash leaves the previous version in place. Every file
-nablanet writes goes through :func:`atomic_write`.
+nablanet writes goes through :func:`atomic_write`. A process killed in the middle of a write leaves a
+hidden ``.<name>.<random>.nablanet-partial`` file; the next run that claims the folder removes it
+(:func:`nablanet.files.folders.claim_folder`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+TEMPORARY_SUFFIX = ".nablanet-partial"  # a write in progress; one left by a killed process is removed later
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb") -> Iterator[IO[Any]]:
@@ -24,7 +28,7 @@ def atomic_write(path, mode: str = "wb") -> Iterator[IO[Any]]:
     permissions (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     try:
         os.chmod(temporary, 0o666 & ~_umask())

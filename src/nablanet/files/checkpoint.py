@@ -18,10 +18,10 @@ import numpy as np
 from ..core.layers import Dropout
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.schedules import SCHEDULES
-from ..training.callbacks import Callback, EarlyStopping
+from ..training.callbacks import Callback, Dynamics, EarlyStopping
 from ..training.loop import History, TrainingDiverged
 from ..training.model import Sequential
-from .serialization import ModelFileError, build_model, read_archive, write_archive
+from .serialization import ModelFileError, model_specs, open_archive, read_model, write_archive
 
 FILENAME = "checkpoint.npz"
 
@@ -37,6 +37,8 @@ class TrainingState:
     history: History
     settings: dict[str, Any]
     early_stopping: dict[str, Any] | None
+    stopped_early: bool = False
+    dynamics: dict[str, Any] | None = None
 
 
 def _rng_state(generator: np.random.Generator) -> dict[str, Any]:
@@ -68,11 +70,13 @@ class Checkpoint(Callback):
         history: History,
         settings: dict | None = None,
         early_stopping: EarlyStopping | None = None,
+        dynamics: Dynamics | None = None,
     ):
         self.directory = Path(directory) if directory is not None else None
         self.optimizer, self.rng, self.history = optimizer, rng, history
         self.settings = settings or {}
         self.early_stopping = early_stopping
+        self.dynamics = dynamics
         self.snapshot: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None
 
     def on_train_begin(self, model):
@@ -131,6 +135,9 @@ class Checkpoint(Callback):
         for index, state in enumerate(optimizer.state):
             for key, value in state.items():
                 arrays[f"optimizer.{index}.{key}"] = value.copy()
+        config["stopped_early"] = bool(self.model.stop_training)
+        if self.dynamics is not None:
+            config["dynamics"] = self.dynamics.dynamics
         if self.early_stopping is not None:
             state = self.early_stopping.state()
             best_weights = state.pop("best_weights") or []
@@ -142,58 +149,84 @@ class Checkpoint(Callback):
 
 
 def load_checkpoint(path) -> TrainingState:
-    """Read a checkpoint written by :class:`Checkpoint`; every part is checked as a model file is."""
-    config, arrays = read_archive(path, "checkpoint")
-    known = ("layer", "optimizer.", "early_stopping.")
-    strangers = sorted(key for key in arrays if not key.startswith(known))
-    if strangers:
-        raise ModelFileError(f"{path}: arrays {strangers} belong to no part of a checkpoint")
-    model = build_model(config, arrays, path)
-    try:
-        optimizer = _build_optimizer(config["optimizer"], arrays, model, path)
-        epoch, history = int(config["epoch"]), History(**config["history"])
-        rng = _restore_rng(config["rng"], path, "batch shuffling")
-        for position, state in config["dropout_rngs"].items():
-            layer = model.layers[int(position)]
-            if not isinstance(layer, Dropout):
-                raise ModelFileError(f"{path}: layer {position} is not a Dropout layer")
-            layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
-        settings = dict(config["settings"])
-        early_stopping = config.get("early_stopping")
-        if early_stopping is not None:
-            early_stopping = {key: early_stopping[key] for key in ("best", "best_epoch", "wait")}
-            early_stopping["best"] = float(early_stopping["best"]) if early_stopping["best"] is not None else np.inf
-            early_stopping["best_weights"] = [
-                arrays[f"early_stopping.{index}"]
-                for index in range(len(model.parameters()))
-                if f"early_stopping.{index}" in arrays
-            ] or None
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        if isinstance(error, ModelFileError):
+    """Read a checkpoint written by :class:`Checkpoint`. It is checked as a model file is (see
+    :mod:`nablanet.files.serialization`), and its optimizer and early-stopping arrays are matched to
+    the model's parameters before anything is read."""
+    with open_archive(path, "checkpoint") as archive:
+        config = archive.config
+        try:
+            parameters = list(model_specs(archive).values())
+            optimizer = _build_optimizer(config["optimizer"])
+            keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
+            stopping = config.get("early_stopping")
+            stopping_arrays = (
+                len(parameters) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
+            )
+            others = {
+                f"optimizer.{index}.{name}": parameters[index] for index, names in enumerate(keys) for name in names
+            }
+            others.update({f"early_stopping.{index}": parameters[index] for index in range(stopping_arrays)})
+            model = read_model(archive, others)
+            optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
+            optimizer.state = [
+                {name: archive.read(f"optimizer.{index}.{name}") for name in names} for index, names in enumerate(keys)
+            ]
+            epoch = _count("epoch", config["epoch"])
+            history = History(**config["history"])
+            if any(len(values) > epoch for values in history.as_dict().values()):
+                raise ValueError(f"the history is longer than the {epoch} epochs run")
+            rng = _restore_rng(config["rng"], path, "batch shuffling")
+            for position, state in config["dropout_rngs"].items():
+                layer = model.layers[int(position)]
+                if not isinstance(layer, Dropout):
+                    raise ModelFileError(f"{path}: layer {position} is not a Dropout layer")
+                layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
+            settings = dict(config["settings"])
+            early_stopping = None
+            if stopping is not None:
+                best = stopping["best"]
+                early_stopping = {
+                    "best": float(best) if best is not None else np.inf,
+                    "best_epoch": None
+                    if stopping["best_epoch"] is None
+                    else _count("best_epoch", stopping["best_epoch"]),
+                    "wait": _count("wait", stopping["wait"]),
+                    "best_weights": [archive.read(f"early_stopping.{index}") for index in range(stopping_arrays)]
+                    or None,
+                }
+            stopped_early = config.get("stopped_early", False)
+            dynamics = config.get("dynamics")
+            if not isinstance(stopped_early, bool) or not isinstance(dynamics, (dict, type(None))):
+                raise ValueError("stopped_early must be true or false and dynamics an object")
+        except ModelFileError:
             raise
-        raise ModelFileError(f"{path}: malformed checkpoint ({type(error).__name__}: {error})") from None
-    return TrainingState(model, optimizer, rng, epoch, history, settings, early_stopping)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as error:
+            raise ModelFileError(f"{path}: malformed checkpoint ({type(error).__name__}: {error})") from None
+    return TrainingState(model, optimizer, rng, epoch, history, settings, early_stopping, stopped_early, dynamics)
 
 
-def _build_optimizer(config, arrays, model, path):
-    cls = OPTIMIZERS.get(config["type"])
-    schedule_cls = SCHEDULES.get(config["schedule"]["type"])
-    if cls is None or schedule_cls is None:
-        raise ModelFileError(f"{path}: unknown optimizer {config['type']!r} or schedule {config['schedule']['type']!r}")
-    optimizer = cls(schedule_cls(**config["schedule"]["config"]), **config["config"])
-    optimizer.iterations = int(config["iterations"])
-    parameters = model.parameters()
-    keys = config["state_keys"]
-    if keys and len(keys) != len(parameters):
-        raise ModelFileError(f"{path}: optimizer state for {len(keys)} parameters, the model has {len(parameters)}")
-    for index, (names, parameter) in enumerate(zip(keys, parameters, strict=False)):  # no keys before the first step
-        state = {}
-        for name in names:
-            key = f"optimizer.{index}.{name}"
-            if key not in arrays:
-                raise ModelFileError(f"{path}: the array {key!r} is missing")
-            if arrays[key].shape != parameter.value.shape or arrays[key].dtype != parameter.value.dtype:
-                raise ModelFileError(f"{path}: array {key!r} does not match parameter {index}")
-            state[name] = arrays[key]
-        optimizer.state.append(state)
-    return optimizer
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a count ≥ 0, received {value!r}")
+    return value
+
+
+def _build_optimizer(config) -> Optimizer:
+    """The optimizer and its schedule, from registered classes only, without its state."""
+    cls = OPTIMIZERS.lookup(config["type"], argument="the optimizer")
+    schedule_class = SCHEDULES.lookup(config["schedule"]["type"], argument="the schedule")
+    return cls(schedule_class(**config["schedule"]["config"]), **config["config"])
+
+
+def _state_keys(keys, optimizer: Optimizer, count: int) -> list[list[str]]:
+    """The names of the optimizer's state arrays per parameter: none before the first step, else the
+    optimizer's own names (momentum's velocity, Adam's m and v) for every parameter."""
+    if not isinstance(keys, list) or (keys and len(keys) != count):
+        raise ValueError(
+            f"optimizer state for {len(keys) if isinstance(keys, list) else keys!r} parameters, the model has {count}"
+        )
+    allowed = sorted(optimizer.initial_state(np.zeros(1)))
+    for names in keys:
+        if names != allowed:
+            raise ValueError(f"optimizer state {names!r:.80}, expected {allowed}")
+    return keys

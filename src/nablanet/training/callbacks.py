@@ -144,17 +144,19 @@ class Dynamics(Callback):
       inference mode: ``dead_fraction``, the share of units that output 0 for every probe sample,
       and ``activation_histogram`` (counts, bin edges) of the last epoch's outputs.
 
-    The result, ``dynamics``, is plain JSON-able data for :func:`nablanet.plots.plot_dynamics`.
+    The result, ``dynamics``, is plain JSON-able data for :func:`nablanet.app.plots.plot_dynamics`.
+    ``record``, the ``dynamics`` of an earlier part of the run (a checkpoint keeps it), is continued.
     """
 
-    def __init__(self, probe, bins: int = 40):
+    def __init__(self, probe, bins: int = 40, record: dict[str, Any] | None = None):
         self.probe, self.bins = probe, bins
-        self.dynamics: dict[str, dict[str, Any]] = {
+        empty: dict[str, dict[str, Any]] = {
             "gradient_norm": {},
             "weight_norm": {},
             "dead_fraction": {},
             "activation_histogram": {},
         }
+        self.dynamics = {key: dict((record or {}).get(key, {})) for key in empty}
         self._sums: dict[str, float] = {}
         self._batches = 0
 

@@ -7,19 +7,57 @@ of the batch losses computed in the forward passes, before each update (what the
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..core import _checks
 from ..core.layers import mode
 from ..core.losses import resolve_loss
-from ..core.optimizers import SGD
+from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
 
 
 class TrainingDiverged(ArithmeticError):
     """The loss became NaN or inf; the message names the epoch and the batch."""
+
+
+class TrainingWarning(UserWarning):
+    """Training runs, but cannot be working: a learning rate that changes no weight, a loss that grows."""
+
+
+def check_data(model, X: Any, Y: Any = None) -> None:
+    """Check X (features, N) — and one-hot or probability columns Y (classes, N) — against ``model``;
+    each error names the argument and, where it can, says what was probably meant."""
+    if isinstance(X, np.ndarray) and X.ndim == 2 and model.input_size is not None and X.shape[0] != model.input_size:
+        hint = ": data is (features, samples), did you mean X.T?" if X.shape[1] == model.input_size else ""
+        raise ValueError(f"X must have {model.input_size} rows (features, samples), received shape {X.shape}{hint}")
+    _checks.matrix("X", X)
+    if X.shape[1] == 0:
+        raise ValueError("X has no samples: it needs at least one column")
+    if Y is None:
+        return
+    if isinstance(Y, np.ndarray) and Y.ndim == 1:
+        raise ValueError(
+            f"Y must be one-hot columns (classes, N), received a vector of shape {Y.shape}: "
+            f"integer labels become one-hot with nablanet.one_hot(y, num_classes)"
+        )
+    _checks.matrix("Y", Y)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of columns (samples), received {X.shape[1]} and {Y.shape[1]}"
+        )
+    outputs = model.output_size(X.shape[0])
+    if outputs is not None and Y.shape[0] != outputs:
+        raise ValueError(f"Y has {Y.shape[0]} rows (classes), the model has {outputs} outputs")
+    sums = Y.sum(axis=0)
+    if Y.min() < 0 or Y.max() > 1 or not np.allclose(sums, 1.0, atol=1e-4):
+        raise ValueError(
+            "Y must hold one-hot or probability columns (entries in [0, 1], each column summing to "
+            "1): integer labels become one-hot with nablanet.one_hot(y, num_classes)"
+        )
 
 
 @dataclass
@@ -89,16 +127,11 @@ def fit(
     """
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    _checks.matrix("X", X)
-    _checks.matrix("Y", Y)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            f"X and Y must have the same number of columns (samples), received {X.shape[1]} and {Y.shape[1]}"
-        )
-    if optimizer is None:
-        optimizer = SGD(0.01 if learning_rate is None else learning_rate)
-    elif learning_rate is not None:
-        raise ValueError("give either optimizer or learning_rate, not both")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"initial_epoch must be an integer in [0, epochs = {epochs}], received: {initial_epoch!r}")
+    check_data(model, X, Y)
+    optimizer = _optimizer(optimizer, learning_rate)
+    callbacks = list(callbacks or ())
     validation_split = _checks.fraction("validation_split", validation_split)
     if validation_split:
         if validation_data is not None:
@@ -110,7 +143,6 @@ def fit(
         X, Y = X[:, :split], Y[:, :split]
     rng = np.random.default_rng(rng)
     train_layers, loss_function = resolve_loss(model.layers, loss)
-    model.output_size(X.shape[0])  # raises if the layers do not fit the data
     dtype = model.dtype or X.dtype
     gather_X, gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
     labels = Y.argmax(axis=0)
@@ -123,6 +155,7 @@ def fit(
         callback.on_train_begin(model)
     with mode(model.layers, training=True):
         for epoch in range(initial_epoch, epochs):
+            before = [parameter.value.copy() for parameter in parameters]  # to tell a step too small to count
             optimizer.start_epoch(epoch)
             batches = generate_batch_indices(X.shape[1], batch_size, rng)
             for callback in callbacks:
@@ -152,6 +185,7 @@ def fit(
                 scores = model.evaluate(*validation_data, loss=loss)  # in inference mode, then back
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
             history.append(logs)
+            _warn_if_not_learning(history, parameters, before, epoch, optimizer)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)
             if model.stop_training:
@@ -159,3 +193,37 @@ def fit(
     for callback in callbacks:
         callback.on_train_end()
     return history
+
+
+def _optimizer(optimizer, learning_rate):
+    """An optimizer object from ``fit``'s arguments: an object as it is, a registered name ("adam") with
+    its defaults (or ``learning_rate``), or by default SGD with ``learning_rate`` (0.01)."""
+    if optimizer is None or isinstance(optimizer, str):
+        cls = OPTIMIZERS.lookup(optimizer or "sgd", argument="optimizer")
+        return cls() if learning_rate is None else cls(learning_rate)
+    if learning_rate is not None:
+        raise ValueError("give either an optimizer object or learning_rate, not both")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer must be a nablanet optimizer or one of {sorted(OPTIMIZERS)}, "
+            f"received {type(optimizer).__name__}"
+        )
+    return optimizer
+
+
+def _warn_if_not_learning(history: History, parameters, before, epoch: int, optimizer) -> None:
+    if all(np.array_equal(old, parameter.value) for old, parameter in zip(before, parameters, strict=True)):
+        warnings.warn(
+            f"epoch {epoch + 1} changed no weight at all: the learning rate {optimizer.learning_rate:g} is too "
+            f"small for {parameters[0].value.dtype} arithmetic",
+            TrainingWarning,
+            stacklevel=3,
+        )
+    first, last = history.loss[0], history.loss[-1]
+    if len(history.loss) > 1 and last > 2 * first and history.loss[-2] <= 2 * first:
+        warnings.warn(
+            f"the loss grew from {first:.4g} in the first epoch to {last:.4g} in epoch {epoch + 1}: the learning "
+            f"rate {optimizer.learning_rate:g} may be too large",
+            TrainingWarning,
+            stacklevel=3,
+        )

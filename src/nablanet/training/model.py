@@ -11,7 +11,9 @@ from ..core.activations import ACTIVATIONS, Softmax
 from ..core.layers import LAYERS, Dense, Dropout, Layer, mode
 from ..core.losses import resolve_loss
 from ..core.parameter import Parameter
-from .loop import fit
+from .loop import check_data, fit
+
+ArraySpec = tuple[tuple[int, ...], np.dtype]  # what an array must be: (shape, dtype)
 
 
 class Sequential:
@@ -87,7 +89,7 @@ class Sequential:
 
     def predict_proba(self, X: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
         """The model's output for X (features, N), in inference mode: (classes, N) probabilities."""
-        _checks.matrix("X", X, rows=self.input_size)
+        check_data(self, X)
         batch_size = _checks.positive_int("batch_size", batch_size)
         with mode(self.layers, training=False):
             chunks = [self.forward(X[:, start : start + batch_size]) for start in range(0, X.shape[1], batch_size)]
@@ -101,11 +103,8 @@ class Sequential:
         self, X: np.ndarray, Y: np.ndarray, *, loss: str = "auto", batch_size: int = 10_000
     ) -> dict[str, float]:
         """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
-        _checks.matrix("X", X, rows=self.input_size)
-        _checks.matrix("Y", Y)
+        check_data(self, X, Y)
         batch_size = _checks.positive_int("batch_size", batch_size)
-        if X.shape[1] != Y.shape[1]:
-            raise ValueError(f"X and Y must have the same number of columns, received {X.shape[1]} and {Y.shape[1]}")
         layers, loss_function = resolve_loss(self.layers, loss)
         total, correct = 0.0, 0
         with mode(self.layers, training=False):
@@ -128,32 +127,56 @@ class Sequential:
             layers.append({"type": name, "config": layer.get_config()})
         return {"layers": layers, "metadata": self.metadata}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Sequential:
-        """Build a model from :meth:`get_config`'s output. Only registered layers are built (never a name
-        imported from the config); anything malformed is a ``ValueError`` that says where."""
+    @staticmethod
+    def _layer_entries(config: Any) -> list[tuple[type[Layer], dict[str, Any]]]:
+        """(registered class, its config) for each layer of a model config; a ``ValueError`` saying where
+        anything is malformed."""
         entries = config.get("layers") if isinstance(config, dict) else None
         if not isinstance(entries, list) or not entries:
             raise ValueError("the config has no list of layers")
-        layers = []
+        checked = []
         for position, entry in enumerate(entries):
             if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
                 raise ValueError(f"layer {position} is not of the form {{'type': name, 'config': {{...}}}}")
             if entry["type"] not in LAYERS:
-                raise ValueError(f"layer {position} has unknown type {entry['type']!r} (known: {', '.join(LAYERS)})")
+                raise ValueError(
+                    f"layer {position} has unknown type {entry['type'][:80]!r} (known: {', '.join(LAYERS)})"
+                )
+            layer_config = entry.get("config", {})
+            if not isinstance(layer_config, dict):
+                raise ValueError(f"layer {position}: its config must be a dict")
+            checked.append((LAYERS[entry["type"]], layer_config))
+        return checked
+
+    @classmethod
+    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, ArraySpec]:
+        """The arrays a model config needs, named as :meth:`get_weights` names them, with their shapes and
+        dtypes — worked out from the config alone, so that a file can be checked before anything is built."""
+        specs = {}
+        for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
-                layers.append(LAYERS[entry["type"]].from_config(entry.get("config", {})))
+                for name, spec in layer_class.parameter_specs(layer_config).items():
+                    specs[f"layer{position}.{name}"] = spec
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"layer {position}: {error}") from None
+        return specs
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """Build a model from :meth:`get_config`'s output. Only registered layers are built (never a name
+        imported from the config); anything malformed is a ``ValueError`` that says where."""
+        layers = []
+        for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
+            try:
+                layers.append(layer_class.from_config(layer_config))
             except ValueError as error:
                 raise ValueError(f"layer {position}: {error}") from None
         model = cls(layers)
-        metadata = config.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise ValueError("metadata must be a JSON object")
-        model.metadata = metadata
         try:
-            model.output_size(model.input_size)
+            outputs = model.output_size(model.input_size)
         except ValueError as error:
             raise ValueError(f"the layers do not fit together: {error}") from None
+        model.metadata = _checked_metadata(config.get("metadata", {}), outputs)
         return model
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -167,6 +190,8 @@ class Sequential:
     def set_weights(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters. Every name must be
         present and no other; shapes and dtypes must match and every number must be finite."""
+        if not isinstance(arrays, dict) or not all(isinstance(value, np.ndarray) for value in arrays.values()):
+            raise ValueError("set_weights needs a dict of NumPy arrays, named as get_weights names them")
         expected = self.get_weights()
         for name, value in expected.items():
             if name not in arrays:
@@ -203,6 +228,36 @@ class Sequential:
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+
+def _checked_metadata(metadata: Any, outputs: int | None) -> dict[str, Any]:
+    """Metadata from a file, checked: a JSON object of short printable strings, numbers and lists of them,
+    and ``class_names``, if there, one printable name per output."""
+
+    def text(value: Any, where: str, limit: int) -> str:
+        if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+            raise ValueError(f"metadata {where} must be printable text of at most {limit} characters")
+        return value
+
+    if not isinstance(metadata, dict) or len(metadata) > 100:
+        raise ValueError("metadata must be a JSON object of at most 100 entries")
+    for key, value in metadata.items():
+        text(key, "keys", 100)
+        values = value if isinstance(value, list) else [value]
+        if len(values) > 10_000:
+            raise ValueError(f"metadata {key[:40]!r} has more than 10,000 entries")
+        for item in values:
+            if isinstance(item, str):
+                text(item, f"{key!r}", 1000)
+            elif not (item is None or isinstance(item, (bool, int, float))):
+                raise ValueError(f"metadata {key!r} must hold text, numbers or lists of them")
+    names = metadata.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            raise ValueError("metadata 'class_names' must be a list of names")
+        if outputs is not None and len(names) != outputs:
+            raise ValueError(f"metadata 'class_names' names {len(names)} classes, the model has {outputs} outputs")
+    return metadata
 
 
 def build_classifier(
