@@ -36,6 +36,8 @@ def describe(error: BaseException) -> str:
         return f"out of memory{': ' + message if message else ''}"
     if isinstance(error, RecursionError):
         return "the input is nested too deeply to process"
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
     if isinstance(error, (ValueError, TypeError, OSError, ArithmeticError, RuntimeError, LookupError)) and message:
         return message
     return f"unexpected {type(error).__name__}{': ' + message if message else ''} (NABLANET_DEBUG=1 shows where)"

@@ -197,18 +197,21 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _save_model(model: Sequential, path: Path, checkpoint: Path | None) -> Path:
-    """Save the trained model to ``path``; if that fails (a full disk), to a file in the temporary folder,
-    with a warning. If both fail, the error says what was lost and what was kept."""
+def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: list[Path]) -> None:
+    """Save the trained model to ``path`` and append where it went to ``saved``; if the disk is full,
+    save it to a file in the temporary folder instead, with a warning. If both fail, the error says what
+    was lost and what was kept. Ctrl-C and SIGTERM wait until a save is complete."""
     try:
         with _signals_held():
             save(model, path)
-        return path
+            saved.append(path)
+        return
     except OSError as error:
         fallback = Path(tempfile.gettempdir()) / f"nablanet-model-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.npz"
         try:
             with _signals_held():
                 save(model, fallback)
+                saved.append(fallback)
         except OSError as second:
             kept = f"; the state after its last epoch is in {checkpoint}" if checkpoint else ""
             raise OSError(
@@ -220,7 +223,6 @@ def _save_model(model: Sequential, path: Path, checkpoint: Path | None) -> Path:
             UserWarning,
             stacklevel=2,
         )
-        return fallback
 
 
 def train_run(
@@ -319,15 +321,16 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
         early_stopping=stopper,
         dynamics=dynamics,
     )
-    callbacks += [checkpoint, ProgressBar(settings.epochs)]  # an epoch's line is printed once its state is saved
     if dynamics:
-        callbacks.append(dynamics)
+        callbacks.append(dynamics)  # before the checkpoint, which keeps its record
+    callbacks += [checkpoint, ProgressBar(settings.epochs)]  # an epoch's line is printed once its state is saved
     if state is not None and state.stopped_early:
         report(f"The saved run stopped early after epoch {initial_epoch}: there is nothing more to train")
         if state.early_stopping and state.early_stopping["best_weights"]:
             for parameter, best in zip(model.parameters(), state.early_stopping["best_weights"], strict=True):
                 parameter.value[...] = best
-    else:
+    late: KeyboardInterrupt | None = None  # an interruption after the last epoch: keep the model, then stop
+    if state is None or not state.stopped_early:
         try:
             model.fit(
                 data.X_train,
@@ -342,25 +345,32 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
                 history=history,
             )
         except KeyboardInterrupt as interruption:  # Ctrl-C, or SIGTERM (signals.Terminated)
-            target = checkpoint_path or folder / FILENAME
-            with _signals_held():
-                checkpoint.write(target)
-            raise type(interruption)(
-                f"the state after epoch {checkpoint.epoch} is in {target}: continue with "
-                f"nablanet train --resume --checkpoint-dir {target.parent}"
-            ) from None
+            if checkpoint.epoch < settings.epochs and not model.stop_training:
+                target = checkpoint_path or folder / FILENAME
+                with _signals_held():
+                    checkpoint.write(target)
+                raise type(interruption)(
+                    f"the state after epoch {checkpoint.epoch} is in {target}: continue with "
+                    f"nablanet train --resume --checkpoint-dir {target.parent}"
+                ) from None
+            late = interruption
     seconds = time.perf_counter() - started
-    model_path = _save_model(model, folder / "model.npz", checkpoint_path)
+    saved: list[Path] = []  # where the model went, once it is there
     try:
-        return _finish(settings, data, model, history, dynamics, folder, model_path, seconds, report, command)
+        _save_model(model, folder / "model.npz", checkpoint_path, saved)
+        if late is not None:
+            raise late
+        return _finish(settings, data, model, history, dynamics, folder, saved[0], seconds, report, command)
     except KeyboardInterrupt as interruption:
-        raise type(interruption)(
-            f"after training: the trained model is in {model_path}; the test figures and plots were not all made"
-        ) from None
+        if not saved:  # the signal came just before the save: save now, then stop
+            _save_model(model, folder / "model.npz", checkpoint_path, saved)
+        message = f"after training: the trained model is in {saved[0]}; the test figures and plots were not all made"
+        raise type(interruption)(message) from None
     except OSError as error:
-        raise OSError(
-            f"{error.strerror or error}: {error.filename or folder}; the trained model is in {model_path}"
-        ) from None
+        if not saved:
+            raise
+        where = f"could not write {error.filename or folder} ({error.strerror or error})"
+        raise OSError(f"{where}; the trained model is in {saved[0]}") from None
 
 
 def _finish(settings, data, model, history, dynamics, folder, model_path, seconds, report, command) -> RunResult:

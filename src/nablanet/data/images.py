@@ -8,8 +8,9 @@ transparent background has its ink in the alpha channel, and that is what is rea
 
 Then a style makes it look like the data set (``image_style`` of the data set's registry entry):
 
-* ``"digit"`` (MNIST): light ink on dark, cropped to the ink, scaled to fit a 20×20 box and centred by
-  its centre of mass in 28×28 — how MNIST's digits were made;
+* ``"digit"`` (MNIST): light ink on dark, its strongest ink made 1 (a faint pencil stroke counts as much
+  as a marker's), cropped to the ink, scaled to fit a 20×20 box and centred by its centre of mass in
+  28×28 — how MNIST's digits were made;
 * ``"object"`` (Fashion-MNIST): light on dark, cropped to the object, its longer side scaled to 28 and
   centred in 28×28; a picture that already is 28×28 is taken as it is.
 """
@@ -51,7 +52,7 @@ def read_grey(path) -> np.ndarray:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise DatasetError(
-                        f"{path}: {width}×{height} pixels is more than the {MAX_PIXELS:,} nablanet decodes"
+                        f"{path}: {width}×{height} is more than the {MAX_PIXELS:,} pixels nablanet decodes"
                     )
                 if width == 0 or height == 0:
                     raise DatasetError(f"{path}: the image is empty")
@@ -60,15 +61,9 @@ def read_grey(path) -> np.ndarray:
                 grey, alpha = _grey_and_alpha(image)
     except UnidentifiedImageError:
         raise DatasetError(f"{path}: not an image in a format nablanet reads ({', '.join(FORMATS)})") from None
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        EOFError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        MemoryError,
-    ) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DatasetError(f"{path}: the picture is more than the {MAX_PIXELS:,} pixels nablanet decodes") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
         if isinstance(error, (DatasetError, FileNotFoundError)):
             raise
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
@@ -129,7 +124,10 @@ def load_image(path, style: str = "digit") -> np.ndarray:
         if not grey.any():
             raise DatasetError(f"{path}: the image is blank: nothing to classify")
         return grey.reshape(SIZE * SIZE, 1)
-    picture = _resize(_ink_box(grey, path), BOX if style == "digit" else SIZE)
+    box = _ink_box(grey, path)
+    if style == "digit":
+        box = box / box.max()  # MNIST's strokes are at full intensity, however the picture was drawn
+    picture = _resize(box, BOX if style == "digit" else SIZE)
     height, width = picture.shape
     canvas = np.zeros((SIZE, SIZE))
     if style == "digit":

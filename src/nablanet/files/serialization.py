@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import _checks
 from ..training.model import ArraySpec, Sequential
 from .atomic import atomic_write
 
@@ -254,8 +255,15 @@ def read_model(archive: Archive, other_arrays: dict[str, ArraySpec] | None = Non
 
 
 def save(model: Sequential, path) -> Path:
-    """Save ``model`` to ``path`` (an ``.npz`` file), atomically. :func:`load` reads it back."""
-    return write_archive(path, "model", model.get_config(), model.get_weights())
+    """Save ``model`` to ``path`` (an ``.npz`` file), atomically. :func:`load` reads it back.
+
+    A model with a NaN or infinite weight is refused (``ValueError``): such a file could not be loaded.
+    """
+    weights = model.get_weights()
+    for name, array in weights.items():
+        if not _checks.all_finite(array):
+            raise ValueError(f"the model's array {name!r} contains NaN or inf: {path} was not written")
+    return write_archive(path, "model", model.get_config(), weights)
 
 
 def load(path) -> Sequential:

@@ -251,6 +251,8 @@ def _checked_metadata(metadata: Any, outputs: int | None) -> dict[str, Any]:
                 text(item, f"{key!r}", 1000)
             elif not (item is None or isinstance(item, (bool, int, float))):
                 raise ValueError(f"metadata {key!r} must hold text, numbers or lists of them")
+    if not isinstance(metadata.get("dataset", ""), str):
+        raise ValueError("metadata 'dataset' must be the name of a data set")
     names = metadata.get("class_names")
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):

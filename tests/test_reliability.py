@@ -1,0 +1,439 @@
+"""Never lose a run, never a traceback, never a silent wrong answer (issue 10).
+
+The command line is run in real processes where signals, pipes and file-size limits are involved, and
+in-process (``main``) elsewhere."""
+
+import resource
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import UnidentifiedImageError
+
+import nablanet as nn
+from nablanet.app import run
+from nablanet.app.cli import main
+from nablanet.files.checkpoint import FILENAME, load_checkpoint
+from nablanet.files.folders import FolderInUse, claim_folder, new_run_folder
+from nablanet.training.loop import TrainingWarning
+
+NABLANET = [sys.executable, "-m", "nablanet"]
+
+
+def start(*arguments, cwd=None, **options):
+    return subprocess.Popen(
+        [*NABLANET, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, **options
+    )
+
+
+def wait_for_line(process, fragment: str, limit: float = 120.0) -> list[str]:
+    """Read process's stdout until a line contains ``fragment``; return the lines read."""
+    lines, deadline = [], time.monotonic() + limit
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if fragment in line:
+            return lines
+    raise AssertionError(f"no line with {fragment!r} in {lines}")
+
+
+# ------------------------------------------------------------------ the command-line boundary
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ZeroDivisionError("division by zero"),
+        MemoryError(),
+        RecursionError("maximum recursion depth exceeded"),
+        OverflowError("int too large to convert to float"),
+        zipfile.BadZipFile("File is not a zip file"),
+        UnidentifiedImageError("cannot identify image file"),
+        KeyError("weights"),
+        AssertionError(),
+    ],
+)
+def test_any_exception_from_a_command_is_one_line_and_exit_2(error, monkeypatch, capsys):
+    def fail(*arguments, **options):
+        raise error
+
+    monkeypatch.setattr(run, "evaluate_model", fail)
+    assert main(["evaluate", "model.npz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nablanet evaluate: error: ") and "Traceback" not in err
+
+
+def test_nablanet_debug_shows_the_traceback(monkeypatch):
+    def fail(*arguments, **options):
+        raise ZeroDivisionError("for developers")
+
+    monkeypatch.setattr(run, "evaluate_model", fail)
+    monkeypatch.setenv("NABLANET_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError, match="for developers"):
+        main(["evaluate", "model.npz"])
+
+
+def test_text_from_a_file_is_never_printed_raw(tmp_path, capsys):
+    path = tmp_path / "\x1b[31mred.npz"
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[31mred.npz" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.4, 0.8, 1.5])
+def test_ctrl_c_in_the_first_moments_exits_130_without_a_traceback(delay, tmp_path):
+    # the installed command; what happens in the ~30 ms before Python runs any of it is Python's own start
+    command = Path(sys.executable).with_name("nablanet")
+    process = subprocess.Popen(
+        [command, "train", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode in (130, -signal.SIGINT), err  # -2: the signal came before Python's handler
+    assert "Traceback" not in err and err.count("\n") <= 1
+
+
+# ------------------------------------------------------------------ never lose a run
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_the_last_epoch_and_exits_143(tmp_path):
+    process = start(
+        "train",
+        "--hidden",
+        "64",
+        "--epochs",
+        "50",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "run"),
+    )
+    wait_for_line(process, "Epoch 2/50")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.startswith("nablanet train: terminated; the state after epoch ") and "--resume" in err
+    state = load_checkpoint(tmp_path / "ck" / FILENAME)
+    assert state.epoch >= 2 and len(state.history.loss) == state.epoch
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_the_last_epoch_keeps_the_trained_model(tmp_path):
+    process = start("train", "--epochs", "2", "--out", str(tmp_path / "run"))
+    wait_for_line(process, "Epoch 2/2")
+    process.send_signal(signal.SIGINT)  # during the test figures and the plots
+    _out, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the run ended before the signal arrived")  # a machine fast enough to finish in time
+    assert process.returncode == 130, err
+    assert "after training: the trained model is in" in err
+    assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
+
+
+def test_an_interruption_while_plotting_keeps_the_model(tmp_path, monkeypatch, capsys):
+    def interrupted(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run.plots, "plot_history", interrupted)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert f"the trained model is in {tmp_path / 'run' / 'model.npz'}" in err
+    assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    folders = {new_run_folder(tmp_path) for _ in range(5)}
+    assert len(folders) == 5 and all(folder.is_dir() for folder in folders)
+
+
+@pytest.mark.slow
+def test_two_real_runs_in_the_same_second_both_keep_their_results(tmp_path):
+    processes = [start("train", "--epochs", "1", cwd=tmp_path) for _ in range(2)]
+    for process in processes:
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    models = sorted((tmp_path / "runs").glob("*/model.npz"))
+    assert len(models) == 2 and models[0].parent != models[1].parent
+
+
+def test_a_folder_in_use_by_another_run_is_refused(tmp_path, capsys):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from nablanet.files.folders import claim_folder; "
+            f"claim_folder({str(tmp_path / 'run')!r}); print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderInUse, match="in use by another nablanet run"):
+            claim_folder(tmp_path / "run")
+        assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+        assert "is in use by another nablanet run" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    claim_folder(tmp_path / "run").release()  # free again once the holder has gone
+
+
+def test_a_checkpoint_folder_is_not_overwritten_without_resume(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a")]) == 0
+    before = (tmp_path / "ck" / FILENAME).read_bytes()
+    assert main(["train", "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoint of an earlier run: continue it with --resume" in err
+    assert (tmp_path / "ck" / FILENAME).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_does_not_stop_training(tmp_path):
+    process = start("train", "--epochs", "3", "--out", str(tmp_path / "run"))
+    first_lines = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()  # what `nablanet train | head -2` does
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0, err
+    assert first_lines[0].startswith("Training on mnist") and "Traceback" not in err
+    assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
+
+
+def test_a_full_disk_moves_the_model_to_a_fallback_and_says_so(tmp_path, monkeypatch, capsys):
+    real_save = run.save
+
+    def save(model, path):
+        if Path(path).parent == tmp_path / "run":
+            raise OSError(28, "No space left on device")
+        return real_save(model, path)
+
+    monkeypatch.setattr(run, "save", save)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "spare"))
+    (tmp_path / "spare").mkdir()
+    monkeypatch.setattr(run.tempfile, "tempdir", None)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert f"could not write {tmp_path / 'run' / 'model.npz'} (No space left on device)" in err
+    (fallback,) = (tmp_path / "spare").glob("nablanet-model-*.npz")
+    assert str(fallback) in err and nn.load(fallback).input_size == 784
+
+
+@pytest.mark.slow
+def test_no_room_at_all_names_every_file_and_says_what_was_lost(tmp_path):
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # the model needs 31 kB
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+
+    process = start(
+        "train",
+        "--epochs",
+        "1",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "run"),
+        preexec_fn=limit_file_size,
+    )
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"File too large: {tmp_path / 'ck' / FILENAME}" in err  # the first file too large: the checkpoint
+
+
+def test_stale_temporary_files_are_cleaned_up_by_the_next_run(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    stale = folder / ".model.npz.abc123.nablanet-partial"
+    stale.write_bytes(b"half a file")
+    claim_folder(folder).release()
+    assert not stale.exists()
+
+
+def test_the_write_test_follows_no_link_and_creates_nothing_outside(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".nablanet-write-test").symlink_to(outside / "victim")
+    (folder / "model.npz").symlink_to(outside / "model-victim")
+    assert main(["train", "--epochs", "1", "--out", str(folder)]) == 0
+    assert list(outside.iterdir()) == []
+    assert (folder / "model.npz").is_file() and not (folder / "model.npz").is_symlink()
+
+
+# ------------------------------------------------------------------ resume means resume
+
+
+@pytest.mark.slow
+def test_resume_with_more_epochs_extends_a_finished_run_to_the_weights_of_one_long_run(tmp_path):
+    common = ["--optimizer", "sgd", "--momentum", "0.9", "--dtype", "float64", "--epochs"]
+    assert main(["train", *common, "6", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                "--checkpoint-dir",
+                str(tmp_path / "ck"),
+                "--epochs",
+                "12",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    assert main(["train", *common, "12", "--out", str(tmp_path / "whole")]) == 0
+    extended, whole = nn.load(tmp_path / "b" / "model.npz"), nn.load(tmp_path / "whole" / "model.npz")
+    for mine, theirs in zip(extended.parameters(), whole.parameters(), strict=True):
+        np.testing.assert_array_equal(mine.value, theirs.value)
+    assert load_checkpoint(tmp_path / "ck" / FILENAME).epoch == 12
+
+
+def test_resume_refuses_to_stretch_a_schedule_laid_out_for_fewer_epochs(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--schedule",
+                "cosine",
+                "--checkpoint-dir",
+                str(tmp_path / "ck"),
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--epochs", "3"]) == 2
+    assert "the cosine schedule of the saved run was laid out for 1 epochs" in capsys.readouterr().err
+
+
+def test_an_option_typed_with_its_default_value_is_applied_or_refused_never_ignored(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "500",
+                "--checkpoint-dir",
+                str(tmp_path / "ck"),
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--batch-size", "200"]) == 2
+    assert "whose --batch-size is 500; --batch-size 200 would change it" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                "--checkpoint-dir",
+                str(tmp_path / "ck"),
+                "--epochs",
+                "2",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    assert "Epoch 2/2" in capsys.readouterr().out
+
+
+def test_an_early_stopped_run_stays_stopped_on_resume(tmp_path, capsys):
+    arguments = [
+        "--hidden",
+        "8",
+        "--lr",
+        "1e-300",
+        "--val-split",
+        "0.5",
+        "--early-stopping",
+        "1",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+    ]
+    assert main(["train", *arguments, "--epochs", "5", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 2/5" in out and "Epoch 3/5" not in out  # no change in epoch 2: stopped with patience 1
+    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "stopped early after epoch 2: there is nothing more to train" in out and "Epoch 3/5" not in out
+
+
+def test_dynamics_after_a_resume_keep_the_earlier_epochs(tmp_path, capsys):
+    arguments = ["--hidden", "8", "--dynamics", "--checkpoint-dir", str(tmp_path / "ck")]
+    assert main(["train", *arguments, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                "--checkpoint-dir",
+                str(tmp_path / "ck"),
+                "--epochs",
+                "2",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    import json
+
+    dynamics = json.loads((tmp_path / "b" / "metrics.json").read_text())["dynamics"]
+    assert len(dynamics["gradient_norm"]["0 Dense"]) == 2 and len(dynamics["dead_fraction"]["1 ReLU"]) == 2
+
+
+# ------------------------------------------------------------------ say when training cannot work
+
+
+def test_a_learning_rate_that_changes_nothing_is_said(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--lr", "1e-300", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "nablanet train: warning: epoch 1 changed no weight at all: the learning rate 1e-300 is too small" in err
+
+
+def test_a_loss_that_grows_is_said(rng):
+    X, Y = rng.normal(size=(20, 400)), nn.one_hot(rng.integers(0, 5, 400), 5)
+    model = nn.Sequential([nn.Dense(20, 32, init="he_normal", rng=0), nn.ReLU(), nn.Dense(32, 5, rng=0), nn.Softmax()])
+    with pytest.warns(TrainingWarning, match="the loss grew from .* the learning rate 50 may be too large"):
+        model.fit(X, Y, epochs=3, batch_size=50, learning_rate=50.0, rng=0)
+
+
+def test_scores_are_not_printed_as_probabilities(tmp_path, capsys):
+    model = nn.Sequential([nn.Dense(784, 10, rng=0)])  # no Softmax: raw scores
+    nn.save(model, tmp_path / "scores.npz")
+    from PIL import Image
+
+    canvas = np.zeros((60, 60), dtype=np.uint8)
+    canvas[10:50, 28:32] = 255
+    Image.fromarray(canvas).save(tmp_path / "one.png")
+    assert main(["predict", str(tmp_path / "scores.npz"), str(tmp_path / "one.png")]) == 0
+    out = capsys.readouterr().out
+    assert "(score " in out and "probability" not in out
+
+
+def test_evaluating_on_another_data_set_warns(tmp_path, capsys):
+    model = nn.build_classifier(784, 10, rng=0, dtype=np.float32)
+    model.metadata = {"dataset": "mnist", "class_names": [str(digit) for digit in range(10)]}
+    nn.save(model, tmp_path / "model.npz")
+    assert main(["evaluate", str(tmp_path / "model.npz"), "--dataset", "fashion-mnist"]) == 0
+    assert "warning: the model was trained on mnist, not fashion-mnist" in capsys.readouterr().err
