@@ -3,6 +3,7 @@
 The command line is run in real processes where signals, pipes and file-size limits are involved, and
 in-process (``main``) elsewhere."""
 
+import json
 import resource
 import signal
 import subprocess
@@ -42,6 +43,12 @@ def wait_for_line(process, fragment: str, limit: float = 120.0) -> list[str]:
         if fragment in line:
             return lines
     raise AssertionError(f"no line with {fragment!r} in {lines}")
+
+
+def cli(tmp_path, command: str) -> int:
+    """Run ``nablanet <command>`` in this process; ``{name}`` in it stands for the path ``tmp_path/name``."""
+    words = command.split()
+    return main([str(tmp_path / word[1:-1]) if word.startswith("{") else word for word in words])
 
 
 # ------------------------------------------------------------------ the command-line boundary
@@ -145,7 +152,7 @@ def test_an_interruption_while_plotting_keeps_the_model(tmp_path, monkeypatch, c
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run.plots, "plot_history", interrupted)
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 130
+    assert cli(tmp_path, "train --epochs 1 --out {run}") == 130
     err = capsys.readouterr().err
     assert f"the trained model is in {tmp_path / 'run' / 'model.npz'}" in err
     assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
@@ -181,7 +188,7 @@ def test_a_folder_in_use_by_another_run_is_refused(tmp_path, capsys):
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderInUse, match="in use by another nablanet run"):
             claim_folder(tmp_path / "run")
-        assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+        assert cli(tmp_path, "train --epochs 1 --out {run}") == 2
         assert "is in use by another nablanet run" in capsys.readouterr().err
     finally:
         holder.kill()
@@ -190,9 +197,9 @@ def test_a_folder_in_use_by_another_run_is_refused(tmp_path, capsys):
 
 
 def test_a_checkpoint_folder_is_not_overwritten_without_resume(tmp_path, capsys):
-    assert main(["train", "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a")]) == 0
+    assert cli(tmp_path, "train --epochs 1 --checkpoint-dir {ck} --out {a}") == 0
     before = (tmp_path / "ck" / FILENAME).read_bytes()
-    assert main(["train", "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "b")]) == 2
+    assert cli(tmp_path, "train --epochs 1 --checkpoint-dir {ck} --out {b}") == 2
     err = capsys.readouterr().err
     assert "holds the checkpoint of an earlier run: continue it with --resume" in err
     assert (tmp_path / "ck" / FILENAME).read_bytes() == before
@@ -221,7 +228,7 @@ def test_a_full_disk_moves_the_model_to_a_fallback_and_says_so(tmp_path, monkeyp
     monkeypatch.setenv("TMPDIR", str(tmp_path / "spare"))
     (tmp_path / "spare").mkdir()
     monkeypatch.setattr(run.tempfile, "tempdir", None)
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    assert cli(tmp_path, "train --epochs 1 --out {run}") == 0
     err = capsys.readouterr().err
     assert f"could not write {tmp_path / 'run' / 'model.npz'} (No space left on device)" in err
     (fallback,) = (tmp_path / "spare").glob("nablanet-model-*.npz")
@@ -275,24 +282,10 @@ def test_the_write_test_follows_no_link_and_creates_nothing_outside(tmp_path):
 
 @pytest.mark.slow
 def test_resume_with_more_epochs_extends_a_finished_run_to_the_weights_of_one_long_run(tmp_path):
-    common = ["--optimizer", "sgd", "--momentum", "0.9", "--dtype", "float64", "--epochs"]
-    assert main(["train", *common, "6", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a")]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--resume",
-                "--checkpoint-dir",
-                str(tmp_path / "ck"),
-                "--epochs",
-                "12",
-                "--out",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 0
-    )
-    assert main(["train", *common, "12", "--out", str(tmp_path / "whole")]) == 0
+    common = "train --optimizer sgd --momentum 0.9 --dtype float64 --epochs"
+    assert cli(tmp_path, f"{common} 6 --checkpoint-dir {{ck}} --out {{a}}") == 0
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --epochs 12 --out {b}") == 0
+    assert cli(tmp_path, f"{common} 12 --out {{whole}}") == 0
     extended, whole = nn.load(tmp_path / "b" / "model.npz"), nn.load(tmp_path / "whole" / "model.npz")
     for mine, theirs in zip(extended.parameters(), whole.parameters(), strict=True):
         np.testing.assert_array_equal(mine.value, theirs.value)
@@ -300,104 +293,32 @@ def test_resume_with_more_epochs_extends_a_finished_run_to_the_weights_of_one_lo
 
 
 def test_resume_refuses_to_stretch_a_schedule_laid_out_for_fewer_epochs(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--epochs",
-                "1",
-                "--schedule",
-                "cosine",
-                "--checkpoint-dir",
-                str(tmp_path / "ck"),
-                "--out",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 0
-    )
-    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--epochs", "3"]) == 2
+    assert cli(tmp_path, "train --epochs 1 --schedule cosine --checkpoint-dir {ck} --out {a}") == 0
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --epochs 3") == 2
     assert "the cosine schedule of the saved run was laid out for 1 epochs" in capsys.readouterr().err
 
 
 def test_an_option_typed_with_its_default_value_is_applied_or_refused_never_ignored(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "500",
-                "--checkpoint-dir",
-                str(tmp_path / "ck"),
-                "--out",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 0
-    )
-    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--batch-size", "200"]) == 2
+    assert cli(tmp_path, "train --epochs 1 --batch-size 500 --checkpoint-dir {ck} --out {a}") == 0
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --batch-size 200") == 2
     assert "whose --batch-size is 500; --batch-size 200 would change it" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "--resume",
-                "--checkpoint-dir",
-                str(tmp_path / "ck"),
-                "--epochs",
-                "2",
-                "--out",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 0
-    )
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --epochs 2 --out {b}") == 0
     assert "Epoch 2/2" in capsys.readouterr().out
 
 
 def test_an_early_stopped_run_stays_stopped_on_resume(tmp_path, capsys):
-    arguments = [
-        "--hidden",
-        "8",
-        "--lr",
-        "1e-300",
-        "--val-split",
-        "0.5",
-        "--early-stopping",
-        "1",
-        "--checkpoint-dir",
-        str(tmp_path / "ck"),
-    ]
-    assert main(["train", *arguments, "--epochs", "5", "--out", str(tmp_path / "a")]) == 0
+    arguments = "--hidden 8 --lr 1e-300 --val-split 0.5 --early-stopping 1 --checkpoint-dir {ck}"
+    assert cli(tmp_path, f"train {arguments} --epochs 5 --out {{a}}") == 0
     out = capsys.readouterr().out
     assert "Epoch 2/5" in out and "Epoch 3/5" not in out  # no change in epoch 2: stopped with patience 1
-    assert main(["train", "--resume", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "b")]) == 0
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --out {b}") == 0
     out = capsys.readouterr().out
     assert "stopped early after epoch 2: there is nothing more to train" in out and "Epoch 3/5" not in out
 
 
 def test_dynamics_after_a_resume_keep_the_earlier_epochs(tmp_path, capsys):
-    arguments = ["--hidden", "8", "--dynamics", "--checkpoint-dir", str(tmp_path / "ck")]
-    assert main(["train", *arguments, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--resume",
-                "--checkpoint-dir",
-                str(tmp_path / "ck"),
-                "--epochs",
-                "2",
-                "--out",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 0
-    )
-    import json
-
+    assert cli(tmp_path, "train --hidden 8 --dynamics --checkpoint-dir {ck} --epochs 1 --out {a}") == 0
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --epochs 2 --out {b}") == 0
     dynamics = json.loads((tmp_path / "b" / "metrics.json").read_text())["dynamics"]
     assert len(dynamics["gradient_norm"]["0 Dense"]) == 2 and len(dynamics["dead_fraction"]["1 ReLU"]) == 2
 
@@ -406,7 +327,7 @@ def test_dynamics_after_a_resume_keep_the_earlier_epochs(tmp_path, capsys):
 
 
 def test_a_learning_rate_that_changes_nothing_is_said(tmp_path, capsys):
-    assert main(["train", "--epochs", "1", "--lr", "1e-300", "--out", str(tmp_path / "run")]) == 0
+    assert cli(tmp_path, "train --epochs 1 --lr 1e-300 --out {run}") == 0
     err = capsys.readouterr().err
     assert "nablanet train: warning: epoch 1 changed no weight at all: the learning rate 1e-300 is too small" in err
 
@@ -426,7 +347,7 @@ def test_scores_are_not_printed_as_probabilities(tmp_path, capsys):
     canvas = np.zeros((60, 60), dtype=np.uint8)
     canvas[10:50, 28:32] = 255
     Image.fromarray(canvas).save(tmp_path / "one.png")
-    assert main(["predict", str(tmp_path / "scores.npz"), str(tmp_path / "one.png")]) == 0
+    assert cli(tmp_path, "predict {scores.npz} {one.png}") == 0
     out = capsys.readouterr().out
     assert "(score " in out and "probability" not in out
 
@@ -435,5 +356,5 @@ def test_evaluating_on_another_data_set_warns(tmp_path, capsys):
     model = nn.build_classifier(784, 10, rng=0, dtype=np.float32)
     model.metadata = {"dataset": "mnist", "class_names": [str(digit) for digit in range(10)]}
     nn.save(model, tmp_path / "model.npz")
-    assert main(["evaluate", str(tmp_path / "model.npz"), "--dataset", "fashion-mnist"]) == 0
+    assert cli(tmp_path, "evaluate {model.npz} --dataset fashion-mnist") == 0
     assert "warning: the model was trained on mnist, not fashion-mnist" in capsys.readouterr().err
