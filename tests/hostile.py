@@ -201,7 +201,7 @@ def hostile_model_files(folder: Path) -> dict[str, Path]:
     variant("a wrong dtype", lambda d, a: a.update({"layer0.weights": a["layer0.weights"].astype(np.float32)}))
     variant("a NaN weight", lambda d, a: a["layer3.weights"].__setitem__((0, 0), np.nan))
     variant("an infinite weight", lambda d, a: a["layer0.weights"].__setitem__((1, 1), np.inf))
-    variant("an unknown layer", lambda d, a: d["layers"][1].update(type="Conv2D"))
+    variant("an unknown layer", lambda d, a: d["layers"][1].update(type="Conv3D"))
     variant("a Python path as layer", lambda d, a: d["layers"][1].update(type="os.system"))
     variant("a layer type that is a list", lambda d, a: d["layers"][1].update(type=["ReLU"]))
     variant("an unknown layer argument", lambda d, a: d["layers"][0]["config"].update(code="rm -rf /"))

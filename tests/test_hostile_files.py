@@ -84,7 +84,7 @@ def test_the_messages_say_what_is_wrong(model_files, checkpoint_files):
         "class names that do not match the outputs": "names 1 classes, the model has 3 outputs",
         "a missing array": "'layer0.weights' is missing",
         "a NaN weight": "NaN or inf",
-        "an unknown layer": "unknown type 'Conv2D'",
+        "an unknown layer": "unknown type 'Conv3D'",
         "rng as a layer argument": "has no arguments ['rng']",
     }
     for description, fragment in expected.items():

@@ -54,8 +54,22 @@ def test_validation_split_reports_validation_figures(rng):
 def test_summary_lists_layers_shapes_and_parameter_counts():
     model = nn.Sequential([nn.Dense(784, 256), nn.ReLU(), nn.Dense(256, 10), nn.Softmax()])
     text = model.summary()
-    assert "Dense" in text and "(256, batch)" in text and "(10, batch)" in text
+    assert "Dense" in text and "(256,)" in text and "(10,)" in text
     assert "200,960" in text and "2,570" in text and "Total parameters: 203,530" in text
+
+
+def test_summary_of_a_cnn_shows_images_as_channels_height_width():
+    text = nn.build_classifier(784, 10, conv=[32, 64], dropout=0.5, rng=0).summary()
+    for row in (
+        "Conv2D     (32, 26, 26)         320",
+        "MaxPool2D  (32, 13, 13)",
+        "Conv2D     (64, 11, 11)      18,496",
+        "MaxPool2D  (64, 5, 5)",
+        "Flatten    (1600,)",
+        "Dense      (10,)             16,010",
+    ):
+        assert row in text
+    assert "Total parameters: 34,826" in text  # the Keras "simple MNIST convnet", parameter for parameter
 
 
 def test_build_classifier_without_hidden_layers_is_the_notebooks_model():

@@ -87,7 +87,7 @@ def _hostile_files(tmp_path, model):
         "dtype", lambda c, a: a.update({"layer0.weights": a["layer0.weights"].astype(np.float32)})
     )
     files["a NaN weight"] = variant("nan", lambda c, a: a["layer3.weights"].__setitem__((0, 0), np.nan))
-    files["an unknown layer"] = variant("unknown", lambda c, a: c["layers"][1].update(type="Conv2D"))
+    files["an unknown layer"] = variant("unknown", lambda c, a: c["layers"][1].update(type="Conv3D"))
     files["a Python path as layer"] = variant("path", lambda c, a: c["layers"][1].update(type="os.system"))
     files["an unknown layer argument"] = variant(
         "argument", lambda c, a: c["layers"][0]["config"].update(code="rm -rf /")
@@ -133,7 +133,7 @@ def test_error_messages_say_what_is_wrong(model, tmp_path):
         "a missing array": "'layer0.weights' is missing",
         "a wrong shape": "has shape (5, 6)",
         "a NaN weight": "NaN or inf",
-        "an unknown layer": "unknown type 'Conv2D'",
+        "an unknown layer": "unknown type 'Conv3D'",
         "a Python path as layer": "unknown type 'os.system'",
         "an unknown format version": "format version 99",
     }

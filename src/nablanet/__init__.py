@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     # for type checkers and documentation tools; at run time each name loads on first use
     from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
+    from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
     from .core.layers import Dense, Dropout, Layer
     from .core.losses import CategoricalCrossEntropy, SoftmaxCrossEntropy, cce, cce_gradient
@@ -39,17 +40,21 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AvgPool2D",
     "Callback",
     "CategoricalCrossEntropy",
+    "Conv2D",
     "CosineDecay",
     "Dataset",
     "DatasetError",
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Flatten",
     "History",
     "Layer",
     "LeakyReLU",
+    "MaxPool2D",
     "MinMaxScaler",
     "ModelFileError",
     "Parameter",
@@ -82,6 +87,7 @@ __all__ = [
 # Ctrl-C in the first milliseconds of `nablanet train` then ends in one line, not a traceback.
 _MODULES = (
     "core.activations",
+    "core.convolution",
     "core.gradcheck",
     "core.layers",
     "core.losses",

@@ -64,7 +64,7 @@ def _non_negative_float(text):
     return value
 
 
-def _hidden_sizes(text):
+def _hidden_sizes(text):  # also the --conv filter counts
     if text.strip() in ("", "none", "0"):
         return ()
     try:
@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.hidden,
         metavar="SIZES",
         help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)",
+    )
+    train.add_argument(
+        "--conv",
+        type=_hidden_sizes,
+        default=DEFAULTS.conv,
+        metavar="FILTERS",
+        help="convolution blocks before the hidden layers, comma-separated numbers of filters, e.g. 32,64: each "
+        "is a 3×3 Conv2D, the activation and a 2×2 MaxPool2D, then Flatten (default: none)",
     )
     train.add_argument(
         "--activation",
@@ -165,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
     )
     train.add_argument(
-        "--dropout", type=_fraction, default=DEFAULTS.dropout, help="dropout rate after each hidden layer (default: 0)"
+        "--dropout",
+        type=_fraction,
+        default=DEFAULTS.dropout,
+        help="dropout rate after the flattened convolutions and each hidden layer (default: 0)",
     )
     train.add_argument(
         "--val-split",
@@ -247,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=(),
         metavar="SIZES",
         help="hidden layer sizes, e.g. 32,16 (default: none, the softmax classifier)",
+    )
+    gradcheck.add_argument(
+        "--conv",
+        type=_hidden_sizes,
+        default=(),
+        metavar="FILTERS",
+        help="convolution blocks (3×3 Conv2D, activation, 2×2 MaxPool2D), e.g. 4,8 (default: none)",
     )
     gradcheck.add_argument(
         "--activation",
@@ -344,6 +362,7 @@ def command_predict(args) -> int:
 def command_gradcheck(args) -> int:
     model, report = run.gradcheck_run(
         hidden=args.hidden,
+        conv=args.conv,
         activation=args.activation,
         samples=args.samples,
         max_entries=args.max_entries,
@@ -351,7 +370,11 @@ def command_gradcheck(args) -> int:
         seed=args.seed,
     )
     print(model.summary())
-    print(f"Batch: the first {args.samples} MNIST training images, float64; loss: fused softmax + cross-entropy\n")
+    noise = " + 0.01·N(0, 1) noise" if args.conv else ""
+    print(
+        f"Batch: the first {args.samples} MNIST training images{noise}, float64; biases 0.1·N(0, 1); "
+        f"loss: fused softmax + cross-entropy; at most {args.max_entries} entries of each array checked\n"
+    )
     print(report.table())
     return 0 if report.passed else 1
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..core.activations import Softmax
+from ..core.convolution import Conv2D
 from ..core.gradcheck import GradcheckReport, gradcheck
 from ..core.layers import Dense
 from ..core.losses import cce, cce_gradient
@@ -55,14 +56,16 @@ class TrainingSettings:
     """Everything that decides what a run computes; the defaults are the course notebook's recipe
     (the softmax classifier on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01), in float32.
 
-    ``lr=None`` means 0.01 for SGD and 0.001 for Adam and AdamW. ``schedule`` names a registered
-    learning-rate schedule ("step": ÷10 every 10 epochs; "cosine": to 0 at the last epoch).
+    ``conv`` adds a 3×3 convolution, activation and 2×2 max-pooling per entry (its number of filters)
+    before the hidden layers. ``lr=None`` means 0.01 for SGD and 0.001 for Adam and AdamW. ``schedule``
+    names a registered learning-rate schedule ("step": ÷10 every 10 epochs; "cosine": to 0 at the last epoch).
     ``dynamics=True`` records gradient and weight norms, dead units and activations per epoch.
     """
 
     dataset: str = "mnist"
     data_home: str | None = None
     hidden: tuple[int, ...] = ()
+    conv: tuple[int, ...] = ()
     activation: str = "relu"
     init: str = "auto"
     epochs: int = 20
@@ -102,8 +105,9 @@ class TrainingSettings:
                 raise ValueError(
                     f"{option} must be {' or '.join(t.__name__ for t in expected)}, received {value!r:.60}"
                 )
-        if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in self.hidden):
-            raise ValueError(f"--hidden must be positive layer sizes, received {self.hidden!r:.60}")
+        for option, sizes in (("--hidden", self.hidden), ("--conv", self.conv)):
+            if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes):
+                raise ValueError(f"{option} must be positive sizes, received {sizes!r:.60}")
         if self.early_stopping and not self.val_split:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
         if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
@@ -152,9 +156,9 @@ def resume_settings(
     requested = settings.as_dict()
     for field in dataclasses.fields(TrainingSettings):
         key, option = field.name, "--" + field.name.replace("_", "-")
-        if key not in saved:
+        if key not in saved and field.default is dataclasses.MISSING:
             raise ValueError(f"the checkpoint lacks the setting {key!r}")
-        value = saved[key]
+        value = saved.get(key, field.default)  # a setting added since the checkpoint was written: its default
         if key in given and requested[key] != value:
             if key not in RESUMABLE:
                 shown = "not set" if value is None else value
@@ -163,7 +167,7 @@ def resume_settings(
                     f"change it: leave {option} out, or start a new run in another --checkpoint-dir"
                 )
             value = requested[key]
-        values[key] = tuple(value) if key == "hidden" and isinstance(value, list) else value
+        values[key] = tuple(value) if key in ("hidden", "conv") and isinstance(value, list) else value
     try:
         resumed = TrainingSettings(**values)
     except TypeError as error:
@@ -287,6 +291,7 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
             data.X_train.shape[0],
             data.num_classes,
             settings.hidden,
+            conv=settings.conv,
             activation=settings.activation,
             dropout=settings.dropout,
             init=settings.init,
@@ -544,6 +549,7 @@ def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None
 def gradcheck_run(
     *,
     hidden=(),
+    conv=(),
     activation: str = "relu",
     samples: int = 8,
     max_entries: int = 300,
@@ -551,12 +557,30 @@ def gradcheck_run(
     seed: int = 0,
 ) -> tuple[Sequential, GradcheckReport]:
     """``nablanet gradcheck``: a classifier in float64 on the first ``samples`` MNIST training images, every
-    analytic gradient compared with central finite differences (at most ``max_entries`` per array)."""
+    analytic gradient compared with central finite differences (at most ``max_entries`` per array).
+
+    The biases are set to small random numbers first, and with convolutions the images get noise of
+    0.01·N(0, 1): on MNIST's black background a window's value is otherwise exactly its bias, every
+    time — a ReLU input on its kink, a max-pooling window of four equal values — and there a
+    finite difference h to either side measures the average of two slopes, not a derivative.
+    """
     data = load_dataset("mnist", dtype=np.float64)
     X, Y = data.X_train[:, :samples], data.Y_train[:, :samples]
+    noise = np.random.default_rng(seed + 1)
+    if conv:
+        X = X + 0.01 * noise.standard_normal(X.shape)
     model = build_classifier(
-        X.shape[0], data.num_classes, hidden, activation=activation, init="auto" if hidden else "he_normal", rng=seed
+        X.shape[0],
+        data.num_classes,
+        hidden,
+        conv=conv,
+        activation=activation,
+        init="auto" if hidden or conv else "he_normal",
+        rng=seed,
     )
+    for layer in model.layers:
+        if isinstance(layer, (Dense, Conv2D)):
+            layer.b[...] = 0.1 * noise.standard_normal(layer.b.shape)
     return model, gradcheck(model, X, Y, tolerance=tolerance, max_entries=max_entries, seed=seed)
 
 

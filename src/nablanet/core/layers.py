@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -92,6 +93,13 @@ class Layer:
     def output_size(self, input_size: int) -> int:
         """Number of output features for ``input_size`` input features."""
         return input_size
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one sample's output, (C, H, W) for images or (n,), for one of ``input_shape``."""
+        return input_shape
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Learn the input shape from the layer before (``Sequential`` calls this); most layers need not."""
 
     def _last_forward(self) -> tuple[np.ndarray, np.ndarray]:
         """(input, output) of the last forward pass, which ``backward`` needs; an error if there was none."""
@@ -237,6 +245,10 @@ class Dense(Layer):
         if input_size != self.input_size:
             raise ValueError(f"Dense expects {self.input_size} input features, received {input_size}")
         return self.units
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does."""
+        return (self.output_size(math.prod(input_shape)),)
 
 
 @LAYERS.register()

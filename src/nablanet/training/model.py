@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
+from ..core.convolution import Conv2D, Flatten, MaxPool2D
 from ..core.layers import LAYERS, Dense, Dropout, Layer, mode
 from ..core.losses import resolve_loss
 from ..core.parameter import Parameter
@@ -40,6 +42,15 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
         self.layers: list[Layer] = layers
+        shape = None  # each layer learns its input shape from the one before: images need (C, H, W)
+        for position, layer in enumerate(layers):
+            shape = shape if shape is not None else _declared_shape(layer)
+            if shape is not None:
+                try:
+                    layer.build(shape)
+                    shape = layer.output_shape(shape)
+                except ValueError as error:
+                    raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
         self.stop_training = False
         self.metadata: dict[str, Any] = {}  # JSON-able facts saved with the model: the data set, class names
 
@@ -50,9 +61,26 @@ class Sequential:
         return parameters[0].value.dtype if parameters else None
 
     @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The shape of one input sample: (C, H, W) for a model that starts with an image layer, else (n,)."""
+        return next((shape for layer in self.layers if (shape := _declared_shape(layer)) is not None), None)
+
+    @property
     def input_size(self) -> int | None:
         """Number of input features, from the first layer that fixes it."""
-        return next((size for layer in self.layers if (size := getattr(layer, "input_size", None))), None)
+        shape = self.input_shape
+        return math.prod(shape) if shape is not None else None
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The shape of one sample after each layer."""
+        shape = self.input_shape
+        if shape is None:
+            raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
+        result = []
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            result.append(shape)
+        return result
 
     def parameters(self) -> list[Parameter]:
         """Every layer's trainable parameters, first layer first."""
@@ -65,15 +93,16 @@ class Sequential:
 
     def output_size(self, input_size: int | None) -> int | None:
         """Number of output features for ``input_size`` inputs; raises if two layers do not fit."""
-        size = input_size
+        if input_size is None:
+            return None
+        shape = self.input_shape
+        shape = shape if shape is not None and math.prod(shape) == input_size else (input_size,)
         for position, layer in enumerate(self.layers):
-            if size is None:
-                return None
             try:
-                size = layer.output_size(size)
+                shape = layer.output_shape(shape)
             except ValueError as error:
                 raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
-        return size
+        return math.prod(shape)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Apply every layer to X (features, b) and return the last output."""
@@ -211,13 +240,14 @@ class Sequential:
             value[...] = arrays[name]
 
     def summary(self) -> str:
-        """A table of the layers, their output shapes and parameter counts."""
-        size = self.input_size
+        """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
+        vectors, of which a batch holds b as the columns of a matrix — and the parameter counts."""
+        shapes = self.shapes() if self.input_shape is not None else [None] * len(self.layers)
         rows = [("Layer", "Output shape", "Parameters")]
-        for layer in self.layers:
-            size = layer.output_size(size) if size is not None else None
+        for layer, shape in zip(self.layers, shapes, strict=True):
             count = sum(parameter.value.size for parameter in layer.parameters())
-            rows.append((type(layer).__name__, f"({size}, batch)", f"{count:,}"))
+            shown = "?" if shape is None else "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+            rows.append((type(layer).__name__, shown, f"{count:,}"))
         total = sum(parameter.value.size for parameter in self.parameters())
         widths = [max(len(row[column]) for row in rows) for column in range(3)]
         line = "-" * (sum(widths) + 4)
@@ -228,6 +258,15 @@ class Sequential:
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+
+def _declared_shape(layer: Layer) -> tuple[int, ...] | None:
+    """The input shape a layer fixes by itself: (C, H, W) given to an image layer, (n,) of a Dense layer."""
+    shape = getattr(layer, "input_shape", None)
+    if shape is not None:
+        return tuple(shape)
+    size = getattr(layer, "input_size", None)
+    return (size,) if isinstance(size, int) else None
 
 
 def _checked_metadata(metadata: Any, outputs: int | None) -> dict[str, Any]:
@@ -267,35 +306,67 @@ def build_classifier(
     num_classes: int,
     hidden=(),
     *,
+    conv=(),
+    input_shape=None,
     activation: str = "relu",
     dropout: float = 0.0,
     init: str = "auto",
     dtype=np.float64,
     rng=None,
 ) -> Sequential:
-    """Dense layers of sizes ``hidden`` with ``activation`` (and Dropout), then Dense + Softmax.
+    """A classifier: for each entry F of ``conv`` a 3×3 Conv2D of F filters, ``activation`` and a 2×2
+    MaxPool2D (then Flatten); Dense layers of sizes ``hidden`` with ``activation``; Dense + Softmax.
+    ``dropout`` follows the flattened convolutional features and every hidden layer.
 
-    With no hidden layer this is the notebook's softmax classifier ("0-layer network"). ``init="auto"``
-    picks the notebook's initialiser for it, He for ReLU-family hidden layers and Glorot otherwise.
+    With neither, this is the notebook's softmax classifier ("0-layer network"). ``init="auto"`` picks
+    the notebook's initialiser for it, He for convolutions and ReLU-family hidden layers, Glorot
+    otherwise. ``input_shape`` (C, H, W) is what the convolutions see; by default a square grey image
+    of ``input_size`` pixels (784 → (1, 28, 28)).
 
     >>> build_classifier(784, 10, [32], rng=0)
     Sequential([Dense(input_size=784, output_size=32, init='he_normal', dtype='float64'), ReLU(), \
 Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), Softmax(method='vectorized')])
+    >>> [type(layer).__name__ for layer in build_classifier(784, 10, conv=[4], rng=0).layers]
+    ['Conv2D', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense', 'Softmax']
     """
     activation_layer = ACTIVATIONS.lookup(activation, argument="activation")
     rng = np.random.default_rng(rng)
     hidden = [_checks.positive_int("hidden layer size", size) for size in hidden]
+    conv = [_checks.positive_int("number of convolution filters", filters) for filters in conv]
     if init == "auto":
         hidden_init = "he_normal" if "relu" in activation else "glorot_uniform"
-        output_init = "glorot_uniform" if hidden else "notebook"
+        output_init = "glorot_uniform" if hidden or conv else "notebook"
     else:
         hidden_init = output_init = init
+
+    def drop() -> list[Layer]:
+        return [Dropout(dropout, rng=int(rng.integers(2**63)))] if dropout else []  # each its own stream
+
     layers: list[Layer] = []
     size = input_size
+    if conv:
+        if input_shape is None:
+            side = math.isqrt(input_size)
+            if side * side != input_size:
+                raise ValueError(f"give input_shape (C, H, W): {input_size} inputs are no square grey image")
+            input_shape = (1, side, side)
+        shape = tuple(input_shape)
+        for filters in conv:
+            convolution = Conv2D(
+                shape[0],
+                filters,
+                3,
+                input_shape=shape,
+                init="he_normal" if init == "auto" else init,
+                rng=rng,
+                dtype=dtype,
+            )
+            layers += [convolution, activation_layer(), MaxPool2D(2)]
+            shape = MaxPool2D(2).output_shape(convolution.output_shape(shape))
+        layers += [Flatten(), *drop()]
+        size = math.prod(shape)
     for units in hidden:
-        layers += [Dense(size, units, init=hidden_init, rng=rng, dtype=dtype), activation_layer()]
-        if dropout:
-            layers.append(Dropout(dropout, rng=int(rng.integers(2**63))))  # its own stream
+        layers += [Dense(size, units, init=hidden_init, rng=rng, dtype=dtype), activation_layer(), *drop()]
         size = units
     layers += [Dense(size, num_classes, init=output_init, rng=rng, dtype=dtype), Softmax()]
     return Sequential(layers)
