@@ -83,6 +83,89 @@ def torch_epoch(rows, labels, sizes, batch_size, optimizer, dtype, seed=0):
     return epoch, model
 
 
+# ---------------------------------------------------------------- the CNN (Keras's "simple MNIST convnet")
+
+CNN_BATCH = 128
+
+
+def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0):
+    """The first ``num_batches`` batches of a CNN epoch: Conv(32) ReLU MaxPool Conv(64) ReLU MaxPool Flatten
+    Dropout(0.5) Dense(10), Adam, batch 128 — what `nablanet train --conv 32,64 --dropout 0.5` builds."""
+    model = nn.build_classifier(784, 10, conv=(32, 64), dropout=0.5, dtype=dtype, rng=seed)
+    X, Y = data.X_train[:, : num_batches * CNN_BATCH], data.Y_train[:, : num_batches * CNN_BATCH]
+    optimizer = nn.Adam(1e-3)
+    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed)
+
+
+def torch_cnn_batches(rows, labels, num_batches, seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(1600, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = rows[: num_batches * CNN_BATCH].reshape(-1, 1, 28, 28)
+    targets = labels[: num_batches * CNN_BATCH]
+    generator = torch.Generator().manual_seed(seed)
+
+    def batches():
+        order = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, images.shape[0], CNN_BATCH):
+            indices = order[start : start + CNN_BATCH]
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(images[indices]), targets[indices]).backward()
+            opt.step()
+
+    return batches
+
+
+def gemm_cnn_batches(num_batches, seed=0):
+    """The CNN's matrix products alone, as the im2col Conv2D and Dense run them (float32): per batch, for
+    each convolution W_col X_col and ∇Z_col X_colᵀ (and W_colᵀ ∇Z_col for the second), and the Dense ones."""
+    rng = np.random.default_rng(seed)
+    shapes = [(32, 9, CNN_BATCH * 26 * 26, False), (64, 288, CNN_BATCH * 11 * 11, True)]  # F, C·k·k, b·H'·W'
+    arrays = [
+        (rng.random((f, k), np.float32), rng.random((k, n), np.float32), rng.random((f, n), np.float32), dx)
+        for f, k, n, dx in shapes
+    ]
+    dense = rng.random((10, 1600), np.float32), rng.random((CNN_BATCH, 1600), np.float32)
+    gradient = rng.random((CNN_BATCH, 10), np.float32)
+
+    def batches():
+        for _ in range(num_batches):
+            for W, X_col, dZ, dx in arrays:
+                W @ X_col
+                dZ @ X_col.T
+                if dx:
+                    W.T @ dZ
+            dense[1] @ dense[0].T
+            gradient.T @ dense[1]
+            gradient @ dense[0]
+
+    return batches
+
+
+def peak_rss_of_cnn_training() -> float:
+    """Peak resident memory (MB) of one epoch of `nablanet train --conv 32,64 --dropout 0.5` (VmHWM)."""
+    script = (
+        "import atexit, sys\n"
+        "from nablanet.app.cli import main\n"
+        "atexit.register(lambda: print([line for line in open('/proc/self/status') if line.startswith('VmHWM')][0]))\n"
+        "sys.exit(main(['train', '--conv', '32,64', '--dropout', '0.5', '--optimizer', 'adam', '--batch-size', '128',"
+        " '--epochs', '1', '--out', sys.argv[1]]))\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run([sys.executable, "-c", script, folder], check=True, capture_output=True, text=True)
+    return int(result.stdout.strip().splitlines()[-1].split()[1]) / 1024
+
+
 # ---------------------------------------------------------------- GEMM only
 
 
@@ -128,6 +211,13 @@ def peak_rss_of_training(dtype: str) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (default: 5)")
+    parser.add_argument(
+        "--cnn-batches",
+        type=int,
+        default=40,
+        help="batches of 128 timed for the CNN; the epoch (469 batches) is scaled from them (default: 40)",
+    )
+    parser.add_argument("--only", choices=("all", "cnn"), default="all", help="run every figure, or the CNN's alone")
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
     rows = []  # (work, nablanet seconds, PyTorch seconds or None, GEMM-only seconds or None)
@@ -137,7 +227,18 @@ def main():
         flush=True,
     )
 
-    for dtype in (np.float32, np.float64):
+    data = nn.load_mnist(np.float32)
+    rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
+    count = max(args.cnn_batches, 1)
+    scale = 469 / count  # batches per epoch of 60,000 images
+    seconds = median_seconds(
+        [nablanet_cnn_batches(data, count), torch_cnn_batches(rows_t, labels_t, count), gemm_cnn_batches(count)],
+        max(1, min(repeats, 3)),
+    )
+    rows.append(("(e) CNN epoch (Keras convnet), batch 128, Adam, float32", *(t * scale for t in seconds)))
+    print(rows[-1], flush=True)
+
+    for dtype in (np.float32, np.float64) if args.only == "all" else ():
         data = nn.load_mnist(dtype)
         rows_t = torch.from_numpy(data.X_train.T)  # sample-major view, no copy
         labels_t = torch.from_numpy(data.y_train)
@@ -186,7 +287,7 @@ def main():
     Z_t, G_t = torch.from_numpy(Z), torch.from_numpy(G)
     A_t = torch.softmax(Z_t, dim=0)
     torch_backward = lambda: torch.ops.aten._softmax_backward_data(G_t, A_t, 0, torch.float64)  # noqa: E731
-    for method in ("loop", "vectorized"):
+    for method in ("loop", "vectorized") if args.only == "all" else ():
         layer = nn.Softmax(method)
         layer.forward(Z)
         rows.append(
@@ -207,8 +308,9 @@ def main():
             + (f"{gemm * scale:8.2f}{unit} {ours / gemm:7.2f}" if gemm else f"{'':>10} {'':>7}")
         )
     print()
-    for dtype in ("float32", "float64"):
+    for dtype in ("float32", "float64") if args.only == "all" else ():
         print(f"Peak RSS of a 20-epoch `nablanet train --dtype {dtype}`: {peak_rss_of_training(dtype):.0f} MB")
+    print(f"Peak RSS of one epoch of `nablanet train --conv 32,64 --dropout 0.5`: {peak_rss_of_cnn_training():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     ]
     if "mnist" in path.name:
         assert len(images) >= 2  # the loss curve and the misclassified digits
+    if "convolution" in path.name:
+        assert len(images) >= 3  # im2col, the filters, the feature maps
     if "inside" in path.name:
         assert len(images) >= 1  # the weight templates
         text = "".join(

@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.activations import softmax_jacobian
-from ..core.layers import Dense
+from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
+from ..core.layers import Dense, mode
 from ..files.atomic import atomic_write
 
 
@@ -135,6 +136,61 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
     figure.suptitle(
         "Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class"
     )
+    return _finish(figure, path)
+
+
+def plot_filters(model, path=None, *, max_filters: int = 64) -> Figure:
+    """The first Conv2D layer's filters W[f, c] as k×k images (up to ``max_filters``; for a filter of several
+    input channels, channel 0), on one diverging colour scale: red weights raise the response, blue lower it."""
+    convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    if not convolutions:
+        raise ValueError("filters need a Conv2D layer")
+    filters = convolutions[0].W[:max_filters, 0]
+    columns = min(8, len(filters))
+    rows = -(-len(filters) // columns)
+    figure = Figure(figsize=(1.5 * columns + 1.2, 1.6 * rows + 0.8))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    limit = _symmetric_limit(filters)
+    for axis in axes.flat:
+        axis.axis("off")
+    for number, (axis, kernel) in enumerate(zip(axes.flat, filters, strict=False)):
+        image = axis.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axis.set_title(f"filter {number}", fontsize=8)
+    figure.colorbar(image, ax=axes, shrink=0.7, label="weight")
+    k = convolutions[0].kernel_size
+    figure.suptitle(f"The {len(convolutions[0].b)} filters of the first Conv2D ({k}×{k}, channel 0)")
+    return _finish(figure, path)
+
+
+def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8) -> Figure:
+    """One image through the model: a row for the image and for the output of every Conv2D and pooling
+    layer, showing its first ``max_maps`` channels (feature maps) — what each filter found where."""
+    steps = [("input", image.reshape(-1, 1), model.input_shape)]
+    output = image.reshape(-1, 1).astype(model.dtype or np.float64)
+    with mode(model.layers, training=False):
+        for position, (layer, shape) in enumerate(zip(model.layers, model.shapes(), strict=True)):
+            output = layer.forward(output)
+            if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) or (
+                len(shape) == 3 and position and isinstance(model.layers[position - 1], Conv2D)
+            ):
+                steps.append((f"{position} {type(layer).__name__}", output, shape))
+    if len(steps) == 1:
+        raise ValueError("feature maps need Conv2D or pooling layers")
+    columns = max_maps
+    figure = Figure(figsize=(1.6 * columns + 1.6, 1.7 * len(steps)))
+    axes = figure.subplots(len(steps), columns, squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for row, (name, values, shape) in enumerate(steps):
+        maps = values[:, 0].reshape(shape)
+        for channel in range(min(columns, shape[0])):
+            axes[row, channel].imshow(maps[channel], cmap="gray" if row == 0 else "viridis")
+            axes[row, channel].set_title(f"{name}, ch {channel}" if channel == 0 else f"ch {channel}", fontsize=7)
+    figure.suptitle(
+        "Feature maps of one test image: the input, then every convolution and pooling layer "
+        "(each map on its own colour scale)"
+    )
+    figure.tight_layout()
     return _finish(figure, path)
 
 

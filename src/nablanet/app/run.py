@@ -533,8 +533,14 @@ def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None
         if not 0 <= sample < data.X_test.shape[1]:
             raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {sample}")
         names = list(data.class_names)
-        written = [folder / "weight_templates.png"]
-        plots.plot_weight_templates(model, written[-1], class_names=names)
+        written = []
+        if any(isinstance(layer, Conv2D) for layer in model.layers):
+            written += [folder / "filters.png", folder / "feature_maps.png"]
+            plots.plot_filters(model, written[0])
+            plots.plot_feature_maps(model, data.X_test[:, sample], written[1])
+        else:
+            written.append(folder / "weight_templates.png")
+            plots.plot_weight_templates(model, written[-1], class_names=names)
         probabilities = model.predict_proba(data.X_test)
         if isinstance(model.layers[-1], Softmax):
             written.append(folder / "softmax_jacobian.png")

@@ -65,6 +65,7 @@ class _ImageLayer(Layer):
         shape = _image_shape(type(self).__name__, tuple(input_shape))
         if self.input_shape is not None and self.input_shape != shape:
             raise ValueError(f"{type(self).__name__} expects input of shape {self.input_shape}, received {shape}")
+        self.output_shape(shape)  # raises if the windows do not fit
         self.input_shape = shape
 
     @property
@@ -186,6 +187,12 @@ class Conv2D(_ImageLayer):
         k, s, p = self.kernel_size, self.stride, self.padding_value
         return self.out_channels, _sliding_size("Conv2D", height, k, s, p), _sliding_size("Conv2D", width, k, s, p)
 
+    def work_size(self) -> int:
+        """C·k·k·H'·W': one sample's share of X_col."""
+        if self.input_shape is None:
+            return 0
+        return self.in_channels * self.kernel_size**2 * math.prod(self.output_shape(self.input_shape)[1:])
+
     # -- forward and backward
     def _padded(self, x: np.ndarray) -> np.ndarray:
         p = self.padding_value
@@ -201,8 +208,9 @@ class Conv2D(_ImageLayer):
         _, out_h, out_w = self.output_shape(x.shape[1:])
         windows = sliding_window_view(self._padded(x), (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
         # X_col: (C·k·k, b·H'·W'), one column per window, in the order (c, u, v) of W_col's columns
-        self._columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(-1, batch * out_h * out_w)
-        z = self.weights[:, :-1] @ self._columns  # W_col X_col: (F, b·H'·W')
+        columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(-1, batch * out_h * out_w)
+        self._columns = columns  # X_col, kept for the backward pass
+        z = self.weights[:, :-1] @ columns  # W_col X_col: (F, b·H'·W')
         z += self.b[:, None]
         output = np.ascontiguousarray(z.reshape(self.out_channels, batch, out_h, out_w).transpose(1, 0, 2, 3))
         self.output = matrix(output)

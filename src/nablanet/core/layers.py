@@ -98,6 +98,10 @@ class Layer:
         """The shape of one sample's output, (C, H, W) for images or (n,), for one of ``input_shape``."""
         return input_shape
 
+    def work_size(self) -> int:
+        """Numbers per sample in the largest work array the layer makes besides its output (0 for most)."""
+        return 0
+
     def build(self, input_shape: tuple[int, ...]) -> None:
         """Learn the input shape from the layer before (``Sequential`` calls this); most layers need not."""
 

@@ -116,10 +116,18 @@ class Sequential:
             output_gradient = layer.backward(output_gradient, learning_rate)
         return output_gradient
 
-    def predict_proba(self, X: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
-        """The model's output for X (features, N), in inference mode: (classes, N) probabilities."""
+    def inference_batch_size(self, budget: int = 64 * 2**20) -> int:
+        """How many samples to push through at once in inference: as many as keep the largest array a layer
+        makes (for a convolution, its im2col matrix) within ``budget`` bytes, between 1 and 10,000."""
+        itemsize = np.dtype(self.dtype or np.float64).itemsize
+        largest = max([math.prod(shape) for shape in self.shapes()] + [layer.work_size() for layer in self.layers])
+        return int(min(10_000, max(1, budget // (largest * itemsize))))
+
+    def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """The model's output for X (features, N), in inference mode: (classes, N) probabilities.
+        ``batch_size`` samples go through at once (default: :meth:`inference_batch_size`)."""
         check_data(self, X)
-        batch_size = _checks.positive_int("batch_size", batch_size)
+        batch_size = _checks.positive_int("batch_size", batch_size or self.inference_batch_size())
         with mode(self.layers, training=False):
             chunks = [self.forward(X[:, start : start + batch_size]) for start in range(0, X.shape[1], batch_size)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
@@ -129,11 +137,11 @@ class Sequential:
         return self.predict_proba(X).argmax(axis=0)
 
     def evaluate(
-        self, X: np.ndarray, Y: np.ndarray, *, loss: str = "auto", batch_size: int = 10_000
+        self, X: np.ndarray, Y: np.ndarray, *, loss: str = "auto", batch_size: int | None = None
     ) -> dict[str, float]:
         """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
         check_data(self, X, Y)
-        batch_size = _checks.positive_int("batch_size", batch_size)
+        batch_size = _checks.positive_int("batch_size", batch_size or self.inference_batch_size())
         layers, loss_function = resolve_loss(self.layers, loss)
         total, correct = 0.0, 0
         with mode(self.layers, training=False):
