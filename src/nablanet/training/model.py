@@ -127,7 +127,9 @@ class Sequential:
         """The model's output for X (features, N), in inference mode: (classes, N) probabilities.
         ``batch_size`` samples go through at once (default: :meth:`inference_batch_size`)."""
         check_data(self, X)
-        batch_size = _checks.positive_int("batch_size", batch_size or self.inference_batch_size())
+        batch_size = _checks.positive_int(
+            "batch_size", self.inference_batch_size() if batch_size is None else batch_size
+        )
         with mode(self.layers, training=False):
             chunks = [self.forward(X[:, start : start + batch_size]) for start in range(0, X.shape[1], batch_size)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
@@ -141,7 +143,9 @@ class Sequential:
     ) -> dict[str, float]:
         """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
         check_data(self, X, Y)
-        batch_size = _checks.positive_int("batch_size", batch_size or self.inference_batch_size())
+        batch_size = _checks.positive_int(
+            "batch_size", self.inference_batch_size() if batch_size is None else batch_size
+        )
         layers, loss_function = resolve_loss(self.layers, loss)
         total, correct = 0.0, 0
         with mode(self.layers, training=False):
