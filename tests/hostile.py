@@ -20,6 +20,7 @@ from nablanet.files.checkpoint import Checkpoint
 from nablanet.files.serialization import write_archive
 
 MARKER = Path("/tmp/nablanet-test-pickle-ran")
+MAX_MEMBERS_PLUS_ONE = 10_001
 
 
 class Exploit:
@@ -226,6 +227,42 @@ def hostile_model_files(folder: Path) -> dict[str, Path]:
     variant("class names that do not match the outputs", lambda d, a: d.update(metadata={"class_names": ["a"]}))
     variant("a data-set name that is a list", lambda d, a: d.update(metadata={"dataset": ["mnist"]}))
     variant("a 100,000-long metadata list", lambda d, a: d.update(metadata={"notes": list(range(100_000))}))
+    variant("duplicate class names", lambda d, a: d.update(metadata={"class_names": ["x", "x", "x"]}))
+    variant("1,001 layers", lambda d, a: d["layers"].__setitem__(slice(1, 1), [{"type": "ReLU"}] * 996))
+
+    def widen(document, arrays):  # Dense(6, 1,000,000) then 20 ReLUs: one sample makes 21 million numbers
+        document["layers"] = [
+            {
+                "type": "Dense",
+                "config": {"input_size": 6, "output_size": 1_000_000, "init": "notebook", "dtype": "float32"},
+            }
+        ] + [{"type": "ReLU"}] * 20
+        arrays.clear()
+        arrays["layer0.weights"] = np.zeros((1_000_000, 7), dtype=np.float32)
+
+    variant("a model whose one sample makes 21 million numbers", widen)
+    empty_members = {f"m{index}.npy": b"" for index in range(MAX_MEMBERS_PLUS_ONE)}
+    add("10,001 members (read before the zip's directory)", _zip(folder / "many-members.npz", empty_members))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (2**45,)})
+    add(
+        "a config header declaring 32 TiB",
+        _zip(folder / "config-header.npz", {**members, "config.npy": header.getvalue()}),
+    )
+    broken = bytearray(b"\x93NUMPY\x01\x00")
+    text = b"{'descr': '<f8', 'fortran_order': False, 'shape': (5, 7, }"
+    text = text.ljust(118 - len(broken) - 2 + 10) + b"\n"
+    broken += struct.pack("<H", len(text)) + text
+    add(
+        "an .npy header with an unbalanced parenthesis",
+        _zip(folder / "unbalanced.npz", {**members, "layer0.weights.npy": bytes(broken)}),
+    )
+    deflated = bytearray(_write(folder / "tmp-deflated.npz", document, arrays).read_bytes())
+    start = deflated.index(b"layer0.weights.npy") + len("layer0.weights.npy") + 40
+    deflated[start : start + 16] = bytes(16)
+    (folder / "corrupt-deflate.npz").write_bytes(bytes(deflated))
+    (folder / "tmp-deflated.npz").unlink()
+    add("a corrupt deflate stream", folder / "corrupt-deflate.npz")
     return files
 
 

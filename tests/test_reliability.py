@@ -4,6 +4,7 @@ The command line is run in real processes where signals, pipes and file-size lim
 in-process (``main``) elsewhere."""
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -358,3 +359,96 @@ def test_evaluating_on_another_data_set_warns(tmp_path, capsys):
     nn.save(model, tmp_path / "model.npz")
     assert cli(tmp_path, "evaluate {model.npz} --dataset fashion-mnist") == 0
     assert "warning: the model was trained on mnist, not fashion-mnist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ found by an adversarial review
+
+
+def test_a_closed_stdout_or_one_on_a_full_disk_does_not_stop_a_run(tmp_path):
+    with open("/dev/full", "w") as full:
+        for name, options in (("closed", {"preexec_fn": lambda: os.close(1)}), ("full", {"stdout": full})):
+            out = tmp_path / name
+            result = subprocess.run(
+                [*NABLANET, "train", "--epochs", "1", "--out", str(out)],
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+                **({"stdout": subprocess.DEVNULL} | options),
+            )
+            assert result.returncode == 0, result.stderr
+            assert "Traceback" not in result.stderr and nn.load(out / "model.npz").input_size == 784
+
+
+def test_a_closed_stderr_pipe_does_not_stop_a_run_that_warns(tmp_path):
+    process = start("train", "--epochs", "2", "--lr", "1e-320", "--out", str(tmp_path / "run"))
+    process.stderr.close()  # `2>&1 | head -1` after its line
+    process.stdout.read()
+    assert process.wait(timeout=120) == 0
+    assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
+
+
+@pytest.mark.slow
+def test_sigterm_before_the_first_epoch_is_still_a_termination(tmp_path):
+    process = start("train", "--hidden", "64", "--out", str(tmp_path / "run"))
+    time.sleep(0.4)  # while the data loads
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_second_signal_cannot_cut_the_saving_short(tmp_path):
+    process = start("train", "--hidden", "64", "--epochs", "50", "--out", str(tmp_path / "run"))
+    wait_for_line(process, "Epoch 1/50")
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in err, err
+    assert load_checkpoint(tmp_path / "run" / FILENAME).epoch >= 1
+
+
+def test_a_folder_holding_an_interrupted_run_is_not_reused_without_resume(tmp_path, monkeypatch, capsys):
+    def interrupted(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run.plots, "plot_history", interrupted)  # a run stopped after its first epoch …
+    monkeypatch.setattr(
+        run.Checkpoint, "on_epoch_end", lambda self, epoch, logs: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    assert cli(tmp_path, "train --epochs 3 --out {run}") == 130
+    saved = (tmp_path / "run" / FILENAME).read_bytes()
+    assert cli(tmp_path, "train --epochs 3 --seed 7 --out {run}") == 2  # … is not overwritten by another
+    assert "holds the saved state of an interrupted run: continue it with --resume" in capsys.readouterr().err
+    assert (tmp_path / "run" / FILENAME).read_bytes() == saved
+
+
+def test_text_the_terminal_cannot_encode_is_escaped_not_fatal(tmp_path):
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run([*NABLANET, "toy"], capture_output=True, text=True, env=environment, timeout=60)
+    assert result.returncode == 0 and "X (features \\xd7 samples)" in result.stdout
+
+
+def test_malformed_checkpoint_settings_name_the_checkpoint(tmp_path, capsys):
+    import json
+
+    assert cli(tmp_path, "train --epochs 1 --checkpoint-dir {ck} --out {a}") == 0
+    with zipfile.ZipFile(tmp_path / "ck" / FILENAME) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = np.load(tmp_path / "ck" / FILENAME)["config"]
+    document = json.loads(config.tobytes())
+    document["settings"]["epochs"] = "5"
+    from nablanet.files.serialization import write_archive
+
+    arrays = {name: value for name, value in np.load(tmp_path / "ck" / FILENAME).items() if name != "config"}
+    write_archive(
+        tmp_path / "ck" / FILENAME,
+        "checkpoint",
+        {k: v for k, v in document.items() if k not in ("format", "version", "kind")},
+        arrays,
+    )
+    assert members  # the original was a real archive
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck}") == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ck' / FILENAME}: its settings are malformed (--epochs must be int, received '5')" in err

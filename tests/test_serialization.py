@@ -128,7 +128,7 @@ def test_error_messages_say_what_is_wrong(model, tmp_path):
     files = _hostile_files(tmp_path, model)
     expected = {
         "a pickle renamed .npz": "a Python pickle, which nablanet never loads",
-        "an object array inside the archive": "pickled Python objects, which nablanet never loads",
+        "an object array inside the archive": "has dtype object, expected numbers",
         "random bytes": "not an .npz archive",
         "a missing array": "'layer0.weights' is missing",
         "a wrong shape": "has shape (5, 6)",

@@ -1,7 +1,5 @@
 """``python -m nablanet``: the same as the ``nablanet`` command."""
 
-import sys
+from .app.cli import run
 
-from .app.cli import main
-
-sys.exit(main())
+run()

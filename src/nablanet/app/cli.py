@@ -7,8 +7,10 @@ one line on stderr and an exit status, never a traceback.
 * ``NABLANET_DEBUG=1`` shows the traceback instead, for developers.
 * A warning (a learning rate that changes nothing, a model evaluated on another data set) is one
   line on stderr too, and the command goes on.
-* A closed stdout (``nablanet train | head -2``) does not stop a training: what cannot be printed
-  is dropped.
+* A closed or failing stdout or stderr (``nablanet train | head -2``, ``>&-``, a full disk) does not
+  stop a training: what cannot be printed is dropped.
+* Once a Ctrl-C or SIGTERM is being handled, further ones are ignored: the state is written whole and
+  the line that says where it is gets printed.
 
 This module imports only the standard library, so that a Ctrl-C while NumPy is still loading ends
 the same way; the parser and the commands are in :mod:`nablanet.app.commands`.
@@ -22,8 +24,8 @@ import sys
 import threading
 import warnings
 
-from .signals import Terminated, exit_status, raise_terminated
-from .terminal import ClosablePipe, one_line
+from .signals import Terminated, exit_status, raise_terminated, signals_ignored
+from .terminal import SturdyStream, one_line
 
 EXIT_ERROR = 2
 
@@ -43,13 +45,20 @@ def describe(error: BaseException) -> str:
     return f"unexpected {type(error).__name__}{': ' + message if message else ''} (NABLANET_DEBUG=1 shows where)"
 
 
-def main(argv=None) -> int:
-    """Run one ``nablanet`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
+def run() -> None:
+    """The ``nablanet`` program: run the command in ``sys.argv`` and exit with its status. A process that
+    is stopping after Ctrl-C or SIGTERM keeps ignoring further ones until it has exited."""
+    sys.exit(main(exiting=True))
+
+
+def main(argv=None, *, exiting: bool = False) -> int:
+    """Run one ``nablanet`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status.
+    ``exiting``: the process ends after this call (then an interrupted command leaves signals ignored)."""
     debug = os.environ.get("NABLANET_DEBUG") == "1"
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
-    stdout, show_warning = sys.stdout, warnings.showwarning
-    sys.stdout = ClosablePipe(stdout)
+    stdout, stderr, show_warning = sys.stdout, sys.stderr, warnings.showwarning
+    sys.stdout, sys.stderr = SturdyStream(stdout), SturdyStream(stderr)
     context: dict[str, str] = {}
 
     def warning_line(message, category, filename, lineno, file=None, line=None):
@@ -65,10 +74,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as interruption:
         if debug:
             raise
-        reason = "terminated" if isinstance(interruption, Terminated) else "interrupted"
-        detail = str(interruption)
-        print(f"{_prefix(context)}: {reason}{'; ' + detail if detail else ''}", file=sys.stderr)
-        return exit_status(interruption)
+        with signals_ignored(keep=exiting):  # a second Ctrl-C or SIGTERM must not cut this line short
+            reason = "terminated" if isinstance(interruption, Terminated) else "interrupted"
+            detail = str(interruption)
+            print(f"{_prefix(context)}: {reason}{'; ' + detail if detail else ''}", file=sys.stderr)
+            return exit_status(interruption)
     except Exception as error:
         if debug:
             raise
@@ -78,8 +88,8 @@ def main(argv=None) -> int:
         try:
             sys.stdout.flush()
         finally:
-            sys.stdout, warnings.showwarning = stdout, show_warning
-            if previous_handler is not None:
+            sys.stdout, sys.stderr, warnings.showwarning = stdout, stderr, show_warning
+            if previous_handler is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
                 signal.signal(signal.SIGTERM, previous_handler)
 
 
@@ -88,4 +98,4 @@ def _prefix(context: dict[str, str]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

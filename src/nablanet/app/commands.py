@@ -333,20 +333,20 @@ def command_train(args) -> int:
         report=_say,
         command=" ".join(args.argv),
     )
-    print(f"Wrote {', '.join(result.written)} to {result.folder}")
+    print(f"Wrote {', '.join(result.written)} to {one_line(result.folder)}")
     return 0
 
 
 def command_evaluate(args) -> int:
     evaluation = run.evaluate_model(args.model, dataset=args.dataset, data_home=args.data_home, out=args.out)
     print(
-        f"{args.model} on the {evaluation.dataset} test set ({evaluation.num_images} images): "
+        f"{one_line(args.model)} on the {evaluation.dataset} test set ({evaluation.num_images} images): "
         f"accuracy {evaluation.accuracy:.4f}, loss {evaluation.loss:.6f}"
     )
     print("Per-class accuracy:")
     for class_name, accuracy, count in evaluation.per_class:
         print(f"  {class_name:>12}: {accuracy:.4f}  ({count} images)")
-    print(f"Wrote {evaluation.confusion_matrix}")
+    print(f"Wrote {one_line(evaluation.confusion_matrix)}")
     return 0
 
 
@@ -354,7 +354,7 @@ def command_predict(args) -> int:
     for prediction in run.predict_images(args.model, args.images):
         kind = "probability" if prediction.probabilities else "score"
         listing = "  ".join(f"{one_line(name)}: {value:.3f}" for name, value in prediction.outputs)
-        print(f"{prediction.path}: predicted {one_line(prediction.label)} ({kind} {prediction.value:.3f})")
+        print(f"{one_line(prediction.path)}: predicted {one_line(prediction.label)} ({kind} {prediction.value:.3f})")
         print(f"  {listing}")
     return 0
 
@@ -385,7 +385,7 @@ def command_inspect(args) -> int:
     written = run.inspect_model(
         args.model, out=args.out, dataset=args.dataset, data_home=args.data_home, sample=args.sample
     )
-    print("Wrote " + ", ".join(str(path) for path in written))
+    print("Wrote " + ", ".join(one_line(path) for path in written))
     return 0
 
 

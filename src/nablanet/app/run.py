@@ -44,11 +44,12 @@ from ..data.images import SIZE, load_image
 from ..files.atomic import write_json
 from ..files.checkpoint import FILENAME, Checkpoint, TrainingState, load_checkpoint
 from ..files.folders import claim_folder, new_run_folder
-from ..files.serialization import load, save
+from ..files.serialization import ModelFileError, load, save
 from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
 from . import plots
+from .signals import signals_ignored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +173,7 @@ def resume_settings(
         resumed = TrainingSettings(**values)
     except TypeError as error:
         raise ValueError(f"the checkpoint's settings are malformed ({error})") from None
+    resumed.check()
     if resumed.epochs < finished:
         raise ValueError(f"--epochs {resumed.epochs}: the saved run has finished {finished} epochs already")
     if resumed.epochs != saved["epochs"]:
@@ -201,10 +203,28 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: list[Path]) -> None:
+def _write_state(checkpoint: Checkpoint, target: Path) -> Path:
+    """Write the training state to ``target``, or, if that fails (a full disk), to the temporary folder;
+    return where it went. If both fail, the error says so."""
+    try:
+        return checkpoint.write(target)
+    except OSError as error:
+        fallback = Path(tempfile.gettempdir()) / f"nablanet-state-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+        try:
+            fallback.mkdir()
+            return checkpoint.write(fallback / FILENAME)
+        except OSError as second:
+            raise OSError(
+                f"could not save the training state to {target} ({error.strerror or error}) nor to {fallback} "
+                f"({second.strerror or second}): the run is lost"
+            ) from None
+
+
+def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: list[Path], notes: list[str]) -> None:
     """Save the trained model to ``path`` and append where it went to ``saved``; if the disk is full,
-    save it to a file in the temporary folder instead, with a warning. If both fail, the error says what
-    was lost and what was kept. Ctrl-C and SIGTERM wait until a save is complete."""
+    save it to a file in the temporary folder instead, and append a note that says so to ``notes``. If
+    both fail, the error says what was lost and what was kept. Ctrl-C and SIGTERM wait until a save is
+    complete."""
     try:
         with _signals_held():
             save(model, path)
@@ -222,11 +242,7 @@ def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: l
                 f"could not write {path} ({error.strerror or error}) nor {fallback} ({second.strerror or second}): "
                 f"the trained model is lost{kept}"
             ) from None
-        warnings.warn(
-            f"could not write {path} ({error.strerror or error}); the trained model is in {fallback}",
-            UserWarning,
-            stacklevel=2,
-        )
+        notes.append(f"could not write {path} ({error.strerror or error}); the trained model is in {fallback}")
 
 
 def train_run(
@@ -268,6 +284,10 @@ def train_run(
             if not checkpoint_path.is_file():
                 raise FileNotFoundError(f"no checkpoint to resume: {checkpoint_path} does not exist")
             state = load_checkpoint(checkpoint_path)
+            try:
+                resume_settings(TrainingSettings(), state.settings, (), state.epoch)
+            except (ValueError, TypeError) as error:
+                raise ModelFileError(f"{checkpoint_path}: its settings are malformed ({error})") from None
             settings = resume_settings(settings, state.settings, given, state.epoch)
         elif checkpoint_path is not None and checkpoint_path.exists():
             raise ValueError(
@@ -276,6 +296,11 @@ def train_run(
             )
         settings.check()
         folder = Path(out) if out is not None else new_run_folder()
+        if not resume and checkpoint_path is None and (folder / FILENAME).exists():
+            raise ValueError(
+                f"--out {folder} holds the saved state of an interrupted run: continue it with --resume "
+                f"--checkpoint-dir {folder}, or choose another --out"
+            )
         if checkpoint_dir is None or folder.resolve() != Path(checkpoint_dir).resolve():
             locks.enter_context(claim_folder(folder))
         return _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, command)
@@ -350,10 +375,11 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
                 history=history,
             )
         except KeyboardInterrupt as interruption:  # Ctrl-C, or SIGTERM (signals.Terminated)
+            if checkpoint.snapshot is None:
+                raise type(interruption)("before the first epoch began: there was nothing to save yet") from None
             if checkpoint.epoch < settings.epochs and not model.stop_training:
-                target = checkpoint_path or folder / FILENAME
-                with _signals_held():
-                    checkpoint.write(target)
+                with signals_ignored():  # a second signal must not cut the saving short
+                    target = _write_state(checkpoint, checkpoint_path or folder / FILENAME)
                 raise type(interruption)(
                     f"the state after epoch {checkpoint.epoch} is in {target}: continue with "
                     f"nablanet train --resume --checkpoint-dir {target.parent}"
@@ -361,14 +387,19 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
             late = interruption
     seconds = time.perf_counter() - started
     saved: list[Path] = []  # where the model went, once it is there
+    notes: list[str] = []  # said once the run has ended, so that a failure later is still one line
     try:
-        _save_model(model, folder / "model.npz", checkpoint_path, saved)
+        _save_model(model, folder / "model.npz", checkpoint_path, saved, notes)
         if late is not None:
             raise late
-        return _finish(settings, data, model, history, dynamics, folder, saved[0], seconds, report, command)
+        result = _finish(settings, data, model, history, dynamics, folder, saved[0], seconds, report, command)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return result
     except KeyboardInterrupt as interruption:
-        if not saved:  # the signal came just before the save: save now, then stop
-            _save_model(model, folder / "model.npz", checkpoint_path, saved)
+        with signals_ignored():
+            if not saved:  # the signal came just before the save: save now, then stop
+                _save_model(model, folder / "model.npz", checkpoint_path, saved, notes)
         message = f"after training: the trained model is in {saved[0]}; the test figures and plots were not all made"
         raise type(interruption)(message) from None
     except OSError as error:
@@ -467,10 +498,11 @@ class Prediction:
     label: str
     outputs: list[tuple[str, float]]
     probabilities: bool
+    best: int = 0  # the position of the best class in ``outputs``
 
     @property
     def value(self) -> float:
-        return dict(self.outputs)[self.label]
+        return self.outputs[self.best][1]
 
 
 def predict_images(model_path, images) -> list[Prediction]:
@@ -490,7 +522,8 @@ def predict_images(model_path, images) -> list[Prediction]:
             raise FileNotFoundError(f"no image file at {path}")
         values = model.predict_proba(load_image(path, style).astype(model.dtype))[:, 0]
         pairs = [(str(name), float(value)) for name, value in zip(names, values, strict=True)]
-        predictions.append(Prediction(path, pairs[int(values.argmax())][0], pairs, probabilities))
+        best = int(values.argmax())
+        predictions.append(Prediction(path, pairs[best][0], pairs, probabilities, best))
     return predictions
 
 

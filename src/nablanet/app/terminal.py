@@ -1,51 +1,59 @@
-"""What nablanet writes to a terminal: text from files made safe to show, and a standard output that a
-closed pipe does not break."""
+"""What nablanet writes to a terminal: text from files made safe to show, and standard streams that
+nothing on the reader's side can break."""
 
 from __future__ import annotations
 
 import os
 
 
-class ClosablePipe:
-    """Standard output that, once its reader has gone (``BrokenPipeError``), swallows what is written
-    instead of raising, and points the file descriptor at /dev/null so that the final flush is quiet."""
+class SturdyStream:
+    """Standard output or error that never stops a command: a stream that is closed (``>&-``), whose reader
+    has gone (``| head``), or that cannot be written (a full disk, ``/dev/full``) swallows what is written
+    from then on — the run goes on, and only its printing is lost; text the stream's encoding cannot hold
+    (an odd file name, ``PYTHONIOENCODING=ascii``) is written with backslash escapes."""
 
     def __init__(self, stream):
         self.stream = stream
-        self.closed_by_reader = False
+        self.failed = stream is None
 
     def write(self, text: str) -> int:
-        if not self.closed_by_reader:
+        if not self.failed:
             try:
                 return self.stream.write(text)
-            except BrokenPipeError:
+            except UnicodeEncodeError:
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                return self.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            except (OSError, ValueError):  # BrokenPipeError, ENOSPC, EIO, or a closed file
                 self._drop()
         return len(text)
 
     def flush(self) -> None:
-        if not self.closed_by_reader:
+        if not self.failed:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
+            except (OSError, ValueError):
                 self._drop()
 
+    def isatty(self) -> bool:
+        return not self.failed and self.stream.isatty()
+
     def _drop(self) -> None:
-        self.closed_by_reader = True
-        try:
+        self.failed = True
+        try:  # point the descriptor at /dev/null, so that the interpreter's last flush is quiet too
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
-        except (OSError, ValueError):  # no file descriptor (a test's capture): nothing to quieten
+        except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
             pass
 
-    def __getattr__(self, name):  # isatty, fileno, encoding, …: the real stream's
+    def __getattr__(self, name):  # fileno, encoding, …: the real stream's
         return getattr(self.stream, name)
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     """``text`` safe for a terminal, on one line: control characters (escape sequences included) shown
     as ``\\x1b``-style escapes, never sent raw."""
     return "".join(
         character if character.isprintable() else character.encode("unicode_escape").decode("ascii")
-        for character in text.replace("\n", " ")
+        for character in str(text).replace("\n", " ")
     )

@@ -17,8 +17,11 @@ Then a style makes it look like the data set (``image_style`` of the data set's 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import stat
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +49,7 @@ def read_grey(path) -> np.ndarray:
     if info.st_size > MAX_FILE_BYTES:
         raise DatasetError(f"{path}: {info.st_size / 2**20:.0f} MiB is more than an image nablanet reads")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _c_library_quiet():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as image:
                 width, height = image.size
@@ -63,7 +66,7 @@ def read_grey(path) -> np.ndarray:
         raise DatasetError(f"{path}: not an image in a format nablanet reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DatasetError(f"{path}: the picture is more than the {MAX_PIXELS:,} pixels nablanet decodes") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
+    except Exception as error:  # a hostile file reaches odd corners of the decoders (TypeError, struct.error, …)
         if isinstance(error, (DatasetError, FileNotFoundError)):
             raise
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
@@ -72,6 +75,25 @@ def read_grey(path) -> np.ndarray:
         return alpha  # strokes drawn on a transparent background: the ink is where it is opaque
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     return 1.0 - grey if border.mean() > 0.5 else grey
+
+
+@contextlib.contextmanager
+def _c_library_quiet() -> Iterator[None]:
+    """Send what C decoders (libtiff) print straight to file descriptor 2 to /dev/null while a picture is
+    decoded: a broken picture gets nablanet's one line, not the decoder's complaints besides."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

@@ -7,16 +7,19 @@ only registered layers — never a name imported from the file.
 
 A file is untrusted input, so it is checked before it costs memory or time, in this order:
 
-1. it is a regular file (not a FIFO or a device) of at most ``MAX_FILE_BYTES``, starting as a zip does;
-2. the zip's directory: at most ``MAX_MEMBERS`` members, each named ``<name>.npy`` once, neither
+1. it is a regular file (not a FIFO or a device) of at most ``MAX_FILE_BYTES``, starting as a zip does,
+   whose end record announces at most ``MAX_MEMBERS`` members (read before the zip's directory is);
+2. the zip's directory: each member named ``<name>.npy`` once, neither
    encrypted nor compressed other than by deflate, and declaring no more bytes than deflate can
    produce from its compressed size (no zip bombs: nothing is decompressed yet);
 3. the config (at most ``MAX_CONFIG_BYTES``): valid UTF-8 JSON of this format, version and kind;
 4. every array's ``.npy`` header (a few hundred bytes each): a plain numeric dtype, and a shape whose
    size matches the member's declared size;
-5. the config's layers, which say what arrays must be there: exactly those, with those shapes and
-   dtypes, at most ``MAX_ARRAY_BYTES`` in all — and only then is any array read (never with pickles:
-   ``allow_pickle=False``), checked to be finite, and a layer built.
+5. the config's layers (at most ``MAX_LAYERS``), which say what arrays must be there: exactly those,
+   with those shapes and dtypes, at most ``MAX_ARRAY_BYTES`` in all — and only then is any array read
+   (never with pickles: ``allow_pickle=False``), checked to be finite, and a layer built;
+6. the model's shapes: one sample's values through all its layers, at most ``MAX_VALUES_PER_SAMPLE``,
+   so that using the model cannot cost more memory than its file suggests.
 
 Anything else is a :class:`ModelFileError` naming the file and what is wrong. Writes are atomic.
 """
@@ -28,6 +31,7 @@ import json
 import math
 import re
 import stat
+import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +50,8 @@ MAX_ARRAY_BYTES = 256 * 2**20  # the memory ceiling: all the arrays of one file 
 MAX_CONFIG_BYTES = 10 * 2**20
 MAX_FILE_BYTES = MAX_ARRAY_BYTES + MAX_CONFIG_BYTES
 MAX_MEMBERS = 10_000
+MAX_LAYERS = 1_000
+MAX_VALUES_PER_SAMPLE = 2**24  # all the layers' outputs for one sample: at most 128 MiB in float64
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand data more than ~1032 times
 MEMBER_NAME = re.compile(r"[A-Za-z0-9_.]{1,200}\.npy")
 
@@ -125,29 +131,44 @@ def open_archive(path, kind: str) -> Iterator[Archive]:
         )
     with open(path, "rb") as file:
         start = file.read(6)
-    if not start.startswith(ZIP_MAGIC):
-        what = "a Python pickle, which nablanet never loads" if start[:1] == b"\x80" else "not an .npz archive"
-        raise ModelFileError(f"{path} is not a nablanet {kind} file ({what})")
+        if not start.startswith(ZIP_MAGIC):
+            what = "a Python pickle, which nablanet never loads" if start[:1] == b"\x80" else "not an .npz archive"
+            raise ModelFileError(f"{path} is not a nablanet {kind} file ({what})")
+        _check_member_count(path, file, info.st_size)
     try:
         with zipfile.ZipFile(path) as archive:
             members = _check_members(path, archive)
             config = _read_config(path, archive, members.pop("config", None), kind)
             headers = {name: _read_header(path, archive, member) for name, member in members.items()}
             yield Archive(path, archive, config, headers)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        OSError,
-        ValueError,
-        KeyError,
-        RuntimeError,
-        NotImplementedError,
-        OverflowError,
-    ) as error:
-        if isinstance(error, (ModelFileError, FileNotFoundError)):
-            raise
+    except ModelFileError:
+        raise
+    except MemoryError:
+        raise ModelFileError(f"{path}: reading it would need more memory than there is") from None
+    except Exception as error:  # a hostile file reaches odd corners: zlib, numpy's header parser, …
         raise ModelFileError(f"{path} is not a nablanet {kind} file ({_reason(error)})") from None
+
+
+def _check_member_count(path: Path, file, size: int) -> None:
+    """Read the member count from the zip's end record (and its zip64 form) before ``zipfile`` reads the
+    directory, which it would do whole, however many members it announces."""
+    tail_length = min(size, 22 + 65535)
+    file.seek(size - tail_length)
+    tail = file.read(tail_length)
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(tail):
+        return  # no end record: zipfile will say it is not a zip file
+    count, directory_size = struct.unpack("<HI", tail[end + 10 : end + 16])
+    if count == 0xFFFF or directory_size == 0xFFFFFFFF:
+        locator = tail.rfind(b"PK\x06\x07", 0, end)
+        if locator >= 0:
+            (record_offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
+            file.seek(record_offset)
+            record = file.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count, directory_size = struct.unpack("<QQ", record[32:48])
+    if count > MAX_MEMBERS or directory_size > MAX_MEMBERS * 400:
+        raise ModelFileError(f"{path}: the archive announces {count} members, more than a nablanet file has")
 
 
 def _check_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -182,6 +203,9 @@ def _check_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.Zi
 
 def _read_config(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo | None, kind: str) -> dict:
     if member is None or member.file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{path} has no valid config entry: not a nablanet {kind} file")
+    shape, dtype = _read_header(path, archive, member)  # its size agrees with the member's: no surprise
+    if dtype != np.uint8 or len(shape) != 1:
         raise ModelFileError(f"{path} has no valid config entry: not a nablanet {kind} file")
     with archive.open(member) as stream:
         encoded = np.lib.format.read_array(stream, allow_pickle=False)
@@ -233,6 +257,9 @@ def _reason(error: BaseException) -> str:
 
 def model_specs(archive: Archive) -> dict[str, ArraySpec]:
     """The arrays the archive's layers need, name → (shape, dtype), from the config alone."""
+    layers = archive.config.get("layers")
+    if isinstance(layers, list) and len(layers) > MAX_LAYERS:
+        raise archive.error(f"{len(layers)} layers, more than the {MAX_LAYERS} nablanet reads")
     try:
         return Sequential.parameter_specs(archive.config)
     except ValueError as error:
@@ -246,6 +273,12 @@ def read_model(archive: Archive, other_arrays: dict[str, ArraySpec] | None = Non
     archive.expect({**specs, **(other_arrays or {})})
     try:
         model = Sequential.from_config(archive.config)
+        values = sum(math.prod(shape) for shape in model.shapes()) + max(layer.work_size() for layer in model.layers)
+        if values > MAX_VALUES_PER_SAMPLE:
+            raise archive.error(
+                f"one sample through this model makes {values:,} numbers, more than the "
+                f"{MAX_VALUES_PER_SAMPLE:,} nablanet allows a model file"
+            )
         model.set_weights({name: archive.read(name) for name in specs})
     except ValueError as error:
         if isinstance(error, ModelFileError):

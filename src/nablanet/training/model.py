@@ -117,11 +117,12 @@ class Sequential:
         return output_gradient
 
     def inference_batch_size(self, budget: int = 64 * 2**20) -> int:
-        """How many samples to push through at once in inference: as many as keep the largest array a layer
-        makes (for a convolution, its im2col matrix) within ``budget`` bytes, between 1 and 10,000."""
+        """How many samples to push through at once in inference: as many as keep what the layers make for
+        them — every layer's output (each keeps its own) and the largest work array, such as a
+        convolution's im2col matrix — within ``budget`` bytes; between 1 and 10,000."""
         itemsize = np.dtype(self.dtype or np.float64).itemsize
-        largest = max([math.prod(shape) for shape in self.shapes()] + [layer.work_size() for layer in self.layers])
-        return int(min(10_000, max(1, budget // (largest * itemsize))))
+        values = sum(math.prod(shape) for shape in self.shapes()) + max(layer.work_size() for layer in self.layers)
+        return int(min(10_000, max(1, budget // (values * itemsize))))
 
     def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """The model's output for X (features, N), in inference mode: (classes, N) probabilities.
@@ -308,6 +309,8 @@ def _checked_metadata(metadata: Any, outputs: int | None) -> dict[str, Any]:
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
             raise ValueError("metadata 'class_names' must be a list of names")
+        if len(set(names)) != len(names):
+            raise ValueError("metadata 'class_names' must name every class differently")
         if outputs is not None and len(names) != outputs:
             raise ValueError(f"metadata 'class_names' names {len(names)} classes, the model has {outputs} outputs")
     return metadata
