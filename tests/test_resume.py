@@ -40,11 +40,17 @@ def finished_epochs(folder):
         return 0
 
 
+CNN_SETTINGS = (
+    "--conv 2 --dropout 0.2 --optimizer adam --schedule cosine --dtype float64 --epochs 5 --batch-size 500 --seed 7"
+)
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
-    uninterrupted = nablanet("train", *SETTINGS, "--out", str(tmp_path / "whole"))
+@pytest.mark.parametrize("settings", [SETTINGS, CNN_SETTINGS.split()], ids=["mlp", "cnn"])
+def test_sigkill_mid_epoch_then_resume_gives_identical_weights(settings, tmp_path):
+    uninterrupted = nablanet("train", *settings, "--out", str(tmp_path / "whole"))
     interrupted = nablanet(
-        "train", *SETTINGS, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part")
+        "train", *settings, "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "part")
     )
     deadline = time.monotonic() + 300
     while finished_epochs(tmp_path / "ck") < 2:
