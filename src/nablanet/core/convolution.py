@@ -20,8 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _checks
 from .initializers import initialize
-from .layers import LAYERS, Layer
-from .parameter import Parameter
+from .layers import LAYERS, BiasTrickLayer, Layer
 
 Shape = tuple[int, ...]
 
@@ -84,7 +83,7 @@ class _ImageLayer(Layer):
 
 
 @LAYERS.register()
-class Conv2D(_ImageLayer):
+class Conv2D(_ImageLayer, BiasTrickLayer):
     """2-D convolution (a cross-correlation, as in every deep-learning library), with the bias trick.
 
     forward:  Z[f, i, j] = Σ_c Σ_u Σ_v W[f, c, u, v] · X[c, s·i + u, s·j + v] + b_f      for every sample
@@ -146,32 +145,15 @@ class Conv2D(_ImageLayer):
         weights = initialize(
             init, fan_in, self.out_channels, np.random.default_rng(rng), _checks.float_dtype("dtype", dtype)
         )
-        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), (slice(None), slice(None, -1)))]
+        self._create_weights(weights)
         self._columns: np.ndarray | None = None
 
-    # -- the parameters, as on the board
-    @property
-    def weights(self) -> np.ndarray:
-        """W̃ = [W_col | b], (F, C·k·k + 1)."""
-        return self._parameters[0].value
-
+    # -- the parameters, as on the board: W̃ = [W_col | b] (F, C·k·k + 1), and these views of it
     @property
     def W(self) -> np.ndarray:
         """The filters W, (F, C, k, k): a view of W̃."""
         k = self.kernel_size
         return self.weights[:, :-1].reshape(self.out_channels, self.in_channels, k, k)
-
-    @property
-    def b(self) -> np.ndarray:
-        """b, (F,): a view of W̃'s last column."""
-        return self.weights[:, -1]
-
-    @property
-    def weights_gradient(self) -> np.ndarray:
-        return self._parameters[0].gradient
-
-    def parameters(self) -> list[Parameter]:
-        return self._parameters
 
     # -- shapes
     def build(self, input_shape: Shape) -> None:

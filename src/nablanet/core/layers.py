@@ -144,8 +144,43 @@ def mode(layers: Iterable[Layer], *, training: bool) -> Iterator[None]:
             layer.training = was
 
 
+class BiasTrickLayer(Layer):
+    """A layer whose one parameter is W̃ = [W | b]: the weights in the first columns and the bias in the
+    last (the notebooks' bias trick). Weight decay never touches the bias column."""
+
+    def _create_weights(self, weights: np.ndarray) -> None:
+        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), (slice(None), slice(None, -1)))]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """W̃ = [W | b]. Assigning to it copies into the same array (finite numbers only)."""
+        return self._parameters[0].value
+
+    @weights.setter
+    def weights(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self.weights.shape:
+            raise ValueError(f"weights must have shape {self.weights.shape}, received {value.shape}")
+        if value.dtype.kind not in "fiu" or not _checks.all_finite(value):
+            raise ValueError("weights must be finite numbers (no NaN or inf)")
+        self.weights[...] = value
+
+    @property
+    def b(self) -> np.ndarray:
+        """b: a view of W̃'s last column."""
+        return self.weights[:, -1]
+
+    @property
+    def weights_gradient(self) -> np.ndarray:
+        """∇_W̃ L from the last backward pass, the shape of W̃."""
+        return self._parameters[0].gradient
+
+    def parameters(self) -> list[Parameter]:
+        return self._parameters
+
+
 @LAYERS.register()
-class Dense(Layer):
+class Dense(BiasTrickLayer):
     """Fully connected layer with the bias trick: W̃ = [W | b] of shape (output_size, input_size + 1).
 
     forward:   Z = W̃ X̃ = W X + b 1ᵀ,   X̃ = [X; 1ᵀ] (a row of ones appended)
@@ -170,37 +205,12 @@ class Dense(Layer):
         self.init = init
         dtype = _checks.float_dtype("dtype", dtype)
         weights = initialize(init, self.input_size, self.units, np.random.default_rng(rng), dtype)
-        decay_index = (slice(None), slice(None, -1))  # W, not b
-        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), decay_index)]
-
-    @property
-    def weights(self) -> np.ndarray:
-        """W̃ = [W | b], (output_size, input_size + 1). Assigning to it copies into the same array."""
-        return self._parameters[0].value
-
-    @weights.setter
-    def weights(self, value) -> None:
-        value = np.asarray(value)
-        if value.shape != self.weights.shape:
-            raise ValueError(f"weights must have shape {self.weights.shape}, received {value.shape}")
-        if value.dtype.kind not in "fiu" or not _checks.all_finite(value):
-            raise ValueError("weights must be finite numbers (no NaN or inf)")
-        self.weights[...] = value
+        self._create_weights(weights)
 
     @property
     def W(self) -> np.ndarray:
         """W, (output_size, input_size): a view of W̃ without its bias column."""
         return self.weights[:, :-1]
-
-    @property
-    def b(self) -> np.ndarray:
-        """b, (output_size,): a view of W̃'s last column."""
-        return self.weights[:, -1]
-
-    @property
-    def weights_gradient(self) -> np.ndarray:
-        """∇_W̃ L from the last backward pass, (output_size, input_size + 1)."""
-        return self._parameters[0].gradient
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
@@ -226,9 +236,6 @@ class Dense(Layer):
         gradient = self.weights_gradient
         np.matmul(mean_gradient, input.T, out=gradient[:, :-1])
         np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
-
-    def parameters(self) -> list[Parameter]:
-        return self._parameters
 
     def get_config(self) -> dict[str, Any]:
         return {
