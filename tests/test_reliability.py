@@ -141,10 +141,9 @@ def test_ctrl_c_after_the_last_epoch_keeps_the_trained_model(tmp_path):
     wait_for_line(process, "Epoch 2/2")
     process.send_signal(signal.SIGINT)  # during the test figures and the plots
     _out, err = process.communicate(timeout=60)
-    if process.returncode == 0:
-        pytest.skip("the run ended before the signal arrived")  # a machine fast enough to finish in time
-    assert process.returncode == 130, err
-    assert "after training: the trained model is in" in err
+    # a machine fast enough may finish before the signal lands: nothing may be lost either way
+    assert process.returncode in (0, 130), err
+    assert process.returncode == 0 or "after training: the trained model is in" in err
     assert nn.load(tmp_path / "run" / "model.npz").input_size == 784
 
 

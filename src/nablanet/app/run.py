@@ -17,14 +17,12 @@ import contextlib
 import dataclasses
 import inspect
 import os
-import signal
 import tempfile
-import threading
 import time
 import types
 import typing
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
 from . import plots
-from .signals import signals_ignored
+from .signals import signals_held, signals_ignored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,21 +186,6 @@ def resume_settings(
     return resumed
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while the block runs (in the main thread), so that a file that must not
-    be lost is written whole; a signal that came meanwhile arrives when the block ends."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _write_state(checkpoint: Checkpoint, target: Path) -> Path:
     """Write the training state to ``target``, or, if that fails (a full disk), to the temporary folder;
     return where it went. If both fail, the error says so."""
@@ -226,14 +209,14 @@ def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: l
     both fail, the error says what was lost and what was kept. Ctrl-C and SIGTERM wait until a save is
     complete."""
     try:
-        with _signals_held():
+        with signals_held():
             save(model, path)
             saved.append(path)
         return
     except OSError as error:
         fallback = Path(tempfile.gettempdir()) / f"nablanet-model-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.npz"
         try:
-            with _signals_held():
+            with signals_held():
                 save(model, fallback)
                 saved.append(fallback)
         except OSError as second:

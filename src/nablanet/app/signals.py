@@ -23,6 +23,21 @@ def raise_terminated(signal_number, frame) -> None:
 
 
 @contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs (in the main thread), so that a file that must not
+    be lost is written whole; a signal that came meanwhile arrives when the block ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def signals_ignored(*, keep: bool = False) -> Iterator[None]:
     """Ignore Ctrl-C and SIGTERM inside the block (in the main thread): for what a stopping process still
     has to do — write its state, print where it is — which a second signal must not cut short. A signal
