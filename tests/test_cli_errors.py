@@ -27,6 +27,7 @@ def files(tmp_path_factory):
     (folder / "pickle.npz").write_bytes(pickle.dumps({"weights": 1}))
     (folder / "afile").write_text("a file, not a folder")
     (folder / "checkpoint.npz").write_bytes(b"")
+    (folder / "empty").mkdir()
     return folder
 
 
@@ -76,6 +77,18 @@ CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line 
     ("fly", "argument COMMAND: invalid choice: 'fly'"),
     ("", "the following arguments are required: COMMAND"),
     ("toy --lr 0", "argument --lr: expected a positive number"),
+    # messages that teach: the closest option or choice, the subcommand named
+    ("train --hiden 32", "nablanet train: error: unknown option --hiden: did you mean --hidden?"),
+    ("train --learning-rate 0.1", "nablanet train: error: unknown option --learning-rate: did you mean --lr?"),
+    ("train --batchsize=64", "unknown option --batchsize: did you mean --batch-size?"),
+    ("train --colour red", "nablanet train: error: unknown option --colour (see nablanet train --help)"),
+    ("gradcheck --hiden 8", "nablanet gradcheck: error: unknown option --hiden: did you mean --hidden?"),
+    ("trian", "invalid choice: 'trian' (choose from 'train', "),
+    ("trian", "; did you mean 'train'?"),
+    ("train --optimizer adamm", "invalid choice: 'adamm' (choose from 'sgd', 'adam', 'adamw'); did you mean 'adam'?"),
+    ("evaluate {dir}/model.npz extra", "nablanet evaluate: error: unexpected argument 'extra'"),
+    ("evaluate {dir}", "is a folder, not a model file: give its model file, {dir}/model.npz"),
+    ("inspect {dir}/empty --out {dir}/pictures", "is a folder, not a model file (a model file is a .npz)"),
 ]
 
 
@@ -88,7 +101,7 @@ def test_bad_input_gets_one_line_and_exit_2(files, capsys, command, fragment):
         status = stop.code
     captured = capsys.readouterr()
     assert status == 2
-    assert fragment in captured.err
+    assert fragment.format(dir=files) in captured.err
     assert len(captured.err.strip().splitlines()) == 1, captured.err
     assert captured.err.startswith("nablanet")
 

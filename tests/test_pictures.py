@@ -134,3 +134,126 @@ def test_gradcheck_command_prints_a_passing_table(capsys):
     assert main(["gradcheck", "--hidden", "8", "--activation", "tanh", "--samples", "4", "--max-entries", "50"]) == 0
     out = capsys.readouterr().out
     assert out.count("  pass\n") == 3 and "all passed" in out  # two Dense layers and the input
+
+
+# ------------------------------------------------------------------ pictures a student learns from
+
+
+def texts(figure):
+    """Every piece of text on a figure: titles, labels, tick labels, annotations, legends."""
+    return [text.get_text() for text in figure.findobj(lambda artist: hasattr(artist, "get_text"))]
+
+
+def test_history_has_whole_epoch_ticks_labels_and_a_title():
+    figure = plots.plot_history({"loss": [1.0, 0.5, 0.4, 0.35, 0.3], "val_loss": [1.1, 0.6, 0.5, 0.45, 0.4]})
+    axis = figure.axes[0]
+    figure.canvas.draw()
+    ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+    assert axis.get_title() and axis.get_xlabel() == "Epoch" and axis.get_ylabel() == "Loss"
+    both = plots.plot_training({"loss": [1.0, 0.5], "accuracy": [0.6, 0.8]})
+    assert [axis.get_title() for axis in both.axes] == ["Loss (cross-entropy) per epoch", "Accuracy per epoch"]
+
+
+def test_confusion_matrix_has_a_title_a_labelled_colour_bar_and_level_labels(mnist, trained):
+    predictions = trained[0].predict(mnist.X_test)
+    figure = plots.plot_confusion_matrix(
+        mnist.y_test, predictions, class_names=mnist.class_names, title="Confusion matrix: m.npz on the mnist test set"
+    )
+    axis, colour_bar = figure.axes
+    assert axis.get_title() == "Confusion matrix: m.npz on the mnist test set"
+    assert colour_bar.get_ylabel() == "number of images"
+    assert all(label.get_rotation() == 0 for label in axis.get_xticklabels())
+
+
+def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, tmp_path):
+    from nablanet.app import run
+
+    nn.save(trained[0], tmp_path / "softmax.npz")
+    captured = {}
+    original = plots.plot_confusion_matrix
+
+    def recording(*args, **kwargs):
+        captured["figure"] = original(*args, **kwargs)
+        return captured["figure"]
+
+    plots.plot_confusion_matrix = recording
+    try:
+        run.evaluate_model(tmp_path / "softmax.npz", dataset="mnist")
+    finally:
+        plots.plot_confusion_matrix = original
+    assert captured["figure"].axes[0].get_title() == (
+        "Confusion matrix: softmax.npz on the mnist test set (10000 images)"
+    )
+
+
+def test_the_jacobian_sample_is_uncertain_and_its_entries_readable(trained, mnist):
+    from nablanet.app.run import uncertain_sample
+
+    probabilities = trained[1].predict_proba(mnist.X_test)
+    sample = uncertain_sample(probabilities)
+    assert 0.4 <= probabilities[:, sample].max() <= 0.7
+    assert probabilities[:, 0].max() > 0.9  # image 0, the old default, is a confident 7: a Jacobian of ≈ 0
+    figure = plots.plot_softmax_jacobian(
+        mnist.X_test[:, sample], probabilities[:, sample], formula="a = softmax(z), z = the last layer's output"
+    )
+    cells = [text for text in texts(figure) if text.replace(".", "").replace("-", "").replace("e", "").isdigit()]
+    assert len(cells) >= 100
+    assert sum(cell not in ("0.000", "-0.000") for cell in cells) >= 10  # no longer a wall of 0.00
+    assert "a = softmax(z), z = the last layer's output" in texts(figure)
+    assert uncertain_sample(np.array([[0.99, 0.9], [0.01, 0.1]])) == 1  # none hesitant: the least certain
+
+
+def test_the_jacobian_title_fits_the_model(trained, tmp_path, monkeypatch):
+    from nablanet.app import run
+
+    titles = []
+    original = plots.plot_softmax_jacobian
+    monkeypatch.setattr(
+        plots, "plot_softmax_jacobian", lambda *a, **k: titles.append(k["formula"]) or original(*a, **k)
+    )
+    for number, model in enumerate(trained[:2]):
+        nn.save(model, tmp_path / f"{number}.npz")
+        run.inspect_model(tmp_path / f"{number}.npz", out=tmp_path / f"pictures{number}")
+    assert titles[0].endswith("a = softmax(W̃ x̃)") and titles[0].startswith("test image ")
+    assert titles[1].endswith("a = softmax(z), z = the last layer's output")
+
+
+def test_misclassified_says_when_the_true_class_is_not_in_the_top_3():
+    probabilities = np.full((10, 2), 0.01)
+    probabilities[[1, 2, 3], 0] = [0.5, 0.3, 0.13]  # true class 0 (p = 0.01) is 4th
+    probabilities[[4, 5], 1] = [0.6, 0.33]  # true class 5 is 2nd
+    figure = plots.plot_misclassified_probabilities(np.zeros((784, 2)), np.array([0, 5]), probabilities)
+    notes = [text for text in texts(figure) if "not in the top 3" in text]
+    assert notes == ["true class 0 not in the top 3 (p = 0.010)"]
+
+
+def test_dynamics_names_the_layers_and_labels_its_axes(trained):
+    figure = plots.plot_dynamics(trained[2])
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["Dense (layer 0)", "Dense (layer 2)"]
+    assert all(axis.get_ylabel() for axis in figure.axes)
+    assert all(axis.get_xlabel() for axis in figure.axes)
+
+
+def test_unit_templates_say_how_many_units_they_show(trained):
+    figure = plots.plot_weight_templates(trained[1], num_units=16)
+    assert figure.get_suptitle() == "Weight templates of the first layer: 16 of 32 units, largest ‖w‖ first"
+
+
+def test_gradcheck_of_the_notebook_path_checks_the_softmax_jacobian(capsys):
+    from nablanet.app.cli import main
+
+    assert main(["gradcheck", "--loss", "cce", "--samples", "4", "--max-entries", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "the Softmax layer (its Jacobian backward) + cross-entropy (cce)" in out
+    assert "entries checked" in out and "40 of 7850" in out and "40 of 3136" in out
+    assert "tolerance 1e-06 on the relative error" in out and "all passed" in out
+
+
+def test_gradcheck_with_cce_fails_on_a_wrong_jacobian(monkeypatch):
+    from nablanet.app.run import gradcheck_run
+
+    monkeypatch.setattr(nn.Softmax, "backward", lambda self, gradient, learning_rate=None: gradient)  # no Jacobian
+    _, report = gradcheck_run(samples=4, max_entries=40, loss="cce")
+    assert not report.passed

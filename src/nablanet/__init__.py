@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     # for type checkers and documentation tools; at run time each name loads on first use
+    from .app.live import LivePlot
     from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
     from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
@@ -54,6 +55,7 @@ __all__ = [
     "History",
     "Layer",
     "LeakyReLU",
+    "LivePlot",
     "MaxPool2D",
     "MinMaxScaler",
     "ModelFileError",
@@ -101,6 +103,7 @@ _MODULES = (
     "training.callbacks",
     "training.loop",
     "training.model",
+    "app.live",
 )
 
 

@@ -8,6 +8,8 @@ exit status.
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 from pathlib import Path
 
@@ -25,11 +27,40 @@ from .terminal import one_line
 EXIT_USAGE = 2
 
 
+def closest(word: str, choices) -> str | None:
+    """The choice ``word`` was probably meant to be: a near spelling (``--hiden`` → ``--hidden``), or the
+    option the words' initials make (``--learning-rate`` → ``--lr``); None if nothing is close."""
+    names = {choice.lstrip("-"): choice for choice in choices}  # the dashes alone would make "--x" close to "--y"
+    close = difflib.get_close_matches(word.lstrip("-"), list(names), n=1, cutoff=0.6)
+    if close:
+        return names[close[0]]
+    words = [part for part in word.lstrip("-").replace("_", "-").split("-") if part]
+    initials = "".join(part[0] for part in words)
+    return names[initials] if len(words) > 1 and initials in names else None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (no usage block) and exits 2."""
+    """argparse that reports a usage error in one line (no usage block), suggests the closest option or
+    choice for a misspelt one, and exits 2."""
 
     def error(self, message):
+        invalid = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if invalid:
+            choices = re.findall(r"'?([^',\s]+)'?", invalid.group(3))
+            guess = closest(invalid.group(2), choices)
+            if guess is not None:
+                message += f"; did you mean {guess!r}?"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def unknown_options(self, unknown: list[str]) -> None:
+        """Stop with one line naming the first unknown option, and the closest known one if any."""
+        options = [option for action in self._actions for option in action.option_strings]
+        word = unknown[0].split("=", 1)[0]
+        if not word.startswith("-"):
+            self.error(f"unexpected argument {unknown[0]!r}")
+        guess = closest(word, options)
+        hint = f": did you mean {guess}?" if guess else f" (see {self.prog} --help)"
+        self.error(f"unknown option {word}{hint}")
 
 
 def _argument_type(check, description):
@@ -272,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULTS.activation,
         help=f"activation of the hidden layers (default: {DEFAULTS.activation})",
     )
+    gradcheck.add_argument(
+        "--loss",
+        choices=("auto", "cce"),
+        default="auto",
+        help="auto: the fused softmax + cross-entropy that training uses (default); cce: the notebook's "
+        "path, the Softmax layer's Jacobian backward then cross-entropy, so the Jacobian is checked too",
+    )
     gradcheck.add_argument("--samples", type=positive_int, default=8, help="number of images in the batch (default: 8)")
     gradcheck.add_argument(
         "--max-entries",
@@ -296,7 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset", choices=datasets, default=None, help="test set (default: the one the model was trained on)"
     )
     inspect.add_argument("--data-home", default=None, help="folder for downloaded data sets")
-    inspect.add_argument("--sample", type=int, default=0, help="index of the test image for the Jacobian (default: 0)")
+    inspect.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="index of the test image for the Jacobian and the feature maps (default: the first one the model "
+        "hesitates on, top probability 0.4–0.7: a confident sample's Jacobian is ≈ 0 everywhere)",
+    )
 
     toy = commands.add_parser(
         "toy",
@@ -313,11 +357,15 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _subcommand_parser(parser: argparse.ArgumentParser, name: str) -> _Parser:
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return commands.choices[name]
+
+
 def _given_options(argv: list[str]) -> set[str]:
     """The settings the user typed on the command line (an option typed with its default value too)."""
     parser = build_parser()
-    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    for action in commands.choices["train"]._actions:
+    for action in _subcommand_parser(parser, "train")._actions:
         action.default = argparse.SUPPRESS
     return set(vars(parser.parse_args(argv))) - {"command"}
 
@@ -368,12 +416,19 @@ def command_gradcheck(args) -> int:
         max_entries=args.max_entries,
         tolerance=args.tolerance,
         seed=args.seed,
+        loss=args.loss,
     )
     print(model.summary())
     noise = " + 0.01·N(0, 1) noise" if args.conv else ""
+    loss = (
+        "the Softmax layer (its Jacobian backward) + cross-entropy (cce), as in the notebook"
+        if args.loss == "cce"
+        else "fused softmax + cross-entropy, as in training"
+    )
     print(
         f"Batch: the first {args.samples} MNIST training images{noise}, float64; biases 0.1·N(0, 1); "
-        f"loss: fused softmax + cross-entropy; at most {args.max_entries} entries of each array checked\n"
+        f"loss: {loss}; each array's entries checked: all, or {args.max_entries} chosen at random when it has "
+        f"more (--max-entries)\n"
     )
     print(report.table())
     return 0 if report.passed else 1
@@ -407,7 +462,10 @@ COMMANDS = {
 def run_command(argv, context: dict[str, str]) -> int:
     """Parse ``argv``, note the command's name in ``context`` (for error lines), run it, return its status."""
     argv = list(argv) if argv is not None else sys.argv[1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _subcommand_parser(parser, args.command).unknown_options(unknown)
     args.argv = argv
     context["command"] = args.command
     return COMMANDS[args.command](args)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..core.activations import softmax_jacobian
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
@@ -32,20 +33,39 @@ def _finish(figure: Figure, path) -> Figure:
     return figure
 
 
-def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
-    """``metric`` ("loss" or "accuracy") per epoch: training, and validation when recorded."""
+_METRIC_TITLES = {"loss": "Loss (cross-entropy) per epoch", "accuracy": "Accuracy per epoch"}
+
+
+def _draw_metric(axis, history: dict, metric: str) -> None:
+    """``metric`` per epoch on ``axis``: training, and validation when recorded; whole-number epoch ticks."""
     if not history.get(metric):
         raise ValueError(f"history has no {metric!r} values to plot")
-    figure = Figure(figsize=(6, 4))
-    axis = figure.subplots()
     epochs = np.arange(1, len(history[metric]) + 1)
     axis.plot(epochs, history[metric], marker="o", label=f"training {metric}")
     if history.get(f"val_{metric}"):
         axis.plot(epochs, history[f"val_{metric}"], marker="s", label=f"validation {metric}")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("Epoch")
-    axis.set_ylabel(metric.capitalize() + (" value" if metric == "loss" else ""))
+    axis.set_ylabel(metric.capitalize())
+    axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
     axis.grid(alpha=0.3)
     axis.legend()
+
+
+def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
+    """``metric`` ("loss" or "accuracy") per epoch: training, and validation when recorded."""
+    figure = Figure(figsize=(6, 4))
+    _draw_metric(figure.subplots(), history, metric)
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_training(history: dict, path=None) -> Figure:
+    """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws)."""
+    figure = Figure(figsize=(11, 4))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
+    _draw_metric(loss_axis, history, "loss")
+    _draw_metric(accuracy_axis, history, "accuracy")
     figure.tight_layout()
     return _finish(figure, path)
 
@@ -79,8 +99,11 @@ def plot_misclassified(
     return _finish(figure, path)
 
 
-def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path=None, *, class_names) -> Figure:
-    """Counts of (true class, predicted class) as an annotated heatmap."""
+def plot_confusion_matrix(
+    y_true: np.ndarray, y_pred: np.ndarray, path=None, *, class_names, title: str = "Confusion matrix"
+) -> Figure:
+    """Counts of (true class, predicted class) as an annotated heatmap; ``title`` names the model and the
+    data set (``nablanet evaluate`` gives both)."""
     size = len(class_names)
     counts = np.zeros((size, size), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
@@ -90,11 +113,12 @@ def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, path=None, *, 
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if count > counts.max() / 2 else "black"
         axis.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
-    axis.set_xticks(range(size), class_names, rotation=45, ha="right")
-    axis.set_yticks(range(size), class_names)
+    axis.set_xticks(range(size), [str(name).replace(" ", "\n") for name in class_names], fontsize=8)
+    axis.set_yticks(range(size), class_names, fontsize=8)
     axis.set_xlabel("Predicted class")
     axis.set_ylabel("True class")
-    figure.colorbar(image, ax=axis)
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="number of images")
     figure.tight_layout()
     return _finish(figure, path)
 
@@ -122,6 +146,7 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
         norms = np.linalg.norm(weights, axis=1)
         rows = np.argsort(norms)[::-1][:num_units]
         titles = [f"unit {row} (‖w‖ = {norms[row]:.2f})" for row in rows]
+    shown = f"{rows.size} of {weights.shape[0]} units, largest ‖w‖ first"
     columns = 5 if rows.size <= 10 else 8
     grid_rows = -(-rows.size // columns)
     figure = Figure(figsize=(2.4 * columns, 2.6 * grid_rows + 0.6))
@@ -134,7 +159,9 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
         axis.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, shrink=0.6, label="weight")
     figure.suptitle(
-        "Weight templates of the first layer" if len(dense) > 1 else "Weight templates: one row of W per class"
+        f"Weight templates of the first layer: {shown}"
+        if len(dense) > 1
+        else "Weight templates: one row of W per class"
     )
     return _finish(figure, path)
 
@@ -194,8 +221,26 @@ def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8)
     return _finish(figure, path)
 
 
-def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path=None, *, class_names=None) -> Figure:
-    """One sample: its image, its probabilities a, and the softmax Jacobian diag(a) − a aᵀ, annotated."""
+def _entry(value: float) -> str:
+    """A Jacobian entry in a 10×10 heatmap's cell: three decimals, or its order of magnitude when smaller."""
+    if value == 0 or abs(value) >= 0.0005:
+        return f"{value:.3f}"
+    return f"{value:.0e}"
+
+
+def plot_softmax_jacobian(
+    image: np.ndarray,
+    probabilities: np.ndarray,
+    path=None,
+    *,
+    class_names=None,
+    formula: str = "a = softmax(z), z: the last layer's scores",
+) -> Figure:
+    """One sample: its image, its probabilities a, and the softmax Jacobian diag(a) − a aᵀ, annotated.
+
+    A sample the model is sure of (a ≈ one-hot) has a Jacobian of ≈ 0 everywhere — softmax saturates —
+    so pick one it hesitates on (:func:`nablanet.app.run.uncertain_sample`). ``formula`` titles the
+    probabilities: ``"a = softmax(W̃ x̃)"`` for the softmax classifier."""
     jacobian = softmax_jacobian(probabilities)
     size = probabilities.size
     names = class_names or [str(k) for k in range(size)]
@@ -208,15 +253,19 @@ def plot_softmax_jacobian(image: np.ndarray, probabilities: np.ndarray, path=Non
     middle.set_yticks(range(size), names)
     middle.invert_yaxis()
     middle.set_xlim(0, 1)
-    middle.set_title("a = softmax(W̃ x̃)")
+    middle.set_title(formula)
+    middle.set_xlabel("probability")
     limit = _symmetric_limit(jacobian)
     heatmap = right.imshow(jacobian, cmap="RdBu_r", vmin=-limit, vmax=limit)
     for (row, column), value in np.ndenumerate(jacobian):
-        right.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7)
-    right.set_xticks(range(size), names, rotation=45, ha="right")
+        colour = "white" if abs(value) > 0.6 * limit else "black"
+        right.text(column, row, _entry(value), ha="center", va="center", fontsize=7, color=colour)
+    right.set_xticks(range(size), names)
     right.set_yticks(range(size), names)
+    right.set_xlabel("k (the score z_k moved)")
+    right.set_ylabel("j (the probability a_j that moves)")
     right.set_title("∇_z a = diag(a) − a aᵀ   (entry j, k: ∂a_j/∂z_k)")
-    figure.colorbar(heatmap, ax=right)
+    figure.colorbar(heatmap, ax=right, label="∂a_j/∂z_k")
     figure.tight_layout()
     return _finish(figure, path)
 
@@ -261,9 +310,22 @@ def plot_misclassified_probabilities(
         bar_axis.invert_yaxis()
         bar_axis.set_xlim(0, 1)
         bar_axis.tick_params(labelsize=8)
+        if y_true[index] not in top:
+            true = y_true[index]
+            bar_axis.set_title(
+                f"true class {names[true]} not in the top 3 (p = {probabilities[true, index]:.3f})",
+                fontsize=8,
+                color="tab:green",
+            )
     figure.suptitle("Misclassified test images and their top-3 probabilities (green: the true class)")
     figure.tight_layout()
     return _finish(figure, path)
+
+
+def _layer_label(key: str) -> str:
+    """A :class:`~nablanet.training.callbacks.Dynamics` key, "2 Dense", as "Dense (layer 2)"."""
+    position, _, name = key.partition(" ")
+    return f"{name} (layer {position})" if position.isdigit() and name else key
 
 
 def plot_dynamics(dynamics: dict, path=None) -> Figure:
@@ -271,30 +333,38 @@ def plot_dynamics(dynamics: dict, path=None) -> Figure:
     norms per layer and, for hidden layers, the fraction of dead ReLUs and the last activation histograms."""
     layers = list(dynamics["gradient_norm"])
     hidden = list(dynamics.get("activation_histogram", {}))
+    label = _layer_label
     columns = 2 + (1 if hidden else 0) + (1 if hidden else 0)
     figure = Figure(figsize=(5.5 * columns, 4.2))
     axes = figure.subplots(1, columns, squeeze=False)
     axes = axes[0]
     epochs = np.arange(1, len(dynamics["gradient_norm"][layers[0]]) + 1)
     for layer in layers:
-        axes[0].plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=layer)
-        axes[1].plot(epochs, dynamics["weight_norm"][layer], marker="o", label=layer)
+        axes[0].plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=label(layer))
+        axes[1].plot(epochs, dynamics["weight_norm"][layer], marker="o", label=label(layer))
     axes[0].set_yscale("log")
     axes[0].set_title("mean ‖∇_W L‖ per epoch")
+    axes[0].set_ylabel("‖∇_W̃ L‖ (mean over the batches)")
     axes[1].set_title("‖W‖ at the end of each epoch")
+    axes[1].set_ylabel("‖W̃‖")
     for axis in axes[:2]:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("Epoch")
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     if hidden:
         for layer in hidden:
-            axes[2].plot(epochs, dynamics["dead_fraction"][layer], marker="o", label=layer)
+            axes[2].plot(epochs, dynamics["dead_fraction"][layer], marker="o", label=label(layer))
             counts, edges = (np.asarray(part) for part in dynamics["activation_histogram"][layer])
-            axes[3].stairs(counts, edges, label=layer, fill=False)
+            axes[3].stairs(counts, edges, label=label(layer), fill=False)
         axes[2].set_title("fraction of dead units (0 on every probe sample)")
         axes[2].set_xlabel("Epoch")
+        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[2].set_ylabel("fraction of the layer's units")
         axes[2].set_ylim(0, 1)
         axes[3].set_title("activations of the hidden layers (last epoch)")
+        axes[3].set_xlabel("activation value")
+        axes[3].set_ylabel("count (probe samples × units)")
         axes[3].set_yscale("log")
         for axis in axes[2:]:
             axis.legend(fontsize=8)

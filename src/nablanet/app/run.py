@@ -439,6 +439,10 @@ def _finish(settings, data, model, history, dynamics, folder, model_path, second
 def load_model_file(path: Path | str) -> Sequential:
     """``nablanet.load``, with a clear error for a path that is not a file."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "model.npz"
+        hint = f": give its model file, {inside}" if inside.is_file() else " (a model file is a .npz)"
+        raise IsADirectoryError(f"{path} is a folder, not a model file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     return load(path)
@@ -536,18 +540,33 @@ def evaluate_model(model_path, *, dataset: str | None = None, data_home=None, ou
             chosen = data.y_test == label
             per_class.append((class_name, float(np.mean(predictions[chosen] == label)), int(chosen.sum())))
         path = folder / "confusion_matrix.png"
-        plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names)
+        title = f"Confusion matrix: {Path(model_path).name} on the {data.name} test set ({data.X_test.shape[1]} images)"
+        plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names, title=title)
     return Evaluation(data.name, data.X_test.shape[1], scores["loss"], scores["accuracy"], per_class, path)
 
 
-def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None, sample: int = 0) -> list[Path]:
-    """``nablanet inspect``: write every picture that applies to a saved model; return their paths."""
+def uncertain_sample(probabilities: np.ndarray, low: float = 0.4, high: float = 0.7) -> int:
+    """The first sample (column) whose top probability lies in [low, high] — one the model hesitates on,
+    whose softmax Jacobian is far from 0 — else the least certain one."""
+    top = probabilities.max(axis=0)
+    hesitant = np.flatnonzero((top >= low) & (top <= high))
+    return int(hesitant[0]) if hesitant.size else int(top.argmin())
+
+
+def inspect_model(
+    model_path, *, out, dataset: str | None = None, data_home=None, sample: int | None = None
+) -> list[Path]:
+    """``nablanet inspect``: write every picture that applies to a saved model; return their paths.
+    ``sample``: the test image for the Jacobian and the feature maps (default: :func:`uncertain_sample`)."""
     model = load_model_file(model_path)
     folder = Path(out)
     with claim_folder(folder):
         data = _test_data(model, dataset, data_home)
-        if not 0 <= sample < data.X_test.shape[1]:
+        if sample is not None and not 0 <= sample < data.X_test.shape[1]:
             raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {sample}")
+        probabilities = model.predict_proba(data.X_test)
+        if sample is None:
+            sample = uncertain_sample(probabilities)
         names = list(data.class_names)
         written = []
         if any(isinstance(layer, Conv2D) for layer in model.layers):
@@ -557,11 +576,16 @@ def inspect_model(model_path, *, out, dataset: str | None = None, data_home=None
         else:
             written.append(folder / "weight_templates.png")
             plots.plot_weight_templates(model, written[-1], class_names=names)
-        probabilities = model.predict_proba(data.X_test)
         if isinstance(model.layers[-1], Softmax):
             written.append(folder / "softmax_jacobian.png")
+            plain = [layer for layer in model.layers if layer.parameters()] == model.layers[:1]
             plots.plot_softmax_jacobian(
-                data.X_test[:, sample], probabilities[:, sample], written[-1], class_names=names
+                data.X_test[:, sample],
+                probabilities[:, sample],
+                written[-1],
+                class_names=names,
+                formula=f"test image {sample}: a = "
+                + ("softmax(W̃ x̃)" if plain else "softmax(z), z = the last layer's output"),
             )
         written.append(folder / "misclassified_probabilities.png")
         plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
@@ -577,9 +601,13 @@ def gradcheck_run(
     max_entries: int = 300,
     tolerance: float = 1e-6,
     seed: int = 0,
+    loss: str = "auto",
 ) -> tuple[Sequential, GradcheckReport]:
     """``nablanet gradcheck``: a classifier in float64 on the first ``samples`` MNIST training images, every
     analytic gradient compared with central finite differences (at most ``max_entries`` per array).
+    ``loss`` as in ``fit``: "auto" (the fused softmax + cross-entropy, what training uses), or "cce",
+    the notebook's path — the Softmax layer's own Jacobian backward, then ``cce`` — which checks that
+    Jacobian too.
 
     The biases are set to small random numbers first, and with convolutions the images get noise of
     0.01·N(0, 1): on MNIST's black background a window's value is otherwise exactly its bias, every
@@ -603,7 +631,7 @@ def gradcheck_run(
     for layer in model.layers:
         if isinstance(layer, (Dense, Conv2D)):
             layer.b[...] = 0.1 * noise.standard_normal(layer.b.shape)
-    return model, gradcheck(model, X, Y, tolerance=tolerance, max_entries=max_entries, seed=seed)
+    return model, gradcheck(model, X, Y, loss=loss, tolerance=tolerance, max_entries=max_entries, seed=seed)
 
 
 def toy_run(*, seed: int = 0, learning_rate: float = 1e-3, report: Callable[[str], None] = print) -> Dense:

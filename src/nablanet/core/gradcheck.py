@@ -23,12 +23,15 @@ from .losses import resolve_loss
 
 @dataclass(frozen=True)
 class GradcheckResult:
-    """One compared gradient: its name, the errors, and whether it passed the tolerance."""
+    """One compared gradient: its name, the errors, whether it passed the tolerance, and how many of the
+    array's entries were compared (all, or ``max_entries`` chosen at random)."""
 
     name: str
     relative_error: float
     max_abs_error: float
     passed: bool
+    checked: int = 0
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,15 @@ class GradcheckReport:
         return all(result.passed for result in self.results)
 
     def table(self) -> str:
-        """The report as a text table, one line per gradient, then the verdict."""
+        """The report as a text table, one line per gradient (with the entries compared), then the verdict."""
         width = max(len("gradient"), *(len(result.name) for result in self.results))
-        lines = [f"{'gradient':<{width}}  relative error  max abs error  verdict"]
-        for result in self.results:
+        counts = [f"{result.checked} of {result.size}" for result in self.results]
+        count_width = max(len("entries checked"), *map(len, counts))
+        lines = [f"{'gradient':<{width}}  {'entries checked':>{count_width}}  relative error  max abs error  verdict"]
+        for result, count in zip(self.results, counts, strict=True):
             lines.append(
-                f"{result.name:<{width}}  {result.relative_error:14.3e}  {result.max_abs_error:13.3e}  "
-                f"{'pass' if result.passed else 'FAIL'}"
+                f"{result.name:<{width}}  {count:>{count_width}}  {result.relative_error:14.3e}  "
+                f"{result.max_abs_error:13.3e}  {'pass' if result.passed else 'FAIL'}"
             )
         verdict = "all passed" if self.passed else "FAILED"
         lines.append(f"tolerance {self.tolerance:g} on the relative error, step h = {self.epsilon:g}: {verdict}")
@@ -59,11 +64,13 @@ class GradcheckReport:
 
 def _compare(name, analytic, numerical, tolerance) -> GradcheckResult:
     checked = ~np.isnan(numerical)  # entries left out by max_entries are NaN
+    size = numerical.size
     analytic, numerical = analytic[checked], numerical[checked]
     difference = np.linalg.norm(analytic - numerical)
     scale = np.linalg.norm(analytic) + np.linalg.norm(numerical)
     relative = float(difference / scale) if scale > 0 else 0.0
-    return GradcheckResult(name, relative, float(np.max(np.abs(analytic - numerical))), relative < tolerance)
+    largest = float(np.max(np.abs(analytic - numerical)))
+    return GradcheckResult(name, relative, largest, relative < tolerance, int(checked.sum()), size)
 
 
 def _numerical_gradient(objective, array: np.ndarray, epsilon: float, entries=None) -> np.ndarray:

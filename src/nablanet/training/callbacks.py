@@ -7,6 +7,7 @@ can serve several ``fit`` calls.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 from typing import Any
@@ -106,20 +107,45 @@ def format_logs(epoch: int, epochs: int, logs: dict) -> str:
     return f"Epoch {epoch + 1}/{epochs}: {figures}"
 
 
-class ProgressBar(Callback):
-    """A per-epoch bar over the batches on a terminal; one plain line per epoch elsewhere (logs, CI)."""
+VERBOSITY = (0, 1, 2, "auto")
 
-    def __init__(self, epochs: int, stream=None):
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel that can show widgets (IPython's kernel shell, ipywidgets installed)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
+class ProgressBar(Callback):
+    """What ``fit`` says while it trains, at Keras's ``verbose`` levels:
+
+    * 1 (and "auto"): a bar over the batches of each epoch — a widget in a Jupyter notebook, a text bar
+      on a terminal — then the epoch's line; where a bar cannot redraw (a pipe, a log file, CI) only the
+      line, so that a log holds no control characters;
+    * 2: the epoch's line only, ``Epoch 3/20: loss = 0.683426, accuracy = …``;
+    * 0: nothing (``fit`` then adds no ProgressBar at all).
+    """
+
+    def __init__(self, epochs: int, stream=None, verbose: int | str = 1):
+        if verbose not in VERBOSITY:
+            raise ValueError(f"verbose must be one of {VERBOSITY}, received: {verbose!r}")
         self.epochs = epochs
         self.stream = stream or sys.stdout
-        self.interactive = self.stream.isatty()
-        self.bar: tqdm[Any] | None = None
+        self.notebook = verbose in (1, "auto") and stream is None and in_notebook()
+        self.terminal = verbose in (1, "auto") and not self.notebook and self.stream.isatty()
+        self.bar: Any = None
 
     def on_epoch_begin(self, epoch, num_batches):
-        if self.interactive:
-            self.bar = tqdm(
-                total=num_batches, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.stream, leave=False, unit="batch"
-            )
+        description = f"Epoch {epoch + 1}/{self.epochs}"
+        if self.notebook:
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            self.bar = notebook_tqdm(total=num_batches, desc=description, leave=False, unit="batch")
+        elif self.terminal:
+            self.bar = tqdm(total=num_batches, desc=description, file=self.stream, leave=False, unit="batch")
 
     def on_batch_end(self, batch, loss):
         if self.bar is not None:

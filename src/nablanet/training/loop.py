@@ -18,6 +18,7 @@ from ..core.layers import mode
 from ..core.losses import resolve_loss
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
+from .callbacks import VERBOSITY, ProgressBar
 
 
 class TrainingDiverged(ArithmeticError):
@@ -111,6 +112,7 @@ def fit(
     callbacks=(),
     initial_epoch: int = 0,
     history: History | None = None,
+    verbose: int | str = "auto",
 ) -> History:
     """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
@@ -120,8 +122,10 @@ def fit(
     batches. ``validation_data=(X_val, Y_val)`` or ``validation_split`` (the last fraction of the
     columns) adds ``val_loss`` and ``val_accuracy``. ``callbacks`` are :class:`~nablanet.Callback`
     objects. ``initial_epoch`` and ``history`` continue an earlier run (see
-    :mod:`nablanet.files.checkpoint`). The layers are in training mode during ``fit`` and in the mode
-    they were in before, afterwards.
+    :mod:`nablanet.files.checkpoint`). ``verbose`` (Keras's levels): 1 or "auto", a progress bar over each
+    epoch's batches (a widget in Jupyter, a text bar on a terminal) and a line per epoch; 2, the line only;
+    0, silence (see :class:`~nablanet.training.callbacks.ProgressBar`). The layers are in training mode
+    during ``fit`` and in the mode they were in before, afterwards.
 
     This function is ``Sequential.fit``: ``model.fit(X, Y, ...)`` calls it with the model.
     """
@@ -132,6 +136,10 @@ def fit(
     check_data(model, X, Y)
     optimizer = _optimizer(optimizer, learning_rate)
     callbacks = list(callbacks or ())
+    if verbose not in VERBOSITY:
+        raise ValueError(f"verbose must be one of {VERBOSITY}, received: {verbose!r}")
+    if verbose and not any(isinstance(callback, ProgressBar) for callback in callbacks):
+        callbacks.append(ProgressBar(epochs, verbose=verbose))
     validation_split = _checks.fraction("validation_split", validation_split)
     if validation_split:
         if validation_data is not None:
