@@ -4,7 +4,6 @@ in Jupyter (driven through nbclient and a real kernel)."""
 import io
 
 import nbformat
-import numpy as np
 import pytest
 from nbclient import NotebookClient
 from PIL import Image
