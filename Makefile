@@ -4,13 +4,15 @@
 #   make lint        ruff (lint and format check), mypy over src/, import-linter (the package's layers)
 #   make dist        build sdist + wheel with the lowest declared setuptools, twine check, smoke-test the wheel
 #   make bench       nablanet against PyTorch (CPU) on the same work
+#   make notebooks   execute examples/*.ipynb and write their outputs (the tests fail on stale ones)
+#   make docs        build the documentation site into site/ (offline, --strict: a warning fails it)
 #   make format      apply ruff's formatting and safe fixes
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format dist bench clean
+.PHONY: demo test test-fast lint format dist bench notebooks docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-lint: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
@@ -59,5 +65,12 @@ dist:
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench.py
 
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python tests/notebook_outputs.py
+
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	$(BIN)/python docs/check_site.py site
+
 clean:
-	rm -rf $(VENV) runs dist build
+	rm -rf $(VENV) runs dist build site .cache

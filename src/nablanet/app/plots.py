@@ -8,6 +8,8 @@ plotting, and a script or server needs no display.
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +29,36 @@ def save_figure(figure: Figure, path) -> Path:
     return Path(path)
 
 
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _teach_ipython_to_show_figures() -> None:
+    """In IPython, show a returned Figure as a PNG even where pyplot (which registers this itself) was
+    never imported: the backend stays the user's, only the display of a Figure object is added."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    if Figure not in formatter.type_printers:
+        formatter.for_type(Figure, _png)
+
+
 def _finish(figure: Figure, path) -> Figure:
     if path is not None:
         save_figure(figure, path)
+    _teach_ipython_to_show_figures()
     return figure
+
+
+def _epoch_axis(axis, epochs: int) -> None:
+    """An x axis of whole epochs 1 … ``epochs`` (one epoch included), labelled."""
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlim(0.5, epochs + 0.5)
+    axis.set_xlabel("Epoch")
 
 
 _METRIC_TITLES = {"loss": "Loss (cross-entropy) per epoch", "accuracy": "Accuracy per epoch"}
@@ -41,11 +69,11 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
     if not history.get(metric):
         raise ValueError(f"history has no {metric!r} values to plot")
     epochs = np.arange(1, len(history[metric]) + 1)
-    axis.plot(epochs, history[metric], marker="o", label=f"training {metric}")
+    few = epochs.size <= 40  # a marker per epoch while they can be told apart
+    axis.plot(epochs, history[metric], marker="o" if few else None, label=f"training {metric}")
     if history.get(f"val_{metric}"):
-        axis.plot(epochs, history[f"val_{metric}"], marker="s", label=f"validation {metric}")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_xlabel("Epoch")
+        axis.plot(epochs, history[f"val_{metric}"], marker="s" if few else None, label=f"validation {metric}")
+    _epoch_axis(axis, epochs.size)
     axis.set_ylabel(metric.capitalize())
     axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
     axis.grid(alpha=0.3)
@@ -348,8 +376,7 @@ def plot_dynamics(dynamics: dict, path=None) -> Figure:
     axes[1].set_title("‖W‖ at the end of each epoch")
     axes[1].set_ylabel("‖W̃‖")
     for axis in axes[:2]:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_xlabel("Epoch")
+        _epoch_axis(axis, epochs.size)
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     if hidden:
@@ -358,8 +385,7 @@ def plot_dynamics(dynamics: dict, path=None) -> Figure:
             counts, edges = (np.asarray(part) for part in dynamics["activation_histogram"][layer])
             axes[3].stairs(counts, edges, label=label(layer), fill=False)
         axes[2].set_title("fraction of dead units (0 on every probe sample)")
-        axes[2].set_xlabel("Epoch")
-        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_axis(axes[2], epochs.size)
         axes[2].set_ylabel("fraction of the layer's units")
         axes[2].set_ylim(0, 1)
         axes[3].set_title("activations of the hidden layers (last epoch)")

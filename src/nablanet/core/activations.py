@@ -42,10 +42,9 @@ class Elementwise(Layer):
 @ACTIVATIONS.register("relu")
 @LAYERS.register()
 class ReLU(Elementwise):
-    """Rectified linear unit.
+    r"""Rectified linear unit, element by element; (features, b) in and out.
 
-    forward:  a = max(0, z)
-    backward: ∇_z L = ∇_a L ⊙ [z > 0]
+    $$a = \max(0, z), \qquad \nabla_z L = \nabla_a L \odot \mathbb{1}[z > 0]$$
     """
 
     def function(self, input):
@@ -58,10 +57,10 @@ class ReLU(Elementwise):
 @ACTIVATIONS.register("leaky_relu")
 @LAYERS.register()
 class LeakyReLU(Elementwise):
-    """Leaky ReLU with slope α for negative inputs.
+    r"""Leaky ReLU with slope α for negative inputs, element by element.
 
-    forward:  a = z if z > 0 else α z
-    backward: ∇_z L = ∇_a L ⊙ (1 if z > 0 else α)
+    $$a = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}, \qquad
+    \nabla_z L = \nabla_a L \odot \begin{cases} 1 & z > 0 \\ \alpha & z \le 0 \end{cases}$$
     """
 
     def __init__(self, alpha: float = 0.01):
@@ -83,10 +82,10 @@ class LeakyReLU(Elementwise):
 @ACTIVATIONS.register("sigmoid")
 @LAYERS.register()
 class Sigmoid(Elementwise):
-    """Logistic sigmoid, computed without overflow for large |z|.
+    r"""Logistic sigmoid, element by element, computed without overflow for large |z|.
 
-    forward:  a = σ(z) = 1 / (1 + e^(−z)),  evaluated as e^(min(z,0)) / (1 + e^(−|z|))
-    backward: ∇_z L = ∇_a L ⊙ a (1 − a)
+    $$a = \sigma(z) = \frac{1}{1 + e^{-z}} = \frac{e^{\min(z, 0)}}{1 + e^{-|z|}}, \qquad
+    \nabla_z L = \nabla_a L \odot a\,(1 - a)$$
     """
 
     def function(self, input):
@@ -100,10 +99,9 @@ class Sigmoid(Elementwise):
 @ACTIVATIONS.register("tanh")
 @LAYERS.register()
 class Tanh(Elementwise):
-    """Hyperbolic tangent.
+    r"""Hyperbolic tangent, element by element.
 
-    forward:  a = tanh(z)
-    backward: ∇_z L = ∇_a L ⊙ (1 − a²)
+    $$a = \tanh(z), \qquad \nabla_z L = \nabla_a L \odot (1 - a^2)$$
     """
 
     def function(self, input):
@@ -114,7 +112,9 @@ class Tanh(Elementwise):
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
-    """Column-wise softmax, max-shifted: a_k = e^(z_k − max z) / Σ_j e^(z_j − max z).
+    r"""Column-wise softmax, max-shifted:
+
+    $$a_k = \frac{e^{z_k - \max_j z_j}}{\sum_j e^{z_j - \max_j z_j}} = \frac{e^{z_k}}{\sum_j e^{z_j}}$$
 
     Shifting by the column maximum changes nothing mathematically and keeps e^(·) ≤ 1, so logits
     of 1000 do not overflow. ``scores``: (classes, b) → probabilities (classes, b).
@@ -139,16 +139,24 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def softmax_jacobian(a: np.ndarray) -> np.ndarray:
-    """∇_z a for one sample: the (k, k) matrix diag(a) − a aᵀ (symmetric)."""
+    r"""∇_z a for one sample: the (k, k) symmetric matrix
+
+    $$\nabla_{\mathbf{z}}\mathbf{a} = \mathrm{diag}(\mathbf{a}) - \mathbf{a}\mathbf{a}^\top, \qquad
+    \frac{\partial a_j}{\partial z_k} = a_j(\delta_{jk} - a_k)$$
+    """
     return np.diag(a) - np.outer(a, a)
 
 
 @LAYERS.register()
 class Softmax(Layer):
-    """Softmax activation over axis 0 (each column is one sample's class scores).
+    r"""Softmax activation over axis 0 (each column is one sample's class scores); Z, A: (classes, b).
 
-    forward:  A = softmax(Z), column by column, max-shifted           Z, A: (classes, b)
-    backward: ∇_{z⁽ⁱ⁾} L_i = ∇_{z⁽ⁱ⁾}(a⁽ⁱ⁾) ∇_{a⁽ⁱ⁾} L_i = (diag(a⁽ⁱ⁾) − a⁽ⁱ⁾a⁽ⁱ⁾ᵀ) g⁽ⁱ⁾    for every column i
+    Forward, column by column and max-shifted (see :func:`softmax`); backward, for every column i with
+    g⁽ⁱ⁾ = ∇_{a⁽ⁱ⁾} L_i:
+
+    $$\mathbf{A} = \mathrm{softmax}(\mathbf{Z}), \qquad
+    \nabla_{\mathbf{z}^{(i)}} L_i = \nabla_{\mathbf{z}^{(i)}}\mathbf{a}^{(i)}\;\mathbf{g}^{(i)}
+    = \big(\mathrm{diag}(\mathbf{a}^{(i)}) - \mathbf{a}^{(i)}\mathbf{a}^{(i)\top}\big)\,\mathbf{g}^{(i)}$$
 
     ``method`` chooses how the backward product is computed; all three give the same numbers:
 

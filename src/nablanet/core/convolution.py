@@ -84,17 +84,26 @@ class _ImageLayer(Layer):
 
 @LAYERS.register()
 class Conv2D(_ImageLayer, BiasTrickLayer):
-    """2-D convolution (a cross-correlation, as in every deep-learning library), with the bias trick.
+    r"""2-D convolution (a cross-correlation, as in every deep-learning library), with the bias trick.
 
-    forward:  Z[f, i, j] = Σ_c Σ_u Σ_v W[f, c, u, v] · X[c, s·i + u, s·j + v] + b_f      for every sample
-              X: (C·H·W, b)  →  Z: (F·H'·W', b);   W: (F, C, k, k), b: (F,)
-    im2col:   lay every k×k×C window of every sample out as a column: X_col (C·k·k, b·H'·W'). Then
-              Z_col = W_col X_col + b 1ᵀ,  W_col = W as (F, C·k·k): the Dense layer's W X again, and
-              W̃ = [W_col | b] (F, C·k·k + 1) is the one parameter array, as for Dense.
-    backward: ∇_{W_col} L = (1/b) ∇_{Z_col} L X_colᵀ       (F, C·k·k)
-              ∇_b L = (1/b) ∇_{Z_col} L 1                   (F,)
-              ∇_X L = col2im(W_colᵀ ∇_{Z_col} L)           (C·H·W, b): each column of W_colᵀ ∇Z_col is
-              added back onto the k×k×C window it came from (windows overlap, so they add up)
+    Forward, for every sample; X: (C·H·W, b) → Z: (F·H'·W', b), W: (F, C, k, k), b: (F,):
+
+    $$Z_{f,i,j} = \sum_c \sum_u \sum_v W_{f,c,u,v}\, X_{c,\,s i + u,\,s j + v} + b_f$$
+
+    im2col lays every k×k×C window of every sample out as a column, X_col: (C·k·k, b·H'·W'). With W_col,
+    W as (F, C·k·k), the convolution is the Dense layer's product again, and W̃ = [W_col | b] (F, C·k·k + 1)
+    is the one parameter array, as for Dense:
+
+    $$\mathbf{Z}_{\mathrm{col}} = \mathbf{W}_{\mathrm{col}}\mathbf{X}_{\mathrm{col}} + \mathbf{b}\mathbf{1}^\top$$
+
+    Backward: ∇W_col is (F, C·k·k), ∇b is (F,), ∇X is (C·H·W, b); col2im adds each column of
+    W_colᵀ ∇Z_col back onto the k×k×C window it came from (windows overlap, so they add up):
+
+    $$\nabla_{\mathbf{W}_{\mathrm{col}}} L
+    = \frac{1}{b}\,\nabla_{\mathbf{Z}_{\mathrm{col}}} L\;\mathbf{X}_{\mathrm{col}}^\top, \qquad
+    \nabla_{\mathbf{b}} L = \frac{1}{b}\,\nabla_{\mathbf{Z}_{\mathrm{col}}} L\;\mathbf{1}, \qquad
+    \nabla_{\mathbf{X}} L
+    = \mathrm{col2im}\big(\mathbf{W}_{\mathrm{col}}^\top \nabla_{\mathbf{Z}_{\mathrm{col}}} L\big)$$
 
     ``padding`` is a number of zero rows and columns on every side, or ``"same"`` ((k − 1)/2 for an odd
     k: H' = H at stride 1). ``method="loop"`` computes the formulas above with nested loops, one output
@@ -334,11 +343,13 @@ class _Pool2D(_ImageLayer):
 
 @LAYERS.register()
 class MaxPool2D(_Pool2D):
-    """Max-pooling: the largest value of each p×p window.
+    r"""Max-pooling: the largest value of each p×p window; (C·H·W, b) → (C·H'·W', b).
 
-    forward:  A[c, i, j] = max_{u, v < p} X[c, s·i + u, s·j + v]        (C·H·W, b) → (C·H'·W', b)
-    backward: ∇_X L[c, s·i + u, s·j + v] += ∇_A L[c, i, j] where (u, v) is the window's arg-max, 0 elsewhere:
-              the gradient goes back to the one input that won. Ties go to the first maximum in reading
+    $$A_{c,i,j} = \max_{u, v < p} X_{c,\,s i + u,\,s j + v}, \qquad
+    \frac{\partial L}{\partial X_{c,\,s i + u,\,s j + v}} \mathrel{+}= \begin{cases}
+    \partial L / \partial A_{c,i,j} & (u, v) \text{ the window's arg-max} \\ 0 & \text{otherwise} \end{cases}$$
+
+    The gradient goes back to the one input that won. Ties go to the first maximum in reading
               order (row by row), as ``np.argmax`` would pick it: one winner per window, never a split.
 
     >>> pool = MaxPool2D(2, input_shape=(1, 2, 2))
@@ -381,10 +392,12 @@ class MaxPool2D(_Pool2D):
 
 @LAYERS.register()
 class AvgPool2D(_Pool2D):
-    """Average pooling: the mean of each p×p window.
+    r"""Average pooling: the mean of each p×p window; (C·H·W, b) → (C·H'·W', b).
 
-    forward:  A[c, i, j] = (1/p²) Σ_{u, v < p} X[c, s·i + u, s·j + v]
-    backward: ∇_X L[c, s·i + u, s·j + v] += ∇_A L[c, i, j] / p²   for every (u, v) of the window
+    $$A_{c,i,j} = \frac{1}{p^2}\sum_{u, v < p} X_{c,\,s i + u,\,s j + v}, \qquad
+    \frac{\partial L}{\partial X_{c,\,s i + u,\,s j + v}}
+    \mathrel{+}= \frac{1}{p^2}\,\frac{\partial L}{\partial A_{c,i,j}}
+    \quad \text{for every } (u, v) \text{ of the window}$$
     """
 
     def forward(self, input: np.ndarray) -> np.ndarray:

@@ -181,12 +181,17 @@ class BiasTrickLayer(Layer):
 
 @LAYERS.register()
 class Dense(BiasTrickLayer):
-    """Fully connected layer with the bias trick: W̃ = [W | b] of shape (output_size, input_size + 1).
+    r"""Fully connected layer with the bias trick: W̃ = [W | b] of shape (output_size, input_size + 1).
 
-    forward:   Z = W̃ X̃ = W X + b 1ᵀ,   X̃ = [X; 1ᵀ] (a row of ones appended)
-               X: (input_size, b)  →  Z: (output_size, b)
-    backward:  ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ = (1/b) Σ_i ∇_{z⁽ⁱ⁾} L_i x̃⁽ⁱ⁾ᵀ     (output_size, input_size + 1)
-               ∇_X L = Wᵀ ∇_Z L   (W without the bias column)            (input_size, b)
+    Forward, with X̃ = [X; 1ᵀ] (a row of ones appended), X: (input_size, b) → Z: (output_size, b):
+
+    $$\mathbf{Z} = \tilde{\mathbf{W}}\tilde{\mathbf{X}} = \mathbf{W}\mathbf{X} + \mathbf{b}\mathbf{1}^\top$$
+
+    Backward: ∇_W̃ L is (output_size, input_size + 1), ∇_X L is (input_size, b), with W without the bias column:
+
+    $$\nabla_{\tilde{\mathbf{W}}} L = \frac{1}{b}\,\nabla_{\mathbf{Z}} L\,\tilde{\mathbf{X}}^\top
+    = \frac{1}{b}\sum_i \nabla_{\mathbf{z}^{(i)}} L_i\,\tilde{\mathbf{x}}^{(i)\top}, \qquad
+    \nabla_{\mathbf{X}} L = \mathbf{W}^\top \nabla_{\mathbf{Z}} L$$
 
     W̃ is one array, as on the board; ``W`` and ``b`` are views into it (writing to them writes W̃).
     The ones row is never materialised: W X + b 1ᵀ is the same product without a copy of X.
@@ -264,11 +269,13 @@ class Dense(BiasTrickLayer):
 
 @LAYERS.register()
 class Dropout(Layer):
-    """Inverted dropout: zero each activation with probability p while training, scale the rest.
+    r"""Inverted dropout: zero each activation with probability p while training, scale the rest.
 
-    forward (training):  M_ij ~ Bernoulli(1 − p),  A = X ⊙ M / (1 − p)
-    forward (inference): A = X
-    backward:            ∇_X L = ∇_A L ⊙ M / (1 − p)   (identity in inference)
+    Training (in inference A = X, and the backward pass is the identity):
+
+    $$M_{ij} \sim \mathrm{Bernoulli}(1 - p), \qquad \mathbf{A} = \frac{\mathbf{X} \odot \mathbf{M}}{1 - p}, \qquad
+    \nabla_{\mathbf{X}} L = \frac{\nabla_{\mathbf{A}} L \odot \mathbf{M}}{1 - p}$$
+
     Shapes: (features, b) in and out. The mask comes from a seedable ``numpy.random.Generator``.
     """
 

@@ -36,7 +36,9 @@ def _check_targets(Y: np.ndarray, Yhat: np.ndarray) -> None:
 
 
 def cce(Y: np.ndarray, Yhat: np.ndarray) -> float:
-    """Categorical cross-entropy, batch mean: L = (1/b) Σ_i −y⁽ⁱ⁾ᵀ log ŷ⁽ⁱ⁾.
+    r"""Categorical cross-entropy, batch mean:
+
+    $$L = \frac{1}{b}\sum_i -\mathbf{y}^{(i)\top}\log\hat{\mathbf{y}}^{(i)}$$
 
     >>> cce(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
     0.6931471805599453
@@ -46,7 +48,9 @@ def cce(Y: np.ndarray, Yhat: np.ndarray) -> float:
 
 
 def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
-    """Per-sample gradient of the cross-entropy with respect to Ŷ: ∇_{ŷ⁽ⁱ⁾} L_i = −y⁽ⁱ⁾ / ŷ⁽ⁱ⁾.
+    r"""Per-sample gradient of the cross-entropy with respect to Ŷ, element by element:
+
+    $$\nabla_{\hat{\mathbf{y}}^{(i)}} L_i = -\mathbf{y}^{(i)} / \hat{\mathbf{y}}^{(i)}$$
 
     Shape (classes, b), like Y. (The batch mean's 1/b is applied by Dense.)
     """
@@ -69,10 +73,13 @@ class CategoricalCrossEntropy:
 
 
 class SoftmaxCrossEntropy:
-    """Softmax and cross-entropy fused, on raw scores Z (the input a final Softmax layer would get).
+    r"""Softmax and cross-entropy fused, on raw scores Z (the input a final Softmax layer would get).
 
-    value:    L = (1/b) Σ_i −y⁽ⁱ⁾ᵀ log softmax(z⁽ⁱ⁾), with a stable log-softmax
-    gradient: ∇_{z⁽ⁱ⁾} L_i = ŷ⁽ⁱ⁾ − y⁽ⁱ⁾   (what Softmax.backward(cce_gradient) gives, when Σ_k y_k = 1)
+    The value with a stable log-softmax, and the gradient that Softmax.backward(cce_gradient) gives
+    when Σ_k y_k = 1:
+
+    $$L = \frac{1}{b}\sum_i -\mathbf{y}^{(i)\top}\log\mathrm{softmax}(\mathbf{z}^{(i)}), \qquad
+    \nabla_{\mathbf{z}^{(i)}} L_i = \hat{\mathbf{y}}^{(i)} - \mathbf{y}^{(i)}$$
 
     Faster, and exact even where a probability underflows to 0: no −Y/Ŷ, no Jacobian.
     """

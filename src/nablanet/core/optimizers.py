@@ -96,12 +96,11 @@ class Optimizer:
 
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum μ.
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum μ; g = ∇_W L (+ λ W for weight decay).
 
-    plain:     W ← W − η g
-    momentum:  v ← μ v − η g;   W ← W + v
-    Nesterov:  v ← μ v − η g;   W ← W + μ v − η g
-    with g = ∇_W L (+ λ W for weight decay).
+    $$\text{plain: } W \leftarrow W - \eta g, \qquad
+    \text{momentum: } v \leftarrow \mu v - \eta g,\; W \leftarrow W + v, \qquad
+    \text{Nesterov: } v \leftarrow \mu v - \eta g,\; W \leftarrow W + \mu v - \eta g$$
     """
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
@@ -134,10 +133,11 @@ class SGD(Optimizer):
 
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015). With t the step number and g = ∇_W L (+ λ W for L2 decay):
+    r"""Adam (Kingma & Ba, 2015). With t the step number and g = ∇_W L (+ λ W for L2 decay):
 
-    m ← β₁ m + (1 − β₁) g;   v ← β₂ v + (1 − β₂) g²
-    W ← W − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
+    $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \qquad v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \qquad
+    W \leftarrow W - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon}, \quad
+    \hat m = \frac{m}{1 - \beta_1^t},\; \hat v = \frac{v}{1 - \beta_2^t}$$
     """
 
     decoupled = False

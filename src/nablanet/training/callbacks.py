@@ -113,7 +113,7 @@ VERBOSITY = (0, 1, 2, "auto")
 def in_notebook() -> bool:
     """True inside a Jupyter kernel that can show widgets (IPython's kernel shell, ipywidgets installed)."""
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    shell = ipython.get_ipython() if ipython is not None else None
     if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
         return False
     return importlib.util.find_spec("ipywidgets") is not None

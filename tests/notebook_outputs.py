@@ -1,0 +1,102 @@
+"""The example notebooks' committed outputs: executed here, compared by the tests.
+
+    python tests/notebook_outputs.py            # `make notebooks`: execute every notebook, write its outputs
+    python tests/notebook_outputs.py 04_*.ipynb # only these
+
+The tests execute each notebook again and compare the fresh outputs with the committed ones
+(:func:`differences`): text must match word for word, numbers to within a relative 1e-3 (another
+CPU's BLAS rounds differently; a changed result moves far more), and each cell must show as many
+pictures. Cells tagged ``timing`` print measured times, which no two runs share: their outputs are
+not compared. A stale notebook fails the test with the command that refreshes it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+REFRESH = "make notebooks"
+
+
+def execute(path: Path, folder: Path | None = None):
+    """Run the notebook at ``path`` top to bottom in a fresh kernel, in ``folder`` (default: a temporary
+    one, so that nothing lands in examples/); return it with its outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory() as temporary:
+        NotebookClient(
+            notebook,
+            timeout=600,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(folder or temporary)}},
+        ).execute()
+    return notebook
+
+
+def _compared_cells(notebook):
+    for number, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and "timing" not in cell.metadata.get("tags", []):
+            yield number, cell
+
+
+def _text(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+        elif "image/png" not in output.get("data", {}):
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def _pictures(cell) -> int:
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def _same(committed: str, fresh: str) -> bool:
+    if NUMBER.split(committed) != NUMBER.split(fresh):
+        return False
+    numbers = zip(NUMBER.findall(committed), NUMBER.findall(fresh), strict=False)
+    return all(math.isclose(float(a), float(b), rel_tol=1e-3, abs_tol=1e-6) for a, b in numbers)
+
+
+def differences(committed, fresh) -> list[str]:
+    """How the outputs of the ``fresh`` execution differ from the ``committed`` notebook, cell by cell."""
+    found = []
+    committed_cells, fresh_cells = dict(_compared_cells(committed)), dict(_compared_cells(fresh))
+    if list(committed_cells) != list(fresh_cells):
+        return ["the notebook's code cells changed since its outputs were written"]
+    for number, cell in committed_cells.items():
+        new = fresh_cells[number]
+        if cell.source != new.source:
+            found.append(f"cell {number}: the code changed since its outputs were written")
+        elif not _same(_text(cell), _text(new)):
+            found.append(f"cell {number}: committed {_text(cell)[:300]!r}, now {_text(new)[:300]!r}")
+        elif _pictures(cell) != _pictures(new):
+            found.append(f"cell {number}: committed {_pictures(cell)} pictures, now {_pictures(new)}")
+    return found
+
+
+def main(names: list[str]) -> int:
+    paths = [EXAMPLES / name for name in names] if names else sorted(EXAMPLES.glob("*.ipynb"))
+    for path in paths:
+        start = time.perf_counter()
+        notebook = execute(path)
+        nbformat.write(notebook, path)
+        print(f"{path.name}: executed in {time.perf_counter() - start:.1f} s, outputs written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
