@@ -16,7 +16,8 @@ import re
 import griffe
 
 DOCTEST = re.compile(r"^([ \t]*)>>> .*(?:\n(?![ \t]*\n).+)*", re.M)  # from a ">>> " line to a blank line
-FORMULAS = re.compile(r"^([ \t]*)[a-z][\w ()]*:[ \t]+\S.*(?:\n(?![ \t]*\n).+)*", re.M)  # "forward: ..." paragraph
+# a "forward:  Z = ..." paragraph: a lower-case label, a colon and at least two spaces (prose has one)
+FORMULAS = re.compile(r"^([ \t]*)[a-z][\w ()]*:[ \t]{2,}\S.*(?:\n(?![ \t]*\n).+)*", re.M)
 FENCED = re.compile(r"^[ \t]*```.*?^[ \t]*```[ \t]*$", re.M | re.S)
 ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj|const):(?=`)")
 CODE_OR_MATH = re.compile(r"``.+?``|`[^`\n]+`|\$\$.+?\$\$|\$[^$\n]+\$", re.S)

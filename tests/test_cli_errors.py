@@ -89,6 +89,9 @@ CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line 
     ("evaluate {dir}/model.npz extra", "nablanet evaluate: error: unexpected argument 'extra'"),
     ("evaluate {dir}", "is a folder, not a model file: give its model file, {dir}/model.npz"),
     ("inspect {dir}/empty --out {dir}/pictures", "is a folder, not a model file (a model file is a .npz)"),
+    ("--epochs=3 train", "nablanet: error: options go after the command, as in: nablanet train --epochs=3"),
+    ("--hidden 32 train", "options go after the command, as in: nablanet train --hidden"),
+    ("gradcheck --loss CCE", "invalid choice: 'CCE' (choose from 'auto', 'cce'); did you mean 'cce'?"),
 ]
 
 

@@ -4,6 +4,7 @@ in Jupyter (driven through nbclient and a real kernel)."""
 import io
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 from PIL import Image
@@ -101,3 +102,17 @@ print("redraws:", live.redraws)
     assert client.updates == 3  # epochs 2, 3 and 4 redraw it
     text = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert "Epoch 4/4: loss = " in text and "redraws: 4" in text
+
+
+def test_a_progress_bar_at_verbose_0_says_nothing(small, capsys):
+    model().fit(*small, epochs=2, batch_size=20, verbose=0, callbacks=[ProgressBar(2, verbose=0)])
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("name", ["live.jpg", "missing/live.png", "."])
+def test_live_plot_checks_its_path_before_training(small, tmp_path, name):
+    trained = model()
+    before = trained.get_weights()
+    with pytest.raises(ValueError, match="LivePlot"):
+        trained.fit(*small, epochs=1, callbacks=[nn.LivePlot(tmp_path / name)], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, trained.get_weights(), strict=True))  # no epoch spent

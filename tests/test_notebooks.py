@@ -3,13 +3,29 @@ ones they give now (see notebook_outputs.py)."""
 
 import nbformat
 import pytest
-from notebook_outputs import EXAMPLES, REFRESH, differences, execute
+from notebook_outputs import EXAMPLES, REFRESH, _same, differences, execute
 
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 def test_there_are_example_notebooks():
     assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+
+
+@pytest.mark.parametrize(
+    "committed, fresh, same",
+    [
+        ("loss = 0.683426, accuracy = 0.9035", "loss = 0.683427, accuracy = 0.9035", True),  # another CPU's rounding
+        ("loss = 0.683426", "loss = 0.693426", False),
+        ("accuracy = 0.9035", "accuracy: 0.9035", False),  # the text changed
+        ("relative error 1.47e-09 pass", "relative error 8.9e-09 pass", True),  # noise-level figures
+        ("relative error 1.47e-09 pass", "relative error 3.2e-07 pass", False),
+        ("difference -2e-18", "difference 2e-18", False),  # a sign flip
+        ("[1 2 3]", "[1 2 3 4]", False),
+    ],
+)
+def test_the_staleness_comparison(committed, fresh, same):
+    assert _same(committed, fresh) is same
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

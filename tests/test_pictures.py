@@ -183,7 +183,7 @@ def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, t
     finally:
         plots.plot_confusion_matrix = original
     assert captured["figure"].axes[0].get_title() == (
-        "Confusion matrix: softmax.npz on the mnist test set (10000 images)"
+        f"Confusion matrix: {tmp_path.name}/softmax.npz on the mnist test set (10000 images)"
     )
 
 
@@ -225,7 +225,7 @@ def test_misclassified_says_when_the_true_class_is_not_in_the_top_3():
     probabilities[[4, 5], 1] = [0.6, 0.33]  # true class 5 is 2nd
     figure = plots.plot_misclassified_probabilities(np.zeros((784, 2)), np.array([0, 5]), probabilities)
     notes = [text for text in texts(figure) if "not in the top 3" in text]
-    assert notes == ["true class 0 not in the top 3 (p = 0.010)"]
+    assert notes == ["true class 0 not in the top 3 (p = 0.01)"]
 
 
 def test_dynamics_names_the_layers_and_labels_its_axes(trained):
@@ -257,3 +257,18 @@ def test_gradcheck_with_cce_fails_on_a_wrong_jacobian(monkeypatch):
     monkeypatch.setattr(nn.Softmax, "backward", lambda self, gradient, learning_rate=None: gradient)  # no Jacobian
     _, report = gradcheck_run(samples=4, max_entries=40, loss="cce")
     assert not report.passed
+
+
+def test_misclassified_probabilities_with_two_classes():
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((2, 20))
+    probabilities /= probabilities.sum(axis=0)
+    figure = plots.plot_misclassified_probabilities(
+        rng.random((784, 20)), 1 - probabilities.argmax(axis=0), probabilities
+    )
+    assert "not in the top 3" not in " ".join(texts(figure))
+
+
+def test_one_epoch_plots_have_one_whole_tick():
+    figure = plots.plot_training({"loss": [0.5], "accuracy": [0.8]})
+    assert [list(axis.get_xticks()) for axis in figure.axes] == [[1.0], [1.0]]

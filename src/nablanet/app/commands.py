@@ -30,8 +30,8 @@ EXIT_USAGE = 2
 def closest(word: str, choices) -> str | None:
     """The choice ``word`` was probably meant to be: a near spelling (``--hiden`` → ``--hidden``), or the
     option the words' initials make (``--learning-rate`` → ``--lr``); None if nothing is close."""
-    names = {choice.lstrip("-"): choice for choice in choices}  # the dashes alone would make "--x" close to "--y"
-    close = difflib.get_close_matches(word.lstrip("-"), list(names), n=1, cutoff=0.6)
+    names = {choice.lstrip("-").lower(): choice for choice in choices}  # dashes alone make "--x" close to "--y"
+    close = difflib.get_close_matches(word.lstrip("-").lower(), list(names), n=1, cutoff=0.6)
     if close:
         return names[close[0]]
     words = [part for part in word.lstrip("-").replace("_", "-").split("-") if part]
@@ -463,6 +463,8 @@ def run_command(argv, context: dict[str, str]) -> int:
     """Parse ``argv``, note the command's name in ``context`` (for error lines), run it, return its status."""
     argv = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser()
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        parser.error(f"options go after the command, as in: nablanet train {argv[0]}")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _subcommand_parser(parser, args.command).unknown_options(unknown)

@@ -49,6 +49,11 @@ class LivePlot(Callback):
         self._display = _notebook_display()
         if self._display is None and self.path is None:
             raise ValueError("LivePlot shows its figure in a Jupyter notebook; elsewhere give it a path to write")
+        if self.path is not None:  # checked before the first epoch is spent, not after it
+            if self.path.suffix.lower() != ".png":
+                raise ValueError(f"LivePlot writes a PNG: give a path ending in .png, received {self.path}")
+            if self.path.is_dir() or not self.path.parent.is_dir():
+                raise ValueError(f"LivePlot cannot write {self.path}: it is a folder, or its folder does not exist")
 
     def on_epoch_end(self, epoch, logs):
         for key, value in logs.items():

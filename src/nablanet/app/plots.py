@@ -56,7 +56,10 @@ def _finish(figure: Figure, path) -> Figure:
 
 def _epoch_axis(axis, epochs: int) -> None:
     """An x axis of whole epochs 1 … ``epochs`` (one epoch included), labelled."""
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs <= 20:
+        axis.set_xticks(range(1, epochs + 1))
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlim(0.5, epochs + 0.5)
     axis.set_xlabel("Epoch")
 
@@ -327,21 +330,21 @@ def plot_misclassified_probabilities(
         image_axis, bar_axis = axes[slot // pairs_per_row, 2 * (slot % pairs_per_row) : 2 * (slot % pairs_per_row) + 2]
         image_axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
         image_axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
-        top = np.argsort(probabilities[:, index])[::-1][:3]
+        top = np.argsort(probabilities[:, index])[::-1][:3]  # fewer with fewer classes
         colours = [
             "tab:green" if label == y_true[index] else "tab:red" if label == y_pred[index] else "tab:gray"
             for label in top
         ]
         bar_axis.axis("on")
-        bar_axis.barh(range(3), probabilities[top, index], color=colours)
-        bar_axis.set_yticks(range(3), [names[label] for label in top])
+        bar_axis.barh(range(top.size), probabilities[top, index], color=colours)
+        bar_axis.set_yticks(range(top.size), [f"{names[label]}: {probabilities[label, index]:.3g}" for label in top])
         bar_axis.invert_yaxis()
         bar_axis.set_xlim(0, 1)
         bar_axis.tick_params(labelsize=8)
         if y_true[index] not in top:
             true = y_true[index]
             bar_axis.set_title(
-                f"true class {names[true]} not in the top 3 (p = {probabilities[true, index]:.3f})",
+                f"true class {names[true]} not in the top 3 (p = {probabilities[true, index]:.2g})",
                 fontsize=8,
                 color="tab:green",
             )

@@ -540,7 +540,9 @@ def evaluate_model(model_path, *, dataset: str | None = None, data_home=None, ou
             chosen = data.y_test == label
             per_class.append((class_name, float(np.mean(predictions[chosen] == label)), int(chosen.sum())))
         path = folder / "confusion_matrix.png"
-        title = f"Confusion matrix: {Path(model_path).name} on the {data.name} test set ({data.X_test.shape[1]} images)"
+        name = Path(model_path).resolve()
+        images = data.X_test.shape[1]
+        title = f"Confusion matrix: {name.parent.name}/{name.name} on the {data.name} test set ({images} images)"
         plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names, title=title)
     return Evaluation(data.name, data.X_test.shape[1], scores["loss"], scores["accuracy"], per_class, path)
 

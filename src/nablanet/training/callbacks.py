@@ -132,7 +132,7 @@ class ProgressBar(Callback):
     def __init__(self, epochs: int, stream=None, verbose: int | str = 1):
         if verbose not in VERBOSITY:
             raise ValueError(f"verbose must be one of {VERBOSITY}, received: {verbose!r}")
-        self.epochs = epochs
+        self.epochs, self.verbose = epochs, verbose
         self.stream = stream or sys.stdout
         self.notebook = verbose in (1, "auto") and stream is None and in_notebook()
         self.terminal = verbose in (1, "auto") and not self.notebook and self.stream.isatty()
@@ -157,7 +157,8 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        print(format_logs(epoch, self.epochs, logs), file=self.stream, flush=True)
+        if self.verbose:
+            print(format_logs(epoch, self.epochs, logs), file=self.stream, flush=True)
 
 
 class Dynamics(Callback):
