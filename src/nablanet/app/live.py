@@ -7,24 +7,19 @@ run can be watched in an image viewer.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from ..training.callbacks import Callback
+from ..training.callbacks import Callback, jupyter_kernel
 from . import plots
 
 
 def _notebook_display():
     """IPython's ``display`` and ``Image`` inside a Jupyter kernel; None elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
+    if jupyter_kernel() is None:
         return None
-    shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return None
+    from IPython.display import Image, display
+
     return display, Image
 
 
@@ -63,9 +58,7 @@ class LivePlot(Callback):
         if self._display is None:
             return
         display, Image = self._display
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=80)
-        image = Image(data=buffer.getvalue(), format="png")
+        image = Image(data=plots.png_bytes(figure), format="png")
         if self._handle is None:
             self._handle = display(image, display_id=True)
         else:

@@ -9,7 +9,6 @@ plotting, and a script or server needs no display.
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from ..core.activations import softmax_jacobian
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, mode
 from ..files.atomic import atomic_write
+from ..training.callbacks import jupyter_kernel
 
 
 def save_figure(figure: Figure, path) -> Path:
@@ -29,22 +29,22 @@ def save_figure(figure: Figure, path) -> Path:
     return Path(path)
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG data, cropped to what it draws (what a notebook displays)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
 
 
 def _teach_ipython_to_show_figures() -> None:
-    """In IPython, show a returned Figure as a PNG even where pyplot (which registers this itself) was
+    """In a Jupyter kernel, show a returned Figure as a PNG even where pyplot (which registers this itself) was
     never imported: the backend stays the user's, only the display of a Figure object is added."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
+    shell = jupyter_kernel()
     if shell is None:
         return
     formatter = shell.display_formatter.formatters["image/png"]
     if Figure not in formatter.type_printers:
-        formatter.for_type(Figure, _png)
+        formatter.for_type(Figure, png_bytes)
 
 
 def _finish(figure: Figure, path) -> Figure:

@@ -110,13 +110,16 @@ def format_logs(epoch: int, epochs: int, logs: dict) -> str:
 VERBOSITY = (0, 1, 2, "auto")
 
 
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel that can show widgets (IPython's kernel shell, ipywidgets installed)."""
+def jupyter_kernel() -> Any:
+    """IPython's shell when this runs inside a Jupyter kernel, else None (IPython is never imported here)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    return importlib.util.find_spec("ipywidgets") is not None
+    return shell if type(shell).__name__ == "ZMQInteractiveShell" else None
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel that can show widgets (ipywidgets installed)."""
+    return jupyter_kernel() is not None and importlib.util.find_spec("ipywidgets") is not None
 
 
 class ProgressBar(Callback):

@@ -18,7 +18,7 @@ from ..core.layers import mode
 from ..core.losses import resolve_loss
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
-from .callbacks import VERBOSITY, ProgressBar
+from .callbacks import ProgressBar
 
 
 class TrainingDiverged(ArithmeticError):
@@ -136,10 +136,8 @@ def fit(
     check_data(model, X, Y)
     optimizer = _optimizer(optimizer, learning_rate)
     callbacks = list(callbacks or ())
-    if verbose not in VERBOSITY:
-        raise ValueError(f"verbose must be one of {VERBOSITY}, received: {verbose!r}")
-    if verbose and not any(isinstance(callback, ProgressBar) for callback in callbacks):
-        callbacks.append(ProgressBar(epochs, verbose=verbose))
+    if not any(isinstance(callback, ProgressBar) for callback in callbacks):
+        callbacks.append(ProgressBar(epochs, verbose=verbose))  # checks verbose; silent at 0
     validation_split = _checks.fraction("validation_split", validation_split)
     if validation_split:
         if validation_data is not None:
