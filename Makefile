@@ -6,13 +6,14 @@
 #   make bench       nablanet against PyTorch (CPU) on the same work
 #   make notebooks   execute examples/*.ipynb and write their outputs (the tests fail on stale ones)
 #   make docs        build the documentation site into site/ (offline, --strict: a warning fails it)
+#   make playground  the playground (nablanet serve) on http://127.0.0.1:8000/: draw digits, train on toy data
 #   make format      apply ruff's formatting and safe fixes
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format dist bench notebooks docs clean
+.PHONY: demo test test-fast lint format dist bench notebooks docs playground clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ $(VENV)/.installed-lint: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+$(VENV)/.installed-playground: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[playground]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
@@ -71,6 +76,9 @@ notebooks: $(VENV)/.installed-test
 docs: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python docs/check_site.py site
+
+playground: $(VENV)/.installed-playground
+	$(BIN)/nablanet serve
 
 clean:
 	rm -rf $(VENV) runs dist build site .cache

@@ -25,24 +25,9 @@ import threading
 import warnings
 
 from .signals import Terminated, exit_status, raise_terminated, signals_ignored
-from .terminal import SturdyStream, one_line
+from .terminal import SturdyStream, describe, one_line
 
 EXIT_ERROR = 2
-
-
-def describe(error: BaseException) -> str:
-    """The one line that explains ``error``: its own message for the errors nablanet raises on bad input;
-    otherwise what kind of failure it was."""
-    message = str(error)
-    if isinstance(error, MemoryError):
-        return f"out of memory{': ' + message if message else ''}"
-    if isinstance(error, RecursionError):
-        return "the input is nested too deeply to process"
-    if isinstance(error, OSError) and error.strerror and error.filename:
-        return f"{error.strerror}: {error.filename}"
-    if isinstance(error, (ValueError, TypeError, OSError, ArithmeticError, RuntimeError, LookupError)) and message:
-        return message
-    return f"unexpected {type(error).__name__}{': ' + message if message else ''} (NABLANET_DEBUG=1 shows where)"
 
 
 def run() -> None:

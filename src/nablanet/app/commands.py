@@ -350,7 +350,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     toy.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     toy.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
+
+    serve = commands.add_parser(
+        "serve",
+        help="the playground: draw a digit, train on toy data, in a local web page",
+        description="Start the playground, a web page on this computer: draw a digit and see what a model "
+        "makes of it (the 28×28 input, the probabilities, the softmax Jacobian, each layer's output), or train "
+        "a small network on 2-D toy data and watch its decision boundary. It serves the MODEL files given, "
+        "else every run's model.npz under --runs; with none, the page offers to train the notebook's "
+        "classifier. It listens on 127.0.0.1 only, prints its address and runs until Ctrl-C. Needs the "
+        "playground extra: pip install 'nablanet[playground]'.",
+    )
+    serve.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="model files (.npz) to serve")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000; 0: any free port)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="IPv4 address to listen on (default: 127.0.0.1, this computer only; 0.0.0.0 opens it to the network)",
+    )
+    serve.add_argument("--runs", type=Path, default=Path("runs"), help="folder searched for models (default: runs)")
+    serve.add_argument("--open", action="store_true", help="open the page in the default web browser")
     return parser
+
+
+def _port(text):
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, received {text!r}")
+    return int(text)
 
 
 def _say(line: str) -> None:
@@ -449,6 +475,17 @@ def command_toy(args) -> int:
     return 0
 
 
+def command_serve(args) -> int:
+    try:
+        from .playground.server import serve
+    except ImportError as error:
+        raise RuntimeError(
+            f"the playground needs {error.name or 'its web server'}: pip install 'nablanet[playground]'"
+        ) from None
+    serve(args.models, host=args.host, port=args.port, runs=args.runs, open_browser=args.open, report=_say)
+    return 0
+
+
 COMMANDS = {
     "train": command_train,
     "toy": command_toy,
@@ -456,6 +493,7 @@ COMMANDS = {
     "predict": command_predict,
     "gradcheck": command_gradcheck,
     "inspect": command_inspect,
+    "serve": command_serve,
 }
 
 

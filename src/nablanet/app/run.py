@@ -492,16 +492,26 @@ class Prediction:
         return self.outputs[self.best][1]
 
 
+def picture_style(model: Sequential) -> str:
+    """How a picture is made to look like the images the model was trained on ("digit", "object"); a
+    ``ValueError`` for a model that does not take 28×28 pictures."""
+    if model.input_size != SIZE * SIZE:
+        raise ValueError(f"the model expects {model.input_size} features, not {SIZE}×{SIZE} = {SIZE * SIZE} pixels")
+    trained_on = _trained_on(model)
+    return DATASETS[trained_on].image_style if trained_on is not None and trained_on in DATASETS else "digit"
+
+
+def class_names(model: Sequential) -> list[str]:
+    """The names of the model's classes, from its file's metadata, else 0, 1, 2, …"""
+    outputs = model.output_size(model.input_size) or 0
+    return [str(name) for name in model.metadata.get("class_names") or range(outputs)]
+
+
 def predict_images(model_path, images) -> list[Prediction]:
     """``nablanet predict``: classify picture files, each made to look like the images of the data set
     the model was trained on (see :mod:`nablanet.data.images`)."""
     model = load_model_file(model_path)
-    if model.input_size != SIZE * SIZE:
-        raise ValueError(f"the model expects {model.input_size} features, not {SIZE}×{SIZE} = {SIZE * SIZE} pixels")
-    outputs = model.output_size(model.input_size) or 0
-    names = model.metadata.get("class_names") or [str(label) for label in range(outputs)]
-    trained_on = _trained_on(model)
-    style = DATASETS[trained_on].image_style if trained_on is not None and trained_on in DATASETS else "digit"
+    style, names = picture_style(model), class_names(model)
     probabilities = isinstance(model.layers[-1], Softmax)
     predictions = []
     for path in map(Path, images):

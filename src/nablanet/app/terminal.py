@@ -1,5 +1,5 @@
-"""What nablanet writes to a terminal: text from files made safe to show, and standard streams that
-nothing on the reader's side can break."""
+"""What nablanet writes to a terminal: text from files made safe to show, errors as one line, and standard
+streams that nothing on the reader's side can break."""
 
 from __future__ import annotations
 
@@ -57,3 +57,18 @@ def one_line(text: object) -> str:
         character if character.isprintable() else character.encode("unicode_escape").decode("ascii")
         for character in str(text).replace("\n", " ")
     )
+
+
+def describe(error: BaseException) -> str:
+    """The one line that explains ``error``: its own message for the errors nablanet raises on bad input;
+    otherwise what kind of failure it was."""
+    message = str(error)
+    if isinstance(error, MemoryError):
+        return f"out of memory{': ' + message if message else ''}"
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to process"
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    if isinstance(error, (ValueError, TypeError, OSError, ArithmeticError, RuntimeError, LookupError)) and message:
+        return message
+    return f"unexpected {type(error).__name__}{': ' + message if message else ''} (NABLANET_DEBUG=1 shows where)"

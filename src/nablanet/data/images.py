@@ -18,8 +18,10 @@ Then a style makes it look like the data set (``image_style`` of the data set's 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,24 +36,32 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 MAX_PIXELS = 40_000_000  # 40 megapixels: any photograph; decoding more could take gigabytes
 MAX_FILE_BYTES = 100 * 2**20
 STYLES = ("digit", "object")
+_STDERR_LOCK = threading.Lock()
 
 
-def read_grey(path) -> np.ndarray:
-    """The picture at ``path`` as grey levels in [0, 1] (a 2-D float64 array), ink light on dark.
+def read_grey(source) -> np.ndarray:
+    """The picture at ``source`` — a file path, or a file's bytes (an upload) — as grey levels in [0, 1]
+    (a 2-D float64 array), ink light on dark.
 
     A picture whose border is light (dark ink on paper) is inverted; one with a transparent background
     is read from its alpha channel. A ``DatasetError`` for anything that is not such a picture.
     """
-    path = Path(path)
-    info = path.stat()  # FileNotFoundError for a missing file
-    if not stat.S_ISREG(info.st_mode):
-        raise DatasetError(f"{path}: not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise DatasetError(f"{path}: {info.st_size / 2**20:.0f} MiB is more than an image nablanet reads")
+    opened: Path | io.BytesIO
+    if isinstance(source, (bytes, bytearray)):
+        path: Path | str = "the picture"
+        size, opened = len(source), io.BytesIO(source)
+    else:
+        path = opened = Path(source)
+        info = path.stat()  # FileNotFoundError for a missing file
+        if not stat.S_ISREG(info.st_mode):
+            raise DatasetError(f"{path}: not a regular file")
+        size = info.st_size
+    if size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is more than an image nablanet reads")
     try:
         with warnings.catch_warnings(), _c_library_quiet():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as image:
+            with Image.open(opened, formats=FORMATS) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise DatasetError(
@@ -80,7 +90,13 @@ def read_grey(path) -> np.ndarray:
 @contextlib.contextmanager
 def _c_library_quiet() -> Iterator[None]:
     """Send what C decoders (libtiff) print straight to file descriptor 2 to /dev/null while a picture is
-    decoded: a broken picture gets nablanet's one line, not the decoder's complaints besides."""
+    decoded: a broken picture gets nablanet's one line, not the decoder's complaints besides. File
+    descriptor 2 belongs to the whole process, so threads (the playground's requests) take turns."""
+    with _STDERR_LOCK:
+        yield from _stderr_to_devnull()
+
+
+def _stderr_to_devnull() -> Iterator[None]:
     try:
         saved = os.dup(2)
     except OSError:
@@ -134,14 +150,16 @@ def _resize(grey: np.ndarray, longer_side: int) -> np.ndarray:
     return np.clip(np.asarray(small, dtype=np.float64), 0.0, 1.0)  # Lanczos overshoots a little at edges
 
 
-def load_image(path, style: str = "digit") -> np.ndarray:
-    """Read a picture and make it look like the data set's images (``style``: "digit" or "object").
+def load_image(source, style: str = "digit") -> np.ndarray:
+    """Read a picture (a path or a file's bytes, as :func:`read_grey`) and make it look like the data
+    set's images (``style``: "digit" or "object").
 
     Returns a (784, 1) column in [0, 1]: the notebooks' one-sample batch.
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, received: {style!r}")
-    grey = read_grey(path)
+    grey = read_grey(source)
+    path = source if not isinstance(source, (bytes, bytearray)) else "the picture"
     if style == "object" and grey.shape == (SIZE, SIZE):
         if not grey.any():
             raise DatasetError(f"{path}: the image is blank: nothing to classify")

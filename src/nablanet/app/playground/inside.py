@@ -1,0 +1,155 @@
+"""What a model does with one picture — the Draw tab's views — as plain data and small PNG images.
+
+:func:`look_inside` pushes one (784, 1) column through the model layer by layer, in inference mode, and
+keeps what a learner wants to see:
+
+* the 28×28 image the model receives (after the same preprocessing as ``nablanet predict``);
+* the class probabilities a = softmax(z) and the prediction;
+* the softmax Jacobian ∇_z a = diag(a) − a aᵀ of this sample (``softmax_jacobian``);
+* for the softmax classifier (one Dense layer): the contribution map W_k ⊙ x of the top classes — the
+  score z_k = Σ_p W_k[p] x[p] + b_k, pixel by pixel ("why it thinks 3");
+* for deeper models: the output of every activation and pooling layer, hidden units as a strip and
+  convolutional feature maps as a mosaic.
+
+Pictures are PNG data URLs, coloured with matplotlib's colour maps (no figure is drawn, so a view costs
+well under a millisecond).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+from ...core.activations import ACTIVATIONS, Softmax, softmax_jacobian
+from ...core.convolution import AvgPool2D, MaxPool2D
+from ...core.layers import Dense, mode
+from ...data.images import SIZE
+
+TOP_CLASSES = 3  # contribution maps shown for a softmax classifier
+STRIP_WIDTH = 32  # hidden units per row of a strip
+
+
+def png_data_url(values: np.ndarray, cmap: str = "gray", *, low: float | None = None, high: float | None = None) -> str:
+    """A 2-D array as a PNG ``data:`` URL, coloured by ``cmap`` over [low, high] (default: its own range;
+    NaN entries are transparent — the gaps of a mosaic)."""
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if low is None and finite.size else (low or 0.0)
+    high = float(finite.max()) if high is None and finite.size else (high if high is not None else 1.0)
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    rgba = colormaps[cmap](np.clip(np.nan_to_num(scaled, nan=0.0), 0, 1), bytes=True)
+    rgba[..., 3] = np.where(np.isnan(values), 0, 255)
+    return png_url(rgba)
+
+
+def png_url(pixels: np.ndarray) -> str:
+    """An (H, W, 3) RGB or (H, W, 4) RGBA array of bytes as a PNG ``data:`` URL."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def diverging(values: np.ndarray) -> str:
+    """Signed values on a red (positive) / blue (negative) scale symmetric around 0."""
+    limit = float(np.abs(values[np.isfinite(values)]).max(initial=0.0)) or 1.0
+    return png_data_url(values, "RdBu_r", low=-limit, high=limit)
+
+
+def mosaic(maps: np.ndarray, columns: int = 8) -> np.ndarray:
+    """Feature maps (C, H, W) tiled ``columns`` to a row, one NaN pixel between them."""
+    channels, height, width = maps.shape
+    columns = min(columns, channels)
+    rows = math.ceil(channels / columns)
+    tiled = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan)
+    for channel, values in enumerate(maps):
+        row, column = divmod(channel, columns)
+        tiled[row * (height + 1) : row * (height + 1) + height, column * (width + 1) : column * (width + 1) + width] = (
+            values
+        )
+    return tiled
+
+
+def strip(units: np.ndarray) -> np.ndarray:
+    """Hidden units as rows of ``STRIP_WIDTH`` (the last row padded with NaN)."""
+    width = min(STRIP_WIDTH, units.size)
+    padded = np.full(math.ceil(units.size / width) * width, np.nan)
+    padded[: units.size] = units
+    return padded.reshape(-1, width)
+
+
+def is_softmax_classifier(model) -> bool:
+    """The notebook's model: one Dense layer, then Softmax."""
+    return len(model.layers) == 2 and isinstance(model.layers[0], Dense) and isinstance(model.layers[1], Softmax)
+
+
+def weight_templates(model, class_names) -> list[dict]:
+    """The softmax classifier's rows W_k as 28×28 images, on one diverging scale (red raises z_k)."""
+    W = model.layers[0].W
+    limit = float(np.abs(W).max()) or 1.0
+    return [
+        {"class": name, "image": png_data_url(row.reshape(SIZE, SIZE), "RdBu_r", low=-limit, high=limit)}
+        for name, row in zip(class_names, W, strict=True)
+    ]
+
+
+def _shown(layer) -> bool:
+    activation = type(layer) in ACTIVATIONS.values()
+    return activation or isinstance(layer, (MaxPool2D, AvgPool2D))
+
+
+def look_inside(model, x: np.ndarray, class_names) -> dict:
+    """Everything the Draw tab shows for the column ``x`` (784, 1): see the module's description."""
+    x = x.astype(model.dtype or np.float64)
+    layers: list[dict] = []
+    output = x
+    with mode(model.layers, training=False):
+        for position, (layer, shape) in enumerate(zip(model.layers, model.shapes(), strict=True)):
+            output = layer.forward(output)
+            if position < len(model.layers) - 1 and _shown(layer):
+                values = output[:, 0].astype(np.float64)
+                picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
+                cmap_image = diverging(picture) if values.min() < 0 else png_data_url(picture, "viridis", low=0.0)
+                layers.append(
+                    {
+                        "name": f"{position} {type(layer).__name__}",
+                        "shape": list(shape),
+                        "kind": "maps" if len(shape) == 3 else "units",
+                        "active": int(np.count_nonzero(values > 0)),
+                        "size": int(values.size),
+                        "image": cmap_image,
+                    }
+                )
+    outputs = output[:, 0].astype(np.float64)
+    softmax = isinstance(model.layers[-1], Softmax)  # else the outputs are scores, not probabilities
+    best = int(outputs.argmax())
+    view = {
+        "prediction": class_names[best],
+        "best": best,
+        "classes": list(class_names),
+        "outputs": outputs.round(6).tolist(),
+        "probabilities": softmax,
+        "input": png_data_url(x[:, 0].reshape(SIZE, SIZE).astype(np.float64), "gray", low=0.0, high=1.0),
+        "jacobian": softmax_jacobian(outputs).round(6).tolist() if softmax else None,
+        "layers": layers,
+    }
+    if is_softmax_classifier(model):
+        dense = model.layers[0]
+        contributions = dense.W * x[:, 0]  # W_k ⊙ x, row k: each pixel's share of z_k
+        top = np.argsort(outputs)[::-1][:TOP_CLASSES]
+        limit = float(np.abs(contributions[top]).max()) or 1.0
+        z = dense.W @ x[:, 0] + dense.b
+        view["contributions"] = [
+            {
+                "class": class_names[k],
+                "probability": round(float(outputs[k]), 6),
+                "score": round(float(z[k]), 4),
+                "bias": round(float(dense.b[k]), 4),
+                "image": png_data_url(contributions[k].reshape(SIZE, SIZE), "RdBu_r", low=-limit, high=limit),
+            }
+            for k in top
+        ]
+    return view

@@ -1,0 +1,441 @@
+"""``nablanet serve``: the playground, a local web app on Starlette, served by uvicorn.
+
+Routes (every error is a JSON object ``{"error": "..."}`` with a 4xx status; nothing answers with a
+traceback):
+
+========================================  =============================================================
+``GET  /``                                the page (``static/``: plain HTML, CSS and JavaScript)
+``GET  /api/models``                      the models it serves: id, name, summary, test accuracy
+``GET  /api/models/{id}``                 one model, with its weight templates (softmax classifier)
+``POST /api/models/{id}/predict``         a drawn picture (``image/png``) → :func:`.inside.look_inside`
+``POST /api/recipe``                      train the notebook's classifier into ``runs/`` (no model yet)
+``GET  /api/toy``                         the Train tab's choices and defaults
+``POST /api/sessions``                    a Train-tab session from its settings (JSON), paused at epoch 0
+``POST /api/sessions/{id}/{action}``      ``resume``, ``pause`` or ``step``
+``GET  /api/sessions/{id}/events``        its snapshots as server-sent events, as training goes on
+``DELETE /api/sessions/{id}``             close it
+========================================  =============================================================
+
+Safe by default: it listens on 127.0.0.1; it opens only the model files it was given or found under
+``runs/`` at start (the browser names a model by its number, never by a path); request bodies are
+bounded and read only after their declared size is checked; POST bodies must declare their type
+(``application/json``, ``image/png``), so another web site cannot send them without the browser's
+permission, which this server never gives; the Host header must name this server (no DNS rebinding);
+the page may load nothing from another host (Content-Security-Policy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import secrets
+import socket
+import threading
+import time
+import webbrowser
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ...data.datasets import DATASETS, load_dataset
+from ...data.idx import DatasetError
+from ...files.folders import new_run_folder
+from ...files.serialization import ModelFileError
+from ...training.model import Sequential
+from .. import run
+from ..terminal import describe
+from .inside import is_softmax_classifier, look_inside, weight_templates
+from .training import ToySession, ToySettings, choices
+
+STATIC = Path(__file__).parent / "static"
+MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
+MAX_JSON_BYTES = 16 * 2**10
+MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left unused longest
+MAX_MODELS = 50
+EVENT_PERIOD = 0.05  # seconds between looks at a session for a new snapshot
+KEEP_ALIVE = 15.0  # seconds: a comment line keeps an idle event stream open through proxies
+LOOPBACK = ("127.0.0.1", "localhost")
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass
+class ServedModel:
+    """A model file the playground serves, under the number the page uses for it."""
+
+    id: int
+    name: str
+    model: Sequential
+    folder: Path
+    test_accuracy: float | None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def listing(self) -> dict[str, Any]:
+        kind = "softmax classifier" if is_softmax_classifier(self.model) else _kind(self.model)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": kind,
+            "dataset": self.model.metadata.get("dataset") or "mnist",
+            "summary": self.model.summary(),
+            "test_accuracy": self.test_accuracy,
+        }
+
+
+def _kind(model: Sequential) -> str:
+    names = {type(layer).__name__ for layer in model.layers}
+    return "convolutional network" if "Conv2D" in names else "multilayer perceptron"
+
+
+def _recorded_accuracy(folder: Path) -> float | None:
+    """The test accuracy in the run's metrics.json, if it holds a plausible one."""
+    try:
+        with open(folder / "metrics.json", encoding="utf-8") as file:
+            text = file.read(1 << 20)
+        value = json.loads(text).get("test_accuracy")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1 else None
+
+
+def open_model(path: Path, number: int, name: str | None = None) -> ServedModel:
+    """Load a model file for serving; a ``ValueError``/``OSError`` saying why it cannot be served."""
+    model = run.load_model_file(path)
+    run.picture_style(model)  # a ValueError unless it takes 28×28 pictures
+    return ServedModel(number, name or str(path), model, path.parent, _recorded_accuracy(path.parent))
+
+
+def find_models(paths, runs: Path, report) -> list[ServedModel]:
+    """The models given on the command line (each must load), else those found under ``runs``: any
+    ``model.npz`` one or two folders deep, newest first, at most ``MAX_MODELS``. ``report`` receives a line
+    for each file found that cannot be served."""
+    if paths:
+        return [open_model(Path(path), number) for number, path in enumerate(paths)]
+    found = sorted(
+        [*runs.glob("*/model.npz"), *runs.glob("*/*/model.npz")], key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    served: list[ServedModel] = []
+    for path in found[:MAX_MODELS]:
+        try:
+            served.append(open_model(path, len(served)))
+        except (ValueError, OSError, ModelFileError, DatasetError) as error:
+            report(f"skipped {path}: {error}")
+    return served
+
+
+# ---------------------------------------------------------------------------------------------- the app
+
+
+class Playground:
+    """The state the routes share: the served models and the Train-tab sessions."""
+
+    def __init__(self, models: list[ServedModel], runs: Path):
+        self.models = models
+        self.runs = runs
+        self.sessions: OrderedDict[str, ToySession] = OrderedDict()
+        self._lock = threading.Lock()
+        self._training_recipe = threading.Lock()
+
+    def model(self, request: Request) -> ServedModel:
+        number = request.path_params["id"]
+        if not 0 <= number < len(self.models):
+            raise HTTPException(404, f"no model number {number}: the models are 0 to {len(self.models) - 1}")
+        return self.models[number]
+
+    def session(self, request: Request) -> ToySession:
+        key = request.path_params["id"]
+        with self._lock:
+            session = self.sessions.get(key)
+            if session is None or session.state == "closed":
+                raise HTTPException(404, "no such training session (closed, or replaced by newer ones): press Reset")
+            self.sessions.move_to_end(key)
+        session.last_used = time.monotonic()
+        return session
+
+    def add_session(self, session: ToySession) -> str:
+        key = secrets.token_urlsafe(12)
+        with self._lock:
+            self.sessions[key] = session
+            while len(self.sessions) > MAX_SESSIONS:
+                _, oldest = self.sessions.popitem(last=False)
+                oldest.close()
+        return key
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self.sessions.values():
+                session.close()
+            self.sessions.clear()
+
+
+async def _body(request: Request, content_type: str, limit: int) -> bytes:
+    """The request's body, of the given type and at most ``limit`` bytes (checked before it is read)."""
+    declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if declared != content_type:
+        raise HTTPException(415, f"send {content_type}, not {declared or 'an undeclared type'}")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise HTTPException(413, f"the body may have at most {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body may have at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return json.loads(await _body(request, "application/json", MAX_JSON_BYTES))
+    except (ValueError, RecursionError):
+        raise HTTPException(400, "the body is not valid JSON") from None
+
+
+def _playground(request: Request) -> Playground:
+    return request.app.state.playground
+
+
+async def page(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def list_models(request: Request) -> Response:
+    playground = _playground(request)
+    return JSONResponse(
+        {
+            "models": [served.listing() for served in playground.models],
+            "runs": str(playground.runs),
+            "recipe": run.TrainingSettings().as_dict(),
+        }
+    )
+
+
+async def model_details(request: Request) -> Response:
+    served = _playground(request).model(request)
+    if served.test_accuracy is None:
+        served.test_accuracy = await run_in_threadpool(_measure_accuracy, served.model)
+    details = served.listing()
+    if is_softmax_classifier(served.model):
+        details["templates"] = weight_templates(served.model, run.class_names(served.model))
+    return JSONResponse(details)
+
+
+def _measure_accuracy(model: Sequential) -> float | None:
+    """The model's accuracy on its data set's test images (None if that data set cannot be read here)."""
+    name = model.metadata.get("dataset") or "mnist"
+    try:
+        data = load_dataset(name if name in DATASETS else "mnist", dtype=model.dtype)
+    except (OSError, DatasetError):
+        return None
+    return round(model.evaluate(data.X_test, data.Y_test)["accuracy"], 4)
+
+
+async def predict(request: Request) -> Response:
+    served = _playground(request).model(request)
+    picture = await _body(request, "image/png", MAX_IMAGE_BYTES)
+    start = time.perf_counter()
+    try:
+        view = await run_in_threadpool(_look, served, picture)
+    except DatasetError as error:
+        raise HTTPException(422, str(error)) from None
+    milliseconds = (time.perf_counter() - start) * 1000
+    view["server_ms"] = round(milliseconds, 2)
+    return JSONResponse(view, headers={"server-timing": f"predict;dur={milliseconds:.2f}"})
+
+
+def _look(served: ServedModel, picture: bytes) -> dict:
+    """One model's layers keep the state of their last forward pass, so one request at a time uses it."""
+    x = run.load_image(picture, run.picture_style(served.model))
+    with served.lock:
+        return look_inside(served.model, x, run.class_names(served.model))
+
+
+async def train_recipe(request: Request) -> Response:
+    playground = _playground(request)
+    if not playground._training_recipe.acquire(blocking=False):
+        raise HTTPException(409, "the notebook's classifier is being trained already")
+    try:
+        result = await run_in_threadpool(_train_recipe, playground.runs)
+    finally:
+        playground._training_recipe.release()
+    served = open_model(result.folder / "model.npz", len(playground.models), str(result.folder / "model.npz"))
+    served.test_accuracy = round(result.test_accuracy, 4)
+    playground.models.append(served)
+    return JSONResponse(served.listing(), status_code=201)
+
+
+def _train_recipe(runs: Path) -> run.RunResult:
+    return run.train_run(run.TrainingSettings(), out=new_run_folder(runs), report=lambda line: None)
+
+
+async def toy_choices(request: Request) -> Response:
+    return JSONResponse(choices())
+
+
+async def create_session(request: Request) -> Response:
+    try:
+        settings = ToySettings.from_request(await _json(request))
+    except (ValueError, TypeError) as error:
+        raise HTTPException(400, str(error)) from None
+    session = await run_in_threadpool(ToySession, settings)
+    key = _playground(request).add_session(session)
+    return JSONResponse({"id": key, **session.description()}, status_code=201)
+
+
+ACTIONS = {"resume": ToySession.resume, "pause": ToySession.pause, "step": ToySession.step}
+
+
+async def control_session(request: Request) -> Response:
+    session = _playground(request).session(request)
+    action = ACTIONS.get(request.path_params["action"])
+    if action is None:
+        raise HTTPException(404, f"the actions are {', '.join(ACTIONS)}")
+    action(session)
+    return JSONResponse({"state": session.state})
+
+
+async def close_session(request: Request) -> Response:
+    playground = _playground(request)
+    session = playground.session(request)
+    session.close()
+    with playground._lock:
+        playground.sessions.pop(request.path_params["id"], None)
+    return Response(status_code=204)
+
+
+async def session_events(request: Request) -> Response:
+    session = _playground(request).session(request)
+
+    async def events():
+        seen, quiet_since = -1, time.monotonic()
+        while session.state != "closed":
+            if session.version != seen:
+                seen = session.version
+                yield f"data: {session.snapshot_json}\n\n"
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > KEEP_ALIVE:
+                yield ": still here\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(EVENT_PERIOD)
+        yield f"data: {session.snapshot_json}\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
+
+
+async def _error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
+class _Guard:
+    """ASGI middleware: add ``SECURITY_HEADERS`` to every HTTP response, and turn an unexpected exception
+    into a 500 with a JSON error and one line on stderr (``report``) — no traceback anywhere."""
+
+    def __init__(self, app, report):
+        self.app, self.report = app, report
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_with_headers(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as error:
+            self.report(f"{scope.get('method')} {scope.get('path')}: {describe(error)}")
+            if not started:
+                response = JSONResponse({"error": f"the server failed: {describe(error)}"}, status_code=500)
+                await response(scope, receive, send_with_headers)
+
+
+def create_app(
+    models: list[ServedModel], runs: Path | str = "runs", host: str = "127.0.0.1", report=print
+) -> Starlette:
+    """The playground's ASGI app serving ``models``; ``host`` is the address it listens on (on a loopback
+    address, requests must name 127.0.0.1 or localhost as their Host); ``report`` receives error lines."""
+    playground = Playground(models, Path(runs))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        playground.close()
+
+    hosts = [*LOOPBACK] if host in LOOPBACK else ["*"]
+    app = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/models", list_models),
+            Route("/api/models/{id:int}", model_details),
+            Route("/api/models/{id:int}/predict", predict, methods=["POST"]),
+            Route("/api/recipe", train_recipe, methods=["POST"]),
+            Route("/api/toy", toy_choices),
+            Route("/api/sessions", create_session, methods=["POST"]),
+            Route("/api/sessions/{id:str}/events", session_events),
+            Route("/api/sessions/{id:str}/{action:str}", control_session, methods=["POST"]),
+            Route("/api/sessions/{id:str}", close_session, methods=["DELETE"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[Middleware(_Guard, report=report), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        exception_handlers={HTTPException: _error},
+        lifespan=lifespan,
+    )
+    app.state.playground = playground
+    return app
+
+
+def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs", open_browser=False, report=print):
+    """Run the playground until Ctrl-C or SIGTERM: ``nablanet serve``. The socket is bound before anything
+    else, so that a port in use is one clear error and ``port=0`` gets a free port, whose address is printed."""
+    import uvicorn  # only here: the routes and their tests need no server
+
+    runs = Path(runs)
+    models = find_models(model_paths, runs, report)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    url = f"http://{host}:{listener.getsockname()[1]}/"
+    if host not in LOOPBACK:
+        report(f"warning: listening on {host}: anyone who can reach this computer can use the playground")
+    if models:
+        for served in models:
+            accuracy = "" if served.test_accuracy is None else f", test accuracy {served.test_accuracy:.4f}"
+            report(f"model {served.id}: {served.name} ({served.listing()['kind']}{accuracy})")
+    else:
+        report(f"no model under {runs}/: the page offers to train the notebook's classifier there")
+    report(f"nablanet playground at {url} (Ctrl-C stops it)")
+    app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    if open_browser:
+        threading.Timer(0.5, webbrowser.open, [url]).start()
+    uvicorn.Server(config).run(sockets=[listener])

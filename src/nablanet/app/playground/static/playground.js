@@ -1,0 +1,416 @@
+// The nablanet playground: plain JavaScript, no build step, nothing fetched from another host.
+// The server does the math (the library's own layers); this file draws what it answers.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function api(method, path, body, type = "application/json") {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = type;
+    options.body = type === "application/json" ? JSON.stringify(body) : body;
+  }
+  const response = await fetch(path, options);
+  const data = response.status === 204 ? {} : await response.json();
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+// Diverging colour for a value in [-1, 1]: blue (negative), white (0), red (positive)
+function divergingColour(value) {
+  const t = Math.max(-1, Math.min(1, value));
+  const [r, g, b] = t >= 0 ? [178, 24, 43] : [33, 102, 172];
+  const mix = (c) => Math.round(255 + (c - 255) * Math.abs(t));
+  return `rgb(${mix(r)}, ${mix(g)}, ${mix(b)})`;
+}
+
+// ---------------------------------------------------------------------------------------- tabs
+
+function showTab(name) {
+  for (const tab of ["draw", "train"]) {
+    $(`#tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`#${tab}`).hidden = tab !== name;
+  }
+  if (name === "train" && !Train.session) Train.reset();
+}
+
+// ---------------------------------------------------------------------------------------- Draw
+
+const Draw = {
+  models: [],
+  model: null,
+  inFlight: false,
+  dirty: false,
+  timer: null,
+  hasInk: false,
+
+  async init() {
+    const pad = $("#pad");
+    const context = pad.getContext("2d");
+    this.clear();
+    let drawing = false;
+    const point = (event) => {
+      const box = pad.getBoundingClientRect();
+      return [((event.clientX - box.left) * pad.width) / box.width, ((event.clientY - box.top) * pad.height) / box.height];
+    };
+    pad.addEventListener("pointerdown", (event) => {
+      drawing = true;
+      pad.setPointerCapture(event.pointerId);
+      context.beginPath();
+      context.moveTo(...point(event));
+      context.lineTo(...point(event));
+      context.stroke();
+      this.hasInk = true;
+      this.schedule();
+    });
+    pad.addEventListener("pointermove", (event) => {
+      if (!drawing) return;
+      context.lineTo(...point(event));
+      context.stroke();
+      this.schedule();
+    });
+    const stop = () => {
+      if (drawing) this.schedule(0);
+      drawing = false;
+    };
+    pad.addEventListener("pointerup", stop);
+    pad.addEventListener("pointercancel", stop);
+    $("#clear").addEventListener("click", () => this.clear());
+    $("#model").addEventListener("change", () => this.choose(Number($("#model").value)));
+    $("#train-recipe").addEventListener("click", () => this.trainRecipe());
+    await this.loadModels();
+  },
+
+  clear() {
+    const pad = $("#pad");
+    const context = pad.getContext("2d");
+    context.fillStyle = "#000";
+    context.fillRect(0, 0, pad.width, pad.height);
+    context.strokeStyle = "#fff";
+    context.lineWidth = 20;
+    context.lineCap = "round";
+    context.lineJoin = "round";
+    this.hasInk = false;
+    $("#prediction").textContent = "–";
+    $("#confidence").textContent = "";
+    $("#draw-message").textContent = "";
+  },
+
+  async loadModels(selected = 0) {
+    const data = await api("GET", "/api/models");
+    this.models = data.models;
+    $("#runs-folder").textContent = data.runs + "/";
+    const select = $("#model");
+    select.replaceChildren(
+      ...this.models.map((model) => element("option", { value: model.id, text: `${model.id}: ${model.name}` })),
+    );
+    $("#no-model").hidden = this.models.length > 0;
+    select.hidden = this.models.length === 0;
+    if (this.models.length) {
+      select.value = String(selected);
+      await this.choose(selected);
+    }
+  },
+
+  async trainRecipe() {
+    const button = $("#train-recipe");
+    button.disabled = true;
+    button.textContent = "Training…";
+    try {
+      const model = await api("POST", "/api/recipe");
+      await this.loadModels(model.id);
+    } catch (error) {
+      $("#draw-message").textContent = error.message;
+    } finally {
+      button.disabled = false;
+      button.textContent = "Train the notebook's softmax classifier";
+    }
+  },
+
+  async choose(id) {
+    $("#model-info").textContent = "loading…";
+    const details = await api("GET", `/api/models/${id}`);
+    this.model = details;
+    const accuracy = details.test_accuracy === null ? "test accuracy not measured" : `test accuracy ${(100 * details.test_accuracy).toFixed(2)} %`;
+    $("#model-info").textContent = `${details.kind} trained on ${details.dataset}, ${accuracy}`;
+    $("#model-summary").textContent = details.summary;
+    const templates = details.templates || [];
+    $("#templates-block").hidden = templates.length === 0;
+    $("#templates").replaceChildren(
+      ...templates.map((t) => element("div", { class: "figure" }, [element("img", { src: t.image, alt: `template ${t.class}` }), t.class])),
+    );
+    $("#inside-title").textContent = templates.length ? "Why it thinks so: W_k ⊙ x, pixel by pixel" : "Inside the network: each layer's output";
+    if (this.hasInk) this.schedule(0);
+  },
+
+  // debounced: one request at a time, the newest drawing next
+  schedule(delay = 120) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.predict(), delay);
+  },
+
+  async predict() {
+    if (!this.model || !this.hasInk) return;
+    if (this.inFlight) {
+      this.dirty = true;
+      return;
+    }
+    this.inFlight = true;
+    this.dirty = false;
+    try {
+      const blob = await new Promise((resolve) => $("#pad").toBlob(resolve, "image/png"));
+      const view = await api("POST", `/api/models/${this.model.id}/predict`, blob, "image/png");
+      this.show(view);
+      $("#draw-message").textContent = "";
+    } catch (error) {
+      $("#draw-message").textContent = error.message;
+    } finally {
+      this.inFlight = false;
+      if (this.dirty) this.schedule(0);
+    }
+  },
+
+  show(view) {
+    $("#input-image").src = view.input;
+    $("#prediction").textContent = view.prediction;
+    const best = view.outputs[view.best];
+    $("#confidence").textContent = view.probabilities ? `(${(100 * best).toFixed(1)} %)` : `(score ${best.toFixed(2)})`;
+    $("#timing").textContent = `computed in ${view.server_ms} ms on the server`;
+    const top = Math.max(...view.outputs.map(Math.abs)) || 1;
+    $("#bars").replaceChildren(
+      ...view.classes.flatMap((name, k) => [
+        element("span", { text: name }),
+        element("div", { class: k === view.best ? "bar best" : "bar", style: `width: ${Math.max(0, (160 * view.outputs[k]) / top)}px` }),
+        element("span", { text: view.probabilities ? view.outputs[k].toFixed(3) : view.outputs[k].toFixed(2) }),
+      ]),
+    );
+    this.showJacobian(view);
+    const contributions = view.contributions || [];
+    $("#contributions").replaceChildren(
+      ...contributions.map((c) =>
+        element("div", { class: "figure" }, [
+          element("img", { src: c.image, alt: `contribution map of class ${c.class}` }),
+          `class ${c.class}: a = ${c.probability.toFixed(3)}`,
+          element("br"),
+          `z = Σ W⊙x + b = ${c.score.toFixed(2)} (b = ${c.bias.toFixed(2)})`,
+        ]),
+      ),
+    );
+    $("#layers").replaceChildren(
+      ...view.layers.map((layer) =>
+        element("div", { class: `figure ${layer.kind}` }, [
+          element("img", { src: layer.image, alt: layer.name }),
+          `${layer.name} (${layer.shape.join("×")}): ${layer.active} of ${layer.size} > 0`,
+        ]),
+      ),
+    );
+  },
+
+  showJacobian(view) {
+    const table = $("#jacobian");
+    if (!view.jacobian) {
+      table.replaceChildren(element("caption", { text: "the model does not end in Softmax" }));
+      return;
+    }
+    const limit = Math.max(...view.jacobian.flat().map(Math.abs)) || 1;
+    const header = element("tr", {}, [element("th"), ...view.classes.map((name) => element("th", { text: name }))]);
+    const rows = view.jacobian.map((row, j) =>
+      element("tr", {}, [
+        element("th", { text: view.classes[j] }),
+        ...row.map((value, k) =>
+          element("td", { style: `background: ${divergingColour(value / limit)}`, title: `∂a${view.classes[j]}/∂z${view.classes[k]} = ${value.toExponential(2)}` }),
+        ),
+      ]),
+    );
+    table.replaceChildren(header, ...rows);
+  },
+};
+
+// ---------------------------------------------------------------------------------------- Train
+
+const Train = {
+  choices: null,
+  session: null,
+  events: null,
+  description: null,
+  state: "paused",
+
+  async init() {
+    this.choices = await api("GET", "/api/toy");
+    const form = $("#settings");
+    const fill = (name, values) =>
+      form.elements[name].replaceChildren(...values.map((value) => element("option", { value, text: value })));
+    fill("dataset", Object.keys(this.choices.datasets));
+    fill("activation", this.choices.activations);
+    fill("optimizer", this.choices.optimizers);
+    fill("speed", this.choices.speeds);
+    const defaults = this.choices.defaults;
+    for (const name of ["dataset", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "speed"]) {
+      form.elements[name].value = defaults[name];
+    }
+    form.elements.hidden.value = defaults.hidden.join(",");
+    this.datasetDefaults();
+    form.elements.dataset.addEventListener("change", () => {
+      this.datasetDefaults();
+      this.reset();
+    });
+    form.addEventListener("change", (event) => {
+      if (event.target.name !== "dataset") this.reset();
+    });
+    form.addEventListener("submit", (event) => event.preventDefault());
+    $("#run").addEventListener("click", () => this.toggle());
+    $("#step").addEventListener("click", () => this.control("step"));
+    $("#reset").addEventListener("click", () => this.reset());
+    window.addEventListener("pagehide", () => {
+      if (this.session) fetch(`/api/sessions/${this.session}`, { method: "DELETE", keepalive: true });
+    });
+  },
+
+  datasetDefaults() {
+    const form = $("#settings");
+    const info = this.choices.datasets[form.elements.dataset.value];
+    form.elements.classes.value = info.classes;
+    form.elements.noise.value = info.noise;
+    $("#classes-label").hidden = !info.choose_classes;
+  },
+
+  settings() {
+    const form = $("#settings").elements;
+    const info = this.choices.datasets[form.dataset.value];
+    const text = form.hidden.value.trim();
+    return {
+      dataset: form.dataset.value,
+      classes: info.choose_classes ? Number(form.classes.value) : null,
+      noise: Number(form.noise.value),
+      hidden: text ? text.split(",").map((size) => Number(size.trim())) : [],
+      activation: form.activation.value,
+      optimizer: form.optimizer.value,
+      learning_rate: Number(form.learning_rate.value),
+      batch_size: Number(form.batch_size.value),
+      epochs: Number(form.epochs.value),
+      speed: form.speed.value,
+    };
+  },
+
+  async reset() {
+    if (this.events) this.events.close();
+    if (this.session) api("DELETE", `/api/sessions/${this.session}`).catch(() => {});
+    this.session = null;
+    try {
+      const description = await api("POST", "/api/sessions", this.settings());
+      this.session = description.id;
+      this.description = description;
+      $("#toy-summary").textContent = description.summary;
+      $("#train-state").textContent = "";
+      this.drawPoints();
+      this.events = new EventSource(`/api/sessions/${description.id}/events`);
+      this.events.onmessage = (message) => this.update(JSON.parse(message.data));
+    } catch (error) {
+      $("#train-state").textContent = error.message;
+    }
+  },
+
+  async control(action) {
+    if (!this.session) return;
+    try {
+      await api("POST", `/api/sessions/${this.session}/${action}`);
+    } catch (error) {
+      $("#train-state").textContent = error.message;
+    }
+  },
+
+  toggle() {
+    this.control(this.state === "running" ? "pause" : "resume");
+  },
+
+  drawPoints() {
+    const canvas = $("#points");
+    const context = canvas.getContext("2d");
+    const { bounds, points, labels, colours } = this.description;
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    points.forEach(([x, y], i) => {
+      const px = ((x - bounds[0]) / (bounds[1] - bounds[0])) * canvas.width;
+      const py = ((bounds[3] - y) / (bounds[3] - bounds[2])) * canvas.height;
+      context.beginPath();
+      context.arc(px, py, 3.2, 0, 2 * Math.PI);
+      context.fillStyle = colours[labels[i]];
+      context.fill();
+      context.strokeStyle = "#fff";
+      context.lineWidth = 1;
+      context.stroke();
+    });
+  },
+
+  update(snapshot) {
+    this.state = snapshot.state;
+    $("#boundary").src = snapshot.boundary;
+    $("#epoch").textContent = snapshot.epoch;
+    $("#loss").textContent = snapshot.loss === null ? "–" : snapshot.loss.toFixed(4);
+    $("#accuracy").textContent = snapshot.accuracy === null ? "–" : `${(100 * snapshot.accuracy).toFixed(1)} %`;
+    $("#test-accuracy").textContent = `${(100 * snapshot.test_accuracy).toFixed(1)} %`;
+    $("#run").textContent = snapshot.state === "running" ? "Pause" : "Train";
+    $("#run").disabled = $("#step").disabled = !["running", "paused"].includes(snapshot.state);
+    $("#train-state").textContent = snapshot.message;
+    plot($("#loss-curve"), [snapshot.loss_curve], ["#3b5bdb"], snapshot.epochs);
+    const colours = this.description.colours;
+    plot($("#norm-curve"), snapshot.norm_curves, colours, snapshot.epochs);
+    $("#norm-legend").replaceChildren(
+      ...snapshot.norms.map((norm, i) =>
+        element("span", { style: `color: ${colours[i % colours.length]}; margin-right: 0.8rem`, text: `‖W${i + 1}‖ = ${norm.toFixed(2)}` }),
+      ),
+    );
+  },
+};
+
+// A line chart of curves {epochs, values}, x from 0 to the last epoch seen, y from 0 to the largest value
+function plot(canvas, curves, colours, epochs) {
+  const context = canvas.getContext("2d");
+  const [width, height, left, bottom] = [canvas.width, canvas.height, 44, 18];
+  context.clearRect(0, 0, width, height);
+  const lastEpoch = Math.max(1, ...curves.map((c) => c.epochs[c.epochs.length - 1] || 0));
+  const top = Math.max(1e-9, ...curves.flatMap((c) => c.values));
+  context.strokeStyle = "#b6bfcc";
+  context.beginPath();
+  context.moveTo(left, 4);
+  context.lineTo(left, height - bottom);
+  context.lineTo(width - 4, height - bottom);
+  context.stroke();
+  context.fillStyle = "#5d6778";
+  context.font = "11px system-ui, sans-serif";
+  context.fillText(top.toPrecision(3), 2, 12);
+  context.fillText("0", left - 12, height - bottom);
+  context.fillText(`epoch ${lastEpoch}`, width - 70, height - 4);
+  curves.forEach((curve, i) => {
+    context.strokeStyle = colours[i % colours.length];
+    context.lineWidth = 1.6;
+    context.beginPath();
+    curve.epochs.forEach((epoch, j) => {
+      const x = left + ((epoch / lastEpoch) * (width - left - 6));
+      const y = height - bottom - (curve.values[j] / top) * (height - bottom - 8);
+      if (j === 0) context.moveTo(x, y);
+      else context.lineTo(x, y);
+    });
+    context.stroke();
+  });
+}
+
+window.addEventListener("DOMContentLoaded", async () => {
+  $("#tab-draw").addEventListener("click", () => showTab("draw"));
+  $("#tab-train").addEventListener("click", () => showTab("train"));
+  try {
+    await Promise.all([Draw.init(), Train.init()]);
+  } catch (error) {
+    $("#draw-message").textContent = error.message;
+  }
+  if (location.hash === "#train") showTab("train");
+});

@@ -1,0 +1,318 @@
+"""The Train tab's sessions: a small network learning a 2-D toy data set in a background thread.
+
+A :class:`ToySettings` is checked like every untrusted input (a ``ValueError`` that names the field).
+A :class:`ToySession` trains with the library's own loop — one ``model.fit`` call over all its epochs —
+and a callback that, after every epoch, publishes a :meth:`~ToySession.snapshot` (loss, accuracy, the
+decision boundary as a picture, the weight norms), keeps the chosen pace, and waits while the session is
+paused. Pause, resume, one step and close are thread-safe; the server reads the latest snapshot, already
+encoded as JSON, without waiting for training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+
+from ...core.activations import ACTIVATIONS
+from ...core.layers import Dense
+from ...core.optimizers import OPTIMIZERS
+from ...data.toy import TOY_DATASETS, toy_dataset
+from ...training.callbacks import Callback
+from ...training.loop import History, TrainingDiverged
+from ...training.model import build_classifier
+from ..terminal import describe
+from .inside import png_url
+
+SPEEDS = {"slow": 20.0, "normal": 200.0, "fast": float("inf")}  # epochs per second at most
+GRID = 96  # the decision boundary is evaluated on GRID × GRID points
+CURVE_POINTS = 400  # at most this many points of each curve go to the page
+SNAPSHOT_SECONDS = 0.05  # the page is updated at most 20 times a second
+PALETTE = colormaps["tab10"](np.arange(10))[:, :3]  # ten well-separated class colours, RGB in [0, 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ToySettings:
+    """What a Train-tab run computes. The defaults reach ≥ 95 % training accuracy on the spiral within a
+    few seconds: two hidden layers of 16 ReLU units, Adam at 0.01, mini-batches of 32."""
+
+    dataset: str = "spiral"
+    samples: int = 300
+    classes: int | None = None
+    noise: float | None = None
+    hidden: tuple[int, ...] = (16, 16)
+    activation: str = "relu"
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    batch_size: int = 32
+    epochs: int = 3000
+    speed: str = "normal"
+    seed: int = 0
+
+    @classmethod
+    def from_request(cls, data: Any) -> ToySettings:
+        """Settings from a request's JSON object; a ``ValueError`` naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValueError("the settings must be a JSON object")
+        fields = {field.name for field in dataclasses.fields(cls) if field.init}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0][:40]!r}; the settings are: {', '.join(sorted(fields))}")
+        values = {**dataclasses.asdict(cls()), **data}
+        settings = cls(**{**values, "hidden": _hidden(values["hidden"])})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        TOY_DATASETS.lookup(self.dataset, argument="dataset")
+        ACTIVATIONS.lookup(self.activation, argument="activation")
+        OPTIMIZERS.lookup(self.optimizer, argument="optimizer")
+        if self.speed not in SPEEDS:
+            raise ValueError(f"speed must be one of {list(SPEEDS)}, received: {self.speed!r}")
+        _integer("samples", self.samples, 10, 2000)
+        _integer("batch_size", self.batch_size, 1, 2000)
+        _integer("epochs", self.epochs, 1, 100_000)
+        _integer("seed", self.seed, 0, 2**32 - 1)
+        if not isinstance(self.learning_rate, (int, float)) or isinstance(self.learning_rate, bool):
+            raise ValueError(f"learning_rate must be a number, received: {self.learning_rate!r}")
+        if not 1e-6 <= self.learning_rate <= 10:
+            raise ValueError(f"learning_rate must be from 1e-06 to 10, received: {self.learning_rate!r}")
+        toy_dataset(self.dataset, self.samples, classes=self.classes, noise=self.noise)  # its own checks, cheap
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, received: {value!r}"[:200])
+    return value
+
+
+def _hidden(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) > 6:
+        raise ValueError("hidden must be a list of at most 6 layer sizes, such as [16, 16]")
+    return tuple(_integer("a hidden layer size", size, 1, 256) for size in value)
+
+
+def choices() -> dict[str, Any]:
+    """What the Train tab's form offers: the defaults and every choice, from the registries."""
+    return {
+        "defaults": {**dataclasses.asdict(ToySettings()), "hidden": list(ToySettings().hidden)},
+        "datasets": {
+            name: {"classes": info.classes, "noise": info.noise, "choose_classes": info.choose_classes}
+            for name, info in TOY_DATASETS.items()
+        },
+        "activations": list(ACTIVATIONS.names()),
+        "optimizers": list(OPTIMIZERS.names()),
+        "speeds": list(SPEEDS),
+    }
+
+
+def _downsample(values: list[float]) -> dict[str, list]:
+    """A curve of one value per epoch as at most ``CURVE_POINTS`` (epoch, value) points."""
+    if not values:
+        return {"epochs": [], "values": []}
+    positions = np.unique(np.linspace(0, len(values) - 1, min(len(values), CURVE_POINTS)).round().astype(int))
+    return {"epochs": (positions + 1).tolist(), "values": [round(values[i], 6) for i in positions]}
+
+
+class ToySession:
+    """One Train-tab run: the data, the model, its optimizer and history, and the thread that trains it.
+
+    It starts paused at epoch 0; :meth:`resume` trains until ``settings.epochs`` (or :meth:`pause`),
+    :meth:`step` trains one epoch while paused, :meth:`close` stops it for good.
+    """
+
+    def __init__(self, settings: ToySettings):
+        self.settings = settings
+        self.data = toy_dataset(
+            settings.dataset, settings.samples, classes=settings.classes, noise=settings.noise, seed=settings.seed
+        )
+        self.model = build_classifier(
+            2, self.data.num_classes, settings.hidden, activation=settings.activation, rng=settings.seed
+        )
+        self.optimizer = OPTIMIZERS.lookup(settings.optimizer)(settings.learning_rate)
+        self.history = History()
+        self.norms: list[list[float]] = []  # ‖W‖ of each Dense layer, per epoch
+        points = np.concatenate([self.data.X_train, self.data.X_test], axis=1)
+        low, high = points.min(axis=1), points.max(axis=1)
+        centre, half = (low + high) / 2, float((high - low).max()) * 0.55 or 1.0
+        self.bounds = [
+            float(centre[0] - half),
+            float(centre[0] + half),
+            float(centre[1] - half),
+            float(centre[1] + half),
+        ]
+        xs = np.linspace(self.bounds[0], self.bounds[1], GRID)
+        ys = np.linspace(self.bounds[3], self.bounds[2], GRID)  # the picture's first row is the top
+        self._grid = np.stack(np.meshgrid(xs, ys)).reshape(2, -1)
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.state = "paused"  # paused, running, done, diverged, failed, closed
+        self.message = ""
+        self._steps = 0  # epochs that Step allowed while paused
+        self.version = 0
+        self.last_used = time.monotonic()
+        self.snapshot_json = ""
+        self._publishing = threading.Lock()
+        self._latest: dict[str, Any] = {}
+        self._publish()
+
+    # ------------------------------------------------------------------ control, from the server's threads
+
+    def resume(self) -> None:
+        with self._condition:
+            if self.state == "paused":
+                self.state = "running"
+                self._start()
+                self._condition.notify_all()
+        self._publish(full=False)
+
+    def pause(self) -> None:
+        with self._condition:
+            if self.state == "running":
+                self.state = "paused"
+        self._publish(full=False)
+
+    def step(self) -> None:
+        with self._condition:
+            if self.state == "paused":
+                self._steps += 1
+                self._start()
+                self._condition.notify_all()
+
+    def close(self) -> None:
+        with self._condition:
+            self.state = "closed"
+            self._condition.notify_all()
+        self._publish(full=False)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _start(self) -> None:  # with the condition held
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._train, name="nablanet-toy-training", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ the training thread
+
+    def _train(self) -> None:
+        settings = self.settings
+        try:
+            self.model.fit(
+                self.data.X_train,
+                self.data.Y_train,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                optimizer=self.optimizer,
+                rng=settings.seed,
+                history=self.history,
+                callbacks=[_Control(self)],
+                verbose=0,
+            )
+            outcome, message = "done", f"finished: {settings.epochs} epochs"
+        except TrainingDiverged as error:
+            outcome, message = "diverged", str(error)
+        except Exception as error:  # shown on the page; the server goes on
+            outcome, message = "failed", describe(error)[:300]
+        with self._condition:
+            if self.state != "closed":
+                self.state, self.message = outcome, message
+        self._publish()
+
+    def after_epoch(self, model) -> None:
+        """Called by the training thread after each epoch: record, publish, keep the pace, wait if paused."""
+        self.norms.append([float(np.linalg.norm(layer.W)) for layer in model.layers if isinstance(layer, Dense)])
+        now = time.monotonic()
+        with self._condition:
+            stepping = self._steps > 0
+            self._steps = max(0, self._steps - 1)
+            stopping = self.state != "running" and self._steps == 0
+        if stepping or stopping or now - self._published >= SNAPSHOT_SECONDS:
+            self._publish()  # the model is not training between epochs: a full snapshot is safe here
+        pace = 1.0 / SPEEDS[self.settings.speed]
+        if pace:
+            time.sleep(max(0.0, self._epoch_started + pace - time.monotonic()))
+        with self._condition:
+            while self.state == "paused" and self._steps == 0:
+                self._condition.wait()
+            if self.state == "closed":
+                model.stop_training = True
+        self._epoch_started = time.monotonic()
+
+    _epoch_started = 0.0
+    _published = 0.0
+
+    # ------------------------------------------------------------------ what the page sees
+
+    def boundary(self) -> str:
+        """The decision boundary: each grid point in its predicted class's colour, paler where the model is
+        unsure (the colour is the probability-weighted mix of the class colours)."""
+        probabilities = self.model.predict_proba(self._grid)  # (classes, GRID²)
+        colours = probabilities.T @ PALETTE[: probabilities.shape[0]]
+        confidence = (probabilities.max(axis=0) - 1 / len(probabilities)) / (1 - 1 / len(probabilities))
+        strength = 0.25 + 0.45 * confidence[:, None]
+        rgb = (1 - strength) + strength * colours
+        pixels = (rgb.reshape(GRID, GRID, 3) * 255).round().astype(np.uint8)
+        return png_url(pixels)
+
+    def snapshot(self) -> dict[str, Any]:
+        history = self.history
+        epoch = len(history.loss)
+        return {
+            "state": self.state,
+            "message": self.message,
+            "epoch": epoch,
+            "epochs": self.settings.epochs,
+            "loss": history.loss[-1] if epoch else None,
+            "accuracy": history.accuracy[-1] if epoch else None,
+            "test_accuracy": self.model.evaluate(self.data.X_test, self.data.Y_test)["accuracy"],
+            "boundary": self.boundary(),
+            "loss_curve": _downsample(history.loss),
+            "accuracy_curve": _downsample(history.accuracy),
+            "norms": self.norms[-1] if self.norms else [float(np.linalg.norm(layer.W)) for layer in self._dense()],
+            "norm_curves": [_downsample([row[i] for row in self.norms]) for i in range(len(self._dense()))],
+        }
+
+    def _dense(self) -> list[Dense]:
+        return [layer for layer in self.model.layers if isinstance(layer, Dense)]
+
+    def _publish(self, full: bool = True) -> None:
+        """Make the latest snapshot the one the page gets. Only the training thread (or, before it starts
+        and after it ends, the caller) computes a ``full`` one: layers keep the state of their last forward
+        pass, so two threads must never run the model at once. Other threads only update the state."""
+        with self._publishing:
+            self._latest = self.snapshot() if full else {**self._latest, "state": self.state, "message": self.message}
+            self.snapshot_json = json.dumps(self._latest)
+            self._published = time.monotonic()
+            self.version += 1
+
+    def description(self) -> dict[str, Any]:
+        """What the page needs once: the points, the class colours, the plane's bounds, the model."""
+        return {
+            "settings": {**dataclasses.asdict(self.settings), "hidden": list(self.settings.hidden)},
+            "bounds": self.bounds,
+            "points": np.round(self.data.X_train.T, 4).tolist(),
+            "labels": self.data.y_train.tolist(),
+            "colours": [to_hex(colour) for colour in PALETTE],
+            "summary": self.model.summary(),
+        }
+
+
+class _Control(Callback):
+    def __init__(self, session: ToySession):
+        self.session = session
+        self.model = None
+
+    def on_train_begin(self, model):
+        self.model = model
+        self.session._epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs):
+        self.session.after_epoch(self.model)

@@ -1,0 +1,122 @@
+"""Two-dimensional toy data sets — points in the plane, a class each — for seeing a decision boundary.
+
+Each generator is registered in ``TOY_DATASETS`` under the name the playground and
+:func:`toy_dataset` use:
+
+* ``"spiral"``: interleaved spiral arms, one per class: the data set of the nnfs book (Kinsley &
+  Kukieła, *Neural Networks from Scratch in Python*, 2020), after Stanford's CS231n notes. Arm k's
+  i-th point has radius r = i/(n−1) and angle θ = 2.5 (4k + 4r) + noise, at (r sin θ, r cos θ);
+* ``"circles"``: two concentric rings (radii 0.5 and 1) — no straight line separates them;
+* ``"xor"``: points uniform in the square [−1, 1]², class 1 where x₁ x₂ > 0 — the problem a single
+  neuron cannot learn (Minsky & Papert);
+* ``"blobs"``: one Gaussian cloud per class, the cloud centres evenly spaced on a circle of radius 0.7.
+
+The points come in the notebooks' layout, a (2, N) matrix X with one column per point, so they go
+straight into ``model.fit(X, Y)``. Coordinates lie roughly in [−1.2, 1.2].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core import _checks
+from ..core.registry import Registry
+from .datasets import Dataset
+
+
+@dataclass(frozen=True)
+class ToyInfo:
+    """A registered toy data set: ``make(n, classes, noise, rng)`` → (points (n, 2), labels (n,)),
+    its default number of classes and noise, and whether the number of classes can be chosen."""
+
+    make: Callable[[int, int, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+    classes: int
+    noise: float
+    choose_classes: bool
+
+
+TOY_DATASETS: Registry[ToyInfo] = Registry("toy data set")
+
+
+def _toy(name: str, *, classes: int, noise: float, choose_classes: bool = False):
+    def register(make):
+        TOY_DATASETS.register(name)(ToyInfo(make, classes, noise, choose_classes))
+        return make
+
+    return register
+
+
+def _per_class(n: int, classes: int) -> np.ndarray:
+    """The class of each of n points, as evenly shared as n allows: 0, 0, …, 1, 1, …"""
+    return np.repeat(np.arange(classes), np.diff(np.linspace(0, n, classes + 1).round().astype(int)))
+
+
+@_toy("spiral", classes=3, noise=0.2, choose_classes=True)
+def _spiral(n, classes, noise, rng):
+    labels = _per_class(n, classes)
+    points = np.empty((n, 2))
+    for k in range(classes):
+        arm = labels == k
+        r = np.linspace(0.0, 1.0, arm.sum())
+        theta = 2.5 * (4 * k + 4 * r) + noise * rng.standard_normal(arm.sum())
+        points[arm] = np.column_stack([r * np.sin(theta), r * np.cos(theta)])
+    return points, labels
+
+
+@_toy("circles", classes=2, noise=0.1)
+def _circles(n, classes, noise, rng):
+    labels = _per_class(n, 2)
+    radius = np.where(labels == 0, 1.0, 0.5) + noise * rng.standard_normal(n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]), labels
+
+
+@_toy("xor", classes=2, noise=0.1)
+def _xor(n, classes, noise, rng):
+    points = rng.uniform(-1, 1, (n, 2))
+    labels = (points[:, 0] * points[:, 1] > 0).astype(int)  # decided before the noise: some points cross
+    return points + noise * rng.standard_normal((n, 2)), labels
+
+
+@_toy("blobs", classes=3, noise=0.2, choose_classes=True)
+def _blobs(n, classes, noise, rng):
+    labels = _per_class(n, classes)
+    angle = 2 * np.pi * np.arange(classes) / classes + np.pi / 2
+    centres = 0.7 * np.column_stack([np.cos(angle), np.sin(angle)])
+    return centres[labels] + noise * rng.standard_normal((n, 2)), labels
+
+
+def toy_dataset(
+    name: str, samples: int = 300, *, classes: int | None = None, noise: float | None = None, seed=0, dtype=np.float64
+) -> Dataset:
+    """The toy data set ``name`` ("spiral", "circles", "xor", "blobs") as a :class:`~nablanet.Dataset`:
+    ``samples`` training points and as many test points from the same distribution, each (2, N).
+
+    ``classes`` (spiral and blobs only; 2 to 10) and ``noise`` (≥ 0) default to the data set's own.
+
+    >>> data = toy_dataset("spiral", 300)
+    >>> data.X_train.shape, data.num_classes, data.y_train[:3], data.y_train[-1]
+    ((2, 300), 3, array([0, 0, 0]), np.int64(2))
+    """
+    info = TOY_DATASETS.lookup(name, argument="toy data set")
+    samples = _checks.positive_int("samples", samples)
+    if classes is None:
+        classes = info.classes
+    elif not info.choose_classes:
+        raise ValueError(f"the {name} data set always has {info.classes} classes; classes cannot be chosen")
+    elif isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= 10:
+        raise ValueError(f"classes must be an integer from 2 to 10, received: {classes!r}")
+    if samples < classes:
+        raise ValueError(f"{samples} samples are fewer than the {classes} classes")
+    noise = info.noise if noise is None else noise
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 10:
+        raise ValueError(f"noise must be a number from 0 to 10, received: {noise!r}")
+    dtype = _checks.float_dtype("dtype", dtype)
+    train_rng, test_rng = (np.random.default_rng(stream) for stream in np.random.SeedSequence(seed).spawn(2))
+    X_train, y_train = info.make(samples, classes, float(noise), train_rng)
+    X_test, y_test = info.make(samples, classes, float(noise), test_rng)
+    class_names = tuple(str(k) for k in range(classes))
+    return Dataset(name, X_train.T.astype(dtype), y_train, X_test.T.astype(dtype), y_test, class_names)

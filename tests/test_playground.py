@@ -1,0 +1,338 @@
+"""The playground's server through Starlette's test client: every route, and bad requests → 4xx JSON."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from playground_drawing import drawn_png
+
+import nablanet as nn
+from nablanet.app.playground import server
+from nablanet.app.playground.inside import look_inside, mosaic, strip
+from nablanet.app.playground.training import ToySession, ToySettings
+from nablanet.app.run import TrainingSettings, train_run
+
+pytest.importorskip("starlette", reason="the playground extra is part of the test extra")
+from starlette.testclient import TestClient
+
+BASE = "http://127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs/ folder as `nablanet train` leaves it: a softmax classifier, an MLP and a CNN."""
+    runs = tmp_path_factory.mktemp("runs")
+    quiet = {"report": lambda line: None}
+    train_run(TrainingSettings(epochs=3, lr=0.1), out=runs / "softmax", **quiet)
+    train_run(TrainingSettings(hidden=(64,), optimizer="adam", epochs=2), out=runs / "mlp", **quiet)
+    cnn = nn.build_classifier(784, 10, conv=(4,), rng=0)
+    cnn.metadata = {"dataset": "mnist"}
+    (runs / "nested" / "cnn").mkdir(parents=True)
+    nn.save(cnn, runs / "nested" / "cnn" / "model.npz")  # no metrics.json: accuracy measured when asked
+    (runs / "broken").mkdir()
+    (runs / "broken" / "model.npz").write_bytes(b"not a model")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def found(runs):
+    skipped = []
+    models = server.find_models([], runs, skipped.append)
+    return models, skipped
+
+
+@pytest.fixture
+def client(found, runs):
+    models, _ = found
+    with TestClient(server.create_app(models, runs), base_url=BASE) as client:
+        yield client
+
+
+def by_name(client, part):
+    return next(model for model in client.get("/api/models").json()["models"] if part in model["name"])
+
+
+def test_models_under_runs_are_found_and_a_broken_file_is_reported(found):
+    models, skipped = found
+    assert sorted(model.name.split("runs")[-1].split("/")[1] for model in models) == ["mlp", "nested", "softmax"]
+    assert [model.id for model in models] == [0, 1, 2]
+    assert len(skipped) == 1 and "broken" in skipped[0]
+
+
+def test_model_list_and_details(client):
+    listing = client.get("/api/models").json()["models"]
+    kinds = {model["name"].split("/")[-2]: model["kind"] for model in listing}
+    assert kinds == {"softmax": "softmax classifier", "mlp": "multilayer perceptron", "cnn": "convolutional network"}
+    softmax = by_name(client, "softmax")
+    assert 0.85 < softmax["test_accuracy"] < 0.95  # from metrics.json
+    details = client.get(f"/api/models/{softmax['id']}").json()
+    assert [t["class"] for t in details["templates"]] == [str(d) for d in range(10)]
+    assert all(t["image"].startswith("data:image/png;base64,") for t in details["templates"])
+    cnn = by_name(client, "cnn")
+    assert cnn["test_accuracy"] is None
+    measured = client.get(f"/api/models/{cnn['id']}").json()
+    assert 0 <= measured["test_accuracy"] <= 1 and "templates" not in measured
+
+
+@pytest.mark.parametrize("digit", ["1", "7", "0"])
+def test_a_drawn_digit_is_recognised_by_the_mlp(client, digit):
+    mlp = by_name(client, "mlp")
+    response = client.post(
+        f"/api/models/{mlp['id']}/predict", content=drawn_png(digit), headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert view["prediction"] == digit
+    assert view["probabilities"] is True and abs(sum(view["outputs"]) - 1) < 1e-5
+    assert response.headers["server-timing"].startswith("predict;dur=")
+    assert [layer["name"] for layer in view["layers"]] == ["1 ReLU"]
+    assert view["layers"][0]["shape"] == [64] and view["layers"][0]["kind"] == "units"
+
+
+def test_the_views_are_the_math(client, found):
+    """The Jacobian is diag(a) − a aᵀ of the sample; the contributions add up to the score z_k."""
+    models, _ = found
+    softmax = next(model for model in models if "softmax" in model.name)
+    picture = drawn_png("7")
+    response = client.post(f"/api/models/{softmax.id}/predict", content=picture, headers={"content-type": "image/png"})
+    view = response.json()
+    x = nn.data.images.load_image(picture).astype(np.float32)
+    a = softmax.model.predict_proba(x)[:, 0]
+    np.testing.assert_allclose(view["outputs"], a, atol=1e-6)
+    np.testing.assert_allclose(view["jacobian"], np.diag(a) - np.outer(a, a), atol=1e-6)
+    dense = softmax.model.layers[0]
+    for entry in view["contributions"]:
+        k = int(entry["class"])
+        assert entry["score"] == pytest.approx(float((dense.W[k] * x[:, 0]).sum() + dense.b[k]), abs=1e-3)
+    np.testing.assert_allclose([c["probability"] for c in view["contributions"]], np.sort(a)[::-1][:3], atol=1e-6)
+    assert len(view["contributions"]) == 3 and view["contributions"][0]["class"] == view["prediction"]
+    assert view["layers"] == []
+
+
+def test_the_input_picture_is_the_preprocessed_28_by_28(client):
+    response = client.post("/api/models/0/predict", content=drawn_png("1"), headers={"content-type": "image/png"})
+    data_url = response.json()["input"]
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",")[1]))).convert("L"))
+    expected = nn.data.images.load_image(drawn_png("1")).reshape(28, 28)
+    assert picture.shape == (28, 28)
+    np.testing.assert_allclose(picture / 255, expected, atol=2 / 255)  # a 256-colour map
+
+
+def test_a_cnn_shows_its_feature_maps(client):
+    cnn = by_name(client, "cnn")
+    view = client.post(
+        f"/api/models/{cnn['id']}/predict", content=drawn_png("7"), headers={"content-type": "image/png"}
+    ).json()
+    assert [(layer["name"], layer["shape"], layer["kind"]) for layer in view["layers"]] == [
+        ("1 ReLU", [4, 26, 26], "maps"),
+        ("2 MaxPool2D", [4, 13, 13], "maps"),
+    ]
+
+
+def test_mosaic_and_strip_keep_every_value_in_place():
+    maps = np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2)
+    tiled = mosaic(maps, columns=2)
+    assert tiled.shape == (5, 5)
+    np.testing.assert_array_equal(tiled[:2, :2], maps[0])
+    np.testing.assert_array_equal(tiled[:2, 3:], maps[1])
+    np.testing.assert_array_equal(tiled[3:, :2], maps[2])
+    assert np.isnan(tiled[2]).all() and np.isnan(tiled[3:, 3:]).all()
+    units = strip(np.arange(40.0))
+    assert units.shape == (2, 32) and units[1, 7] == 39 and np.isnan(units[1, 8:]).all()
+
+
+def test_look_inside_leaves_training_mode_alone():
+    model = nn.build_classifier(784, 10, [8], dropout=0.5, rng=0)
+    look_inside(model, np.random.default_rng(0).random((784, 1)), [str(d) for d in range(10)])
+    assert all(layer.training for layer in model.layers)
+
+
+BAD_PREDICTIONS = [
+    ("/api/models/9/predict", drawn_png("1"), "image/png", 404, "no model number 9"),
+    ("/api/models/-1/predict", drawn_png("1"), "image/png", 404, None),
+    ("/api/models/0/predict", drawn_png("1"), "text/plain", 415, "send image/png"),
+    ("/api/models/0/predict", b"", "image/png", 422, "not an image"),
+    ("/api/models/0/predict", b"GIF89a garbage", "image/png", 422, "not"),
+    ("/api/models/0/predict", b"\0" * (server.MAX_IMAGE_BYTES + 1), "image/png", 413, "at most"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "kind", "status", "words"), BAD_PREDICTIONS)
+def test_bad_pictures_get_a_4xx_with_a_json_error(client, path, body, kind, status, words):
+    response = client.post(path, content=body, headers={"content-type": kind})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    if words:
+        assert words in response.json()["error"]
+
+
+def test_a_blank_pad_is_a_422_that_says_so(client):
+    buffer = io.BytesIO()
+    Image.new("L", (280, 280), 0).save(buffer, format="PNG")
+    response = client.post("/api/models/0/predict", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "blank" in response.json()["error"]
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(client):
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000), 0).save(buffer, format="PNG")  # 100 megapixels in a few KB
+    response = client.post("/api/models/0/predict", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "pixels" in response.json()["error"]
+
+
+def test_an_oversized_body_is_refused_by_its_declared_length(client):
+    response = client.post(
+        "/api/sessions", content=b"{}", headers={"content-type": "application/json", "content-length": str(10**9)}
+    )
+    assert response.status_code == 413
+
+
+def test_unknown_routes_and_methods(client):
+    assert client.get("/api/nothing").status_code == 404
+    assert client.get("/api/nothing").json()["error"]
+    assert client.get("/static/../server.py").status_code == 404
+    assert client.get("/api/models/0/predict").status_code == 405
+
+
+def test_another_host_name_is_refused(found, runs):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 cannot talk to the server."""
+    models, _ = found
+    with TestClient(server.create_app(models, runs), base_url="http://evil.example") as client:
+        assert client.get("/api/models").status_code == 400
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "nablanet playground" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for path in ("/static/playground.js", "/static/playground.css"):
+        assert client.get(path).status_code == 200
+    for text in (page.text, client.get("/static/playground.js").text, client.get("/static/playground.css").text):
+        assert "http://" not in text and "https://" not in text  # nothing from another host
+
+
+# ------------------------------------------------------------------------------------------- Train tab
+
+
+def test_toy_choices_come_from_the_registries(client):
+    choices = client.get("/api/toy").json()
+    assert set(choices["datasets"]) == {"spiral", "circles", "xor", "blobs"}
+    assert "relu" in choices["activations"] and "adam" in choices["optimizers"]
+    assert choices["defaults"]["dataset"] == "spiral"
+
+
+def test_a_session_trains_pauses_steps_and_closes(client):
+    created = client.post("/api/sessions", json={"dataset": "xor", "speed": "fast", "epochs": 400})
+    assert created.status_code == 201
+    session = created.json()
+    assert len(session["points"]) == 300 and len(session["labels"]) == 300 and len(session["bounds"]) == 4
+    key = session["id"]
+    assert client.post(f"/api/sessions/{key}/resume").json()["state"] == "running"
+    with client.stream("GET", f"/api/sessions/{key}/events") as events:
+        snapshots = []
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                snapshots.append(json.loads(line[6:]))
+                if snapshots[-1]["state"] == "done":
+                    break
+    first, last = snapshots[0], snapshots[-1]
+    assert last["epoch"] == 400 and last["message"] == "finished: 400 epochs"
+    assert first["loss"] is None and last["loss"] < 0.5 * last["loss_curve"]["values"][0]  # epoch 1's loss
+    assert last["accuracy"] > 0.9 and last["boundary"] != first["boundary"]
+    assert len(last["loss_curve"]["values"]) <= 400 and last["loss_curve"]["epochs"][-1] == 400
+    assert len(last["norms"]) == 3 and len(last["norm_curves"]) == 3
+    assert client.delete(f"/api/sessions/{key}").status_code == 204
+    assert client.post(f"/api/sessions/{key}/pause").status_code == 404
+
+
+def test_step_trains_exactly_one_epoch(client):
+    key = client.post("/api/sessions", json={"dataset": "blobs"}).json()["id"]
+    session = client.app.state.playground.sessions[key]
+    for expected in (1, 2, 3):
+        client.post(f"/api/sessions/{key}/step")
+        deadline = time.monotonic() + 10
+        while len(session.history.loss) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # time enough for a wrong second epoch to show
+        assert len(session.history.loss) == expected and session.state == "paused"
+    client.delete(f"/api/sessions/{key}")
+
+
+BAD_SETTINGS = [
+    ([], "JSON object"),
+    ({"dataset": "moons"}, "dataset must be one of"),
+    ({"hidden": [16, 0]}, "hidden layer size"),
+    ({"hidden": "16,16"}, "list of at most 6"),
+    ({"hidden": [16] * 7}, "list of at most 6"),
+    ({"learning_rate": 100}, "learning_rate must be"),
+    ({"learning_rate": "fast"}, "learning_rate must be a number"),
+    ({"epochs": 10**9}, "epochs must be an integer"),
+    ({"samples": 5}, "samples must be"),
+    ({"batch_size": True}, "batch_size must be"),
+    ({"classes": 4, "dataset": "xor"}, "cannot be chosen"),
+    ({"classes": 40}, "classes must be"),
+    ({"noise": -1}, "noise must be"),
+    ({"speed": "ludicrous"}, "speed must be"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"path": "/etc/passwd"}, "unknown setting"),
+]
+
+
+@pytest.mark.parametrize(("settings", "words"), BAD_SETTINGS)
+def test_bad_settings_get_a_400_naming_the_field(client, settings, words):
+    response = client.post("/api/sessions", json=settings)
+    assert response.status_code == 400
+    assert words in response.json()["error"]
+
+
+def test_bad_session_requests(client):
+    assert (
+        client.post("/api/sessions", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
+    assert client.post("/api/sessions", content=b"{}", headers={"content-type": "text/plain"}).status_code == 415
+    assert (
+        client.post("/api/sessions", content=b"[" * 100_000, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+    assert client.post("/api/sessions/nope/resume").status_code == 404
+    key = client.post("/api/sessions", json={}).json()["id"]
+    assert client.post(f"/api/sessions/{key}/explode").status_code == 404
+
+
+def test_too_many_sessions_close_the_oldest(client):
+    keys = [client.post("/api/sessions", json={}).json()["id"] for _ in range(server.MAX_SESSIONS + 2)]
+    assert client.post(f"/api/sessions/{keys[0]}/pause").status_code == 404
+    assert client.post(f"/api/sessions/{keys[-1]}/pause").status_code == 200
+
+
+def test_the_default_settings_learn_the_spiral():
+    """Acceptance: the Train tab's defaults reach ≥ 95 % training accuracy on the spiral (counted in epochs,
+    not seconds: at the default pace of 200 epochs a second this is the first few seconds)."""
+    session = ToySession(ToySettings(speed="fast", epochs=600))
+    session.resume()
+    session.join(60)
+    assert session.state == "done"
+    assert max(session.history.accuracy) >= 0.95
+    assert session.history.accuracy.index(max(session.history.accuracy)) < 600
+    first_95 = next(epoch for epoch, accuracy in enumerate(session.history.accuracy) if accuracy >= 0.95)
+    assert first_95 < 400  # at 200 epochs/s: within 2 s of pressing Train
+
+
+def test_an_unexpected_error_is_a_500_with_one_json_line(found, runs, monkeypatch):
+    models, _ = found
+    lines = []
+    monkeypatch.setattr(server, "choices", lambda: 1 / 0)
+    with TestClient(
+        server.create_app(models, runs, report=lines.append), base_url=BASE, raise_server_exceptions=False
+    ) as client:
+        response = client.get("/api/toy")
+    assert response.status_code == 500 and response.json() == {"error": "the server failed: division by zero"}
+    assert lines == ["GET /api/toy: division by zero"]
