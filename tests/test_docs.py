@@ -15,6 +15,7 @@ import nablanet as nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
+from browser import chromium, needs_chromium  # noqa: E402
 from check_site import external_loads  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -79,35 +80,13 @@ def test_nothing_is_loaded_from_another_host(site):
     assert loads == []
 
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
-)
+@needs_chromium
 @pytest.mark.parametrize(
     "page, anchor",
     [("api.html", "nablanet.Dense"), ("examples/04_hidden_layer_network.html", "backward-shape-by-shape")],
 )
 def test_a_browser_typesets_the_formulas(site, tmp_path, page, anchor):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1300,1000",
-    ):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(DRIVER))
-    try:
+    with chromium() as browser:
         browser.get((site / page).as_uri())
         deadline = time.monotonic() + 30
         typeset = 0
@@ -121,6 +100,4 @@ def test_a_browser_typesets_the_formulas(site, tmp_path, page, anchor):
         raw = browser.execute_script("return document.body.innerText.includes('\\\\frac')")
         browser.execute_script(f"document.getElementById('{anchor}').scrollIntoView()")
         browser.save_screenshot(str(tmp_path / "page.png"))
-    finally:
-        browser.quit()
     assert typeset >= 5 and errors == 0 and not raw

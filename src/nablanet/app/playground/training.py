@@ -170,13 +170,12 @@ class ToySession:
                 self.state = "running"
                 self._start()
                 self._condition.notify_all()
-        self._publish(full=False)
 
     def pause(self) -> None:
+        """Pause after the epoch in progress; the snapshot published then shows the state "paused"."""
         with self._condition:
             if self.state == "running":
                 self.state = "paused"
-        self._publish(full=False)
 
     def step(self) -> None:
         with self._condition:
@@ -229,17 +228,15 @@ class ToySession:
     def after_epoch(self, model) -> None:
         """Called by the training thread after each epoch: record, publish, keep the pace, wait if paused."""
         self.norms.append([float(np.linalg.norm(layer.W)) for layer in model.layers if isinstance(layer, Dense)])
-        now = time.monotonic()
-        with self._condition:
-            stepping = self._steps > 0
-            self._steps = max(0, self._steps - 1)
-            stopping = self.state != "running" and self._steps == 0
-        if stepping or stopping or now - self._published >= SNAPSHOT_SECONDS:
-            self._publish()  # the model is not training between epochs: a full snapshot is safe here
         pace = 1.0 / SPEEDS[self.settings.speed]
         if pace:
             time.sleep(max(0.0, self._epoch_started + pace - time.monotonic()))
-        with self._condition:
+        with self._condition:  # held while publishing, so that a pause cannot slip in before the wait
+            stepping = self._steps > 0
+            self._steps = max(0, self._steps - 1)
+            waiting = self.state == "paused" and self._steps == 0
+            if stepping or waiting or time.monotonic() - self._published >= SNAPSHOT_SECONDS:
+                self._publish()  # the model is not training between epochs: a full snapshot is safe here
             while self.state == "paused" and self._steps == 0:
                 self._condition.wait()
             if self.state == "closed":

@@ -8,6 +8,7 @@ function element(tag, attributes = {}, children = []) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes)) {
     if (key === "text") node.textContent = value;
+    else if (key === "style") node.style.cssText = value; // the CSSOM: allowed by the page's CSP, unlike style=""
     else node.setAttribute(key, value);
   }
   for (const child of children) node.append(child);
@@ -149,7 +150,7 @@ const Draw = {
     $("#templates").replaceChildren(
       ...templates.map((t) => element("div", { class: "figure" }, [element("img", { src: t.image, alt: `template ${t.class}` }), t.class])),
     );
-    $("#inside-title").textContent = templates.length ? "Why it thinks so: W_k ⊙ x, pixel by pixel" : "Inside the network: each layer's output";
+    $("#inside-title").textContent = templates.length ? "Why it thinks so: Wₖ ⊙ x, each pixel's share of the score zₖ" : "Inside the network: each layer's output";
     if (this.hasInk) this.schedule(0);
   },
 
