@@ -3,7 +3,6 @@ formulas typeset (in a real browser, Debian's headless Chromium), the notebooks 
 command-line reference generated from the parser, and nothing loaded from another host."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time

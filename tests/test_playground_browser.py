@@ -108,7 +108,7 @@ def test_a_drawn_1_and_7_are_recognised(url, tmp_path):
             assert len(browser.find_elements("css selector", "#jacobian td")) == 100
             assert len(browser.find_elements("css selector", "#layers img")) == 1  # the hidden layer's units
             assert "ms on the server" in text(browser, "timing")
-        screenshot(browser, tmp_path, "playground-draw-mlp.png")
+        browser.save_screenshot(str(tmp_path / "playground-draw-mlp.png"))
         Select(browser.find_element("id", "model")).select_by_value("1")  # the softmax classifier, same 7
         wait_for(lambda: "softmax classifier" in text(browser, "model-info"), what="the other model")
         wait_for(lambda: len(browser.find_elements("css selector", "#contributions img")) == 3, what="contributions")

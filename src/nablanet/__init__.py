@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
+    from .data.toy import toy_dataset
     from .files.serialization import ModelFileError, load, save
     from .training.callbacks import Callback, EarlyStopping
     from .training.loop import History, TrainingDiverged
@@ -82,6 +83,7 @@ __all__ = [
     "save",
     "softmax",
     "softmax_jacobian",
+    "toy_dataset",
 ]
 
 # The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps
@@ -99,6 +101,7 @@ _MODULES = (
     "core.schedules",
     "data.datasets",
     "data.idx",
+    "data.toy",
     "files.serialization",
     "training.callbacks",
     "training.loop",

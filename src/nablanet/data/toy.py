@@ -98,8 +98,8 @@ def toy_dataset(
     ``classes`` (spiral and blobs only; 2 to 10) and ``noise`` (≥ 0) default to the data set's own.
 
     >>> data = toy_dataset("spiral", 300)
-    >>> data.X_train.shape, data.num_classes, data.y_train[:3], data.y_train[-1]
-    ((2, 300), 3, array([0, 0, 0]), np.int64(2))
+    >>> data.X_train.shape, data.num_classes, data.y_train[:3].tolist(), data.y_train[-3:].tolist()
+    ((2, 300), 3, [0, 0, 0], [2, 2, 2])
     """
     info = TOY_DATASETS.lookup(name, argument="toy data set")
     samples = _checks.positive_int("samples", samples)

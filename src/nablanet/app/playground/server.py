@@ -136,7 +136,7 @@ def find_models(paths, runs: Path, report) -> list[ServedModel]:
     served: list[ServedModel] = []
     for path in found[:MAX_MODELS]:
         try:
-            served.append(open_model(path, len(served)))
+            served.append(open_model(path, len(served), str(path.relative_to(runs.parent))))
         except (ValueError, OSError, ModelFileError, DatasetError) as error:
             report(f"skipped {path}: {error}")
     return served
