@@ -336,3 +336,99 @@ def test_an_unexpected_error_is_a_500_with_one_json_line(found, runs, monkeypatc
         response = client.get("/api/toy")
     assert response.status_code == 500 and response.json() == {"error": "the server failed: division by zero"}
     assert lines == ["GET /api/toy: division by zero"]
+
+
+def test_the_recipe_needs_a_declared_json_body(client):
+    """A form or text/plain POST needs no CORS preflight: another web site could send it; this one cannot."""
+    response = client.post("/api/recipe", content=b"", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_a_model_of_another_number_of_classes_is_served_without_an_accuracy(tmp_path):
+    model = nn.build_classifier(784, 2, rng=0)
+    (tmp_path / "two").mkdir()
+    nn.save(model, tmp_path / "two" / "model.npz")
+    models = server.find_models([], tmp_path, print)
+    with TestClient(server.create_app(models, tmp_path), base_url=BASE) as client:
+        details = client.get("/api/models/0")
+        assert details.status_code == 200 and details.json()["test_accuracy"] is None
+        assert details.json()["name"] == f"{tmp_path.name}/two/model.npz"
+        view = client.post("/api/models/0/predict", content=drawn_png("1"), headers={"content-type": "image/png"})
+        assert view.status_code == 200 and len(view.json()["outputs"]) == 2
+
+
+def test_a_small_png_of_huge_size_is_refused_from_its_header(client):
+    buffer = io.BytesIO()
+    Image.new("L", (1100, 1000), 0).save(buffer, format="PNG")  # 1.1 megapixels in a few KB
+    response = client.post("/api/models/0/predict", content=buffer.getvalue(), headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "1,000,000 pixels" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_loopback_addresses(host, loopback):
+    assert server.is_loopback(host) is loopback
+
+
+def test_a_step_on_the_last_epoch_ends_the_session():
+    session = ToySession(ToySettings(samples=50, epochs=2))
+    session.step()
+    session.step()
+    session.join(10)
+    assert session.state == "done" and len(session.history.loss) == 2
+
+
+def test_an_evicted_session_says_why(client):
+    first = client.post("/api/sessions", json={}).json()["id"]
+    session = client.app.state.playground.sessions[first]
+    for _ in range(server.MAX_SESSIONS):
+        client.post("/api/sessions", json={})
+    assert session.state == "closed" and "more than 8 training sessions" in json.loads(session.snapshot_json)["message"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
+    """An open event stream must not hold the server up, nor make it print a traceback."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stdout:
+        if line.startswith("nablanet playground at "):
+            break
+    url = line.split(" at ")[1].split()[0]
+    key = httpx.post(url + "api/sessions", json={"speed": "slow"}).json()["id"]
+    httpx.post(url + f"api/sessions/{key}/resume")
+    received = []
+
+    def watch():
+        with httpx.stream("GET", url + f"api/sessions/{key}/events", timeout=30) as events:
+            received.extend(line for line in events.iter_lines() if line.startswith("data: "))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=20)
+    watcher.join(10)
+    assert process.returncode == 130
+    assert errors.strip().splitlines() == ["nablanet serve: interrupted"], errors
+    assert received and not watcher.is_alive()

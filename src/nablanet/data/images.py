@@ -39,12 +39,13 @@ STYLES = ("digit", "object")
 _STDERR_LOCK = threading.Lock()
 
 
-def read_grey(source) -> np.ndarray:
+def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The picture at ``source`` — a file path, or a file's bytes (an upload) — as grey levels in [0, 1]
     (a 2-D float64 array), ink light on dark.
 
     A picture whose border is light (dark ink on paper) is inverted; one with a transparent background
-    is read from its alpha channel. A ``DatasetError`` for anything that is not such a picture.
+    is read from its alpha channel. A ``DatasetError`` for anything that is not such a picture, or one of
+    more than ``max_pixels`` pixels (read from its header, before decoding).
     """
     opened: Path | io.BytesIO
     if isinstance(source, (bytes, bytearray)):
@@ -63,9 +64,9 @@ def read_grey(source) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(opened, formats=FORMATS) as image:
                 width, height = image.size
-                if width * height > MAX_PIXELS:
+                if width * height > max_pixels:
                     raise DatasetError(
-                        f"{path}: {width}×{height} is more than the {MAX_PIXELS:,} pixels nablanet decodes"
+                        f"{path}: {width}×{height} is more than the {max_pixels:,} pixels nablanet decodes"
                     )
                 if width == 0 or height == 0:
                     raise DatasetError(f"{path}: the image is empty")
@@ -150,7 +151,7 @@ def _resize(grey: np.ndarray, longer_side: int) -> np.ndarray:
     return np.clip(np.asarray(small, dtype=np.float64), 0.0, 1.0)  # Lanczos overshoots a little at edges
 
 
-def load_image(source, style: str = "digit") -> np.ndarray:
+def load_image(source, style: str = "digit", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a picture (a path or a file's bytes, as :func:`read_grey`) and make it look like the data
     set's images (``style``: "digit" or "object").
 
@@ -158,7 +159,7 @@ def load_image(source, style: str = "digit") -> np.ndarray:
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, received: {style!r}")
-    grey = read_grey(source)
+    grey = read_grey(source, max_pixels)
     path = source if not isinstance(source, (bytes, bytearray)) else "the picture"
     if style == "object" and grey.shape == (SIZE, SIZE):
         if not grey.any():

@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import secrets
 import socket
 import threading
 import time
 import webbrowser
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -61,6 +61,7 @@ from .training import ToySession, ToySettings, choices
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
+MAX_IMAGE_PIXELS = 1_000_000  # the pad has 78,400; a small PNG of huge size would cost memory and time
 MAX_JSON_BYTES = 16 * 2**10
 MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left unused longest
 MAX_MODELS = 50
@@ -87,6 +88,7 @@ class ServedModel:
     model: Sequential
     folder: Path
     test_accuracy: float | None
+    measured: bool = False  # whether the test accuracy was asked for (and found or not) already
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def listing(self) -> dict[str, Any]:
@@ -124,6 +126,11 @@ def open_model(path: Path, number: int, name: str | None = None) -> ServedModel:
     return ServedModel(number, name or str(path), model, path.parent, _recorded_accuracy(path.parent))
 
 
+def _display_name(path: Path, runs: Path) -> str:
+    """A model file's name as the page shows it: from the runs folder on (runs/20261129-101120/model.npz)."""
+    return str(Path(runs.name) / path.relative_to(runs))
+
+
 def find_models(paths, runs: Path, report) -> list[ServedModel]:
     """The models given on the command line (each must load), else those found under ``runs``: any
     ``model.npz`` one or two folders deep, newest first, at most ``MAX_MODELS``. ``report`` receives a line
@@ -136,7 +143,7 @@ def find_models(paths, runs: Path, report) -> list[ServedModel]:
     served: list[ServedModel] = []
     for path in found[:MAX_MODELS]:
         try:
-            served.append(open_model(path, len(served), str(path.relative_to(runs.parent))))
+            served.append(open_model(path, len(served), _display_name(path, runs)))
         except (ValueError, OSError, ModelFileError, DatasetError) as error:
             report(f"skipped {path}: {error}")
     return served
@@ -151,7 +158,8 @@ class Playground:
     def __init__(self, models: list[ServedModel], runs: Path):
         self.models = models
         self.runs = runs
-        self.sessions: OrderedDict[str, ToySession] = OrderedDict()
+        self.sessions: dict[str, ToySession] = {}
+        self.stopping = False  # set when the server is asked to stop: event streams end
         self._lock = threading.Lock()
         self._training_recipe = threading.Lock()
 
@@ -167,7 +175,6 @@ class Playground:
             session = self.sessions.get(key)
             if session is None or session.state == "closed":
                 raise HTTPException(404, "no such training session (closed, or replaced by newer ones): press Reset")
-            self.sessions.move_to_end(key)
         session.last_used = time.monotonic()
         return session
 
@@ -176,8 +183,11 @@ class Playground:
         with self._lock:
             self.sessions[key] = session
             while len(self.sessions) > MAX_SESSIONS:
-                _, oldest = self.sessions.popitem(last=False)
-                oldest.close()
+                oldest = min(self.sessions, key=lambda name: self.sessions[name].last_used)
+                self.sessions.pop(oldest).close(
+                    f"closed: more than {MAX_SESSIONS} training sessions were open, and this one was used least "
+                    "recently; press Reset for a new one"
+                )
         return key
 
     def close(self) -> None:
@@ -232,8 +242,9 @@ async def list_models(request: Request) -> Response:
 
 async def model_details(request: Request) -> Response:
     served = _playground(request).model(request)
-    if served.test_accuracy is None:
+    if served.test_accuracy is None and not served.measured:
         served.test_accuracy = await run_in_threadpool(_measure_accuracy, served.model)
+        served.measured = True
     details = served.listing()
     if is_softmax_classifier(served.model):
         details["templates"] = weight_templates(served.model, run.class_names(served.model))
@@ -241,13 +252,14 @@ async def model_details(request: Request) -> Response:
 
 
 def _measure_accuracy(model: Sequential) -> float | None:
-    """The model's accuracy on its data set's test images (None if that data set cannot be read here)."""
+    """The model's accuracy on its data set's test images; None if that data set cannot be read here or does
+    not fit the model (a model of another number of classes)."""
     name = model.metadata.get("dataset") or "mnist"
     try:
         data = load_dataset(name if name in DATASETS else "mnist", dtype=model.dtype)
-    except (OSError, DatasetError):
+        return round(model.evaluate(data.X_test, data.Y_test)["accuracy"], 4)
+    except (OSError, ValueError, DatasetError):
         return None
-    return round(model.evaluate(data.X_test, data.Y_test)["accuracy"], 4)
 
 
 async def predict(request: Request) -> Response:
@@ -265,20 +277,24 @@ async def predict(request: Request) -> Response:
 
 def _look(served: ServedModel, picture: bytes) -> dict:
     """One model's layers keep the state of their last forward pass, so one request at a time uses it."""
-    x = run.load_image(picture, run.picture_style(served.model))
+    x = run.load_image(picture, run.picture_style(served.model), max_pixels=MAX_IMAGE_PIXELS)
     with served.lock:
         return look_inside(served.model, x, run.class_names(served.model))
 
 
 async def train_recipe(request: Request) -> Response:
     playground = _playground(request)
+    await _json(request)  # a declared JSON body: no other web site can send this request unasked
     if not playground._training_recipe.acquire(blocking=False):
         raise HTTPException(409, "the notebook's classifier is being trained already")
     try:
         result = await run_in_threadpool(_train_recipe, playground.runs)
+    except OSError as error:
+        raise HTTPException(503, f"cannot write the run under {playground.runs}: {describe(error)}") from None
     finally:
         playground._training_recipe.release()
-    served = open_model(result.folder / "model.npz", len(playground.models), str(result.folder / "model.npz"))
+    path = result.folder / "model.npz"
+    served = open_model(path, len(playground.models), _display_name(path, playground.runs))
     served.test_accuracy = round(result.test_accuracy, 4)
     playground.models.append(served)
     return JSONResponse(served.listing(), status_code=201)
@@ -324,11 +340,13 @@ async def close_session(request: Request) -> Response:
 
 
 async def session_events(request: Request) -> Response:
-    session = _playground(request).session(request)
+    playground = _playground(request)
+    session = playground.session(request)
 
     async def events():
         seen, quiet_since = -1, time.monotonic()
-        while session.state != "closed":
+        while session.state != "closed" and not playground.stopping:
+            session.last_used = time.monotonic()  # a session someone watches is in use
             if session.version != seen:
                 seen = session.version
                 yield f"data: {session.snapshot_json}\n\n"
@@ -368,11 +386,21 @@ class _Guard:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            return  # the browser went away mid-request: nobody to answer, nothing wrong here
         except Exception as error:
             self.report(f"{scope.get('method')} {scope.get('path')}: {describe(error)}")
             if not started:
                 response = JSONResponse({"error": f"the server failed: {describe(error)}"}, status_code=500)
                 await response(scope, receive, send_with_headers)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this computer only: localhost or an address of 127.0.0.0/8."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def create_app(
@@ -387,7 +415,7 @@ def create_app(
         yield
         playground.close()
 
-    hosts = [*LOOPBACK] if host in LOOPBACK else ["*"]
+    hosts = sorted({*LOOPBACK, host}) if is_loopback(host) else ["*"]
     app = Starlette(
         routes=[
             Route("/", page),
@@ -416,6 +444,10 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
     import uvicorn  # only here: the routes and their tests need no server
 
     runs = Path(runs)
+    if runs.exists() and not runs.is_dir():
+        raise NotADirectoryError(f"--runs {runs} is a file, not a folder of runs")
+    if not host:
+        raise ValueError("--host must be an IPv4 address such as 127.0.0.1 (an empty one means every address)")
     models = find_models(model_paths, runs, report)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -425,7 +457,7 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
         listener.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     url = f"http://{host}:{listener.getsockname()[1]}/"
-    if host not in LOOPBACK:
+    if not is_loopback(host):
         report(f"warning: listening on {host}: anyone who can reach this computer can use the playground")
     if models:
         for served in models:
@@ -438,4 +470,10 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, [url]).start()
-    uvicorn.Server(config).run(sockets=[listener])
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):  # Ctrl-C, SIGTERM: the event streams end first, then uvicorn stops
+            app.state.playground.stopping = True
+            super().handle_exit(sig, frame)
+
+    Server(config).run(sockets=[listener])

@@ -73,7 +73,7 @@ class ToySettings:
         TOY_DATASETS.lookup(self.dataset, argument="dataset")
         ACTIVATIONS.lookup(self.activation, argument="activation")
         OPTIMIZERS.lookup(self.optimizer, argument="optimizer")
-        if self.speed not in SPEEDS:
+        if not isinstance(self.speed, str) or self.speed not in SPEEDS:
             raise ValueError(f"speed must be one of {list(SPEEDS)}, received: {self.speed!r}")
         _integer("samples", self.samples, 10, 2000)
         _integer("batch_size", self.batch_size, 1, 2000)
@@ -184,9 +184,9 @@ class ToySession:
                 self._start()
                 self._condition.notify_all()
 
-    def close(self) -> None:
+    def close(self, message: str = "closed") -> None:
         with self._condition:
-            self.state = "closed"
+            self.state, self.message = "closed", message
             self._condition.notify_all()
         self._publish(full=False)
 
@@ -225,8 +225,9 @@ class ToySession:
                 self.state, self.message = outcome, message
         self._publish()
 
-    def after_epoch(self, model) -> None:
-        """Called by the training thread after each epoch: record, publish, keep the pace, wait if paused."""
+    def after_epoch(self, model, epoch: int) -> None:
+        """Called by the training thread after each epoch: record, publish, keep the pace, wait if paused (but
+        not after the last epoch: then ``fit`` returns and the session is done)."""
         self.norms.append([float(np.linalg.norm(layer.W)) for layer in model.layers if isinstance(layer, Dense)])
         pace = 1.0 / SPEEDS[self.settings.speed]
         if pace:
@@ -234,10 +235,11 @@ class ToySession:
         with self._condition:  # held while publishing, so that a pause cannot slip in before the wait
             stepping = self._steps > 0
             self._steps = max(0, self._steps - 1)
-            waiting = self.state == "paused" and self._steps == 0
+            last = epoch + 1 >= self.settings.epochs
+            waiting = self.state == "paused" and self._steps == 0 and not last
             if stepping or waiting or time.monotonic() - self._published >= SNAPSHOT_SECONDS:
                 self._publish()  # the model is not training between epochs: a full snapshot is safe here
-            while self.state == "paused" and self._steps == 0:
+            while self.state == "paused" and self._steps == 0 and not last:
                 self._condition.wait()
             if self.state == "closed":
                 model.stop_training = True
@@ -312,4 +314,4 @@ class _Control(Callback):
         self.session._epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs):
-        self.session.after_epoch(self.model)
+        self.session.after_epoch(self.model, epoch)

@@ -22,7 +22,13 @@ async function api(method, path, body, type = "application/json") {
     options.body = type === "application/json" ? JSON.stringify(body) : body;
   }
   const response = await fetch(path, options);
-  const data = response.status === 204 ? {} : await response.json();
+  const text = await response.text();
+  let data = {};
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch {
+    data = { error: text.slice(0, 200) };
+  }
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
 }
@@ -87,7 +93,7 @@ const Draw = {
     pad.addEventListener("pointerup", stop);
     pad.addEventListener("pointercancel", stop);
     $("#clear").addEventListener("click", () => this.clear());
-    $("#model").addEventListener("change", () => this.choose(Number($("#model").value)));
+    $("#model").addEventListener("change", () => this.choose(Number($("#model").value)).catch((error) => this.failed(error)));
     $("#train-recipe").addEventListener("click", () => this.trainRecipe());
     await this.loadModels();
   },
@@ -128,7 +134,7 @@ const Draw = {
     button.disabled = true;
     button.textContent = "Training…";
     try {
-      const model = await api("POST", "/api/recipe");
+      const model = await api("POST", "/api/recipe", {});
       await this.loadModels(model.id);
     } catch (error) {
       $("#draw-message").textContent = error.message;
@@ -138,8 +144,14 @@ const Draw = {
     }
   },
 
+  failed(error) {
+    $("#model-info").textContent = "";
+    $("#draw-message").textContent = error.message;
+  },
+
   async choose(id) {
     $("#model-info").textContent = "loading…";
+    this.model = null; // no prediction with the previous model while this one loads
     const details = await api("GET", `/api/models/${id}`);
     this.model = details;
     const accuracy = details.test_accuracy === null ? "test accuracy not measured" : `test accuracy ${(100 * details.test_accuracy).toFixed(2)} %`;
@@ -303,12 +315,20 @@ const Train = {
     };
   },
 
+  generation: 0,
+
   async reset() {
+    const generation = ++this.generation; // a newer Reset wins: the session this one creates is closed again
     if (this.events) this.events.close();
     if (this.session) api("DELETE", `/api/sessions/${this.session}`).catch(() => {});
     this.session = null;
+    this.events = null;
     try {
       const description = await api("POST", "/api/sessions", this.settings());
+      if (generation !== this.generation) {
+        api("DELETE", `/api/sessions/${description.id}`).catch(() => {});
+        return;
+      }
       this.session = description.id;
       this.description = description;
       $("#toy-summary").textContent = description.summary;
