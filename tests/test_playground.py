@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from playground_drawing import drawn_png
+from starlette.testclient import TestClient
 
 import nablanet as nn
 from nablanet.app.playground import server
 from nablanet.app.playground.inside import look_inside, mosaic, strip
 from nablanet.app.playground.training import ToySession, ToySettings
 from nablanet.app.run import TrainingSettings, train_run
-
-pytest.importorskip("starlette", reason="the playground extra is part of the test extra")
-from starlette.testclient import TestClient
 
 BASE = "http://127.0.0.1"
 
