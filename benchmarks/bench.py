@@ -6,11 +6,13 @@ shared machines is large, so compare ratios within one run, never across runs.
 
     make bench                      # installs the bench extra (torch==2.13.0) and runs this
     python benchmarks/bench.py --repeats 7
+    python benchmarks/bench.py --only whole   # whole `nablanet train` processes against torch_train.py
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import statistics
@@ -56,7 +58,7 @@ def nablanet_epoch(data, sizes, batch_size, optimizer, dtype, seed=0):
         layers.append(nn.ReLU())
     model = nn.Sequential([*layers[:-1], nn.Softmax()])
     X, Y = data.X_train, data.Y_train
-    return lambda: model.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=optimizer(), rng=rng), model
+    return lambda: model.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=optimizer(), rng=rng, verbose=0), model
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -94,7 +96,7 @@ def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0):
     model = nn.build_classifier(784, 10, conv=(32, 64), dropout=0.5, dtype=dtype, rng=seed)
     X, Y = data.X_train[:, : num_batches * CNN_BATCH], data.Y_train[:, : num_batches * CNN_BATCH]
     optimizer = nn.Adam(1e-3)
-    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed)
+    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed, verbose=0)
 
 
 def torch_cnn_batches(rows, labels, num_batches, seed=0):
@@ -208,6 +210,64 @@ def peak_rss_of_training(dtype: str) -> float:
     return kilobytes / 1024
 
 
+# ---------------------------------------------------------------- whole processes
+
+WHOLE = {  # what the user runs: `nablanet train` options, the same for benchmarks/torch_train.py
+    "notebook recipe (softmax classifier, SGD, batch 200)": ([], (2, 12)),
+    "MLP 784-256-128-10, Adam, batch 128": (
+        ["--hidden", "256,128", "--optimizer", "adam", "--batch-size", "128"],
+        (1, 5),
+    ),
+}
+
+
+def process_seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start
+
+
+def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
+    """Per-epoch seconds of whole `nablanet train` processes and of the same PyTorch script: the slope between a
+    short and a long run (start-up, data loading, plots and the test evaluation cancel), the median over
+    ``repeats`` rounds in which the four commands take turns."""
+    rows = []
+    torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train.py")
+    for work, (options, (short, long)) in WHOLE.items():
+        slopes: dict[str, list[float]] = {"nablanet": [], "PyTorch": []}
+        with tempfile.TemporaryDirectory() as folder:
+
+            def command(tool: str, epochs: int, options=options, folder=folder) -> list[str]:
+                if tool == "PyTorch":
+                    return [sys.executable, torch_script, *options, "--epochs", str(epochs)]
+                out = os.path.join(folder, f"run{epochs}")
+                return [
+                    sys.executable,
+                    "-m",
+                    "nablanet.app.cli",
+                    "train",
+                    *options,
+                    "--epochs",
+                    str(epochs),
+                    "--out",
+                    out,
+                ]
+
+            commands = {tool: functools.partial(command, tool) for tool in slopes}
+            for command in commands.values():
+                process_seconds(command(short))  # warm-up: the file cache, Python's bytecode cache
+            for _ in range(repeats):
+                for name, command in commands.items():
+                    seconds = {epochs: process_seconds(command(epochs)) for epochs in (short, long)}
+                    slopes[name].append((seconds[long] - seconds[short]) / (long - short))
+        sizes = (784, *[int(s) for s in options[1].split(",")], 10) if options else (784, 10)
+        batch = int(options[options.index("--batch-size") + 1]) if "--batch-size" in options else 200
+        gemm = median_seconds([gemm_epoch(sizes, 60000, batch, np.float32)], repeats)[0]
+        rows.append((f"(w) {work}, whole process", *(statistics.median(slopes[n]) for n in slopes), gemm))
+        print(rows[-1], "each run's slopes:", {n: [round(x, 3) for x in v] for n, v in slopes.items()}, flush=True)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (default: 5)")
@@ -217,7 +277,13 @@ def main():
         default=40,
         help="batches of 128 timed for the CNN; the epoch (469 batches) is scaled from them (default: 40)",
     )
-    parser.add_argument("--only", choices=("all", "cnn"), default="all", help="run every figure, or the CNN's alone")
+    parser.add_argument(
+        "--only",
+        choices=("all", "cnn", "mlp", "whole"),
+        default="all",
+        help="every figure; the CNN's alone; the in-process MLP and softmax figures alone; or the whole-process ones "
+        "alone (`nablanet train` against benchmarks/torch_train.py as separate processes)",
+    )
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
     rows = []  # (work, nablanet seconds, PyTorch seconds or None, GEMM-only seconds or None)
@@ -227,18 +293,21 @@ def main():
         flush=True,
     )
 
-    data = nn.load_mnist(np.float32)
-    rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
-    count = max(args.cnn_batches, 1)
-    scale = 469 / count  # batches per epoch of 60,000 images
-    seconds = median_seconds(
-        [nablanet_cnn_batches(data, count), torch_cnn_batches(rows_t, labels_t, count), gemm_cnn_batches(count)],
-        max(1, min(repeats, 3)),
-    )
-    rows.append(("(e) CNN epoch (Keras convnet), batch 128, Adam, float32", *(t * scale for t in seconds)))
-    print(rows[-1], flush=True)
+    if args.only in ("all", "whole"):
+        rows += whole_process(repeats)
+    if args.only in ("all", "cnn"):
+        data = nn.load_mnist(np.float32)
+        rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
+        count = max(args.cnn_batches, 1)
+        scale = 469 / count  # batches per epoch of 60,000 images
+        seconds = median_seconds(
+            [nablanet_cnn_batches(data, count), torch_cnn_batches(rows_t, labels_t, count), gemm_cnn_batches(count)],
+            max(1, min(repeats, 3)),
+        )
+        rows.append(("(e) CNN epoch (Keras convnet), batch 128, Adam, float32", *(t * scale for t in seconds)))
+        print(rows[-1], flush=True)
 
-    for dtype in (np.float32, np.float64) if args.only == "all" else ():
+    for dtype in (np.float32, np.float64) if args.only in ("all", "mlp") else ():
         data = nn.load_mnist(dtype)
         rows_t = torch.from_numpy(data.X_train.T)  # sample-major view, no copy
         labels_t = torch.from_numpy(data.y_train)
@@ -287,7 +356,7 @@ def main():
     Z_t, G_t = torch.from_numpy(Z), torch.from_numpy(G)
     A_t = torch.softmax(Z_t, dim=0)
     torch_backward = lambda: torch.ops.aten._softmax_backward_data(G_t, A_t, 0, torch.float64)  # noqa: E731
-    for method in ("loop", "vectorized") if args.only == "all" else ():
+    for method in ("loop", "vectorized") if args.only in ("all", "mlp") else ():
         layer = nn.Softmax(method)
         layer.forward(Z)
         rows.append(
@@ -310,7 +379,9 @@ def main():
     print()
     for dtype in ("float32", "float64") if args.only == "all" else ():
         print(f"Peak RSS of a 20-epoch `nablanet train --dtype {dtype}`: {peak_rss_of_training(dtype):.0f} MB")
-    print(f"Peak RSS of one epoch of `nablanet train --conv 32,64 --dropout 0.5`: {peak_rss_of_cnn_training():.0f} MB")
+    if args.only in ("all", "cnn"):
+        rss = peak_rss_of_cnn_training()
+        print(f"Peak RSS of one epoch of `nablanet train --conv 32,64 --dropout 0.5`: {rss:.0f} MB")
 
 
 if __name__ == "__main__":
