@@ -430,3 +430,20 @@ def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
     assert process.returncode == 130
     assert errors.strip().splitlines() == ["nablanet serve: interrupted"], errors
     assert received and not watcher.is_alive()
+
+
+@pytest.mark.slow
+def test_with_no_model_the_page_can_train_the_recipe(tmp_path):
+    """No model under runs/: the list is empty, predicting says so, and the notebook's recipe trains into runs/."""
+    runs = tmp_path / "runs"
+    with TestClient(server.create_app([], runs), base_url=BASE) as client:
+        assert client.get("/api/models").json()["models"] == []
+        missing = client.post("/api/models/0/predict", content=drawn_png("1"), headers={"content-type": "image/png"})
+        assert missing.status_code == 404 and "no model is served yet" in missing.json()["error"]
+        trained = client.post("/api/recipe", json={})
+        assert trained.status_code == 201
+        model = trained.json()
+        assert model["kind"] == "softmax classifier" and 0.85 < model["test_accuracy"] < 0.95
+        assert model["name"].startswith("runs/") and (tmp_path / model["name"]).is_file()
+        view = client.post("/api/models/0/predict", content=drawn_png("7"), headers={"content-type": "image/png"})
+        assert view.status_code == 200 and len(view.json()["contributions"]) == 3

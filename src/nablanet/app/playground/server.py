@@ -166,7 +166,8 @@ class Playground:
     def model(self, request: Request) -> ServedModel:
         number = request.path_params["id"]
         if not 0 <= number < len(self.models):
-            raise HTTPException(404, f"no model number {number}: the models are 0 to {len(self.models) - 1}")
+            served = f"the models are 0 to {len(self.models) - 1}" if self.models else "no model is served yet"
+            raise HTTPException(404, f"no model number {number}: {served}")
         return self.models[number]
 
     def session(self, request: Request) -> ToySession:
