@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
+import signal
+import subprocess
+import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -396,13 +403,6 @@ def test_an_evicted_session_says_why(client):
 @pytest.mark.slow
 def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
     """An open event stream must not hold the server up, nor make it print a traceback."""
-    import signal
-    import subprocess
-    import sys
-    import threading
-
-    import httpx
-
     process = subprocess.Popen(
         [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -413,13 +413,21 @@ def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
         if line.startswith("nablanet playground at "):
             break
     url = line.split(" at ")[1].split()[0]
-    key = httpx.post(url + "api/sessions", json={"speed": "slow"}).json()["id"]
-    httpx.post(url + f"api/sessions/{key}/resume")
+
+    def post(path, body=b"{}"):
+        request = urllib.request.Request(url + path, body, {"content-type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    key = post("api/sessions", b'{"speed": "slow"}')["id"]
+    post(f"api/sessions/{key}/resume")
     received = []
 
     def watch():
-        with httpx.stream("GET", url + f"api/sessions/{key}/events", timeout=30) as events:
-            received.extend(line for line in events.iter_lines() if line.startswith("data: "))
+        address = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.request("GET", f"/api/sessions/{key}/events")
+        received.extend(line for line in connection.getresponse() if line.startswith(b"data: "))
 
     watcher = threading.Thread(target=watch)
     watcher.start()

@@ -454,6 +454,7 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen(128)  # from now on a browser's connection waits in the queue, even before uvicorn runs
     except OSError as error:
         listener.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
