@@ -212,11 +212,14 @@ def peak_rss_of_training(dtype: str) -> float:
 
 # ---------------------------------------------------------------- whole processes
 
-WHOLE = {  # what the user runs: `nablanet train` options, the same for benchmarks/torch_train.py
-    "notebook recipe (softmax classifier, SGD, batch 200)": ([], (2, 12)),
+WHOLE = {  # what the user runs: `nablanet train` options (the same for torch_train.py), short and long run,
+    # and the layer sizes and batch of its GEMM-only figure
+    "notebook recipe (softmax classifier, SGD, batch 200)": ([], (2, 12), (784, 10), 200),
     "MLP 784-256-128-10, Adam, batch 128": (
         ["--hidden", "256,128", "--optimizer", "adam", "--batch-size", "128"],
         (1, 5),
+        (784, 256, 128, 10),
+        128,
     ),
 }
 
@@ -233,7 +236,7 @@ def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
     ``repeats`` rounds in which the four commands take turns."""
     rows = []
     torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train.py")
-    for work, (options, (short, long)) in WHOLE.items():
+    for work, (options, (short, long), sizes, batch) in WHOLE.items():
         slopes: dict[str, list[float]] = {"nablanet": [], "PyTorch": []}
         with tempfile.TemporaryDirectory() as folder:
 
@@ -260,8 +263,6 @@ def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
                 for name, command in commands.items():
                     seconds = {epochs: process_seconds(command(epochs)) for epochs in (short, long)}
                     slopes[name].append((seconds[long] - seconds[short]) / (long - short))
-        sizes = (784, *[int(s) for s in options[1].split(",")], 10) if options else (784, 10)
-        batch = int(options[options.index("--batch-size") + 1]) if "--batch-size" in options else 200
         gemm = median_seconds([gemm_epoch(sizes, 60000, batch, np.float32)], repeats)[0]
         rows.append((f"(w) {work}, whole process", *(statistics.median(slopes[n]) for n in slopes), gemm))
         print(rows[-1], "each run's slopes:", {n: [round(x, 3) for x in v] for n, v in slopes.items()}, flush=True)

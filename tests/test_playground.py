@@ -7,8 +7,6 @@ import http.client
 import io
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playground_drawing import drawn_png
+from playground_process import start_playground
 from starlette.testclient import TestClient
 
 import nablanet as nn
@@ -403,16 +402,7 @@ def test_an_evicted_session_says_why(client):
 @pytest.mark.slow
 def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
     """An open event stream must not hold the server up, nor make it print a traceback."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for line in process.stdout:
-        if line.startswith("nablanet playground at "):
-            break
-    url = line.split(" at ")[1].split()[0]
+    process, url = start_playground(tmp_path)
 
     def post(path, body=b"{}"):
         request = urllib.request.Request(url + path, body, {"content-type": "application/json"}, method="POST")

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from browser import chromium, console_errors, needs_chromium
 from playground_drawing import PAD, STROKES
+from playground_process import start_playground
 
 from nablanet.app.run import TrainingSettings, train_run
 
@@ -33,20 +32,8 @@ def url(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     train_run(TrainingSettings(epochs=3, lr=0.1), out=runs / "softmax", report=lambda line: None)
     train_run(TrainingSettings(hidden=(64,), optimizer="adam", epochs=2), out=runs / "mlp", report=lambda line: None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(runs)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("nablanet playground at "):
-            break
-    else:
-        pytest.fail(f"the server did not start: {''.join(lines)}{process.stderr.read()}")
-    yield line.split(" at ")[1].split()[0]
+    process, address = start_playground(runs)
+    yield address
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=20)
     assert process.returncode == 130 and "Traceback" not in errors, errors  # Ctrl-C: one line, no traceback

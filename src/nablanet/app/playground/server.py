@@ -86,7 +86,6 @@ class ServedModel:
     id: int
     name: str
     model: Sequential
-    folder: Path
     test_accuracy: float | None
     measured: bool = False  # whether the test accuracy was asked for (and found or not) already
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
@@ -123,7 +122,7 @@ def open_model(path: Path, number: int, name: str | None = None) -> ServedModel:
     """Load a model file for serving; a ``ValueError``/``OSError`` saying why it cannot be served."""
     model = run.load_model_file(path)
     run.picture_style(model)  # a ValueError unless it takes 28×28 pictures
-    return ServedModel(number, name or str(path), model, path.parent, _recorded_accuracy(path.parent))
+    return ServedModel(number, name or str(path), model, _recorded_accuracy(path.parent))
 
 
 def _display_name(path: Path, runs: Path) -> str:

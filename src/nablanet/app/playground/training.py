@@ -228,7 +228,7 @@ class ToySession:
     def after_epoch(self, model, epoch: int) -> None:
         """Called by the training thread after each epoch: record, publish, keep the pace, wait if paused (but
         not after the last epoch: then ``fit`` returns and the session is done)."""
-        self.norms.append([float(np.linalg.norm(layer.W)) for layer in model.layers if isinstance(layer, Dense)])
+        self.norms.append(self._norms())
         pace = 1.0 / SPEEDS[self.settings.speed]
         if pace:
             time.sleep(max(0.0, self._epoch_started + pace - time.monotonic()))
@@ -264,6 +264,7 @@ class ToySession:
     def snapshot(self) -> dict[str, Any]:
         history = self.history
         epoch = len(history.loss)
+        norms = self.norms[-1] if self.norms else self._norms()
         return {
             "state": self.state,
             "message": self.message,
@@ -275,12 +276,13 @@ class ToySession:
             "boundary": self.boundary(),
             "loss_curve": _downsample(history.loss),
             "accuracy_curve": _downsample(history.accuracy),
-            "norms": self.norms[-1] if self.norms else [float(np.linalg.norm(layer.W)) for layer in self._dense()],
-            "norm_curves": [_downsample([row[i] for row in self.norms]) for i in range(len(self._dense()))],
+            "norms": norms,
+            "norm_curves": [_downsample([row[i] for row in self.norms]) for i in range(len(norms))],
         }
 
-    def _dense(self) -> list[Dense]:
-        return [layer for layer in self.model.layers if isinstance(layer, Dense)]
+    def _norms(self) -> list[float]:
+        """‖W‖ of each Dense layer (the bias column left out), first layer first."""
+        return [float(np.linalg.norm(layer.W)) for layer in self.model.layers if isinstance(layer, Dense)]
 
     def _publish(self, full: bool = True) -> None:
         """Make the latest snapshot the one the page gets. Only the training thread (or, before it starts
