@@ -128,6 +128,8 @@ def test_shapes_travel_through_a_sequential_and_errors_say_where():
         nn.Conv2D(1, 1, 3).forward(np.ones((9, 1)))
     with pytest.raises(ValueError, match="padding 'same' needs an odd kernel_size"):
         nn.Conv2D(1, 1, 2, padding="same")
+    with pytest.raises(ValueError, match="pool_size must be at most 16"):  # the winner's position is one byte
+        nn.MaxPool2D(17)
 
 
 def _small_cnn(dtype=np.float64):

@@ -1,5 +1,6 @@
-"""The fused optimizer kernels (numba) against their NumPy reference: bit-identical over 100 steps, and both
-against Adam as the textbook writes it."""
+"""The fused kernels (numba) against their NumPy reference: the optimizer's bit-identical over 100 steps, and
+both against Adam as the textbook writes it; the layers' (ReLU, max-pooling, im2col, col2im) bit-identical in
+the forward and the backward pass, ties, zeros, NaN and inf included."""
 
 import numpy as np
 import pytest
@@ -83,3 +84,75 @@ def test_the_environment_turns_the_kernels_off(monkeypatch):
     assert not kernels.enabled()
     monkeypatch.setenv("NABLANET_KERNELS", "1")
     assert kernels.enabled()
+
+
+LAYERS = {  # name: (a layer of that dtype, its input shape (C, H, W) or (features,))
+    "relu": (lambda dtype: nn.ReLU(), (30,)),
+    "maxpool-2": (lambda dtype: nn.MaxPool2D(2, input_shape=(3, 9, 9)), (3, 9, 9)),
+    "maxpool-3-stride-1": (lambda dtype: nn.MaxPool2D(3, 1, input_shape=(3, 9, 9)), (3, 9, 9)),  # windows overlap
+    "maxpool-2-stride-3": (lambda dtype: nn.MaxPool2D(2, 3, input_shape=(2, 9, 8)), (2, 9, 8)),  # gaps between
+    "conv-3": (lambda dtype: nn.Conv2D(3, 4, 3, input_shape=(3, 9, 9), rng=0, dtype=dtype), (3, 9, 9)),
+    "conv-5-stride-2-same": (
+        lambda dtype: nn.Conv2D(2, 3, 5, stride=2, padding="same", input_shape=(2, 9, 8), rng=0, dtype=dtype),
+        (2, 9, 8),
+    ),
+    "conv-1": (lambda dtype: nn.Conv2D(3, 2, 1, input_shape=(3, 5, 5), rng=0, dtype=dtype), (3, 5, 5)),
+}
+
+
+def forward_and_backward(layer, X, G):
+    output = layer.forward(X).copy()
+    extras = [layer._winner.copy()] if isinstance(layer, nn.MaxPool2D) else []
+    input_gradient = layer.backward(G)
+    extras += [layer.weights_gradient.copy()] if isinstance(layer, nn.Conv2D) else []
+    return [output, input_gradient, *extras]
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_layer_kernels_are_bit_identical_to_the_numpy_code(monkeypatch, name, dtype):
+    make, shape = LAYERS[name]
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((int(np.prod(shape)), 6)).astype(dtype)
+    X[::5] = np.round(X[::5])  # ties within windows, and exact zeros for ReLU
+    X[::7] = 0.0
+    layer = make(dtype)
+    G = rng.standard_normal(layer.forward(X).shape).astype(dtype)
+    fused = forward_and_backward(layer, X, G)
+    monkeypatch.setenv("NABLANET_KERNELS", "0")
+    reference = forward_and_backward(layer, X, G)
+    for ours, theirs in zip(fused, reference, strict=True):
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("kernels_on", ["1", "0"])
+def test_max_pooling_takes_nan_and_the_first_of_tied_maxima(monkeypatch, kernels_on):
+    """A window holding NaN pools to NaN (np.maximum's rule) and routes its gradient to the last position; of equal
+    maxima the first in reading order wins; an inf gradient gives inf · 0 = NaN to the others, as a product does."""
+    monkeypatch.setenv("NABLANET_KERNELS", kernels_on)
+    pool = nn.MaxPool2D(2, input_shape=(1, 2, 6))
+    X = np.array([[1.0, np.nan, 2.0, 2.0, -np.inf, -np.inf], [0.0, 3.0, 2.0, 2.0, -np.inf, 5.0]]).reshape(12, 1)
+    output = pool.forward(X)
+    np.testing.assert_array_equal(output.ravel(), [np.nan, 2.0, 5.0])
+    np.testing.assert_array_equal(pool._winner.ravel(), [3, 0, 3])
+    with np.errstate(invalid="ignore"):  # inf · 0 is NaN on purpose
+        dx = pool.backward(np.array([[1.0], [np.inf], [-2.0]]))
+    expected = [[0, 0, np.inf, np.nan, 0, 0], [0, 1, np.nan, np.nan, 0, -2]]
+    np.testing.assert_array_equal(dx.reshape(2, 6), expected)
+
+
+def test_relu_backward_agrees_on_any_layout_and_propagates_nan(monkeypatch):
+    rng = np.random.default_rng(2)
+    Z = rng.standard_normal((5, 8)).astype(np.float32)
+    G = rng.standard_normal((5, 8)).astype(np.float32)
+    G[0, 0], G[1, 1] = np.nan, np.inf
+    Z[1, 1] = -1.0  # an inf gradient where the unit is off: inf · 0 = NaN, as NumPy's product gives
+    with np.errstate(invalid="ignore"):  # inf · 0 is NaN on purpose
+        expected = G * (Z > 0)
+        for z, g in [(Z, G), (np.asfortranarray(Z), np.asfortranarray(G)), (Z, np.asfortranarray(G))]:
+            relu = nn.ReLU()
+            relu.forward(z)
+            np.testing.assert_array_equal(relu.backward(g), expected)
+    assert kernels.relu_backward(np.asfortranarray(G), Z) is None  # layouts differ: NumPy's product runs
+    assert kernels.relu_backward(G, Z[:, :4]) is None  # shapes differ: NumPy decides

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from . import _checks, kernels
 from .layers import LAYERS, Layer
 from .registry import Registry
 
@@ -52,6 +52,11 @@ class ReLU(Elementwise):
 
     def derivative(self, input, output):
         return input > 0  # a boolean mask: multiplying by it is the fastest way to zero the rest
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        input, _ = self._last_forward()
+        fused = kernels.relu_backward(output_gradient, input) if kernels.enabled() else None
+        return super().backward(output_gradient) if fused is None else fused  # the same product, in one pass
 
 
 @ACTIVATIONS.register("leaky_relu")

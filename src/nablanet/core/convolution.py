@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import _checks
+from . import _checks, kernels
 from .initializers import initialize
 from .layers import LAYERS, BiasTrickLayer, Layer
 
@@ -197,9 +197,14 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         k, s = self.kernel_size, self.stride
         batch = x.shape[0]
         _, out_h, out_w = self.output_shape(x.shape[1:])
-        windows = sliding_window_view(self._padded(x), (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
         # X_col: (C·k·k, b·H'·W'), one column per window, in the order (c, u, v) of W_col's columns
-        columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(-1, batch * out_h * out_w)
+        if kernels.enabled():  # the copy below, as one loop (nablanet.core.kernels)
+            columns = np.empty((self.in_channels, k, k, batch, out_h, out_w), dtype=x.dtype)
+            kernels.im2col_loop(k, s)(np.ascontiguousarray(self._padded(x)), columns)
+        else:
+            windows = sliding_window_view(self._padded(x), (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
+            columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))
+        columns = columns.reshape(-1, batch * out_h * out_w)
         self._columns = columns  # X_col, kept for the backward pass
         z = self.weights[:, :-1] @ columns  # W_col X_col: (F, b·H'·W')
         z += self.b[:, None]
@@ -260,9 +265,12 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         _, out_h, out_w = self.output_shape((channels, height, width))
         padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
         columns = columns.reshape(channels, k, k, batch, out_h, out_w)
-        for u in range(k):
-            for v in range(k):
-                padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
+        if kernels.enabled():  # the loop below, position by position (nablanet.core.kernels)
+            kernels.col2im_loop(k, s)(np.ascontiguousarray(columns), padded)
+        else:
+            for u in range(k):
+                for v in range(k):
+                    padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
         return matrix(np.ascontiguousarray(padded[:, :, p : p + height, p : p + width]))
 
     def _backward_loop(self, input: np.ndarray, output_gradient: np.ndarray) -> np.ndarray:
@@ -350,27 +358,40 @@ class MaxPool2D(_Pool2D):
     \partial L / \partial A_{c,i,j} & (u, v) \text{ the window's arg-max} \\ 0 & \text{otherwise} \end{cases}$$
 
     The gradient goes back to the one input that won. Ties go to the first maximum in reading
-              order (row by row), as ``np.argmax`` would pick it: one winner per window, never a split.
+    order (row by row), as ``np.argmax`` would pick it: one winner per window, never a split. A window
+    holding NaN pools to NaN. The winner's position u·p + v is kept in one byte: p is at most 16.
 
     >>> pool = MaxPool2D(2, input_shape=(1, 2, 2))
     >>> pool.forward(np.array([[1.0], [4.0], [4.0], [2.0]])).ravel(), pool.backward(np.ones((1, 1))).ravel()
     (array([4.]), array([0., 1., 0., 0.]))
     """
 
+    MAX_POOL_SIZE = 16
+
+    def __init__(self, pool_size: int = 2, stride: int | None = None, *, input_shape=None):
+        if isinstance(pool_size, int) and pool_size > self.MAX_POOL_SIZE:
+            raise ValueError(f"pool_size must be at most {self.MAX_POOL_SIZE}, received: {pool_size}")
+        super().__init__(pool_size, stride, input_shape=input_shape)
+
     def forward(self, input: np.ndarray) -> np.ndarray:
         x = self._input_images(input)
         self.input = input
-        views = [view for _, _, view in self._views(x)]
-        best = views[0].copy()
-        for view in views[1:]:
-            np.maximum(best, view, out=best)
-        # the winner of each window: the first (u, v), in reading order, that holds the maximum — the number
-        # of views before it that do not, counted without a masked copy (which costs 5× more)
-        winner = np.zeros(best.shape, dtype=np.uint8)
-        not_yet = np.ones(best.shape, dtype=bool)
-        for view in views[:-1]:
-            not_yet &= np.not_equal(view, best)
-            winner += not_yet.view(np.uint8)
+        if kernels.enabled():  # the lines below in one pass over x (nablanet.core.kernels)
+            best = np.empty((x.shape[0], *self.output_shape(x.shape[1:])), dtype=x.dtype)
+            winner = np.empty(best.shape, dtype=np.uint8)
+            kernels.max_pool_loops(self.pool_size, self.stride)[0](np.ascontiguousarray(x), best, winner)
+        else:
+            views = [view for _, _, view in self._views(x)]
+            best = views[0].copy()
+            for view in views[1:]:
+                np.maximum(best, view, out=best)
+            # the winner of each window: the first (u, v), in reading order, that holds the maximum — the number
+            # of views before it that do not, counted without a masked copy (which costs 5× more)
+            winner = np.zeros(best.shape, dtype=np.uint8)
+            not_yet = np.ones(best.shape, dtype=bool)
+            for view in views[:-1]:
+                not_yet &= np.not_equal(view, best)
+                winner += not_yet.view(np.uint8)
         self._winner = winner
         self.output = matrix(best)
         return self.output
@@ -381,6 +402,10 @@ class MaxPool2D(_Pool2D):
         shape = self.output_shape(self.input_shape)  # type: ignore[arg-type]
         gradient = images(output_gradient, shape)
         dx = np.zeros((input.shape[1], *self.input_shape), dtype=output_gradient.dtype)  # type: ignore[misc]
+        if kernels.enabled():  # the lines below in one pass (nablanet.core.kernels)
+            backward = kernels.max_pool_loops(self.pool_size, self.stride)[1]
+            backward(np.ascontiguousarray(gradient), self._winner, dx)
+            return matrix(dx)
         overlapping = self.stride < self.pool_size
         for number, (_, _, view) in enumerate(self._views(dx)):
             if overlapping:  # an input in several windows collects the gradient of each it won

@@ -1,14 +1,19 @@
-"""Fused loops for the optimizers' element-wise updates, compiled by numba when it is installed.
+"""Fused loops for the hot element-wise work, compiled by numba when it is installed.
 
 NumPy runs an update such as Adam's as a dozen whole-array passes — one per operation, each reading and
-writing every entry again. A loop compiled by numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``)
-does all of them for one entry before it moves to the next: one pass over memory. Each kernel here is the
-same arithmetic, in the same order, as the NumPy code beside it in :mod:`nablanet.core.optimizers` (which
-is its reference, and what runs without numba), so the two give bit-identical results; the tests check it.
+writing every entry again — and a 2×2 max-pooling as a dozen passes over strided views. A loop compiled by
+numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``) does all of them for one entry, or one window,
+before it moves to the next: one pass over memory. Each kernel here is the same arithmetic, in the same
+order, as the NumPy code beside it in :mod:`nablanet.core.optimizers`, :mod:`nablanet.core.activations`
+and :mod:`nablanet.core.convolution` (which is its reference, and what runs without numba), so the two
+give bit-identical results; the tests check it.
+
+The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
+those are constants of the compiled code, so that the compiler unrolls the loops over a window.
 
 ``NABLANET_KERNELS=0`` in the environment turns the kernels off. numba is imported, and each kernel
-compiled (then cached on disk), the first time an optimizer step needs it, so that ``import nablanet``
-stays fast.
+compiled (then cached on disk), the first time a layer or an optimizer step needs it, so that
+``import nablanet`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import functools
 import importlib.util
 import os
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
@@ -46,6 +52,97 @@ def adam_loop(w, g, m, v, beta1, beta2, step, epsilon_hat):
         w[i] += step * (mi / (np.sqrt(vi) + epsilon_hat))
 
 
+def relu_backward_loop(output_gradient, input, out):
+    """∇_Z L = ∇_A L ⊙ 𝟙[z > 0] for every entry i of the flat arrays (a product, as NumPy computes it: NaN
+    and ±inf gradients propagate the same way)."""
+    for i in range(out.size):
+        out[i] = output_gradient[i] * (1.0 if input[i] > 0 else 0.0)
+
+
+@functools.cache
+def max_pool_loops(pool: int, stride: int) -> tuple[Callable, Callable]:
+    """MaxPool2D's forward and backward loops for p×p windows moved by a stride s, compiled."""
+    last = pool * pool - 1
+    overlapping = stride < pool
+
+    def forward(x, best, winner):
+        """For each window of x (b, C, H, W): its maximum into best (b, C, H', W') — NaN if the window holds
+        a NaN, as np.maximum gives — and into winner the position u·p + v of its first maximum in reading
+        order (p² − 1 if no earlier entry equals it)."""
+        batch, channels, out_h, out_w = best.shape
+        for n in range(batch):
+            for c in range(channels):
+                for i in range(out_h):
+                    for j in range(out_w):
+                        top = x[n, c, stride * i, stride * j]
+                        for u in range(pool):
+                            for v in range(pool):
+                                value = x[n, c, stride * i + u, stride * j + v]
+                                top = value if value > top or value != value else top
+                        won = last
+                        for k in range(last - 1, -1, -1):
+                            if x[n, c, stride * i + k // pool, stride * j + k % pool] == top:
+                                won = k
+                        best[n, c, i, j] = top
+                        winner[n, c, i, j] = won
+
+    def backward(gradient, winner, dx):
+        """Route each window's gradient (b, C, H', W') to its winner in dx (b, C, H, W), zeros beforehand: the
+        others of the window get gradient · 0, and overlapping windows add up, position by position."""
+        batch, channels, out_h, out_w = gradient.shape
+        for n in range(batch):
+            for c in range(channels):
+                for k in range(pool * pool):
+                    for i in range(out_h):
+                        for j in range(out_w):
+                            g = gradient[n, c, i, j]
+                            share = g if winner[n, c, i, j] == k else g * 0
+                            if overlapping:
+                                dx[n, c, stride * i + k // pool, stride * j + k % pool] += share
+                            else:
+                                dx[n, c, stride * i + k // pool, stride * j + k % pool] = share
+
+    return compiled(forward), compiled(backward)
+
+
+@functools.cache
+def im2col_loop(kernel: int, stride: int) -> Callable:
+    """Conv2D's im2col for k×k windows moved by a stride s, compiled."""
+
+    def im2col(padded, columns):
+        """Lay every window of padded (b, C, H + 2p, W + 2p) out as a column of columns (C, k, k, b, H', W'):
+        the entry (c, u, v) of the window at (i, j) of sample n goes to columns[c, u, v, n, i, j]."""
+        channels, _, _, batch, out_h, out_w = columns.shape
+        for c in range(channels):
+            for u in range(kernel):
+                for v in range(kernel):
+                    for n in range(batch):
+                        for i in range(out_h):
+                            for j in range(out_w):
+                                columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
+
+    return compiled(im2col)
+
+
+@functools.cache
+def col2im_loop(kernel: int, stride: int) -> Callable:
+    """Conv2D's col2im for k×k windows moved by a stride s, compiled."""
+
+    def col2im(columns, padded):
+        """Add every column of columns (C, k, k, b, H', W') onto the window of padded (b, C, H + 2p, W + 2p),
+        zeros beforehand, that it was taken from: for each position, window offset by window offset (u, v)."""
+        channels, _, _, batch, out_h, out_w = columns.shape
+        for c in range(channels):
+            for u in range(kernel):
+                for v in range(kernel):
+                    for n in range(batch):
+                        for i in range(out_h):
+                            for j in range(out_w):
+                                padded[n, c, stride * i + u, stride * j + v] += columns[c, u, v, n, i, j]
+
+    return compiled(col2im)
+
+
 @functools.cache
 def compiled(loop: Callable) -> Callable:
     """``loop`` compiled by numba: no bounds checks, NumPy's floating-point semantics (a division by zero
@@ -58,6 +155,22 @@ def compiled(loop: Callable) -> Callable:
 def fusable(*arrays: np.ndarray) -> bool:
     """Whether a kernel can run on these arrays in place: all C-contiguous, of one float dtype."""
     return all(array.flags.c_contiguous and array.dtype == arrays[0].dtype for array in arrays)
+
+
+def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray | None:
+    """∇_A L ⊙ 𝟙[Z > 0] by the compiled :func:`relu_backward_loop`, or None where the two arrays do not lie
+    in memory alike (of one shape and dtype, both C- or both Fortran-ordered): then NumPy does it."""
+    alike = input.shape == output_gradient.shape and input.dtype == output_gradient.dtype
+    order: Literal["C", "F"]
+    if alike and output_gradient.flags.c_contiguous and input.flags.c_contiguous:
+        order = "C"
+    elif alike and output_gradient.flags.f_contiguous and input.flags.f_contiguous:
+        order = "F"
+    else:
+        return None
+    out = np.empty_like(output_gradient, order=order)
+    compiled(relu_backward_loop)(output_gradient.ravel(order), input.ravel(order), out.ravel(order))
+    return out
 
 
 def adam(w, g, m, v, beta1, beta2, step, epsilon_hat) -> None:
