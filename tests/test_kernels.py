@@ -86,6 +86,7 @@ def test_the_environment_turns_the_kernels_off(monkeypatch):
     assert kernels.enabled()
 
 
+OTHER = {np.float32: np.float64, np.float64: np.float32}
 LAYERS = {  # name: (a layer of that dtype, its input shape (C, H, W) or (features,))
     "relu": (lambda dtype: nn.ReLU(), (30,)),
     "maxpool-2": (lambda dtype: nn.MaxPool2D(2, input_shape=(3, 9, 9)), (3, 9, 9)),
@@ -96,7 +97,13 @@ LAYERS = {  # name: (a layer of that dtype, its input shape (C, H, W) or (featur
         lambda dtype: nn.Conv2D(2, 3, 5, stride=2, padding="same", input_shape=(2, 9, 8), rng=0, dtype=dtype),
         (2, 9, 8),
     ),
+    "maxpool-16": (lambda dtype: nn.MaxPool2D(16, input_shape=(1, 16, 17)), (1, 16, 17)),  # winners up to 255
+    "maxpool-4-stride-5": (lambda dtype: nn.MaxPool2D(4, 5, input_shape=(2, 14, 9)), (2, 14, 9)),
     "conv-1": (lambda dtype: nn.Conv2D(3, 2, 1, input_shape=(3, 5, 5), rng=0, dtype=dtype), (3, 5, 5)),
+    "conv-of-the-other-dtype": (  # the data's dtype is not the layer's
+        lambda dtype: nn.Conv2D(2, 3, 3, input_shape=(2, 6, 6), rng=0, dtype=OTHER[dtype]),
+        (2, 6, 6),
+    ),
 }
 
 
@@ -156,3 +163,48 @@ def test_relu_backward_agrees_on_any_layout_and_propagates_nan(monkeypatch):
             np.testing.assert_array_equal(relu.backward(g), expected)
     assert kernels.relu_backward(np.asfortranarray(G), Z) is None  # layouts differ: NumPy's product runs
     assert kernels.relu_backward(G, Z[:, :4]) is None  # shapes differ: NumPy decides
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.dtype(">f8")], ids=["float16", "big-endian"])
+def test_other_float_types_take_the_numpy_code(monkeypatch, dtype):
+    """The kernels take native float32 and float64 only; the checks accept any float, and NumPy runs the rest."""
+    rng = np.random.default_rng(3)
+    model = nn.build_classifier(36, 3, conv=[2], hidden=[4], rng=0, dtype=np.float32, input_shape=(1, 6, 6))
+    X = rng.standard_normal((36, 5)).astype(dtype)
+    G = rng.standard_normal((36, 5)).astype(dtype)
+    results = {}
+    for kernels_on in ("1", "0"):
+        monkeypatch.setenv("NABLANET_KERNELS", kernels_on)
+        pool, relu = nn.MaxPool2D(2, input_shape=(1, 6, 6)), nn.ReLU()
+        relu.forward(X)
+        results[kernels_on] = [model.predict_proba(X), pool.forward(X), pool.backward(G[:9]), relu.backward(G)]
+    for fused, reference in zip(results["1"], results["0"], strict=True):
+        np.testing.assert_array_equal(fused, reference)
+
+
+def test_a_failed_forward_pass_keeps_the_state_of_the_last_one(monkeypatch):
+    """forward(256 samples), a forward(1 sample) that fails inside, then backward with a gradient for 256: the
+    layer still holds the 256-sample pass (before, it kept the 1-sample input, and the kernel wrote out of
+    bounds)."""
+
+    def broken(*args):
+        raise RuntimeError("a kernel failed")
+
+    rng = np.random.default_rng(4)
+    for layer, factory in [
+        (nn.MaxPool2D(2, input_shape=(2, 8, 8)), "max_pool_loops"),
+        (nn.Conv2D(2, 3, 3, input_shape=(2, 8, 8), rng=0), "im2col_loop"),
+    ]:
+        X = rng.standard_normal((128, 256))
+        output = layer.forward(X).copy()
+        with monkeypatch.context() as patch:
+            patch.setattr(kernels, factory, broken)
+            with pytest.raises(RuntimeError, match="a kernel failed"):
+                layer.forward(X[:, :1])
+        assert layer.backward(np.ones_like(output)).shape == X.shape
+        np.testing.assert_array_equal(layer.output, output)
+
+
+def test_pool_size_is_checked_as_any_integer():
+    with pytest.raises(ValueError, match="pool_size must be at most 16"):
+        nn.MaxPool2D(np.int64(17), input_shape=(1, 17, 17))

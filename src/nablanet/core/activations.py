@@ -55,7 +55,7 @@ class ReLU(Elementwise):
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = self._last_forward()
-        fused = kernels.relu_backward(output_gradient, input) if kernels.enabled() else None
+        fused = kernels.relu_backward(output_gradient, input)
         return super().backward(output_gradient) if fused is None else fused  # the same product, in one pass
 
 

@@ -191,28 +191,35 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         x = self._input_images(input)
-        self.input = input
+        columns = None
         if self.method == "loop":
-            return self._forward_loop(x)
+            output = self._forward_loop(x)
+        else:
+            columns, output = self._forward_im2col(x)
+        # the state the backward pass reads, set together once the forward pass has succeeded
+        self.input, self._columns, self.output = input, columns, matrix(output)
+        return self.output
+
+    def _forward_im2col(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(X_col, Z as (b, F, H', W')) for the images x (b, C, H, W)."""
         k, s = self.kernel_size, self.stride
         batch = x.shape[0]
         _, out_h, out_w = self.output_shape(x.shape[1:])
+        padded = self._padded(x)
         # X_col: (C·k·k, b·H'·W'), one column per window, in the order (c, u, v) of W_col's columns
-        if kernels.enabled():  # the copy below, as one loop (nablanet.core.kernels)
+        if kernels.enabled(padded):  # the copy below, as one loop (nablanet.core.kernels)
             columns = np.empty((self.in_channels, k, k, batch, out_h, out_w), dtype=x.dtype)
-            kernels.im2col_loop(k, s)(np.ascontiguousarray(self._padded(x)), columns)
+            kernels.im2col_loop(k, s)(np.ascontiguousarray(padded), columns)
         else:
-            windows = sliding_window_view(self._padded(x), (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
+            windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
             columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))
         columns = columns.reshape(-1, batch * out_h * out_w)
-        self._columns = columns  # X_col, kept for the backward pass
         z = self.weights[:, :-1] @ columns  # W_col X_col: (F, b·H'·W')
         z += self.b[:, None]
-        output = np.ascontiguousarray(z.reshape(self.out_channels, batch, out_h, out_w).transpose(1, 0, 2, 3))
-        self.output = matrix(output)
-        return self.output
+        return columns, np.ascontiguousarray(z.reshape(self.out_channels, batch, out_h, out_w).transpose(1, 0, 2, 3))
 
     def _forward_loop(self, x: np.ndarray) -> np.ndarray:
+        """Z as (b, F, H', W'), one output value at a time, as the formula reads."""
         k, s = self.kernel_size, self.stride
         padded = self._padded(x)
         _, out_h, out_w = self.output_shape(x.shape[1:])
@@ -224,8 +231,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
                     for j in range(out_w):
                         window = padded[n, :, s * i : s * i + k, s * j : s * j + k]  # X[c, s·i + u, s·j + v]
                         Z[n, f, i, j] = np.sum(W[f] * window) + b[f]
-        self.output = matrix(Z)
-        return self.output
+        return Z
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = self._last_forward()
@@ -265,7 +271,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         _, out_h, out_w = self.output_shape((channels, height, width))
         padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
         columns = columns.reshape(channels, k, k, batch, out_h, out_w)
-        if kernels.enabled():  # the loop below, position by position (nablanet.core.kernels)
+        if kernels.enabled(columns):  # the loop below, position by position (nablanet.core.kernels)
             kernels.col2im_loop(k, s)(np.ascontiguousarray(columns), padded)
         else:
             for u in range(k):
@@ -359,7 +365,8 @@ class MaxPool2D(_Pool2D):
 
     The gradient goes back to the one input that won. Ties go to the first maximum in reading
     order (row by row), as ``np.argmax`` would pick it: one winner per window, never a split. A window
-    holding NaN pools to NaN. The winner's position u·p + v is kept in one byte: p is at most 16.
+    holding NaN pools to NaN and sends its gradient to its last position. The winner's position u·p + v
+    is kept in one byte: p is at most 16.
 
     >>> pool = MaxPool2D(2, input_shape=(1, 2, 2))
     >>> pool.forward(np.array([[1.0], [4.0], [4.0], [2.0]])).ravel(), pool.backward(np.ones((1, 1))).ravel()
@@ -369,14 +376,13 @@ class MaxPool2D(_Pool2D):
     MAX_POOL_SIZE = 16
 
     def __init__(self, pool_size: int = 2, stride: int | None = None, *, input_shape=None):
-        if isinstance(pool_size, int) and pool_size > self.MAX_POOL_SIZE:
-            raise ValueError(f"pool_size must be at most {self.MAX_POOL_SIZE}, received: {pool_size}")
         super().__init__(pool_size, stride, input_shape=input_shape)
+        if self.pool_size > self.MAX_POOL_SIZE:
+            raise ValueError(f"pool_size must be at most {self.MAX_POOL_SIZE}, received: {pool_size}")
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         x = self._input_images(input)
-        self.input = input
-        if kernels.enabled():  # the lines below in one pass over x (nablanet.core.kernels)
+        if kernels.enabled(x):  # the lines below in one pass over x (nablanet.core.kernels)
             best = np.empty((x.shape[0], *self.output_shape(x.shape[1:])), dtype=x.dtype)
             winner = np.empty(best.shape, dtype=np.uint8)
             kernels.max_pool_loops(self.pool_size, self.stride)[0](np.ascontiguousarray(x), best, winner)
@@ -392,8 +398,8 @@ class MaxPool2D(_Pool2D):
             for view in views[:-1]:
                 not_yet &= np.not_equal(view, best)
                 winner += not_yet.view(np.uint8)
-        self._winner = winner
-        self.output = matrix(best)
+        # the state the backward pass reads, set together once the forward pass has succeeded
+        self.input, self._winner, self.output = input, winner, matrix(best)
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
@@ -402,16 +408,15 @@ class MaxPool2D(_Pool2D):
         shape = self.output_shape(self.input_shape)  # type: ignore[arg-type]
         gradient = images(output_gradient, shape)
         dx = np.zeros((input.shape[1], *self.input_shape), dtype=output_gradient.dtype)  # type: ignore[misc]
-        if kernels.enabled():  # the lines below in one pass (nablanet.core.kernels)
-            backward = kernels.max_pool_loops(self.pool_size, self.stride)[1]
-            backward(np.ascontiguousarray(gradient), self._winner, dx)
-            return matrix(dx)
-        overlapping = self.stride < self.pool_size
-        for number, (_, _, view) in enumerate(self._views(dx)):
-            if overlapping:  # an input in several windows collects the gradient of each it won
-                view += gradient * (self._winner == number)
-            else:
-                np.multiply(gradient, self._winner == number, out=view)
+        if kernels.enabled(gradient):  # the loop below in one pass (nablanet.core.kernels)
+            kernels.max_pool_loops(self.pool_size, self.stride)[1](np.ascontiguousarray(gradient), self._winner, dx)
+        else:
+            overlapping = self.stride < self.pool_size
+            for number, (_, _, view) in enumerate(self._views(dx)):
+                if overlapping:  # an input in several windows collects the gradient of each it won
+                    view += gradient * (self._winner == number)
+                else:
+                    np.multiply(gradient, self._winner == number, out=view)
         return matrix(dx)
 
 

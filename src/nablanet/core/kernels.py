@@ -6,7 +6,9 @@ numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``) does all of them fo
 before it moves to the next: one pass over memory. Each kernel here is the same arithmetic, in the same
 order, as the NumPy code beside it in :mod:`nablanet.core.optimizers`, :mod:`nablanet.core.activations`
 and :mod:`nablanet.core.convolution` (which is its reference, and what runs without numba), so the two
-give bit-identical results; the tests check it.
+give bit-identical results; the tests check it. One freedom is left: where max-pooling meets equal values
+of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first and ``np.maximum`` may keep the
+other, so a pooled zero or NaN may differ in its sign bit.
 
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
@@ -21,20 +23,37 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 
 
-def enabled() -> bool:
-    """Whether the fused kernels are used: numba is installed and ``NABLANET_KERNELS`` is not ``0``."""
-    return _numba_installed() and os.environ.get("NABLANET_KERNELS", "1") != "0"
+def enabled(*arrays: np.ndarray) -> bool:
+    """Whether the fused kernels are used (for these arrays): numba is installed and ``NABLANET_KERNELS`` is
+    not ``0``, and every array holds float32 or float64 numbers in the machine's byte order. The NumPy code
+    takes anything else (float16, long double, big-endian), as it did before the kernels."""
+    if os.environ.get("NABLANET_KERNELS", "1") == "0" or not _numba_usable():
+        return False
+    return all(array.dtype.type in (np.float32, np.float64) and array.dtype.isnative for array in arrays)
 
 
 @functools.cache
-def _numba_installed() -> bool:
-    return importlib.util.find_spec("numba") is not None
+def _numba_usable() -> bool:
+    """numba is installed and imports (once per process; an import that fails is said once, then NumPy runs)."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception as error:  # a broken install must not break training: the NumPy code runs instead
+        warnings.warn(
+            f"numba is installed but does not import ({type(error).__name__}: {error}): the NumPy code runs",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def adam_loop(w, g, m, v, beta1, beta2, step, epsilon_hat):
@@ -158,13 +177,16 @@ def fusable(*arrays: np.ndarray) -> bool:
 
 
 def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray | None:
-    """∇_A L ⊙ 𝟙[Z > 0] by the compiled :func:`relu_backward_loop`, or None where the two arrays do not lie
-    in memory alike (of one shape and dtype, both C- or both Fortran-ordered): then NumPy does it."""
-    alike = input.shape == output_gradient.shape and input.dtype == output_gradient.dtype
+    """∇_A L ⊙ 𝟙[Z > 0] by the compiled :func:`relu_backward_loop`, or None where the kernels are off or the
+    two arrays do not lie in memory alike (of one shape and dtype, both C- or both Fortran-ordered): then
+    NumPy does it."""
+    alike = isinstance(output_gradient, np.ndarray) and input.shape == output_gradient.shape
+    if not (alike and input.dtype == output_gradient.dtype and enabled(output_gradient)):
+        return None
     order: Literal["C", "F"]
-    if alike and output_gradient.flags.c_contiguous and input.flags.c_contiguous:
+    if output_gradient.flags.c_contiguous and input.flags.c_contiguous:
         order = "C"
-    elif alike and output_gradient.flags.f_contiguous and input.flags.f_contiguous:
+    elif output_gradient.flags.f_contiguous and input.flags.f_contiguous:
         order = "F"
     else:
         return None

@@ -176,7 +176,7 @@ class Adam(Optimizer):
         step = -self.learning_rate * correction / (1 - self.beta1**t)
         epsilon_hat = self.epsilon * correction
         value = parameter.value
-        if kernels.enabled() and kernels.fusable(value, gradient, m, v):
+        if kernels.enabled(value) and kernels.fusable(value, gradient, m, v):
             kernels.adam(value, gradient, m, v, self.beta1, self.beta2, step, epsilon_hat)  # the lines below, fused
         else:
             # β m + (1 − β) g = β (m − g) + g: three in-place passes, no temporary
