@@ -187,13 +187,13 @@ def test_a_failed_forward_pass_keeps_the_state_of_the_last_one(monkeypatch):
     layer still holds the 256-sample pass (before, it kept the 1-sample input, and the kernel wrote out of
     bounds)."""
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError("a kernel failed")
 
     rng = np.random.default_rng(4)
     for layer, factory in [
         (nn.MaxPool2D(2, input_shape=(2, 8, 8)), "max_pool_loops"),
-        (nn.Conv2D(2, 3, 3, input_shape=(2, 8, 8), rng=0), "im2col_loop"),
+        (nn.Conv2D(2, 3, 3, input_shape=(2, 8, 8), rng=0), "window_loop"),
     ]:
         X = rng.standard_normal((128, 256))
         output = layer.forward(X).copy()

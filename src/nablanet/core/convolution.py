@@ -209,7 +209,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         # X_col: (C·k·k, b·H'·W'), one column per window, in the order (c, u, v) of W_col's columns
         if kernels.enabled(padded):  # the copy below, as one loop (nablanet.core.kernels)
             columns = np.empty((self.in_channels, k, k, batch, out_h, out_w), dtype=x.dtype)
-            kernels.im2col_loop(k, s)(np.ascontiguousarray(padded), columns)
+            kernels.window_loop(k, s, add_back=False)(np.ascontiguousarray(padded), columns)
         else:
             windows = sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (b, C, H', W', k, k)
             columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))
@@ -272,7 +272,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
         columns = columns.reshape(channels, k, k, batch, out_h, out_w)
         if kernels.enabled(columns):  # the loop below, position by position (nablanet.core.kernels)
-            kernels.col2im_loop(k, s)(np.ascontiguousarray(columns), padded)
+            kernels.window_loop(k, s, add_back=True)(padded, np.ascontiguousarray(columns))
         else:
             for u in range(k):
                 for v in range(k):

@@ -125,12 +125,15 @@ def max_pool_loops(pool: int, stride: int) -> tuple[Callable, Callable]:
 
 
 @functools.cache
-def im2col_loop(kernel: int, stride: int) -> Callable:
-    """Conv2D's im2col for k×k windows moved by a stride s, compiled."""
+def window_loop(kernel: int, stride: int, add_back: bool) -> Callable:
+    """Conv2D's im2col (``add_back=False``) or col2im (``add_back=True``) for k×k windows moved by a stride
+    s, compiled: one loop over every entry of every window, in the two directions."""
 
-    def im2col(padded, columns):
-        """Lay every window of padded (b, C, H + 2p, W + 2p) out as a column of columns (C, k, k, b, H', W'):
-        the entry (c, u, v) of the window at (i, j) of sample n goes to columns[c, u, v, n, i, j]."""
+    def loop(padded, columns):
+        """Entry (c, u, v) of the window at (i, j) of sample n: padded (b, C, H + 2p, W + 2p) at
+        (n, c, s·i + u, s·j + v), columns (C, k, k, b, H', W') at (c, u, v, n, i, j). im2col copies it into
+        columns; col2im adds it back onto padded (zeros beforehand): for each position, window offset by
+        window offset (u, v), as the NumPy loop over (u, v) does."""
         channels, _, _, batch, out_h, out_w = columns.shape
         for c in range(channels):
             for u in range(kernel):
@@ -138,28 +141,12 @@ def im2col_loop(kernel: int, stride: int) -> Callable:
                     for n in range(batch):
                         for i in range(out_h):
                             for j in range(out_w):
-                                columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
+                                if add_back:
+                                    padded[n, c, stride * i + u, stride * j + v] += columns[c, u, v, n, i, j]
+                                else:
+                                    columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
 
-    return compiled(im2col)
-
-
-@functools.cache
-def col2im_loop(kernel: int, stride: int) -> Callable:
-    """Conv2D's col2im for k×k windows moved by a stride s, compiled."""
-
-    def col2im(columns, padded):
-        """Add every column of columns (C, k, k, b, H', W') onto the window of padded (b, C, H + 2p, W + 2p),
-        zeros beforehand, that it was taken from: for each position, window offset by window offset (u, v)."""
-        channels, _, _, batch, out_h, out_w = columns.shape
-        for c in range(channels):
-            for u in range(kernel):
-                for v in range(kernel):
-                    for n in range(batch):
-                        for i in range(out_h):
-                            for j in range(out_w):
-                                padded[n, c, stride * i + u, stride * j + v] += columns[c, u, v, n, i, j]
-
-    return compiled(col2im)
+    return compiled(loop)
 
 
 @functools.cache
