@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 import nablanet as nn
 from nablanet.app.cli import main
-from nablanet.core.convolution import images, matrix
 from nablanet.core.gradcheck import gradcheck
+from nablanet.core.ops import images, matrix
 
 TOLERANCE = 1e-6
 

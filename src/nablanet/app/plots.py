@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..core.activations import softmax_jacobian
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
-from ..core.layers import Dense, mode
+from ..core.layers import Dense, outputs
 from ..files.atomic import atomic_write
 from ..training.callbacks import jupyter_kernel
 
@@ -224,14 +224,12 @@ def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8)
     """One image through the model: a row for the image and for the output of every Conv2D and pooling
     layer, showing its first ``max_maps`` channels (feature maps) — what each filter found where."""
     steps = [("input", image.reshape(-1, 1), model.input_shape)]
-    output = image.reshape(-1, 1).astype(model.dtype or np.float64)
-    with mode(model.layers, training=False):
-        for position, (layer, shape) in enumerate(zip(model.layers, model.shapes(), strict=True)):
-            output = layer.forward(output)
-            if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) or (
-                len(shape) == 3 and position and isinstance(model.layers[position - 1], Conv2D)
-            ):
-                steps.append((f"{position} {type(layer).__name__}", output, shape))
+    passes = outputs(model.layers, image.reshape(-1, 1).astype(model.dtype or np.float64), inference=True)
+    for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
+        if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) or (
+            shape is not None and len(shape) == 3 and position and isinstance(model.layers[position - 1], Conv2D)
+        ):
+            steps.append((f"{position} {type(layer).__name__}", output, shape))
     if len(steps) == 1:
         raise ValueError("feature maps need Conv2D or pooling layers")
     columns = max_maps

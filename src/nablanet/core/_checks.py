@@ -25,6 +25,43 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def non_negative_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer ≥ 0, received: {value!r}")
+    return int(value)
+
+
+def non_negative_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is finite and ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
+        raise ValueError(f"{name} must be a finite number ≥ 0, received: {value!r}")
+    return float(value)
+
+
+def int_in_range(name: str, value: Any, low: int, high: int, *, high_name: str | None = None) -> int:
+    """Return ``value`` as an int if it lies in [low, high], else raise ``ValueError`` (``high_name`` names
+    what the upper bound is, e.g. ``"epochs"``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+        upper = f"{high_name} = {high}" if high_name else f"{high}"
+        raise ValueError(f"{name} must be an integer in [{low}, {upper}], received: {value!r}")
+    return int(value)
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of the strings ``choices``, else raise ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, received: {value!r}")
+    return value
+
+
+def one_of(name: str, value: Any, choices: tuple) -> Any:
+    """Return ``value`` if it equals one of ``choices`` (of any type), else raise ``ValueError`` listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, received: {value!r}")
+    return value
+
+
 def fraction(name: str, value: Any, *, upper_inclusive: bool = False) -> float:
     """Return ``value`` if it lies in [0, 1) (or [0, 1]), else raise ``ValueError``."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value) >= 0
@@ -65,6 +102,34 @@ def all_finite(array: np.ndarray) -> bool:
     """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
     the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""
     return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
+
+
+def image_shape(name: str, shape: Any) -> tuple[int, int, int]:
+    """Return ``shape`` as a tuple (C, H, W) of three positive integers; ``name`` is the layer that needs it."""
+    if shape is None:
+        raise ValueError(f"{name} needs its input_shape (C, H, W): give input_shape=… to the first layer")
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 3
+        or not all(
+            isinstance(size, numbers.Integral) and not isinstance(size, bool) and int(size) > 0 for size in shape
+        )
+    ):
+        raise ValueError(f"input_shape must be three positive integers (C, H, W), received: {shape!r}")
+    channels, height, width = (int(size) for size in shape)
+    return channels, height, width
+
+
+def gradient(name: str, array: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Check that ``array`` is a NumPy array of ``shape`` — the gradient of an output of that shape, as a
+    layer's ``backward`` receives it; ``name`` is the method that checks (``"Dense.backward"``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name}: output_gradient must be a NumPy array, received: {type(array).__name__}")
+    if array.shape != shape:
+        raise ValueError(
+            f"{name}: output_gradient must have the shape of the layer's output {shape}, received {array.shape}"
+        )
+    return array
 
 
 def same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:

@@ -13,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, kernels
-from .layers import LAYERS, Layer
+from . import _checks, ops
+from .layers import LAYERS, Layer, SameShape, last_pass
 from .registry import Registry
 
 ACTIVATIONS: Registry[type[Layer]] = Registry("activation")
 
 
-class Elementwise(Layer):
-    """Base of the element-wise activations: subclasses give ``function`` and ``derivative``."""
+class Elementwise(SameShape):
+    """Base of the element-wise activations: subclasses give ``function`` and ``derivative`` (ReLU gives its
+    whole ``backward`` instead: the product with its mask, in one pass)."""
 
     def function(self, input: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -36,7 +37,8 @@ class Elementwise(Layer):
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        return output_gradient * self.derivative(*self._last_forward())
+        input, output = last_pass(self, output_gradient)
+        return output_gradient * self.derivative(input, output)
 
 
 @ACTIVATIONS.register("relu")
@@ -50,13 +52,9 @@ class ReLU(Elementwise):
     def function(self, input):
         return np.maximum(input, 0)
 
-    def derivative(self, input, output):
-        return input > 0  # a boolean mask: multiplying by it is the fastest way to zero the rest
-
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        input, _ = self._last_forward()
-        fused = kernels.relu_backward(output_gradient, input)
-        return super().backward(output_gradient) if fused is None else fused  # the same product, in one pass
+        input, _ = last_pass(self, output_gradient)
+        return ops.relu_backward(output_gradient, input)  # ∇_A L ⊙ 𝟙[Z > 0]
 
 
 @ACTIVATIONS.register("leaky_relu")
@@ -69,10 +67,7 @@ class LeakyReLU(Elementwise):
     """
 
     def __init__(self, alpha: float = 0.01):
-        super().__init__()
-        if not (isinstance(alpha, (int, float)) and 0 <= alpha < 1):
-            raise ValueError(f"alpha must be a number in [0, 1), received: {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = _checks.fraction("alpha", alpha)
 
     def function(self, input):
         return np.where(input > 0, input, self.alpha * input)
@@ -153,7 +148,7 @@ def softmax_jacobian(a: np.ndarray) -> np.ndarray:
 
 
 @LAYERS.register()
-class Softmax(Layer):
+class Softmax(SameShape):
     r"""Softmax activation over axis 0 (each column is one sample's class scores); Z, A: (classes, b).
 
     Forward, column by column and max-shifted (see :func:`softmax`); backward, for every column i with
@@ -174,10 +169,7 @@ class Softmax(Layer):
     METHODS = ("vectorized", "einsum", "loop")
 
     def __init__(self, method: str = "vectorized"):
-        super().__init__()
-        if method not in self.METHODS:
-            raise ValueError(f"method must be one of {self.METHODS}, received: {method!r}")
-        self.method = method
+        self.method = _checks.choice("method", method, self.METHODS)
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         self.input = _checks.matrix("input", input, finite=False)
@@ -185,11 +177,7 @@ class Softmax(Layer):
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        a = self._last_forward()[1]
-        if output_gradient.shape != a.shape:
-            raise ValueError(
-                f"output_gradient must have the shape of the softmax output {a.shape}, received {output_gradient.shape}"
-            )
+        _, a = last_pass(self, output_gradient)
         if self.method == "loop":
             input_gradient = np.empty_like(output_gradient)
             for i in range(a.shape[1]):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import mode
+from .layers import mode, run
 from .losses import resolve_loss
 
 
@@ -132,20 +132,20 @@ def gradcheck(
 def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> GradcheckReport:
     batch_size = X.shape[1]
     if Y is None:
-        projection = np.random.default_rng(seed).standard_normal(_forward(layers, X).shape)
+        projection = np.random.default_rng(seed).standard_normal(run(layers, X).shape)
         objective_layers = layers
 
         def objective():
-            return float(np.sum(projection * _forward(objective_layers, X)) / batch_size)
+            return float(np.sum(projection * run(objective_layers, X)) / batch_size)
 
         output_gradient = projection
     else:
         objective_layers, loss_function = resolve_loss(layers, loss)
 
         def objective():
-            return loss_function.value(Y, _forward(objective_layers, X))
+            return loss_function.value(Y, run(objective_layers, X))
 
-        output_gradient = loss_function.gradient(Y, _forward(objective_layers, X))
+        output_gradient = loss_function.gradient(Y, run(objective_layers, X))
     parameters = [
         (f"layer {position} {type(layer).__name__}.{parameter.name}", parameter)
         for position, layer in enumerate(objective_layers)
@@ -154,7 +154,7 @@ def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> 
     for name, parameter in parameters:
         if parameter.value.dtype != np.float64:
             raise ValueError(f"gradcheck needs float64 parameters, {name} is {parameter.value.dtype}")
-    _forward(objective_layers, X)
+    run(objective_layers, X)
     gradient = output_gradient
     for layer in reversed(objective_layers):
         gradient = layer.backward(gradient)
@@ -173,9 +173,3 @@ def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> 
     ]
     results.append(_compare("input", gradient / batch_size, numerical(X), tolerance))
     return GradcheckReport(tuple(results), tolerance, epsilon)
-
-
-def _forward(layers, X):
-    for layer in layers:
-        X = layer.forward(X)
-    return X

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parameter import zeros
 from .registry import Registry
 
 INITIALIZERS: Registry = Registry("init")
@@ -53,13 +54,17 @@ def _glorot_uniform(rng, fan_in, fan_out):
 
 
 def initialize(name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype) -> np.ndarray:
-    """Return W̃ of shape (output_size, input_size + 1), bias in the last column.
+    """Return W̃ of shape (output_size, input_size + 1), bias in the last column (only its shape inside
+    :func:`~nablanet.core.parameter.shapes_only`).
 
     >>> initialize("notebook", 3, 2, np.random.default_rng(0), np.float64)[:, -1]
     array([0.01, 0.01])
     """
-    weights, bias = INITIALIZERS.lookup(name, argument="init")(rng, input_size, output_size)
-    full = np.empty((output_size, input_size + 1), dtype=dtype)
+    initializer = INITIALIZERS.lookup(name, argument="init")
+    full = zeros((output_size, input_size + 1), dtype)
+    if not full.flags.writeable:  # inside shapes_only(): the shape is all that is wanted
+        return full
+    weights, bias = initializer(rng, input_size, output_size)
     full[:, :-1] = weights
     full[:, -1] = bias
     return full

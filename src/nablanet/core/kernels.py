@@ -4,17 +4,17 @@ NumPy runs an update such as Adam's as a dozen whole-array passes — one per op
 writing every entry again — and a 2×2 max-pooling as a dozen passes over strided views. A loop compiled by
 numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``) does all of them for one entry, or one window,
 before it moves to the next: one pass over memory. Each kernel here is the same arithmetic, in the same
-order, as the NumPy code beside it in :mod:`nablanet.core.optimizers`, :mod:`nablanet.core.activations`
-and :mod:`nablanet.core.convolution` (which is its reference, and what runs without numba), so the two
-give bit-identical results; the tests check it. One freedom is left: where max-pooling meets equal values
-of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first and ``np.maximum`` may keep the
+order, as the NumPy code beside its call in :mod:`nablanet.core.ops` (which is its reference, and what runs
+without numba), so the two give bit-identical results; the tests check it. The layers and optimizers never
+call a kernel themselves: they call :mod:`~nablanet.core.ops`, which chooses. One freedom is left: where
+max-pooling meets equal values of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first and ``np.maximum`` may keep the
 other, so a pooled zero or NaN may differ in its sign bit.
 
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
 
 ``NABLANET_KERNELS=0`` in the environment turns the kernels off. numba is imported, and each kernel
-compiled (then cached on disk), the first time a layer or an optimizer step needs it, so that
+compiled (then cached on disk), the first time an op needs it, so that
 ``import nablanet`` stays fast.
 """
 

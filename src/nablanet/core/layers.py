@@ -1,4 +1,4 @@
-"""The generic :class:`Layer` contract and the layers with weights.
+"""The generic :class:`Layer` contract, the helpers every layer and model shares, and the layers with weights.
 
 Notation (the course notebooks'): a batch is a (features, b) matrix, one column per sample.
 ``forward(X)`` returns the layer's output; ``backward(∇_output L)`` returns ∇_input L. The columns of
@@ -12,6 +12,7 @@ layers a model file may name, and what :meth:`Layer.from_config` rebuilds from.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 from collections.abc import Iterable, Iterator
@@ -19,44 +20,45 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from . import _checks, ops
 from .initializers import initialize
 from .optimizers import SGD
-from .parameter import Parameter
+from .parameter import Parameter, shapes_only, zeros
 from .registry import Registry
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
+
+Shape = tuple[int, ...]
 
 
 class Layer:
     """A generic layer: ``forward(input)`` → output, ``backward(output_gradient)`` → input gradient.
 
-    As in the notebook, the layer keeps ``input`` and ``output`` of the last forward pass.
-    ``backward(output_gradient, learning_rate)`` with a learning rate also applies the plain SGD
-    step W ← W − η ∇_W L to every parameter, exactly as the notebook's layers do (through the same
-    :class:`~nablanet.SGD` an optimizer-driven training uses); without one it only stores the
-    gradients, for an optimizer object to apply.
+    As in the notebook, the layer keeps ``input`` and ``output`` of the last forward pass: the state its
+    ``backward`` reads. ``backward(output_gradient, learning_rate)`` with a learning rate also applies the
+    plain SGD step W ← W − η ∇_W L to every parameter, exactly as the notebook's layers do (through
+    :func:`sgd_step`); without one it only stores the gradients, for an optimizer object to apply.
 
-    A layer describes itself as plain data: ``get_config()`` gives the constructor arguments and
-    ``Layer.from_config(config)`` builds the layer again (its arrays travel separately).
+    That is the whole contract a layer must honour — ``forward`` and ``backward``, and ``parameters()`` if
+    it has weights. A class with those three trains in ``fit``, passes ``gradcheck`` and, once registered
+    in ``LAYERS``, is saved and loaded. The rest is optional:
+
+    * ``get_config()`` / ``from_config(config)``: the constructor's arguments as plain data, which rebuild
+      the layer (its arrays travel separately) — needed only by a layer whose constructor takes arguments;
+    * ``build(input_shape)``: shape inference — take the shape of one input sample from the layer before
+      and return the shape of one output sample. The default says nothing (``None``): ``Sequential`` then
+      knows no shapes after the layer until one that fixes its own input (a Dense layer does).
     """
 
     training = True
-
-    def __init__(self) -> None:
-        self.input: np.ndarray | None = None
-        self.output: np.ndarray | None = None
+    input: np.ndarray | None = None
+    output: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         raise NotImplementedError
-
-    def backward_parameters(self, output_gradient: np.ndarray) -> None:
-        """Store the parameter gradients only: what the first layer of a network needs, since nothing
-        uses the gradient with respect to the data. Layers may override it to skip that work."""
-        self.backward(output_gradient)
 
     def parameters(self) -> list[Parameter]:
         """The trainable parameters, in a fixed order (none for a layer without weights)."""
@@ -84,41 +86,83 @@ class Layer:
         except TypeError as error:
             raise ValueError(f"{cls.__name__}: {error}") from None
 
-    @classmethod
-    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """The parameter arrays a layer built from ``config`` will have, name → (shape, dtype), worked out
-        without building it (and so without allocating them). None for a layer without parameters."""
-        return {}
-
-    def output_size(self, input_size: int) -> int:
-        """Number of output features for ``input_size`` input features."""
-        return input_size
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The shape of one sample's output, (C, H, W) for images or (n,), for one of ``input_shape``."""
-        return input_shape
-
-    def work_size(self) -> int:
-        """Numbers per sample in the largest work array the layer makes besides its output (0 for most)."""
-        return 0
-
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        """Learn the input shape from the layer before (``Sequential`` calls this); most layers need not."""
-
-    def _last_forward(self) -> tuple[np.ndarray, np.ndarray]:
-        """(input, output) of the last forward pass, which ``backward`` needs; an error if there was none."""
-        if self.input is None or self.output is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass first")
-        return self.input, self.output
-
-    def _sgd_step(self, learning_rate: float | None) -> None:
-        """The notebook's ``backward(g, learning_rate)``: one plain SGD step on this layer's parameters."""
-        if learning_rate is not None:
-            SGD(learning_rate).step(self.parameters())
+    def build(self, input_shape: Shape) -> Shape | None:
+        """Take the shape of one input sample — (C, H, W) for images, (n,) for vectors — and return the shape
+        of one output sample (``Sequential`` calls this); ``None``: this layer does not say."""
+        return None
 
     def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
+
+
+class SameShape(Layer):
+    """A layer whose output has its input's shape: the activations, Dropout."""
+
+    def build(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+
+# -- what every layer's backward pass and every model run share
+def last_pass(layer: Layer, output_gradient: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(input, output) of the layer's last forward pass — the state its backward pass reads — once
+    ``output_gradient`` is checked to be a gradient of that output: an array of its shape."""
+    name = type(layer).__name__
+    if layer.input is None or layer.output is None:
+        raise RuntimeError(f"{name}.backward needs a forward pass first")
+    _checks.gradient(f"{name}.backward", output_gradient, layer.output.shape)
+    return layer.input, layer.output
+
+
+def sgd_step(layer: Layer, learning_rate: float | None) -> None:
+    """The notebook's ``backward(g, learning_rate)``: one plain SGD step W ← W − η ∇_W L on the layer's
+    parameters, given a learning rate (none without)."""
+    if learning_rate is not None:
+        SGD(learning_rate).step(layer.parameters())
+
+
+def parameter_gradients(layer: Layer, output_gradient: np.ndarray) -> None:
+    """Store the layer's parameter gradients: what the first layer of a network needs, since nothing uses
+    the gradient with respect to the data. A layer with a ``_parameter_gradients`` method (Dense, Conv2D)
+    skips the work of ∇_X L there; any other runs its whole backward pass."""
+    only_parameters = getattr(layer, "_parameter_gradients", None)
+    if only_parameters is None:
+        layer.backward(output_gradient)
+    else:
+        only_parameters(output_gradient)
+
+
+def outputs(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) -> Iterator[np.ndarray]:
+    """Each layer's output in turn, for the batch X (features, b): the one forward pass every model run uses.
+
+    With ``inference=True`` every layer runs in inference mode (no dropout) on a shallow copy of itself,
+    which shares its weights: what the forward pass keeps for ``backward`` goes to the copy, so the layer's
+    own state — a training step's cache, its mode — is left as it was. Predictions, evaluations and
+    pictures can therefore run beside training, or beside each other in several threads, on one model.
+    """
+    for layer in layers:
+        if inference:
+            layer = copy.copy(layer)
+            layer.training = False
+        X = layer.forward(X)
+        yield X
+
+
+def run(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) -> np.ndarray:
+    """The output of the last layer for X (see :func:`outputs`)."""
+    output = X
+    for output in outputs(layers, X, inference=inference):  # noqa: B007 - the last one is the result
+        pass
+    return output
+
+
+def parameter_specs(layer_class: type[Layer], config: dict[str, Any]) -> dict[str, tuple[Shape, np.dtype]]:
+    """The parameter arrays a layer built from ``config`` has, name → (shape, dtype), worked out without
+    allocating them: the layer is built by its own constructor inside
+    :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never restated."""
+    with shapes_only():
+        layer = layer_class.from_config(config)
+    return {parameter.name: (parameter.value.shape, parameter.value.dtype) for parameter in layer.parameters()}
 
 
 @contextlib.contextmanager
@@ -149,7 +193,8 @@ class BiasTrickLayer(Layer):
     last (the notebooks' bias trick). Weight decay never touches the bias column."""
 
     def _create_weights(self, weights: np.ndarray) -> None:
-        self._parameters = [Parameter("weights", weights, np.zeros_like(weights), (slice(None), slice(None, -1)))]
+        gradient = zeros(weights.shape, weights.dtype)
+        self._parameters = [Parameter("weights", weights, gradient, (slice(None), slice(None, -1)))]
 
     @property
     def weights(self) -> np.ndarray:
@@ -204,7 +249,6 @@ class Dense(BiasTrickLayer):
     """
 
     def __init__(self, input_size: int, output_size: int, *, init: str = "notebook", rng=None, dtype=np.float64):
-        super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
         self.units = _checks.positive_int("output_size", output_size)
         self.init = init
@@ -219,28 +263,30 @@ class Dense(BiasTrickLayer):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
-        # Z = W X, evaluated as (Xᵀ Wᵀ)ᵀ: the same product, but its result is stored sample-major like
-        # the data, the layout in which OpenBLAS runs these narrow products about twice as fast
-        output = (input.T @ self.W.T).T
-        output.T[...] += np.ascontiguousarray(self.b)  # + b 1ᵀ, row by row in memory
-        self.output = output
-        return output
+        self.output = ops.affine(self.W, input, self.b)  # Z = W X + b 1ᵀ
+        return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        input_gradient = (output_gradient.T @ self.W).T  # Wᵀ ∇_Z L, with W before the update
-        self.backward_parameters(output_gradient)
-        self._sgd_step(learning_rate)
+        self._parameter_gradients(output_gradient)  # ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ
+        input_gradient = ops.product(self.W.T, output_gradient)  # ∇_X L = Wᵀ ∇_Z L, with W before the update
+        sgd_step(self, learning_rate)
         return input_gradient
 
-    def backward_parameters(self, output_gradient: np.ndarray) -> None:
+    def _parameter_gradients(self, output_gradient: np.ndarray) -> None:
         """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]."""
-        input, output = self._last_forward()
-        _checks.same_shape("output_gradient", output_gradient, "the layer's output", output)
+        input, _ = last_pass(self, output_gradient)
         batch_size = input.shape[1]
         mean_gradient = output_gradient * (1.0 / batch_size)  # (units, b): smaller than W̃
         gradient = self.weights_gradient
         np.matmul(mean_gradient, input.T, out=gradient[:, :-1])
         np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
+
+    def build(self, input_shape: Shape) -> Shape:
+        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does."""
+        size = math.prod(input_shape)
+        if size != self.input_size:
+            raise ValueError(f"Dense expects {self.input_size} input features, received {size}")
+        return (self.units,)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -250,25 +296,9 @@ class Dense(BiasTrickLayer):
             "dtype": self.weights.dtype.name,
         }
 
-    @classmethod
-    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """W̃: (output_size, input_size + 1), in the config's dtype."""
-        rows = _checks.positive_int("output_size", config.get("output_size"))
-        columns = _checks.positive_int("input_size", config.get("input_size")) + 1
-        return {"weights": ((rows, columns), _checks.float_dtype("dtype", config.get("dtype", "float64")))}
-
-    def output_size(self, input_size: int) -> int:
-        if input_size != self.input_size:
-            raise ValueError(f"Dense expects {self.input_size} input features, received {input_size}")
-        return self.units
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does."""
-        return (self.output_size(math.prod(input_shape)),)
-
 
 @LAYERS.register()
-class Dropout(Layer):
+class Dropout(SameShape):
     r"""Inverted dropout: zero each activation with probability p while training, scale the rest.
 
     Training (in inference A = X, and the backward pass is the identity):
@@ -280,7 +310,6 @@ class Dropout(Layer):
     """
 
     def __init__(self, rate: float, *, rng=None):
-        super().__init__()
         self.rate = _checks.fraction("rate", rate)
         self.rng = np.random.default_rng(rng)
         self._scaled_mask: np.ndarray | None = None
@@ -298,6 +327,7 @@ class Dropout(Layer):
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        last_pass(self, output_gradient)
         if self._scaled_mask is None:
             return output_gradient
         return output_gradient * self._scaled_mask

@@ -116,8 +116,7 @@ def resolve_loss(layers: Sequence[Layer], loss: str) -> tuple[list[Layer], Loss]
     ``"auto"`` is ``"softmax_cce"`` (fused, on the scores before a final Softmax) when the model ends
     in Softmax, else ``"cce"``. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, received: {loss!r}")
+    _checks.choice("loss", loss, LOSSES)
     layers = list(layers)
     ends_in_softmax = bool(layers) and isinstance(layers[-1], Softmax)
     if loss == "auto":

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, kernels
+from . import _checks, ops
 from .parameter import Parameter
 from .registry import Registry
 from .schedules import Constant
@@ -42,9 +42,7 @@ class Optimizer:
     def __init__(self, learning_rate=0.01, weight_decay: float = 0.0):
         self.schedule = learning_rate if callable(learning_rate) else Constant(learning_rate)
         self.learning_rate = float(self.schedule(0))
-        if not (isinstance(weight_decay, (int, float)) and 0 <= weight_decay < np.inf):
-            raise ValueError(f"weight_decay must be a finite number ≥ 0, received: {weight_decay!r}")
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = _checks.non_negative_float("weight_decay", weight_decay)
         self.state: list[dict[str, np.ndarray]] = []
         self.iterations = 0
         self._scratch: list[np.ndarray] = []  # one work array per parameter: no allocation per step
@@ -175,23 +173,17 @@ class Adam(Optimizer):
         correction = math.sqrt(1 - self.beta2**t)
         step = -self.learning_rate * correction / (1 - self.beta1**t)
         epsilon_hat = self.epsilon * correction
-        value = parameter.value
-        if kernels.enabled(value) and kernels.fusable(value, gradient, m, v):
-            kernels.adam(value, gradient, m, v, self.beta1, self.beta2, step, epsilon_hat)  # the lines below, fused
-        else:
-            # β m + (1 − β) g = β (m − g) + g: three in-place passes, no temporary
-            m -= gradient
-            m *= self.beta1
-            m += gradient
-            np.multiply(gradient, gradient, out=scratch)
-            v -= scratch
-            v *= self.beta2
-            v += scratch
-            np.sqrt(v, out=scratch)
-            scratch += epsilon_hat
-            np.divide(m, scratch, out=scratch)
-            scratch *= step
-            value += scratch
+        ops.adam_update(
+            parameter.value,
+            gradient,
+            m,
+            v,
+            scratch,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            step=step,
+            epsilon_hat=epsilon_hat,
+        )
         if t % self.FLUSH_EVERY == 0:
             _flush_subnormals(m)
             _flush_subnormals(v)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+_SHAPES_ONLY = contextvars.ContextVar("shapes_only", default=False)
 
 
 @dataclass(eq=False)
@@ -21,3 +26,24 @@ class Parameter:
     value: np.ndarray
     gradient: np.ndarray
     decay_index: tuple = (slice(None),)
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Inside this block, :func:`zeros` — and so every layer's initial weights — costs no memory: a layer
+    built here has parameters of the right shapes and dtypes, read-only and all zero. That is how the
+    arrays a model file must hold are worked out from its config alone, before anything is allocated
+    (:func:`nablanet.core.layers.parameter_specs`)."""
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
+def zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """``np.zeros(shape, dtype)``; inside :func:`shapes_only`, a read-only stand-in of that shape and dtype
+    that holds one number (every entry a view of it)."""
+    if _SHAPES_ONLY.get():
+        return np.broadcast_to(np.zeros((), dtype), shape)
+    return np.zeros(shape, dtype)

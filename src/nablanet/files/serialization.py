@@ -273,7 +273,8 @@ def read_model(archive: Archive, other_arrays: dict[str, ArraySpec] | None = Non
     archive.expect({**specs, **(other_arrays or {})})
     try:
         model = Sequential.from_config(archive.config)
-        values = sum(math.prod(shape) for shape in model.shapes()) + max(layer.work_size() for layer in model.layers)
+        # a model whose layers fix no input size (a learner's own first layer) is budgeted by its data instead
+        values = model.values_per_sample() if model.input_shape is not None else 0
         if values > MAX_VALUES_PER_SAMPLE:
             raise archive.error(
                 f"one sample through this model makes {values:,} numbers, more than the "

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..core.layers import mode
+from ..core import _checks
+from ..core.layers import outputs
 
 
 class Callback:
@@ -50,9 +51,11 @@ class EarlyStopping(Callback):
     def __init__(
         self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best_weights: bool = True
     ):
-        if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a positive integer, received: {patience!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.monitor, self.patience, self.min_delta = (
+            monitor,
+            _checks.positive_int("patience", patience),
+            float(min_delta),
+        )
         self.restore_best_weights = restore_best_weights
         self._restored: dict[str, Any] | None = None
         self._reset()
@@ -133,8 +136,7 @@ class ProgressBar(Callback):
     """
 
     def __init__(self, epochs: int, stream=None, verbose: int | str = 1):
-        if verbose not in VERBOSITY:
-            raise ValueError(f"verbose must be one of {VERBOSITY}, received: {verbose!r}")
+        _checks.one_of("verbose", verbose, VERBOSITY)
         self.epochs, self.verbose = epochs, verbose
         self.stream = stream or sys.stdout
         self.notebook = verbose in (1, "auto") and stream is None and in_notebook()
@@ -215,16 +217,14 @@ class Dynamics(Callback):
             weight_norm = _norm([parameter.value for parameter in layer.parameters()])
             self.dynamics["weight_norm"].setdefault(name, []).append(weight_norm)
         layers = self.model.layers
-        output = self.probe
-        with mode(layers, training=False):
-            for position, layer in enumerate(layers[:-1]):
-                output = layer.forward(output)
-                if not layer.parameters() and position and layers[position - 1].parameters():
-                    name = f"{position} {type(layer).__name__}"
-                    dead = float(np.mean(np.all(output == 0, axis=1)))
-                    self.dynamics["dead_fraction"].setdefault(name, []).append(dead)
-                    counts, edges = np.histogram(output, bins=self.bins)
-                    self.dynamics["activation_histogram"][name] = (counts.tolist(), edges.tolist())
+        for position, output in enumerate(outputs(layers[:-1], self.probe, inference=True)):
+            layer = layers[position]
+            if not layer.parameters() and position and layers[position - 1].parameters():
+                name = f"{position} {type(layer).__name__}"
+                dead = float(np.mean(np.all(output == 0, axis=1)))
+                self.dynamics["dead_fraction"].setdefault(name, []).append(dead)
+                counts, edges = np.histogram(output, bins=self.bins)
+                self.dynamics["activation_histogram"][name] = (counts.tolist(), edges.tolist())
 
 
 def _norm(arrays) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core import _checks
-from ..core.layers import mode
+from ..core.layers import mode, parameter_gradients, run
 from ..core.losses import resolve_loss
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
@@ -131,74 +131,88 @@ def fit(
     """
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"initial_epoch must be an integer in [0, epochs = {epochs}], received: {initial_epoch!r}")
+    initial_epoch = _checks.int_in_range("initial_epoch", initial_epoch, 0, epochs, high_name="epochs")
     check_data(model, X, Y)
     optimizer = _optimizer(optimizer, learning_rate)
     callbacks = list(callbacks or ())
     if not any(isinstance(callback, ProgressBar) for callback in callbacks):
         callbacks.append(ProgressBar(epochs, verbose=verbose))  # checks verbose; silent at 0
-    validation_split = _checks.fraction("validation_split", validation_split)
-    if validation_split:
-        if validation_data is not None:
-            raise ValueError("give either validation_data or validation_split, not both")
-        split = X.shape[1] - round(X.shape[1] * validation_split)
-        if split <= 0 or split == X.shape[1]:
-            raise ValueError(f"validation_split {validation_split} leaves no training or no validation samples")
-        validation_data = (X[:, split:], Y[:, split:])
-        X, Y = X[:, :split], Y[:, :split]
-    rng = np.random.default_rng(rng)
-    train_layers, loss_function = resolve_loss(model.layers, loss)
-    dtype = model.dtype or X.dtype
-    gather_X, gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
-    labels = Y.argmax(axis=0)
-    parameters = model.parameters()
-    if not parameters:
+    X, Y, validation_data = _validation(X, Y, validation_data, validation_split)
+    if not model.parameters():
         raise ValueError("the model has no trainable parameters: add a Dense layer")
+    epoch = _Epoch(model, X, Y, batch_size, loss, np.random.default_rng(rng), optimizer, callbacks)
     history = history if history is not None else History()
     model.stop_training = False
     for callback in callbacks:
         callback.on_train_begin(model)
     with mode(model.layers, training=True):
-        for epoch in range(initial_epoch, epochs):
-            before = [parameter.value.copy() for parameter in parameters]  # to tell a step too small to count
-            optimizer.start_epoch(epoch)
-            batches = generate_batch_indices(X.shape[1], batch_size, rng)
-            for callback in callbacks:
-                callback.on_epoch_begin(epoch, len(batches))
-            total_loss, correct = 0.0, 0
-            for batch_number, indices in enumerate(batches):
-                X_batch, Y_batch = gather_X(indices), gather_Y(indices)
-                output = X_batch
-                for layer in train_layers:
-                    output = layer.forward(output)
-                batch_loss, gradient = loss_function.value_and_gradient(Y_batch, output)
-                if not np.isfinite(batch_loss):
-                    raise TrainingDiverged(
-                        f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch_number + 1}: "
-                        f"training diverged; try a lower learning rate (now {optimizer.learning_rate:g})"
-                    )
-                for layer in reversed(train_layers[1:]):
-                    gradient = layer.backward(gradient)
-                train_layers[0].backward_parameters(gradient)  # nothing needs ∇ of the data
-                optimizer.step(parameters)
-                total_loss += batch_loss
-                correct += np.count_nonzero(output.argmax(axis=0) == labels[indices])
-                for callback in callbacks:
-                    callback.on_batch_end(batch_number, batch_loss)
-            logs = {"loss": float(total_loss / len(batches)), "accuracy": float(correct / X.shape[1])}
+        for number in range(initial_epoch, epochs):
+            before = [parameter.value.copy() for parameter in epoch.parameters]  # to tell a step too small to count
+            logs = epoch.run(number)
             if validation_data is not None:
-                scores = model.evaluate(*validation_data, loss=loss)  # in inference mode, then back
+                scores = model.evaluate(*validation_data, loss=loss)  # in inference mode
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
             history.append(logs)
-            _warn_if_not_learning(history, parameters, before, epoch, optimizer)
+            _warn_if_not_learning(history, epoch.parameters, before, number, optimizer)
             for callback in callbacks:
-                callback.on_epoch_end(epoch, logs)
+                callback.on_epoch_end(number, logs)
             if model.stop_training:
                 break
     for callback in callbacks:
         callback.on_train_end()
     return history
+
+
+def _validation(X, Y, validation_data, validation_split):
+    """(X, Y, validation_data) for training: ``validation_split`` takes the last fraction of the columns."""
+    validation_split = _checks.fraction("validation_split", validation_split)
+    if not validation_split:
+        return X, Y, validation_data
+    if validation_data is not None:
+        raise ValueError("give either validation_data or validation_split, not both")
+    split = X.shape[1] - round(X.shape[1] * validation_split)
+    if split <= 0 or split == X.shape[1]:
+        raise ValueError(f"validation_split {validation_split} leaves no training or no validation samples")
+    return X[:, :split], Y[:, :split], (X[:, split:], Y[:, split:])
+
+
+class _Epoch:
+    """One epoch of the notebook's loop over a model's training data, run by :meth:`run`."""
+
+    def __init__(self, model, X, Y, batch_size: int, loss: str, rng, optimizer: Optimizer, callbacks) -> None:
+        self.layers, self.loss = resolve_loss(model.layers, loss)
+        self.parameters = model.parameters()
+        dtype = model.dtype or X.dtype
+        self.gather_X, self.gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
+        self.labels = Y.argmax(axis=0)
+        self.samples, self.batch_size, self.rng = X.shape[1], batch_size, rng
+        self.optimizer, self.callbacks = optimizer, callbacks
+
+    def run(self, epoch: int) -> dict[str, float]:
+        """Train on every mini-batch of a new permutation once; the epoch's mean batch loss and accuracy."""
+        self.optimizer.start_epoch(epoch)
+        batches = generate_batch_indices(self.samples, self.batch_size, self.rng)
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, len(batches))
+        total_loss, correct = 0.0, 0
+        for batch_number, indices in enumerate(batches):
+            Y_batch = self.gather_Y(indices)
+            output = run(self.layers, self.gather_X(indices))
+            batch_loss, gradient = self.loss.value_and_gradient(Y_batch, output)
+            if not np.isfinite(batch_loss):
+                raise TrainingDiverged(
+                    f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch_number + 1}: "
+                    f"training diverged; try a lower learning rate (now {self.optimizer.learning_rate:g})"
+                )
+            for layer in reversed(self.layers[1:]):
+                gradient = layer.backward(gradient)
+            parameter_gradients(self.layers[0], gradient)  # nothing needs ∇ of the data
+            self.optimizer.step(self.parameters)
+            total_loss += batch_loss
+            correct += np.count_nonzero(output.argmax(axis=0) == self.labels[indices])
+            for callback in self.callbacks:
+                callback.on_batch_end(batch_number, batch_loss)
+        return {"loss": float(total_loss / len(batches)), "accuracy": float(correct / self.samples)}
 
 
 def _optimizer(optimizer, learning_rate):

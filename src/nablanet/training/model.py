@@ -10,7 +10,7 @@ import numpy as np
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
-from ..core.layers import LAYERS, Dense, Dropout, Layer, mode
+from ..core.layers import LAYERS, Dense, Dropout, Layer, parameter_specs, run
 from ..core.losses import resolve_loss
 from ..core.parameter import Parameter
 from .loop import check_data, fit
@@ -42,15 +42,7 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
         self.layers: list[Layer] = layers
-        shape = None  # each layer learns its input shape from the one before: images need (C, H, W)
-        for position, layer in enumerate(layers):
-            shape = shape if shape is not None else _declared_shape(layer)
-            if shape is not None:
-                try:
-                    layer.build(shape)
-                    shape = layer.output_shape(shape)
-                except ValueError as error:
-                    raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
+        self.shapes()  # each layer learns its input shape from the one before: images need (C, H, W)
         self.stop_training = False
         self.metadata: dict[str, Any] = {}  # JSON-able facts saved with the model: the data set, class names
 
@@ -71,14 +63,20 @@ class Sequential:
         shape = self.input_shape
         return math.prod(shape) if shape is not None else None
 
-    def shapes(self) -> list[tuple[int, ...]]:
-        """The shape of one sample after each layer."""
-        shape = self.input_shape
-        if shape is None:
-            raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
+    def shapes(self, input_shape: tuple[int, ...] | None = None) -> list[tuple[int, ...] | None]:
+        """The shape of one sample after each layer, as each layer's ``build`` says it — ``None`` after a layer
+        that does not say, until a layer that fixes its own input (a Dense layer does). ``input_shape`` is the
+        shape of one input sample (default: what the first layers fix); a ``ValueError`` names the layer whose
+        input does not fit."""
+        shape = input_shape if input_shape is not None else self.input_shape
         result = []
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
+        for position, layer in enumerate(self.layers):
+            shape = shape if shape is not None else _declared_shape(layer)
+            if shape is not None:
+                try:
+                    shape = layer.build(shape)
+                except ValueError as error:
+                    raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
             result.append(shape)
         return result
 
@@ -97,18 +95,13 @@ class Sequential:
             return None
         shape = self.input_shape
         shape = shape if shape is not None and math.prod(shape) == input_size else (input_size,)
-        for position, layer in enumerate(self.layers):
-            try:
-                shape = layer.output_shape(shape)
-            except ValueError as error:
-                raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
-        return math.prod(shape)
+        last = self.shapes(shape)[-1]
+        return math.prod(last) if last is not None else None
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Apply every layer to X (features, b) and return the last output."""
-        for layer in self.layers:
-            X = layer.forward(X)
-        return X
+        """Apply every layer to X (features, b) and return the last output; each layer keeps what its
+        backward pass needs (see :meth:`predict_proba` for a run that keeps nothing)."""
+        return run(self.layers, X)
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         """Back-propagate ∇_output L through every layer; with a learning rate, also take SGD steps."""
@@ -116,23 +109,45 @@ class Sequential:
             output_gradient = layer.backward(output_gradient, learning_rate)
         return output_gradient
 
-    def inference_batch_size(self, budget: int = 64 * 2**20) -> int:
-        """How many samples to push through at once in inference: as many as keep what the layers make for
-        them — every layer's output (each keeps its own) and the largest work array, such as a
-        convolution's im2col matrix — within ``budget`` bytes; between 1 and 10,000."""
+    def values_per_sample(self, input_size: int | None = None) -> int:
+        """How many numbers one sample makes on its way through the model: every layer's output (each keeps
+        its own) and the largest work array besides, a convolution's X_col (C·k·k·H'·W' per sample). The one
+        memory estimate that batch sizing and the loading of model files budget with. ``input_size`` is for
+        a model whose layers do not fix it; a layer whose output shape is unknown counts as large as the
+        largest known one."""
+        first = self.input_shape or ((input_size,) if input_size else None)
+        if first is None:
+            raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
+        shapes = self.shapes(first)
+        largest = max(math.prod(shape) for shape in [first, *shapes] if shape is not None)
+        outputs = sum(math.prod(shape) if shape is not None else largest for shape in shapes)
+        work = [
+            layer.in_channels * layer.kernel_size**2 * math.prod(shape[1:])
+            for layer, shape in zip(self.layers, shapes, strict=True)
+            if isinstance(layer, Conv2D) and shape is not None
+        ]
+        return outputs + max(work, default=0)
+
+    def inference_batch_size(self, budget: int = 64 * 2**20, *, input_size: int | None = None) -> int:
+        """How many samples to push through at once in inference: as many as keep what they make
+        (:meth:`values_per_sample`) within ``budget`` bytes; between 1 and 10,000."""
         itemsize = np.dtype(self.dtype or np.float64).itemsize
-        values = sum(math.prod(shape) for shape in self.shapes()) + max(layer.work_size() for layer in self.layers)
+        values = self.values_per_sample(input_size)
         return int(min(10_000, max(1, budget // (values * itemsize))))
 
     def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """The model's output for X (features, N), in inference mode: (classes, N) probabilities.
-        ``batch_size`` samples go through at once (default: :meth:`inference_batch_size`)."""
+        ``batch_size`` samples go through at once (default: :meth:`inference_batch_size`). The layers keep
+        nothing of it (see :func:`~nablanet.core.layers.outputs`): several threads may predict with one model
+        at once, and beside its training."""
         check_data(self, X)
         batch_size = _checks.positive_int(
-            "batch_size", self.inference_batch_size() if batch_size is None else batch_size
+            "batch_size", self.inference_batch_size(input_size=X.shape[0]) if batch_size is None else batch_size
         )
-        with mode(self.layers, training=False):
-            chunks = [self.forward(X[:, start : start + batch_size]) for start in range(0, X.shape[1], batch_size)]
+        chunks = [
+            run(self.layers, X[:, start : start + batch_size], inference=True)
+            for start in range(0, X.shape[1], batch_size)
+        ]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -145,18 +160,15 @@ class Sequential:
         """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
         check_data(self, X, Y)
         batch_size = _checks.positive_int(
-            "batch_size", self.inference_batch_size() if batch_size is None else batch_size
+            "batch_size", self.inference_batch_size(input_size=X.shape[0]) if batch_size is None else batch_size
         )
         layers, loss_function = resolve_loss(self.layers, loss)
         total, correct = 0.0, 0
-        with mode(self.layers, training=False):
-            for start in range(0, X.shape[1], batch_size):
-                output = X[:, start : start + batch_size]
-                for layer in layers:
-                    output = layer.forward(output)
-                Y_chunk = Y[:, start : start + batch_size]
-                total += loss_function.value(Y_chunk, output) * Y_chunk.shape[1]
-                correct += np.count_nonzero(output.argmax(axis=0) == Y_chunk.argmax(axis=0))
+        for start in range(0, X.shape[1], batch_size):
+            output = run(layers, X[:, start : start + batch_size], inference=True)
+            Y_chunk = Y[:, start : start + batch_size]
+            total += loss_function.value(Y_chunk, output) * Y_chunk.shape[1]
+            correct += np.count_nonzero(output.argmax(axis=0) == Y_chunk.argmax(axis=0))
         return {"loss": float(total / X.shape[1]), "accuracy": float(correct / X.shape[1])}
 
     def get_config(self) -> dict[str, Any]:
@@ -197,7 +209,7 @@ class Sequential:
         specs = {}
         for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
-                for name, spec in layer_class.parameter_specs(layer_config).items():
+                for name, spec in parameter_specs(layer_class, layer_config).items():
                     specs[f"layer{position}.{name}"] = spec
             except (ValueError, TypeError) as error:
                 raise ValueError(f"layer {position}: {error}") from None
@@ -255,7 +267,7 @@ class Sequential:
     def summary(self) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
         vectors, of which a batch holds b as the columns of a matrix — and the parameter counts."""
-        shapes = self.shapes() if self.input_shape is not None else [None] * len(self.layers)
+        shapes = self.shapes()
         rows = [("Layer", "Output shape", "Parameters")]
         for layer, shape in zip(self.layers, shapes, strict=True):
             count = sum(parameter.value.size for parameter in layer.parameters())
@@ -376,8 +388,9 @@ Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), So
                 rng=rng,
                 dtype=dtype,
             )
-            layers += [convolution, activation_layer(), MaxPool2D(2)]
-            shape = MaxPool2D(2).output_shape(convolution.output_shape(shape))
+            pool = MaxPool2D(2)
+            layers += [convolution, activation_layer(), pool]
+            shape = pool.build(convolution.build(shape))
         layers += [Flatten(), *drop()]
         size = math.prod(shape)
     for units in hidden:

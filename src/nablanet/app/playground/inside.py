@@ -27,7 +27,7 @@ from PIL import Image
 
 from ...core.activations import ACTIVATIONS, Softmax, softmax_jacobian
 from ...core.convolution import AvgPool2D, MaxPool2D
-from ...core.layers import Dense, mode
+from ...core.layers import Dense, outputs
 from ...data.images import SIZE
 
 TOP_CLASSES = 3  # contribution maps shown for a softmax classifier
@@ -106,46 +106,45 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
     x = x.astype(model.dtype or np.float64)
     layers: list[dict] = []
     output = x
-    with mode(model.layers, training=False):
-        for position, (layer, shape) in enumerate(zip(model.layers, model.shapes(), strict=True)):
-            output = layer.forward(output)
-            if position < len(model.layers) - 1 and _shown(layer):
-                values = output[:, 0].astype(np.float64)
-                picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
-                cmap_image = diverging(picture) if values.min() < 0 else png_data_url(picture, "viridis", low=0.0)
-                layers.append(
-                    {
-                        "name": f"{position} {type(layer).__name__}",
-                        "shape": list(shape),
-                        "kind": "maps" if len(shape) == 3 else "units",
-                        "active": int(np.count_nonzero(values > 0)),
-                        "size": int(values.size),
-                        "image": cmap_image,
-                    }
-                )
-    outputs = output[:, 0].astype(np.float64)
+    passes = outputs(model.layers, x, inference=True)  # keeps nothing in the layers: requests may run at once
+    for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
+        if position < len(model.layers) - 1 and _shown(layer) and shape is not None:
+            values = output[:, 0].astype(np.float64)
+            picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
+            cmap_image = diverging(picture) if values.min() < 0 else png_data_url(picture, "viridis", low=0.0)
+            layers.append(
+                {
+                    "name": f"{position} {type(layer).__name__}",
+                    "shape": list(shape),
+                    "kind": "maps" if len(shape) == 3 else "units",
+                    "active": int(np.count_nonzero(values > 0)),
+                    "size": int(values.size),
+                    "image": cmap_image,
+                }
+            )
+    scores = output[:, 0].astype(np.float64)
     softmax = isinstance(model.layers[-1], Softmax)  # else the outputs are scores, not probabilities
-    best = int(outputs.argmax())
+    best = int(scores.argmax())
     view = {
         "prediction": class_names[best],
         "best": best,
         "classes": list(class_names),
-        "outputs": outputs.round(6).tolist(),
+        "outputs": scores.round(6).tolist(),
         "probabilities": softmax,
         "input": png_data_url(x[:, 0].reshape(SIZE, SIZE).astype(np.float64), "gray", low=0.0, high=1.0),
-        "jacobian": softmax_jacobian(outputs).round(6).tolist() if softmax else None,
+        "jacobian": softmax_jacobian(scores).round(6).tolist() if softmax else None,
         "layers": layers,
     }
     if is_softmax_classifier(model):
         dense = model.layers[0]
         contributions = dense.W * x[:, 0]  # W_k ⊙ x, row k: each pixel's share of z_k
-        top = np.argsort(outputs)[::-1][:TOP_CLASSES]
+        top = np.argsort(scores)[::-1][:TOP_CLASSES]
         limit = float(np.abs(contributions[top]).max()) or 1.0
         z = dense.W @ x[:, 0] + dense.b
         view["contributions"] = [
             {
                 "class": class_names[k],
-                "probability": round(float(outputs[k]), 6),
+                "probability": round(float(scores[k]), 6),
                 "score": round(float(z[k]), 4),
                 "bias": round(float(dense.b[k]), 4),
                 "image": png_data_url(contributions[k].reshape(SIZE, SIZE), "RdBu_r", low=-limit, high=limit),

@@ -88,7 +88,6 @@ class ServedModel:
     model: Sequential
     test_accuracy: float | None
     measured: bool = False  # whether the test accuracy was asked for (and found or not) already
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def listing(self) -> dict[str, Any]:
         kind = "softmax classifier" if is_softmax_classifier(self.model) else _kind(self.model)
@@ -276,10 +275,10 @@ async def predict(request: Request) -> Response:
 
 
 def _look(served: ServedModel, picture: bytes) -> dict:
-    """One model's layers keep the state of their last forward pass, so one request at a time uses it."""
+    """The Draw tab's views of one picture. No lock: an inference pass keeps nothing in the layers, so
+    requests for one model run at once, each in its own thread."""
     x = run.load_image(picture, run.picture_style(served.model), max_pixels=MAX_IMAGE_PIXELS)
-    with served.lock:
-        return look_inside(served.model, x, run.class_names(served.model))
+    return look_inside(served.model, x, run.class_names(served.model))
 
 
 async def train_recipe(request: Request) -> Response:

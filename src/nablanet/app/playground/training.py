@@ -286,8 +286,9 @@ class ToySession:
 
     def _publish(self, full: bool = True) -> None:
         """Make the latest snapshot the one the page gets. Only the training thread (or, before it starts
-        and after it ends, the caller) computes a ``full`` one: layers keep the state of their last forward
-        pass, so two threads must never run the model at once. Other threads only update the state."""
+        and after it ends, the caller) computes a ``full`` one: the optimizer updates the weights in place
+        between batches, and a picture drawn from another thread could show a model half-way through a step.
+        Other threads only update the state."""
         with self._publishing:
             self._latest = self.snapshot() if full else {**self._latest, "state": self.state, "message": self.message}
             self.snapshot_json = json.dumps(self._latest)

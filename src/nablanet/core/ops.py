@@ -1,0 +1,219 @@
+"""The functional layer: the array work the layers call, each function choosing its fast path itself.
+
+A layer's ``forward`` and ``backward`` read as the formulas in their docstrings; the work behind a step
+such as im2col or max-pooling lives here, as a plain function of arrays (as PyTorch's modules call
+``F.conv2d`` and numpy-ml's call ``im2col``). Each function holds its NumPy code — the reference, which
+reads line by line like the math — and, where :mod:`nablanet.core.kernels` has one, a numba loop that does
+the same arithmetic in the same order in one pass over memory. The loop runs when
+:func:`nablanet.core.kernels.enabled` says so (numba installed, ``NABLANET_KERNELS`` not ``0``, native
+float32/float64 data); the results are bit-identical either way, which ``tests/test_kernels.py`` checks.
+
+Images are (b, C, H, W) arrays here; the layers convert from and to the notation's (C·H·W, b) matrix
+with :func:`images` and :func:`matrix`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import kernels
+
+Shape = tuple[int, ...]
+
+
+# -- products in the data's layout
+def product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A B, evaluated as (Bᵀ Aᵀ)ᵀ: the same numbers, but the result lies in memory sample-major, as the data
+    does (each column's features side by side), the layout in which OpenBLAS runs the narrow products of a
+    layer — a few hundred rows, a batch of a few hundred columns — about twice as fast."""
+    return (B.T @ A.T).T
+
+
+def affine(W: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Z = W X + b 1ᵀ, sample-major (see :func:`product`); the bias is added row by row in memory."""
+    Z = product(W, X)
+    Z.T[...] += np.ascontiguousarray(b)
+    return Z
+
+
+# -- images and matrices
+def images(X: np.ndarray, shape: Shape) -> np.ndarray:
+    """The (C·H·W, b) matrix X as a (b, C, H, W) array (a view when X is sample-major, as nablanet's are)."""
+    return X.T.reshape(X.shape[1], *shape)
+
+
+def matrix(batch: np.ndarray) -> np.ndarray:
+    """A (b, C, H, W) array as the (C·H·W, b) matrix of the notation (a view of a C-ordered array)."""
+    return batch.reshape(batch.shape[0], -1).T
+
+
+def pad(x: np.ndarray, padding: int) -> np.ndarray:
+    """x (b, C, H, W) with ``padding`` rows and columns of zeros on every side (x itself for 0)."""
+    p = padding
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+
+
+def sliding_size(size: int, window: int, stride: int, padding: int = 0) -> int:
+    """⌊(size + 2p − k) / s⌋ + 1: how many windows of k, moved by s, fit in ``size`` padded by p (may be < 1)."""
+    return (size + 2 * padding - window) // stride + 1
+
+
+def window_views(x: np.ndarray, window: int, stride: int) -> Iterator[np.ndarray]:
+    """The window² strided views x[:, :, s·i + u, s·j + v] of x (b, C, H, W), each (b, C, H', W'), in
+    reading order of (u, v): view number u·window + v holds entry (u, v) of every window."""
+    out_h, out_w = (sliding_size(size, window, stride) for size in x.shape[2:])
+    for u in range(window):
+        for v in range(window):
+            yield x[:, :, u : u + stride * out_h : stride, v : v + stride * out_w : stride]
+
+
+# -- convolution
+def im2col(padded: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """X_col (C·k·k, b·H'·W'): every k×k×C window of the padded images (b, C, H + 2p, W + 2p) as a column,
+    its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j)."""
+    batch, channels = padded.shape[:2]
+    out_h, out_w = (sliding_size(size, kernel, stride) for size in padded.shape[2:])
+    if kernels.enabled(padded):
+        columns = np.empty((channels, kernel, kernel, batch, out_h, out_w), dtype=padded.dtype)
+        kernels.window_loop(kernel, stride, add_back=False)(np.ascontiguousarray(padded), columns)
+    else:
+        windows = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+        columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))  # (C, k, k, b, H', W')
+    return columns.reshape(-1, batch * out_h * out_w)
+
+
+def col2im(columns: np.ndarray, shape: Shape, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """The adjoint of :func:`im2col`: add every column of (C·k·k, b·H'·W') back onto the window of the
+    images it was taken from (windows overlap, so they add up), and return the (b, C, H, W) images of
+    ``shape`` without their padding."""
+    batch, channels, height, width = shape
+    k, s, p = kernel, stride, padding
+    out_h, out_w = sliding_size(height, k, s, p), sliding_size(width, k, s, p)
+    padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
+    columns = columns.reshape(channels, k, k, batch, out_h, out_w)
+    if kernels.enabled(columns):
+        kernels.window_loop(k, s, add_back=True)(padded, np.ascontiguousarray(columns))
+    else:
+        for u in range(k):
+            for v in range(k):
+                padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
+    return padded[:, :, p : p + height, p : p + width]
+
+
+def conv2d_loops(padded: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
+    """Z (b, F, H', W') one output value at a time, as the formula reads:
+    Z[n, f, i, j] = Σ_c Σ_u Σ_v W[f, c, u, v] X[n, c, s·i + u, s·j + v] + b[f]. The readable reference of
+    Conv2D (``method="loop"``); ``padded`` is (b, C, H + 2p, W + 2p), W (F, C, k, k)."""
+    filters, k, s = W.shape[0], W.shape[-1], stride
+    out_h, out_w = (sliding_size(size, k, s) for size in padded.shape[2:])
+    Z = np.empty((padded.shape[0], filters, out_h, out_w), dtype=W.dtype)
+    for n in range(padded.shape[0]):
+        for f in range(filters):
+            for i in range(out_h):
+                for j in range(out_w):
+                    window = padded[n, :, s * i : s * i + k, s * j : s * j + k]  # X[c, s·i + u, s·j + v]
+                    Z[n, f, i, j] = np.sum(W[f] * window) + b[f]
+    return Z
+
+
+def conv2d_loops_backward(
+    padded: np.ndarray, dZ: np.ndarray, W: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Σ_n ∇W, Σ_n ∇b, ∇X padded) one output value at a time: each ∂L/∂Z[n, f, i, j] flows back to W[f]
+    (times the window it saw), to b[f], and onto the window of X (times W[f]). Sums over the batch, not
+    means; ``dZ`` is (b, F, H', W')."""
+    k, s = W.shape[-1], stride
+    dW, db, dx = np.zeros_like(W), np.zeros(W.shape[0], dtype=W.dtype), np.zeros_like(padded)
+    for n in range(padded.shape[0]):
+        for f in range(dZ.shape[1]):
+            for i in range(dZ.shape[2]):
+                for j in range(dZ.shape[3]):
+                    g = dZ[n, f, i, j]
+                    dW[f] += g * padded[n, :, s * i : s * i + k, s * j : s * j + k]
+                    db[f] += g
+                    dx[n, :, s * i : s * i + k, s * j : s * j + k] += g * W[f]
+    return dW, db, dx
+
+
+# -- pooling
+def max_pool(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, winners) for x (b, C, H, W): the maximum of each p×p window (b, C, H', W') — NaN if the window holds
+    a NaN, as ``np.maximum`` gives — and the position u·p + v of its first maximum in reading order, as bytes
+    (p ≤ 16), for :func:`max_pool_backward`."""
+    if kernels.enabled(x):
+        shape = (*x.shape[:2], *(sliding_size(size, pool, stride) for size in x.shape[2:]))
+        best, winner = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.uint8)
+        kernels.max_pool_loops(pool, stride)[0](np.ascontiguousarray(x), best, winner)
+        return best, winner
+    views = list(window_views(x, pool, stride))
+    best = views[0].copy()
+    for view in views[1:]:
+        np.maximum(best, view, out=best)
+    # the winner of each window: the first (u, v), in reading order, that holds the maximum — the number of
+    # views before it that do not, counted without a masked copy (which costs 5× more)
+    winner = np.zeros(best.shape, dtype=np.uint8)
+    not_yet = np.ones(best.shape, dtype=bool)
+    for view in views[:-1]:
+        not_yet &= np.not_equal(view, best)
+        winner += not_yet.view(np.uint8)
+    return best, winner
+
+
+def max_pool_backward(gradient: np.ndarray, winner: np.ndarray, shape: Shape, pool: int, stride: int) -> np.ndarray:
+    """∇X (b, C, H, W) of ``shape``: each window's gradient (b, C, H', W') routed to its winner; the others of
+    the window get gradient · 0 (so an inf gradient gives NaN there, as the product does), and an input in
+    several windows collects the gradient of each it won."""
+    dx = np.zeros(shape, dtype=gradient.dtype)
+    if kernels.enabled(gradient):
+        kernels.max_pool_loops(pool, stride)[1](np.ascontiguousarray(gradient), winner, dx)
+        return dx
+    for number, view in enumerate(window_views(dx, pool, stride)):
+        if stride < pool:  # overlapping windows
+            view += gradient * (winner == number)
+        else:
+            np.multiply(gradient, winner == number, out=view)
+    return dx
+
+
+# -- activations
+def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray:
+    """∇_Z L = ∇_A L ⊙ 𝟙[Z > 0]: the product with a boolean mask, or the same product in one pass where the
+    two arrays lie in memory alike (see :func:`nablanet.core.kernels.relu_backward`)."""
+    fused = kernels.relu_backward(output_gradient, input)
+    return output_gradient * (input > 0) if fused is None else fused
+
+
+# -- optimizers
+def adam_update(
+    value: np.ndarray,
+    gradient: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    scratch: np.ndarray,
+    *,
+    beta1: float,
+    beta2: float,
+    step: float,
+    epsilon_hat: float,
+) -> None:
+    """One Adam step in place: m ← β₁ m + (1 − β₁) g, v ← β₂ v + (1 − β₂) g², W ← W + step · m / (√v + ε̂),
+    (see ``Adam.update`` for the algebra); ``scratch`` is a work array of W's shape."""
+    if kernels.enabled(value) and kernels.fusable(value, gradient, m, v):
+        kernels.adam(value, gradient, m, v, beta1, beta2, step, epsilon_hat)
+        return
+    # β m + (1 − β) g = β (m − g) + g: three in-place passes, no temporary
+    m -= gradient
+    m *= beta1
+    m += gradient
+    np.multiply(gradient, gradient, out=scratch)
+    v -= scratch
+    v *= beta2
+    v += scratch
+    np.sqrt(v, out=scratch)
+    scratch += epsilon_hat
+    np.divide(m, scratch, out=scratch)
+    scratch *= step
+    value += scratch

@@ -1,0 +1,205 @@
+"""The layer contract: six public methods; a learner's class with forward, backward and parameters alone
+trains, checks and saves; the fast paths live beside the layers; inference keeps no state in the layers."""
+
+import inspect
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nablanet as nn
+from nablanet.core import layers as layers_module
+from nablanet.core.layers import LAYERS, Layer, parameter_specs
+
+CORE = Path(layers_module.__file__).parent
+
+
+def test_a_layer_has_six_public_methods():
+    public = {name for name, value in inspect.getmembers(Layer) if callable(value) and not name.startswith("_")}
+    assert public == {"forward", "backward", "parameters", "get_config", "from_config", "build"}
+
+
+class Affine(Layer):
+    """A learner's layer, as written after the lecture: Z = W X + b, its two gradients, nothing else."""
+
+    def __init__(self, inputs=4, outputs=3, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W = nn.Parameter("W", rng.normal(0, 0.5, (outputs, inputs)), np.zeros((outputs, inputs)))
+        self.b = nn.Parameter("b", np.zeros((outputs, 1)), np.zeros((outputs, 1)))
+
+    def forward(self, input):
+        self.input = input
+        self.output = self.W.value @ input + self.b.value
+        return self.output
+
+    def backward(self, output_gradient, learning_rate=None):
+        batch = self.input.shape[1]
+        self.W.gradient[...] = output_gradient @ self.input.T / batch
+        self.b.gradient[...] = output_gradient.sum(axis=1, keepdims=True) / batch
+        input_gradient = self.W.value.T @ output_gradient
+        if learning_rate is not None:
+            nn.SGD(learning_rate).step(self.parameters())
+        return input_gradient
+
+    def parameters(self):
+        return [self.W, self.b]
+
+
+@pytest.fixture
+def toy():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(4, 120))
+    y = (X[0] + X[1] > 0).astype(int) + (X[2] > 1)
+    return X, nn.one_hot(y, 3)
+
+
+def test_a_learners_layer_with_forward_backward_and_parameters_trains_in_fit(toy):
+    X, Y = toy
+    model = nn.Sequential([Affine(), nn.Softmax()])
+    history = model.fit(X, Y, epochs=30, batch_size=20, learning_rate=0.5, rng=0, verbose=0)
+    assert history.loss[-1] < 0.6 * history.loss[0]
+    assert model.evaluate(X, Y)["accuracy"] > 0.8
+    assert model.predict(X).shape == (120,)
+    assert model.summary().splitlines()[3].split()[:2] == ["Affine", "?"]  # its output shape is not known
+
+
+def test_a_learners_layer_passes_gradcheck_and_a_wrong_one_fails(toy):
+    X, Y = toy
+    assert nn.gradcheck(Affine(), X[:, :6]).passed
+    assert nn.gradcheck(
+        nn.Sequential([Affine(), nn.Tanh(), nn.Dense(3, 3, rng=0), nn.Softmax()]), X[:, :6], Y[:, :6]
+    ).passed
+
+    class Forgetful(Affine):  # the classic slip: the bias gradient not averaged over the batch
+        def backward(self, output_gradient, learning_rate=None):
+            input_gradient = super().backward(output_gradient)
+            self.b.gradient *= self.input.shape[1]
+            return input_gradient
+
+    report = nn.gradcheck(Forgetful(), X[:, :6])
+    assert not report.passed and [result.passed for result in report.results] == [True, False, True]
+
+
+def test_a_registered_learners_layer_saves_and_loads(toy, tmp_path, monkeypatch):
+    X, Y = toy
+    monkeypatch.setitem(LAYERS._entries, "Affine", Affine)  # what @LAYERS.register() does at definition
+    model = nn.Sequential([Affine(seed=3), nn.Softmax()])
+    model.fit(X, Y, epochs=2, batch_size=20, learning_rate=0.5, rng=0, verbose=0)
+    assert parameter_specs(Affine, {}) == {"W": ((3, 4), np.dtype(np.float64)), "b": ((3, 1), np.dtype(np.float64))}
+    nn.save(model, tmp_path / "affine.npz")
+    loaded = nn.load(tmp_path / "affine.npz")
+    assert isinstance(loaded.layers[0], Affine)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_parameter_specs_come_from_the_constructor_without_allocating():
+    specs = parameter_specs(nn.Dense, {"input_size": 10**6, "output_size": 10**6, "dtype": "float32"})
+    assert specs == {"weights": ((10**6, 10**6 + 1), np.dtype(np.float32))}  # 4 TB, never allocated
+    conv = {"in_channels": 3, "out_channels": 8, "kernel_size": 5, "input_shape": [3, 32, 32]}
+    assert parameter_specs(nn.Conv2D, conv) == {"weights": ((8, 3 * 25 + 1), np.dtype(np.float64))}
+    assert parameter_specs(nn.Dense, {"input_size": 2, "output_size": 3})["weights"][0] == nn.Dense(2, 3).weights.shape
+    with pytest.raises(ValueError, match="output_size must be a positive integer"):
+        parameter_specs(nn.Dense, {"input_size": 2, "output_size": 0})
+
+
+def test_no_layer_module_chooses_between_a_kernel_and_numpy():
+    modules = [path for path in CORE.glob("*.py") if path.name not in ("ops.py", "kernels.py")]
+    assert len(modules) > 10
+    for path in modules:
+        assert not re.search(r"\bkernels\.", path.read_text(encoding="utf-8")), path.name
+
+
+def test_build_is_the_one_way_to_ask_a_layer_its_output_shape():
+    assert nn.Conv2D(1, 4, 3, padding="same").build((1, 6, 6)) == (4, 6, 6)
+    assert nn.MaxPool2D(2).build((4, 6, 6)) == (4, 3, 3)
+    assert nn.Flatten().build((4, 3, 3)) == (36,)
+    assert nn.Dense(36, 5).build((4, 3, 3)) == (5,)
+    assert nn.ReLU().build((5,)) == nn.Dropout(0.5).build((5,)) == nn.Softmax().build((5,)) == (5,)
+    assert Affine().build((4,)) is None  # a layer that does not say
+    with pytest.raises(ValueError, match="Dense expects 36 input features, received 35"):
+        nn.Dense(36, 5).build((35,))
+
+
+CASES = [
+    lambda: nn.build_classifier(784, 10, [16], conv=[4], dropout=0.5, rng=0),
+    lambda: nn.build_classifier(784, 10, [32, 16], dropout=0.3, rng=0, dtype=np.float32),
+]
+
+
+@pytest.mark.parametrize("make", CASES, ids=["cnn", "mlp"])
+def test_two_threads_predicting_with_one_model_give_what_one_thread_gives(make):
+    model = make()
+    X = np.random.default_rng(0).random((784, 64))
+    alone = model.predict_proba(X, batch_size=8)
+    barrier, results = threading.Barrier(2), {}
+
+    def predict(name):
+        barrier.wait()
+        results[name] = [model.predict_proba(X, batch_size=8) for _ in range(5)]
+
+    threads = [threading.Thread(target=predict, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outputs in results.values():
+        for output in outputs:
+            np.testing.assert_array_equal(output, alone)
+    assert all(layer.training for layer in model.layers)  # predictions never touch the layers' mode
+
+
+@pytest.mark.parametrize("make", CASES, ids=["cnn", "mlp"])
+def test_a_prediction_between_forward_and_backward_changes_no_gradient(make):
+    X = np.random.default_rng(1).random((784, 6))
+    gradient = np.random.default_rng(2).random((10, 6))
+    gradients = []
+    for predict_between in (False, True):
+        model = make()
+        model.forward(X)
+        if predict_between:
+            model.predict_proba(np.random.default_rng(3).random((784, 3)))
+        model.backward(gradient)
+        gradients.append([parameter.gradient.copy() for parameter in model.parameters()])
+    for before, after in zip(*gradients, strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_every_layer_checks_the_gradient_it_is_given():
+    X = np.random.default_rng(0).random((16, 2))
+    for layer in [
+        nn.Dense(16, 3),
+        nn.ReLU(),
+        nn.Sigmoid(),
+        nn.Softmax(),
+        nn.Dropout(0.5),
+        nn.Conv2D(1, 2, 3, input_shape=(1, 4, 4)),
+        nn.MaxPool2D(2, input_shape=(1, 4, 4)),
+        nn.AvgPool2D(2, input_shape=(1, 4, 4)),
+        nn.Flatten(input_shape=(1, 4, 4)),
+    ]:
+        output = layer.forward(X)
+        name = type(layer).__name__
+        with pytest.raises(TypeError, match=f"{name}.backward: output_gradient must be a NumPy array, received: list"):
+            layer.backward(output.tolist())
+        with pytest.raises(
+            ValueError, match=rf"{name}.backward: output_gradient must have the shape of the layer's output"
+        ):
+            layer.backward(np.ones((output.shape[0], output.shape[1] + 1)))
+
+
+def test_the_layer_of_how_to_add_a_layer_works_as_contributing_says(tmp_path, monkeypatch):
+    text = (Path(__file__).parents[1] / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    block = text.split("<!-- the block below is run by tests/test_contract.py -->\n```python\n")[1].split("```")[0]
+    monkeypatch.setattr(LAYERS, "_entries", dict(LAYERS._entries))  # its registration ends with this test
+    namespace: dict = {}
+    exec(compile(block, "CONTRIBUTING.md", "exec"), namespace)
+    softplus = namespace["Softplus"]
+    X = np.random.default_rng(0).normal(size=(3, 5))
+    np.testing.assert_allclose(softplus().forward(np.array([[0.0], [1000.0]])), [[np.log(2)], [1000.0]])
+    assert nn.gradcheck(softplus(), X).passed
+    model = nn.Sequential([nn.Dense(3, 4, rng=0), softplus(), nn.Dense(4, 2, rng=0), nn.Softmax()])
+    assert model.shapes() == [(4,), (4,), (2,), (2,)]
+    nn.save(model, tmp_path / "softplus.npz")
+    np.testing.assert_array_equal(nn.load(tmp_path / "softplus.npz").predict_proba(X), model.predict_proba(X))
