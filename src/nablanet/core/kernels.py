@@ -7,8 +7,8 @@ before it moves to the next: one pass over memory. Each kernel here is the same 
 order, as the NumPy code beside its call in :mod:`nablanet.core.ops` (which is its reference, and what runs
 without numba), so the two give bit-identical results; the tests check it. The layers and optimizers never
 call a kernel themselves: they call :mod:`~nablanet.core.ops`, which chooses. One freedom is left: where
-max-pooling meets equal values of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first and ``np.maximum`` may keep the
-other, so a pooled zero or NaN may differ in its sign bit.
+max-pooling meets equal values of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first
+and ``np.maximum`` may keep the other, so a pooled zero or NaN may differ in its sign bit.
 
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
