@@ -50,9 +50,13 @@ class _ImageLayer(Layer):
     def _output_shape(self, input_shape: tuple[int, int, int]) -> Shape:
         raise NotImplementedError
 
+    def _shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input image; an error that says how to give it if the layer has none yet."""
+        return _checks.image_shape(type(self).__name__, self.input_shape)
+
     def _images(self, input: np.ndarray) -> np.ndarray:
         """The (C·H·W, b) batch, checked, as (b, C, H, W) images."""
-        shape = _checks.image_shape(type(self).__name__, self.input_shape)
+        shape = self._shape()
         _checks.matrix("input", input, rows=math.prod(shape), finite=False)
         return ops.images(input, shape)
 
@@ -146,7 +150,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
     # -- forward and backward
     def forward(self, input: np.ndarray) -> np.ndarray:
         x = ops.pad(self._images(input), self.padding_value)  # (b, C, H + 2p, W + 2p)
-        batch, (filters, out_h, out_w) = x.shape[0], self._output_shape(self.input_shape)  # type: ignore[arg-type]
+        batch, (filters, out_h, out_w) = x.shape[0], self._output_shape(self._shape())
         columns = None
         if self.method == "loop":
             Z = ops.conv2d_loops(x, self.W, self.b, self.stride)
@@ -161,7 +165,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = last_pass(self, output_gradient)
-        shape = (input.shape[1], *self.input_shape)  # type: ignore[misc]
+        shape = (input.shape[1], *self._shape())
         if self.method == "loop":
             input_gradient = self._backward_loops(output_gradient)
         else:
@@ -183,7 +187,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         last_pass(self, output_gradient)
         assert self._columns is not None  # X_col, kept by the forward pass of method "im2col"
         batch = output_gradient.shape[1]
-        shape = self._output_shape(self.input_shape)  # type: ignore[arg-type]
+        shape = self._output_shape(self._shape())
         delta = np.ascontiguousarray(ops.images(output_gradient, shape).transpose(1, 0, 2, 3)).reshape(shape[0], -1)
         gradient = self.weights_gradient
         np.matmul(delta, self._columns.T, out=gradient[:, :-1])  # ∇Z_col X_colᵀ
@@ -194,9 +198,9 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
     def _backward_loops(self, output_gradient: np.ndarray) -> np.ndarray:
         """The backward pass of ``method="loop"``: ∇W̃ stored, ∇X returned, one output value at a time."""
         input, _ = last_pass(self, output_gradient)
-        p, (height, width) = self.padding_value, self.input_shape[1:]  # type: ignore[index]
-        x = ops.pad(ops.images(input, self.input_shape), p)  # type: ignore[arg-type]
-        dZ = ops.images(output_gradient, self._output_shape(self.input_shape))  # type: ignore[arg-type]
+        p, (_, height, width) = self.padding_value, self._shape()
+        x = ops.pad(ops.images(input, self._shape()), p)
+        dZ = ops.images(output_gradient, self._output_shape(self._shape()))
         dW, db, dx = ops.conv2d_loops_backward(x, dZ, self.W, self.stride)
         batch = x.shape[0]
         self.weights_gradient[:, :-1] = dW.reshape(self.out_channels, -1) / batch
@@ -280,8 +284,8 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = last_pass(self, output_gradient)
-        gradient = ops.images(output_gradient, self._output_shape(self.input_shape))  # type: ignore[arg-type]
-        shape = (input.shape[1], *self.input_shape)  # type: ignore[misc]
+        gradient = ops.images(output_gradient, self._output_shape(self._shape()))
+        shape = (input.shape[1], *self._shape())
         return ops.matrix(ops.max_pool_backward(gradient, self._winner, shape, self.pool_size, self.stride))
 
 
@@ -306,9 +310,9 @@ class AvgPool2D(_Pool2D):
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = last_pass(self, output_gradient)
-        shape = self._output_shape(self.input_shape)  # type: ignore[arg-type]
+        shape = self._output_shape(self._shape())
         share = ops.images(output_gradient, shape) * (1.0 / self.pool_size**2)
-        dx = np.zeros((input.shape[1], *self.input_shape), dtype=output_gradient.dtype)  # type: ignore[misc]
+        dx = np.zeros((input.shape[1], *self._shape()), dtype=output_gradient.dtype)
         for view in ops.window_views(dx, self.pool_size, self.stride):
             view += share
         return ops.matrix(dx)
