@@ -203,3 +203,25 @@ def test_the_layer_of_how_to_add_a_layer_works_as_contributing_says(tmp_path, mo
     assert model.shapes() == [(4,), (4,), (2,), (2,)]
     nn.save(model, tmp_path / "softplus.npz")
     np.testing.assert_array_equal(nn.load(tmp_path / "softplus.npz").predict_proba(X), model.predict_proba(X))
+
+
+def test_the_playgrounds_views_of_one_model_from_two_threads_are_those_of_one_thread():
+    from nablanet.app.playground.inside import look_inside
+
+    model = nn.build_classifier(784, 10, [8], conv=[4], rng=0)
+    x = np.random.default_rng(0).random((784, 1))
+    names = [str(digit) for digit in range(10)]
+    alone = look_inside(model, x, names)
+    barrier, views = threading.Barrier(2), []
+
+    def look():
+        barrier.wait()
+        views.extend(look_inside(model, x, names) for _ in range(3))
+
+    threads = [threading.Thread(target=look) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(views) == 6 and all(view == alone for view in views)
+    assert [layer["name"] for layer in alone["layers"]] == ["1 ReLU", "2 MaxPool2D", "5 ReLU"]
