@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import nablanet as nn
-from nablanet.app import run
+from nablanet.app import model_commands
 from nablanet.data.datasets import download
 
 
@@ -141,7 +141,7 @@ def test_predict_with_a_fashion_model_reads_pictures_as_fashion_mnist_does(tmp_p
         path = tmp_path / f"{index}.png"
         Image.fromarray(np.round(data.X_test[:, index].reshape(28, 28) * 255).astype(np.uint8)).save(path)
         paths.append(path)
-    predictions = run.predict_images(tmp_path / "fashion.npz", paths)
+    predictions = model_commands.predict_images(tmp_path / "fashion.npz", paths)
     names = list(data.class_names)
     from_pictures = np.mean(
         [names.index(p.label) == label for p, label in zip(predictions, data.y_test[chosen], strict=True)]

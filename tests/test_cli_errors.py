@@ -4,6 +4,7 @@ Run in-process (an exception escaping ``main`` fails the test, as a traceback wo
 a sample of them as real processes.
 """
 
+import argparse
 import pickle
 
 import numpy as np
@@ -116,3 +117,32 @@ def test_bad_input_gets_one_line_and_exit_2(files, capsys, command, fragment):
 
 def test_there_are_at_least_25_cases():
     assert len(CASES) >= 25
+
+
+def test_each_training_option_is_checked_by_the_function_training_settings_uses():
+    from nablanet.app import run
+    from nablanet.app.commands import build_parser
+
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    types = {action.dest: action.type for action in commands.choices["train"]._actions}
+    assert {name: types[name].check for name in run.VALUE_CHECKS} == run.VALUE_CHECKS
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"epochs": 0}, "--epochs must be a positive integer, received: 0"),
+        ({"hidden": (10, -2)}, "--hidden must be positive sizes, received (10, -2)"),
+        ({"conv": (True,)}, "--conv must be positive sizes"),
+        ({"lr": float("nan")}, "--lr must be a positive finite number"),
+        ({"dropout": 1.0}, "--dropout must be a number in [0, 1)"),
+        ({"weight_decay": -1.0}, "--weight-decay must be a finite number ≥ 0, received: -1.0"),
+        ({"early_stopping": 0}, "--early-stopping must be a positive integer"),
+    ],
+)
+def test_the_library_settings_refuse_what_the_parser_refuses_naming_the_option(settings, message):
+    from nablanet.app.run import TrainingSettings
+
+    with pytest.raises(ValueError) as refused:
+        TrainingSettings(**settings).check()
+    assert message in str(refused.value)

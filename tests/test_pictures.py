@@ -167,7 +167,7 @@ def test_confusion_matrix_has_a_title_a_labelled_colour_bar_and_level_labels(mni
 
 
 def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, tmp_path):
-    from nablanet.app import run
+    from nablanet.app import model_commands
 
     nn.save(trained[0], tmp_path / "softmax.npz")
     captured = {}
@@ -179,7 +179,7 @@ def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, t
 
     plots.plot_confusion_matrix = recording
     try:
-        run.evaluate_model(tmp_path / "softmax.npz", dataset="mnist")
+        model_commands.evaluate_model(tmp_path / "softmax.npz", dataset="mnist")
     finally:
         plots.plot_confusion_matrix = original
     assert captured["figure"].axes[0].get_title() == (
@@ -188,7 +188,7 @@ def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, t
 
 
 def test_the_jacobian_sample_is_uncertain_and_its_entries_readable(trained, mnist):
-    from nablanet.app.run import uncertain_sample
+    from nablanet.app.model_commands import uncertain_sample
 
     probabilities = trained[1].predict_proba(mnist.X_test)
     sample = uncertain_sample(probabilities)
@@ -205,7 +205,7 @@ def test_the_jacobian_sample_is_uncertain_and_its_entries_readable(trained, mnis
 
 
 def test_the_jacobian_title_fits_the_model(trained, tmp_path, monkeypatch):
-    from nablanet.app import run
+    from nablanet.app import model_commands
 
     titles = []
     original = plots.plot_softmax_jacobian
@@ -214,7 +214,7 @@ def test_the_jacobian_title_fits_the_model(trained, tmp_path, monkeypatch):
     )
     for number, model in enumerate(trained[:2]):
         nn.save(model, tmp_path / f"{number}.npz")
-        run.inspect_model(tmp_path / f"{number}.npz", out=tmp_path / f"pictures{number}")
+        model_commands.inspect_model(tmp_path / f"{number}.npz", out=tmp_path / f"pictures{number}")
     assert titles[0].endswith("a = softmax(W̃ x̃)") and titles[0].startswith("test image ")
     assert titles[1].endswith("a = softmax(z), z = the last layer's output")
 
@@ -252,7 +252,7 @@ def test_gradcheck_of_the_notebook_path_checks_the_softmax_jacobian(capsys):
 
 
 def test_gradcheck_with_cce_fails_on_a_wrong_jacobian(monkeypatch):
-    from nablanet.app.run import gradcheck_run
+    from nablanet.app.model_commands import gradcheck_run
 
     monkeypatch.setattr(nn.Softmax, "backward", lambda self, gradient, learning_rate=None: gradient)  # no Jacobian
     _, report = gradcheck_run(samples=4, max_entries=40, loss="cce")

@@ -18,7 +18,7 @@ import pytest
 from PIL import UnidentifiedImageError
 
 import nablanet as nn
-from nablanet.app import run
+from nablanet.app import model_commands, run
 from nablanet.app.cli import main
 from nablanet.files.checkpoint import FILENAME, load_checkpoint
 from nablanet.files.folders import FolderInUse, claim_folder, new_run_folder
@@ -72,7 +72,7 @@ def test_any_exception_from_a_command_is_one_line_and_exit_2(error, monkeypatch,
     def fail(*arguments, **options):
         raise error
 
-    monkeypatch.setattr(run, "evaluate_model", fail)
+    monkeypatch.setattr(model_commands, "evaluate_model", fail)
     assert main(["evaluate", "model.npz"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("nablanet evaluate: error: ") and "Traceback" not in err
@@ -82,7 +82,7 @@ def test_nablanet_debug_shows_the_traceback(monkeypatch):
     def fail(*arguments, **options):
         raise ZeroDivisionError("for developers")
 
-    monkeypatch.setattr(run, "evaluate_model", fail)
+    monkeypatch.setattr(model_commands, "evaluate_model", fail)
     monkeypatch.setenv("NABLANET_DEBUG", "1")
     with pytest.raises(ZeroDivisionError, match="for developers"):
         main(["evaluate", "model.npz"])

@@ -1,17 +1,22 @@
 """The ``nablanet`` commands: train, evaluate, predict, inspect, gradcheck and toy.
 
-This module parses options and prints; what each command does is a library function in
-:mod:`nablanet.app.run`, and :mod:`nablanet.app.cli` turns whatever escapes into one line and an
-exit status.
+This module parses options and prints; what each command does is a library function, in
+:mod:`nablanet.app.run` (train) or :mod:`nablanet.app.model_commands` (the others; serve is the
+playground's), and :mod:`nablanet.app.cli` turns whatever escapes into one line and an exit status.
+Each option's value is checked once, by the function that :class:`~nablanet.app.run.TrainingSettings`
+uses too.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +25,8 @@ from ..core.activations import ACTIVATIONS
 from ..core.initializers import INITIALIZERS
 from ..core.optimizers import OPTIMIZERS
 from ..core.schedules import SCHEDULES
-from . import run
+from ..data.datasets import DATASETS
+from . import model_commands, run
 from .run import TrainingSettings
 from .terminal import one_line
 
@@ -63,50 +69,33 @@ class _Parser(argparse.ArgumentParser):
         self.error(f"unknown option {word}{hint}")
 
 
-def _argument_type(check, description):
-    def convert(text):
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """An argparse ``type``: the text ``parse``d, then ``check``ed by the same function as
+    :class:`~nablanet.app.run.TrainingSettings` (see :data:`~nablanet.app.run.VALUE_CHECKS`); a bad value is
+    argparse's one line, naming the option and saying what was ``expected``."""
+
+    check: Callable[[str, Any], Any]
+    parse: Callable[[str], Any]
+    expected: str
+
+    def __call__(self, text: str) -> Any:
         try:
-            value = float(text) if description == "number" else int(text)
-            return check("value", value)
+            return self.check("value", self.parse(text))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {description}, received {text!r}") from None
-
-    return convert
+            raise argparse.ArgumentTypeError(f"expected {self.expected}, received {text!r}") from None
 
 
-positive_int = _argument_type(_checks.positive_int, "integer")
-positive_float = _argument_type(_checks.positive_float, "number")
+def _sizes(text: str) -> tuple[int, ...]:
+    """Comma-separated layer sizes, ``256,128``; none for "", "none" or "0"."""
+    return () if text.strip() in ("", "none", "0") else tuple(int(part) for part in text.split(","))
 
 
-def _fraction(text):
-    try:
-        return _checks.fraction("value", float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text!r}") from None
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, received {text!r}")
-    return value
-
-
-def _hidden_sizes(text):  # also the --conv filter counts
-    if text.strip() in ("", "none", "0"):
-        return ()
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive layer sizes such as 256,128, received {text!r}"
-        )
-    return sizes
+positive_int = _Checked(_checks.positive_int, int, "a positive integer")
+positive_float = _Checked(_checks.positive_float, float, "a positive number")
+fraction = _Checked(_checks.fraction, float, "a number in [0, 1)")
+non_negative_float = _Checked(run.non_negative_float, float, "a number ≥ 0")
+layer_sizes = _Checked(run.layer_sizes, _sizes, "comma-separated positive layer sizes such as 256,128")
 
 
 DEFAULTS = TrainingSettings()
@@ -117,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     :class:`~nablanet.app.run.TrainingSettings`."""
     parser = _Parser(prog="nablanet", description="Neural networks from scratch in NumPy: train, inspect and use them.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    datasets = run.DATASETS.names()
+    datasets = DATASETS.names()
     activations = ACTIVATIONS.names()
 
     train = commands.add_parser(
@@ -136,14 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-home", default=None, help="folder for downloaded data sets")
     train.add_argument(
         "--hidden",
-        type=_hidden_sizes,
+        type=layer_sizes,
         default=DEFAULTS.hidden,
         metavar="SIZES",
         help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)",
     )
     train.add_argument(
         "--conv",
-        type=_hidden_sizes,
+        type=layer_sizes,
         default=DEFAULTS.conv,
         metavar="FILTERS",
         help="convolution blocks before the hidden layers, comma-separated numbers of filters, e.g. 32,64: each "
@@ -185,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--momentum",
-        type=_fraction,
+        type=fraction,
         default=DEFAULTS.momentum,
         help=f"SGD momentum in [0, 1) (default: {DEFAULTS.momentum:g})",
     )
@@ -199,19 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--weight-decay",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=DEFAULTS.weight_decay,
         help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
     )
     train.add_argument(
         "--dropout",
-        type=_fraction,
+        type=fraction,
         default=DEFAULTS.dropout,
         help="dropout rate after the flattened convolutions and each hidden layer (default: 0)",
     )
     train.add_argument(
         "--val-split",
-        type=_fraction,
+        type=fraction,
         default=DEFAULTS.val_split,
         help="fraction of the training set held out for validation (default: 0)",
     )
@@ -285,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradcheck.add_argument(
         "--hidden",
-        type=_hidden_sizes,
+        type=layer_sizes,
         default=(),
         metavar="SIZES",
         help="hidden layer sizes, e.g. 32,16 (default: none, the softmax classifier)",
     )
     gradcheck.add_argument(
         "--conv",
-        type=_hidden_sizes,
+        type=layer_sizes,
         default=(),
         metavar="FILTERS",
         help="convolution blocks (3×3 Conv2D, activation, 2×2 MaxPool2D), e.g. 4,8 (default: none)",
@@ -412,7 +401,7 @@ def command_train(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    evaluation = run.evaluate_model(args.model, dataset=args.dataset, data_home=args.data_home, out=args.out)
+    evaluation = model_commands.evaluate_model(args.model, dataset=args.dataset, data_home=args.data_home, out=args.out)
     print(
         f"{one_line(args.model)} on the {evaluation.dataset} test set ({evaluation.num_images} images): "
         f"accuracy {evaluation.accuracy:.4f}, loss {evaluation.loss:.6f}"
@@ -425,7 +414,7 @@ def command_evaluate(args) -> int:
 
 
 def command_predict(args) -> int:
-    for prediction in run.predict_images(args.model, args.images):
+    for prediction in model_commands.predict_images(args.model, args.images):
         kind = "probability" if prediction.probabilities else "score"
         listing = "  ".join(f"{one_line(name)}: {value:.3f}" for name, value in prediction.outputs)
         print(f"{one_line(prediction.path)}: predicted {one_line(prediction.label)} ({kind} {prediction.value:.3f})")
@@ -434,7 +423,7 @@ def command_predict(args) -> int:
 
 
 def command_gradcheck(args) -> int:
-    model, report = run.gradcheck_run(
+    model, report = model_commands.gradcheck_run(
         hidden=args.hidden,
         conv=args.conv,
         activation=args.activation,
@@ -461,9 +450,9 @@ def command_gradcheck(args) -> int:
 
 
 def command_inspect(args) -> int:
-    model = run.load_model_file(args.model)
+    model = model_commands.load_model_file(args.model)
     print(model.summary())
-    written = run.inspect_model(
+    written = model_commands.inspect_model(
         args.model, out=args.out, dataset=args.dataset, data_home=args.data_home, sample=args.sample
     )
     print("Wrote " + ", ".join(one_line(path) for path in written))
@@ -471,7 +460,7 @@ def command_inspect(args) -> int:
 
 
 def command_toy(args) -> int:
-    run.toy_run(seed=args.seed, learning_rate=args.lr, report=print)
+    model_commands.toy_run(seed=args.seed, learning_rate=args.lr, report=print)
     return 0
 
 

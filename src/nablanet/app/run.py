@@ -1,14 +1,19 @@
-"""What each ``nablanet`` command does, as library functions that a notebook can call too.
+"""A training run as ``nablanet train`` performs it, as library functions that a notebook can call too.
 
-:func:`train_run` is a whole training run as ``nablanet train`` performs it: load the data, build the
-classifier, fit it with callbacks (checkpoints, early stopping, progress, dynamics), evaluate it on
-the test set, and write the model, the plots and ``metrics.json`` to a run folder. The command line
-only parses its options into :class:`TrainingSettings`, calls it and prints; likewise
-:func:`evaluate_model`, :func:`inspect_model` and :func:`toy_run`. In a notebook::
+:func:`train_run` is a whole run: load the data, build the classifier (or resume it from a checkpoint),
+fit it with callbacks (checkpoints, early stopping, progress, dynamics), save the model, evaluate it
+on the test set, and write the plots and ``metrics.json`` to a run folder. Nothing is lost on the way:
+an interruption during training writes the last finished epoch's state (the ``with`` block of
+``_state_saved_on_interrupt``), one after training saves the model first (``_model_kept``), and a full
+disk sends either to the temporary folder. The command line only parses its options into
+:class:`TrainingSettings`, calls it and prints. In a notebook::
 
     from nablanet.app.run import TrainingSettings, train_run
     result = train_run(TrainingSettings(hidden=(256, 128), optimizer="adam", epochs=5), out="runs/mlp")
     result.test_accuracy
+
+The commands that use a trained model (evaluate, predict, inspect) and gradcheck and toy are in
+:mod:`nablanet.app.model_commands`.
 """
 
 from __future__ import annotations
@@ -16,33 +21,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
+import numbers
 import os
 import tempfile
 import time
 import types
 import typing
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.activations import Softmax
-from ..core.convolution import Conv2D
-from ..core.gradcheck import GradcheckReport, gradcheck
-from ..core.layers import Dense
-from ..core.losses import cce, cce_gradient
+from ..core import _checks
 from ..core.optimizers import OPTIMIZERS, Optimizer
-from ..core.preprocessing import one_hot
 from ..core.schedules import make_schedule
-from ..data.datasets import DATASETS, load_dataset
-from ..data.images import SIZE, load_image
+from ..data.datasets import Dataset, load_dataset
 from ..files.atomic import write_json
 from ..files.checkpoint import FILENAME, Checkpoint, TrainingState, load_checkpoint
 from ..files.folders import claim_folder, new_run_folder
-from ..files.serialization import ModelFileError, load, save
+from ..files.serialization import ModelFileError, save
 from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
@@ -95,18 +96,19 @@ class TrainingSettings:
         return self.lr if self.lr is not None else float(self._optimizer_arguments()["learning_rate"].default)
 
     def check(self) -> None:
-        """Refuse values of the wrong type (a checkpoint's settings are read from a file) and combinations
-        that cannot work, naming the command-line option."""
+        """Refuse values of the wrong type (a checkpoint's settings are read from a file), values out of
+        range (each through :data:`VALUE_CHECKS`, as the command line's parser does) and combinations that
+        cannot work, naming the command-line option."""
         for name, hint in typing.get_type_hints(TrainingSettings).items():
-            value, option = getattr(self, name), "--" + name.replace("_", "-")
+            value, option = getattr(self, name), _option(name)
             expected = _accepted_types(hint)
             if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
                 raise ValueError(
                     f"{option} must be {' or '.join(t.__name__ for t in expected)}, received {value!r:.60}"
                 )
-        for option, sizes in (("--hidden", self.hidden), ("--conv", self.conv)):
-            if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes):
-                raise ValueError(f"{option} must be positive sizes, received {sizes!r:.60}")
+        for name, check in VALUE_CHECKS.items():
+            if getattr(self, name) is not None:  # lr and early_stopping: None is "the default", "off"
+                check(_option(name), getattr(self, name))
         if self.early_stopping and not self.val_split:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
         if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
@@ -126,6 +128,44 @@ def _accepted_types(hint: Any) -> tuple[type, ...]:
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     accepted = tuple(typing.get_origin(option) or option for option in options)
     return (*accepted, int) if float in accepted else accepted
+
+
+def _option(name: str) -> str:
+    """The command-line option of a setting: ``val_split`` → ``--val-split``."""
+    return "--" + name.replace("_", "-")
+
+
+def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """Return ``value`` if it is a tuple of layer sizes (units, or filters: positive integers), else raise
+    ``ValueError`` naming ``name``."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value
+    ):
+        raise ValueError(f"{name} must be positive sizes, received {value!r:.60}")
+    return value
+
+
+def non_negative_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is finite and ≥ 0, else raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
+        raise ValueError(f"{name} must be a finite number ≥ 0, received: {value!r}")
+    return float(value)
+
+
+# The one check of each setting's value (beside its type): TrainingSettings.check calls it, and so does the
+# command line's parser for the option (nablanet.app.commands), so that every value is checked by one function.
+VALUE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "hidden": layer_sizes,
+    "conv": layer_sizes,
+    "epochs": _checks.positive_int,
+    "batch_size": _checks.positive_int,
+    "lr": _checks.positive_float,
+    "momentum": _checks.fraction,
+    "weight_decay": non_negative_float,
+    "dropout": _checks.fraction,
+    "val_split": _checks.fraction,
+    "early_stopping": _checks.positive_int,
+}
 
 
 @dataclasses.dataclass
@@ -154,7 +194,7 @@ def resume_settings(
     values: dict[str, Any] = {}
     requested = settings.as_dict()
     for field in dataclasses.fields(TrainingSettings):
-        key, option = field.name, "--" + field.name.replace("_", "-")
+        key, option = field.name, _option(field.name)
         if key not in saved and field.default is dataclasses.MISSING:
             raise ValueError(f"the checkpoint lacks the setting {key!r}")
         value = saved.get(key, field.default)  # a setting added since the checkpoint was written: its default
@@ -203,29 +243,61 @@ def _write_state(checkpoint: Checkpoint, target: Path) -> Path:
             ) from None
 
 
-def _save_model(model: Sequential, path: Path, checkpoint: Path | None, saved: list[Path], notes: list[str]) -> None:
-    """Save the trained model to ``path`` and append where it went to ``saved``; if the disk is full,
-    save it to a file in the temporary folder instead, and append a note that says so to ``notes``. If
+@dataclasses.dataclass
+class _KeptModel:
+    """Where the trained model went (empty until it is saved), and the notes said once the run has ended
+    (so that a failure later is still one line)."""
+
+    saved: list[Path] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def _save_model(model: Sequential, path: Path, checkpoint: Path | None, kept: _KeptModel) -> None:
+    """Save the trained model to ``path`` and append where it went to ``kept.saved``; if the disk is full,
+    save it to a file in the temporary folder instead, and append a note that says so to ``kept.notes``. If
     both fail, the error says what was lost and what was kept. Ctrl-C and SIGTERM wait until a save is
     complete."""
     try:
         with signals_held():
             save(model, path)
-            saved.append(path)
+            kept.saved.append(path)
         return
     except OSError as error:
         fallback = Path(tempfile.gettempdir()) / f"nablanet-model-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.npz"
         try:
             with signals_held():
                 save(model, fallback)
-                saved.append(fallback)
+                kept.saved.append(fallback)
         except OSError as second:
-            kept = f"; the state after its last epoch is in {checkpoint}" if checkpoint else ""
+            lost = f"; the state after its last epoch is in {checkpoint}" if checkpoint else ""
             raise OSError(
                 f"could not write {path} ({error.strerror or error}) nor {fallback} ({second.strerror or second}): "
-                f"the trained model is lost{kept}"
+                f"the trained model is lost{lost}"
             ) from None
-        notes.append(f"could not write {path} ({error.strerror or error}); the trained model is in {fallback}")
+        kept.notes.append(f"could not write {path} ({error.strerror or error}); the trained model is in {fallback}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunContext:
+    """Where a run writes and how it reports: the run folder, the checkpoint folder (None: no checkpoint
+    after each epoch), the function that receives each line of progress, and the command line that started
+    the run (kept in ``metrics.json``)."""
+
+    folder: Path
+    checkpoint_dir: Path | None
+    report: Callable[[str], None]
+    command: str
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """The checkpoint file written after every epoch, if there is one."""
+        return self.checkpoint_dir / FILENAME if self.checkpoint_dir is not None else None
+
+    @property
+    def state_path(self) -> Path:
+        """Where an interruption writes the training state: the checkpoint, else ``checkpoint.npz`` in the
+        run folder."""
+        return self.checkpoint_path or self.folder / FILENAME
 
 
 def train_run(
@@ -250,49 +322,99 @@ def train_run(
     and raises the interruption again, with a message that says where the state is; the model is saved
     as soon as training ends, before the test figures and plots, with a fallback if the disk is full.
     """
-    given = (
-        set(given)
-        if given is not None
-        else {key for key, value in settings.as_dict().items() if value != TrainingSettings().as_dict()[key]}
-    )
+    given = set(given) if given is not None else _changed_settings(settings)
     with contextlib.ExitStack() as locks:
-        checkpoint_path = None
+        checkpoints = None
         if checkpoint_dir is not None:
             locks.enter_context(claim_folder(checkpoint_dir, "--checkpoint-dir"))
-            checkpoint_path = Path(checkpoint_dir) / FILENAME
-        state: TrainingState | None = None
+            checkpoints = Path(checkpoint_dir)
+        state = None
         if resume:
-            if checkpoint_path is None:
-                raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
-            if not checkpoint_path.is_file():
-                raise FileNotFoundError(f"no checkpoint to resume: {checkpoint_path} does not exist")
-            state = load_checkpoint(checkpoint_path)
-            try:
-                resume_settings(TrainingSettings(), state.settings, (), state.epoch)
-            except (ValueError, TypeError) as error:
-                raise ModelFileError(f"{checkpoint_path}: its settings are malformed ({error})") from None
+            state = _state_to_resume(checkpoints)
             settings = resume_settings(settings, state.settings, given, state.epoch)
-        elif checkpoint_path is not None and checkpoint_path.exists():
+        elif checkpoints is not None and (checkpoints / FILENAME).exists():
             raise ValueError(
                 f"--checkpoint-dir {checkpoint_dir} holds the checkpoint of an earlier run: continue it with "
-                f"--resume, or start afresh in another folder (or after removing {checkpoint_path})"
+                f"--resume, or start afresh in another folder (or after removing {checkpoints / FILENAME})"
             )
         settings.check()
         folder = Path(out) if out is not None else new_run_folder()
-        if not resume and checkpoint_path is None and (folder / FILENAME).exists():
+        if not resume and checkpoints is None and (folder / FILENAME).exists():
             raise ValueError(
                 f"--out {folder} holds the saved state of an interrupted run: continue it with --resume "
                 f"--checkpoint-dir {folder}, or choose another --out"
             )
-        if checkpoint_dir is None or folder.resolve() != Path(checkpoint_dir).resolve():
+        if checkpoints is None or folder.resolve() != checkpoints.resolve():
             locks.enter_context(claim_folder(folder))
-        return _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, command)
+        return _train(settings, state, _RunContext(folder, checkpoints, report, command))
 
 
-def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, command) -> RunResult:
+def _changed_settings(settings: TrainingSettings) -> set[str]:
+    """The settings whose value differs from the default: what the user asked for, when nobody says."""
+    defaults = TrainingSettings().as_dict()
+    return {key for key, value in settings.as_dict().items() if value != defaults[key]}
+
+
+def _state_to_resume(checkpoints: Path | None) -> TrainingState:
+    """The training state that ``--resume`` continues, read from the checkpoint in ``checkpoints``; a
+    checkpoint whose settings are malformed is refused, naming the file."""
+    if checkpoints is None:
+        raise ValueError("--resume needs --checkpoint-dir, the folder of the run to continue")
+    path = checkpoints / FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume: {path} does not exist")
+    state = load_checkpoint(path)
+    try:
+        resume_settings(TrainingSettings(), state.settings, (), state.epoch)
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(f"{path}: its settings are malformed ({error})") from None
+    return state
+
+
+@dataclasses.dataclass
+class _Training:
+    """A model ready for ``fit``, new or resumed, with what ``fit`` continues from: its optimizer, random
+    generator, history and first epoch, and the callbacks (the checkpoint and dynamics among them)."""
+
+    model: Sequential
+    optimizer: Optimizer
+    rng: np.random.Generator
+    history: History
+    initial_epoch: int
+    checkpoint: Checkpoint
+    dynamics: Dynamics | None
+    callbacks: list[Callback]
+
+
+def _train(settings: TrainingSettings, state: TrainingState | None, run: _RunContext) -> RunResult:
+    """Fit the model (continuing ``state``, if given) with its state saved on an interruption, then save the
+    model and write the test figures, plots and metrics.json."""
     optimizer = settings.make_optimizer() if state is None else state.optimizer
     started = time.perf_counter()
     data = load_dataset(settings.dataset, settings.data_home, settings.dtype)
+    training = _start(settings, state, data, optimizer, run)
+    late: KeyboardInterrupt | None = None  # an interruption after the last epoch: keep the model, then stop
+    if state is not None and state.stopped_early:
+        _keep_best_weights(state, training.model, run.report)
+    else:
+        with _state_saved_on_interrupt(training, settings.epochs, run.state_path) as interruption:
+            _fit(settings, data, training)
+        late = interruption.late
+    seconds = time.perf_counter() - started
+    with _model_kept(training.model, run.folder, run.checkpoint_path) as kept:
+        if late is not None:
+            raise late
+        result = _finish(settings, data, training, run, kept.saved[0], seconds)
+    for note in kept.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return result
+
+
+def _start(
+    settings: TrainingSettings, state: TrainingState | None, data: Dataset, optimizer: Optimizer, run: _RunContext
+) -> _Training:
+    """The model to train — a new classifier, or the one in ``state`` — with its callbacks; report what is
+    trained."""
     if state is None:
         rng = np.random.default_rng(settings.seed)
         model = build_classifier(
@@ -309,24 +431,22 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
         history, initial_epoch = History(), 0
     else:
         model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
-        report(f"Resuming from {checkpoint_path} after epoch {initial_epoch}")
+        run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
-    report(
+    run.report(
         f"Training on {data.name}: {data.X_train.shape[1] - round(data.X_train.shape[1] * settings.val_split)} "
         f"samples, {data.X_train.shape[0]} features, {data.num_classes} classes; {settings.epochs} epochs, batch "
         f"{settings.batch_size}, {optimizer.name} (learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )
-    callbacks: list[Callback] = []
     stopper = None
     if settings.early_stopping:
         stopper = EarlyStopping(patience=settings.early_stopping)
         stopper.restore(state.early_stopping if state is not None else None)
-        callbacks.append(stopper)
     dynamics = None
     if settings.dynamics:
         dynamics = Dynamics(data.X_train[:, :1000], record=state.dynamics if state is not None else None)
     checkpoint = Checkpoint(
-        checkpoint_dir,
+        run.checkpoint_dir,
         optimizer=optimizer,
         rng=rng,
         history=history,
@@ -334,70 +454,104 @@ def _train(settings, state, folder, checkpoint_dir, checkpoint_path, report, com
         early_stopping=stopper,
         dynamics=dynamics,
     )
-    if dynamics:
-        callbacks.append(dynamics)  # before the checkpoint, which keeps its record
-    callbacks += [checkpoint, ProgressBar(settings.epochs)]  # an epoch's line is printed once its state is saved
-    if state is not None and state.stopped_early:
-        report(f"The saved run stopped early after epoch {initial_epoch}: there is nothing more to train")
-        if state.early_stopping and state.early_stopping["best_weights"]:
-            for parameter, best in zip(model.parameters(), state.early_stopping["best_weights"], strict=True):
-                parameter.value[...] = best
-    late: KeyboardInterrupt | None = None  # an interruption after the last epoch: keep the model, then stop
-    if state is None or not state.stopped_early:
-        try:
-            model.fit(
-                data.X_train,
-                data.Y_train,
-                epochs=settings.epochs,
-                batch_size=settings.batch_size,
-                optimizer=optimizer,
-                rng=rng,
-                validation_split=settings.val_split,
-                callbacks=callbacks,
-                initial_epoch=initial_epoch,
-                history=history,
-            )
-        except KeyboardInterrupt as interruption:  # Ctrl-C, or SIGTERM (signals.Terminated)
-            if checkpoint.snapshot is None:
-                raise type(interruption)("before the first epoch began: there was nothing to save yet") from None
-            if checkpoint.epoch < settings.epochs and not model.stop_training:
-                with signals_ignored():  # a second signal must not cut the saving short
-                    target = _write_state(checkpoint, checkpoint_path or folder / FILENAME)
-                raise type(interruption)(
-                    f"the state after epoch {checkpoint.epoch} is in {target}: continue with "
-                    f"nablanet train --resume --checkpoint-dir {target.parent}"
-                ) from None
-            late = interruption
-    seconds = time.perf_counter() - started
-    saved: list[Path] = []  # where the model went, once it is there
-    notes: list[str] = []  # said once the run has ended, so that a failure later is still one line
+    # the dynamics before the checkpoint, which keeps their record; an epoch's line is printed once its state is saved
+    callbacks: list[Callback] = [callback for callback in (stopper, dynamics) if callback is not None]
+    callbacks += [checkpoint, ProgressBar(settings.epochs)]
+    return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
+
+
+def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable[[str], None]) -> None:
+    """A resumed run that had stopped early has nothing more to train: say so, and put back the weights of
+    its best epoch."""
+    report(f"The saved run stopped early after epoch {state.epoch}: there is nothing more to train")
+    if state.early_stopping and state.early_stopping["best_weights"]:
+        for parameter, best in zip(model.parameters(), state.early_stopping["best_weights"], strict=True):
+            parameter.value[...] = best
+
+
+def _fit(settings: TrainingSettings, data: Dataset, training: _Training) -> None:
+    """``fit`` the model on the training set, from ``training.initial_epoch`` to ``settings.epochs``."""
+    training.model.fit(
+        data.X_train,
+        data.Y_train,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        optimizer=training.optimizer,
+        rng=training.rng,
+        validation_split=settings.val_split,
+        callbacks=training.callbacks,
+        initial_epoch=training.initial_epoch,
+        history=training.history,
+    )
+
+
+@dataclasses.dataclass
+class _Interruption:
+    """A Ctrl-C or SIGTERM that came once there was nothing left to train, raised again after the model is saved."""
+
+    late: KeyboardInterrupt | None = None
+
+
+@contextlib.contextmanager
+def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) -> Iterator[_Interruption]:
+    """A ``with`` block around ``fit``: a Ctrl-C or SIGTERM (:class:`~nablanet.app.signals.Terminated`) in it
+    writes the state after the last finished epoch to ``target`` (or to the temporary folder if the disk is
+    full), further signals ignored meanwhile, and is raised again with a message that says where the state
+    is and how to continue. One that comes before the first epoch began has nothing to save; one that comes
+    after the last epoch, or once early stopping has stopped the run, ends the block quietly and is kept in
+    the yielded record's ``late``, to be raised once the model is saved."""
+    interruption = _Interruption()
     try:
-        _save_model(model, folder / "model.npz", checkpoint_path, saved, notes)
-        if late is not None:
-            raise late
-        result = _finish(settings, data, model, history, dynamics, folder, saved[0], seconds, report, command)
-        for note in notes:
-            warnings.warn(note, UserWarning, stacklevel=2)
-        return result
-    except KeyboardInterrupt as interruption:
+        yield interruption
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (signals.Terminated)
+        checkpoint = training.checkpoint
+        if checkpoint.snapshot is None:
+            raise type(stop)("before the first epoch began: there was nothing to save yet") from None
+        if checkpoint.epoch < epochs and not training.model.stop_training:
+            with signals_ignored():  # a second signal must not cut the saving short
+                written = _write_state(checkpoint, target)
+            raise type(stop)(
+                f"the state after epoch {checkpoint.epoch} is in {written}: continue with "
+                f"nablanet train --resume --checkpoint-dir {written.parent}"
+            ) from None
+        interruption.late = stop
+
+
+@contextlib.contextmanager
+def _model_kept(model: Sequential, folder: Path, checkpoint: Path | None) -> Iterator[_KeptModel]:
+    """A ``with`` block for what follows training: on entering, the model is saved to ``folder/model.npz``
+    (see :func:`_save_model`: the temporary folder if the disk is full); whatever then stops the block —
+    a Ctrl-C, a SIGTERM, a file that cannot be written — is raised again with a message that says where
+    the trained model is. A signal that came before the model was saved saves it first."""
+    path = folder / "model.npz"
+    kept = _KeptModel()
+    try:
+        _save_model(model, path, checkpoint, kept)
+        yield kept
+    except KeyboardInterrupt as stop:
         with signals_ignored():
-            if not saved:  # the signal came just before the save: save now, then stop
-                _save_model(model, folder / "model.npz", checkpoint_path, saved, notes)
-        message = f"after training: the trained model is in {saved[0]}; the test figures and plots were not all made"
-        raise type(interruption)(message) from None
+            if not kept.saved:  # the signal came just before the save: save now, then stop
+                _save_model(model, path, checkpoint, kept)
+        message = (
+            f"after training: the trained model is in {kept.saved[0]}; the test figures and plots were not all made"
+        )
+        raise type(stop)(message) from None
     except OSError as error:
-        if not saved:
+        if not kept.saved:
             raise
         where = f"could not write {error.filename or folder} ({error.strerror or error})"
-        raise OSError(f"{where}; the trained model is in {saved[0]}") from None
+        raise OSError(f"{where}; the trained model is in {kept.saved[0]}") from None
 
 
-def _finish(settings, data, model, history, dynamics, folder, model_path, seconds, report, command) -> RunResult:
+def _finish(
+    settings: TrainingSettings, data: Dataset, training: _Training, run: _RunContext, model_path: Path, seconds: float
+) -> RunResult:
     """Test figures, plots and metrics.json of a trained (and already saved) model."""
+    model, history, dynamics, folder = training.model, training.history, training.dynamics, run.folder
     test = model.evaluate(data.X_test, data.Y_test)
     predictions = model.predict(data.X_test)
-    report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
-    report(f"Time: {seconds:.1f} s for loading and training")
+    run.report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
+    run.report(f"Time: {seconds:.1f} s for loading and training")
     figures = history.as_dict()
     written = [model_path.name if model_path.parent == folder else str(model_path)]
     plots.plot_history(figures, folder / "loss.png", "loss")
@@ -422,7 +576,7 @@ def _finish(settings, data, model, history, dynamics, folder, model_path, second
         written.append("dynamics.png")
     metrics = {
         "dataset": data.name,
-        "command": command,
+        "command": run.command,
         "settings": settings.as_dict(),
         "epochs_run": len(figures["loss"]),
         "history": figures,
@@ -436,233 +590,9 @@ def _finish(settings, data, model, history, dynamics, folder, model_path, second
     return RunResult(folder, written, model, history, test["loss"], test["accuracy"], seconds)
 
 
-def load_model_file(path: Path | str) -> Sequential:
-    """``nablanet.load``, with a clear error for a path that is not a file."""
-    path = Path(path)
-    if path.is_dir():
-        inside = path / "model.npz"
-        hint = f": give its model file, {inside}" if inside.is_file() else " (a model file is a .npz)"
-        raise IsADirectoryError(f"{path} is a folder, not a model file{hint}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    return load(path)
-
-
-def _trained_on(model: Sequential) -> str | None:
-    name = model.metadata.get("dataset")
-    return name if isinstance(name, str) else None
-
-
-def _test_data(model: Sequential, dataset: str | None, data_home):
-    """The test set a command uses: ``dataset``, else the one the model was trained on. Another data set
-    than the model's own is used, with a warning: its figures say little about the model."""
-    trained_on = _trained_on(model)
-    name = dataset or trained_on or "mnist"
-    if name not in DATASETS:
-        raise ValueError(f"the model was trained on {name[:80]!r}; choose --dataset from {', '.join(DATASETS)}")
-    if trained_on is not None and name != trained_on:
-        warnings.warn(
-            f"the model was trained on {trained_on}, not {name}: its figures on {name} are not its accuracy",
-            UserWarning,
-            stacklevel=2,
-        )
-    data = load_dataset(name, data_home, model.dtype)
-    outputs = model.output_size(model.input_size)
-    if model.input_size != data.X_test.shape[0] or outputs != data.num_classes:
-        raise ValueError(
-            f"the model maps {model.input_size} features to {outputs} classes; "
-            f"{name} has {data.X_test.shape[0]} and {data.num_classes}"
-        )
-    return data
-
-
-@dataclasses.dataclass
-class Prediction:
-    """What a model makes of one picture: the best class and every class's output, and whether those
-    outputs are probabilities (a model ending in Softmax) or raw scores."""
-
-    path: Path
-    label: str
-    outputs: list[tuple[str, float]]
-    probabilities: bool
-    best: int = 0  # the position of the best class in ``outputs``
-
-    @property
-    def value(self) -> float:
-        return self.outputs[self.best][1]
-
-
-def picture_style(model: Sequential) -> str:
-    """How a picture is made to look like the images the model was trained on ("digit", "object"); a
-    ``ValueError`` for a model that does not take 28×28 pictures."""
-    if model.input_size != SIZE * SIZE:
-        raise ValueError(f"the model expects {model.input_size} features, not {SIZE}×{SIZE} = {SIZE * SIZE} pixels")
-    trained_on = _trained_on(model)
-    return DATASETS[trained_on].image_style if trained_on is not None and trained_on in DATASETS else "digit"
-
-
-def class_names(model: Sequential) -> list[str]:
-    """The names of the model's classes, from its file's metadata, else 0, 1, 2, …"""
-    outputs = model.output_size(model.input_size) or 0
-    return [str(name) for name in model.metadata.get("class_names") or range(outputs)]
-
-
-def predict_images(model_path, images) -> list[Prediction]:
-    """``nablanet predict``: classify picture files, each made to look like the images of the data set
-    the model was trained on (see :mod:`nablanet.data.images`)."""
-    model = load_model_file(model_path)
-    style, names = picture_style(model), class_names(model)
-    probabilities = isinstance(model.layers[-1], Softmax)
-    predictions = []
-    for path in map(Path, images):
-        if not path.is_file():
-            raise FileNotFoundError(f"no image file at {path}")
-        values = model.predict_proba(load_image(path, style).astype(model.dtype))[:, 0]
-        pairs = [(str(name), float(value)) for name, value in zip(names, values, strict=True)]
-        best = int(values.argmax())
-        predictions.append(Prediction(path, pairs[best][0], pairs, probabilities, best))
-    return predictions
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """A model's figures on a test set: loss, accuracy, and accuracy and count per class."""
-
-    dataset: str
-    num_images: int
-    loss: float
-    accuracy: float
-    per_class: list[tuple[str, float, int]]
-    confusion_matrix: Path | None
-
-
-def evaluate_model(model_path, *, dataset: str | None = None, data_home=None, out=None) -> Evaluation:
-    """``nablanet evaluate``: test-set figures of a saved model, and its confusion matrix written to ``out``
-    (default: the model's folder)."""
-    model = load_model_file(model_path)
-    folder = Path(out if out is not None else Path(model_path).parent)
-    with claim_folder(folder):
-        data = _test_data(model, dataset, data_home)
-        scores = model.evaluate(data.X_test, data.Y_test)
-        predictions = model.predict(data.X_test)
-        per_class = []
-        for label, class_name in enumerate(data.class_names):
-            chosen = data.y_test == label
-            per_class.append((class_name, float(np.mean(predictions[chosen] == label)), int(chosen.sum())))
-        path = folder / "confusion_matrix.png"
-        name = Path(model_path).resolve()
-        images = data.X_test.shape[1]
-        title = f"Confusion matrix: {name.parent.name}/{name.name} on the {data.name} test set ({images} images)"
-        plots.plot_confusion_matrix(data.y_test, predictions, path, class_names=data.class_names, title=title)
-    return Evaluation(data.name, data.X_test.shape[1], scores["loss"], scores["accuracy"], per_class, path)
-
-
-def uncertain_sample(probabilities: np.ndarray, low: float = 0.4, high: float = 0.7) -> int:
-    """The first sample (column) whose top probability lies in [low, high] — one the model hesitates on,
-    whose softmax Jacobian is far from 0 — else the least certain one."""
-    top = probabilities.max(axis=0)
-    hesitant = np.flatnonzero((top >= low) & (top <= high))
-    return int(hesitant[0]) if hesitant.size else int(top.argmin())
-
-
-def inspect_model(
-    model_path, *, out, dataset: str | None = None, data_home=None, sample: int | None = None
-) -> list[Path]:
-    """``nablanet inspect``: write every picture that applies to a saved model; return their paths.
-    ``sample``: the test image for the Jacobian and the feature maps (default: :func:`uncertain_sample`)."""
-    model = load_model_file(model_path)
-    folder = Path(out)
-    with claim_folder(folder):
-        data = _test_data(model, dataset, data_home)
-        if sample is not None and not 0 <= sample < data.X_test.shape[1]:
-            raise ValueError(f"--sample must lie in [0, {data.X_test.shape[1]}), received {sample}")
-        probabilities = model.predict_proba(data.X_test)
-        if sample is None:
-            sample = uncertain_sample(probabilities)
-        names = list(data.class_names)
-        written = []
-        if any(isinstance(layer, Conv2D) for layer in model.layers):
-            written += [folder / "filters.png", folder / "feature_maps.png"]
-            plots.plot_filters(model, written[0])
-            plots.plot_feature_maps(model, data.X_test[:, sample], written[1])
-        else:
-            written.append(folder / "weight_templates.png")
-            plots.plot_weight_templates(model, written[-1], class_names=names)
-        if isinstance(model.layers[-1], Softmax):
-            written.append(folder / "softmax_jacobian.png")
-            plain = [layer for layer in model.layers if layer.parameters()] == model.layers[:1]
-            plots.plot_softmax_jacobian(
-                data.X_test[:, sample],
-                probabilities[:, sample],
-                written[-1],
-                class_names=names,
-                formula=f"test image {sample}: a = "
-                + ("softmax(W̃ x̃)" if plain else "softmax(z), z = the last layer's output"),
-            )
-        written.append(folder / "misclassified_probabilities.png")
-        plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
-    return written
-
-
-def gradcheck_run(
-    *,
-    hidden=(),
-    conv=(),
-    activation: str = "relu",
-    samples: int = 8,
-    max_entries: int = 300,
-    tolerance: float = 1e-6,
-    seed: int = 0,
-    loss: str = "auto",
-) -> tuple[Sequential, GradcheckReport]:
-    """``nablanet gradcheck``: a classifier in float64 on the first ``samples`` MNIST training images, every
-    analytic gradient compared with central finite differences (at most ``max_entries`` per array).
-    ``loss`` as in ``fit``: "auto" (the fused softmax + cross-entropy, what training uses), or "cce",
-    the notebook's path — the Softmax layer's own Jacobian backward, then ``cce`` — which checks that
-    Jacobian too.
-
-    The biases are set to small random numbers first, and with convolutions the images get noise of
-    0.01·N(0, 1): on MNIST's black background a window's value is otherwise exactly its bias, every
-    time — a ReLU input on its kink, a max-pooling window of four equal values — and there a
-    finite difference h to either side measures the average of two slopes, not a derivative.
-    """
-    data = load_dataset("mnist", dtype=np.float64)
-    X, Y = data.X_train[:, :samples], data.Y_train[:, :samples]
-    noise = np.random.default_rng(seed + 1)
-    if conv:
-        X = X + 0.01 * noise.standard_normal(X.shape)
-    model = build_classifier(
-        X.shape[0],
-        data.num_classes,
-        hidden,
-        conv=conv,
-        activation=activation,
-        init="auto" if hidden or conv else "he_normal",
-        rng=seed,
-    )
-    for layer in model.layers:
-        if isinstance(layer, (Dense, Conv2D)):
-            layer.b[...] = 0.1 * noise.standard_normal(layer.b.shape)
-    return model, gradcheck(model, X, Y, loss=loss, tolerance=tolerance, max_entries=max_entries, seed=seed)
-
-
-def toy_run(*, seed: int = 0, learning_rate: float = 1e-3, report: Callable[[str], None] = print) -> Dense:
-    """The first course notebook: a softmax classifier on 10 random samples (5 features, 3 classes),
-    trained one sample at a time with N(0, 1) weights, reporting each sample's loss and gradient."""
-    rng = np.random.default_rng(seed)
-    num_samples, num_features, num_labels = 10, 5, 3
-    X = rng.integers(3, 10, size=(num_features, num_samples)).astype(np.float64)  # each column = one sample
-    y = rng.integers(0, num_labels, size=num_samples)
-    Y = one_hot(y, num_labels)
-    report(f"X (features × samples):\n{X.astype(int)}\nlabels:\n{y}")
-    dense = Dense(num_features, num_labels, rng=rng)
-    dense.W[...] = rng.standard_normal((num_labels, num_features))  # the notebook's N(0, 1) weights
-    softmax = Softmax()
-    with np.printoptions(precision=2):
-        for i in range(num_samples):
-            x, y_i = X[:, i : i + 1], Y[:, i : i + 1]  # one sample as a (features, 1) batch
-            a = softmax.forward(dense.forward(x))
-            report(f"\nSample {i}: loss = {cce(y_i, a):.6f}")
-            dense.backward(softmax.backward(cce_gradient(y_i, a)), learning_rate=learning_rate)
-            report(f"gradient of the loss w.r.t. W̃ = [W | b]:\n{dense.weights_gradient}")
-    return dense
+# The playground's server (app/playground/server.py) still reaches these through this module, as run.…: they
+# are the model commands' (load_image is data.images's). Drop these lines once it imports them from there.
+from ..data.images import load_image as load_image  # noqa: E402
+from .model_commands import class_names as class_names  # noqa: E402
+from .model_commands import load_model_file as load_model_file  # noqa: E402
+from .model_commands import picture_style as picture_style  # noqa: E402

@@ -181,8 +181,3 @@ def load_image(source, style: str = "digit", max_pixels: int = MAX_PIXELS) -> np
         top, left = (SIZE - height) // 2, (SIZE - width) // 2
     canvas[top : top + height, left : left + width] = picture
     return canvas.reshape(SIZE * SIZE, 1)
-
-
-def load_digit(path) -> np.ndarray:
-    """A picture of a digit as MNIST has them: ``load_image(path, "digit")``."""
-    return load_image(path, "digit")

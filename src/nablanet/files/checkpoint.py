@@ -21,7 +21,7 @@ from ..core.schedules import SCHEDULES
 from ..training.callbacks import Callback, Dynamics, EarlyStopping
 from ..training.loop import History, TrainingDiverged
 from ..training.model import Sequential
-from .serialization import ModelFileError, model_specs, open_archive, read_model, write_archive
+from .serialization import Archive, ModelFileError, model_specs, open_archive, read_model, write_archive
 
 FILENAME = "checkpoint.npz"
 
@@ -153,56 +153,63 @@ def load_checkpoint(path) -> TrainingState:
     :mod:`nablanet.files.serialization`), and its optimizer and early-stopping arrays are matched to
     the model's parameters before anything is read."""
     with open_archive(path, "checkpoint") as archive:
-        config = archive.config
         try:
-            parameters = list(model_specs(archive).values())
-            optimizer = _build_optimizer(config["optimizer"])
-            keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
-            stopping = config.get("early_stopping")
-            stopping_arrays = (
-                len(parameters) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
-            )
-            others = {
-                f"optimizer.{index}.{name}": parameters[index] for index, names in enumerate(keys) for name in names
-            }
-            others.update({f"early_stopping.{index}": parameters[index] for index in range(stopping_arrays)})
-            model = read_model(archive, others)
-            optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
-            optimizer.state = [
-                {name: archive.read(f"optimizer.{index}.{name}") for name in names} for index, names in enumerate(keys)
-            ]
-            epoch = _count("epoch", config["epoch"])
-            history = History(**config["history"])
-            if any(len(values) > epoch for values in history.as_dict().values()):
-                raise ValueError(f"the history is longer than the {epoch} epochs run")
-            rng = _restore_rng(config["rng"], path, "batch shuffling")
-            for position, state in config["dropout_rngs"].items():
-                layer = model.layers[int(position)]
-                if not isinstance(layer, Dropout):
-                    raise ModelFileError(f"{path}: layer {position} is not a Dropout layer")
-                layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
-            settings = dict(config["settings"])
-            early_stopping = None
-            if stopping is not None:
-                best = stopping["best"]
-                early_stopping = {
-                    "best": float(best) if best is not None else np.inf,
-                    "best_epoch": None
-                    if stopping["best_epoch"] is None
-                    else _count("best_epoch", stopping["best_epoch"]),
-                    "wait": _count("wait", stopping["wait"]),
-                    "best_weights": [archive.read(f"early_stopping.{index}") for index in range(stopping_arrays)]
-                    or None,
-                }
-            stopped_early = config.get("stopped_early", False)
-            dynamics = config.get("dynamics")
-            if not isinstance(stopped_early, bool) or not isinstance(dynamics, (dict, type(None))):
-                raise ValueError("stopped_early must be true or false and dynamics an object")
+            return _read_state(archive, path)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as error:
             raise ModelFileError(f"{path}: malformed checkpoint ({type(error).__name__}: {error})") from None
+
+
+def _read_state(archive: Archive, path) -> TrainingState:
+    """The training state in an open checkpoint; a ``KeyError``, ``ValueError``, … for a malformed one."""
+    config = archive.config
+    parameters = list(model_specs(archive).values())
+    optimizer = _build_optimizer(config["optimizer"])
+    keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
+    stopping = config.get("early_stopping")
+    stopping_arrays = len(parameters) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
+    others = {f"optimizer.{index}.{name}": parameters[index] for index, names in enumerate(keys) for name in names}
+    others.update({f"early_stopping.{index}": parameters[index] for index in range(stopping_arrays)})
+    model = read_model(archive, others)
+    optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
+    optimizer.state = [
+        {name: archive.read(f"optimizer.{index}.{name}") for name in names} for index, names in enumerate(keys)
+    ]
+    epoch = _count("epoch", config["epoch"])
+    history = History(**config["history"])
+    if any(len(values) > epoch for values in history.as_dict().values()):
+        raise ValueError(f"the history is longer than the {epoch} epochs run")
+    rng = _restore_rng(config["rng"], path, "batch shuffling")
+    _restore_dropout_rngs(model, config["dropout_rngs"], path)
+    settings = dict(config["settings"])
+    early_stopping = None if stopping is None else _early_stopping_state(stopping, archive, stopping_arrays)
+    stopped_early = config.get("stopped_early", False)
+    dynamics = config.get("dynamics")
+    if not isinstance(stopped_early, bool) or not isinstance(dynamics, (dict, type(None))):
+        raise ValueError("stopped_early must be true or false and dynamics an object")
     return TrainingState(model, optimizer, rng, epoch, history, settings, early_stopping, stopped_early, dynamics)
+
+
+def _restore_dropout_rngs(model: Sequential, states, path) -> None:
+    """Give each Dropout layer the random generator state the checkpoint kept for it."""
+    for position, state in states.items():
+        layer = model.layers[int(position)]
+        if not isinstance(layer, Dropout):
+            raise ModelFileError(f"{path}: layer {position} is not a Dropout layer")
+        layer.rng = _restore_rng(state, path, f"Dropout layer {position}")
+
+
+def _early_stopping_state(stopping, archive: Archive, arrays: int) -> dict[str, Any]:
+    """Early stopping's state as :meth:`EarlyStopping.restore` takes it, with the best weights if kept
+    (``arrays`` of them)."""
+    best = stopping["best"]
+    return {
+        "best": float(best) if best is not None else np.inf,
+        "best_epoch": None if stopping["best_epoch"] is None else _count("best_epoch", stopping["best_epoch"]),
+        "wait": _count("wait", stopping["wait"]),
+        "best_weights": [archive.read(f"early_stopping.{index}") for index in range(arrays)] or None,
+    }
 
 
 def _count(name: str, value) -> int:
