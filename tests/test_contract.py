@@ -225,3 +225,40 @@ def test_the_playgrounds_views_of_one_model_from_two_threads_are_those_of_one_th
         thread.join()
     assert len(views) == 6 and all(view == alone for view in views)
     assert [layer["name"] for layer in alone["layers"]] == ["1 ReLU", "2 MaxPool2D", "5 ReLU"]
+
+
+class Doubler(Layer):
+    """A learner's element-wise layer without ``build``: A = 2 X."""
+
+    def forward(self, input):
+        self.input, self.output = input, 2 * input
+        return self.output
+
+    def backward(self, output_gradient, learning_rate=None):
+        return 2 * output_gradient
+
+
+def test_an_image_layer_after_a_layer_that_does_not_say_its_shape_is_refused_with_what_to_write():
+    with pytest.raises(ValueError, match=r"layer 2 \(MaxPool2D\) needs the shape of its input, which layer 1 "):
+        nn.Sequential([nn.Conv2D(1, 2, 3, input_shape=(1, 6, 6)), Doubler(), nn.MaxPool2D(2), nn.Flatten()])
+
+    class ShapedDoubler(Doubler):
+        def build(self, input_shape):
+            return input_shape
+
+    model = nn.Sequential(
+        [nn.Conv2D(1, 2, 3, input_shape=(1, 6, 6), rng=0), ShapedDoubler(), nn.MaxPool2D(2), nn.Flatten()]
+    )
+    assert model.shapes() == [(2, 4, 4), (2, 4, 4), (2, 2, 2), (8,)]
+
+
+def test_each_layer_that_fixes_its_input_starts_the_shapes_afresh():
+    model = nn.Sequential([nn.Conv2D(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Dense(100, 3)])  # no input_shape given
+    assert model.shapes() == [None, None, None, (3,)]
+    model = nn.Sequential([nn.Dense(3, 4, rng=0), Doubler(), nn.Dense(4, 2, rng=0), nn.Softmax()])
+    assert model.shapes() == [(4,), None, (2,), (2,)]
+
+
+def test_a_parameter_too_large_for_numpy_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"an array of shape \(4, 9223372036854775808\) is larger than NumPy can"):
+        parameter_specs(nn.Dense, {"input_size": 2**63 - 1, "output_size": 4})

@@ -94,8 +94,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 positive_int = _Checked(_checks.positive_int, int, "a positive integer")
 positive_float = _Checked(_checks.positive_float, float, "a positive number")
 fraction = _Checked(_checks.fraction, float, "a number in [0, 1)")
-non_negative_float = _Checked(run.non_negative_float, float, "a number ≥ 0")
-layer_sizes = _Checked(run.layer_sizes, _sizes, "comma-separated positive layer sizes such as 256,128")
+non_negative_float = _Checked(_checks.non_negative_float, float, "a number ≥ 0")
+layer_sizes = _Checked(_checks.layer_sizes, _sizes, "comma-separated positive layer sizes such as 256,128")
 
 
 DEFAULTS = TrainingSettings()

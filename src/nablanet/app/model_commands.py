@@ -94,6 +94,8 @@ class Prediction:
 def picture_style(model: Sequential) -> str:
     """How a picture is made to look like the images the model was trained on ("digit", "object"); a
     ``ValueError`` for a model that does not take 28×28 pictures."""
+    if model.input_size is None:
+        raise ValueError("the model's layers do not say how many features it takes: it cannot be given pictures")
     if model.input_size != SIZE * SIZE:
         raise ValueError(f"the model expects {model.input_size} features, not {SIZE}×{SIZE} = {SIZE * SIZE} pixels")
     trained_on = _trained_on(model)

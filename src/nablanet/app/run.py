@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import math
-import numbers
 import os
 import tempfile
 import time
@@ -135,33 +133,16 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
-    """Return ``value`` if it is a tuple of layer sizes (units, or filters: positive integers), else raise
-    ``ValueError`` naming ``name``."""
-    if not isinstance(value, tuple) or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value
-    ):
-        raise ValueError(f"{name} must be positive sizes, received {value!r:.60}")
-    return value
-
-
-def non_negative_float(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is finite and ≥ 0, else raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
-        raise ValueError(f"{name} must be a finite number ≥ 0, received: {value!r}")
-    return float(value)
-
-
 # The one check of each setting's value (beside its type): TrainingSettings.check calls it, and so does the
 # command line's parser for the option (nablanet.app.commands), so that every value is checked by one function.
 VALUE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "hidden": layer_sizes,
-    "conv": layer_sizes,
+    "hidden": _checks.layer_sizes,
+    "conv": _checks.layer_sizes,
     "epochs": _checks.positive_int,
     "batch_size": _checks.positive_int,
     "lr": _checks.positive_float,
     "momentum": _checks.fraction,
-    "weight_decay": non_negative_float,
+    "weight_decay": _checks.non_negative_float,
     "dropout": _checks.fraction,
     "val_split": _checks.fraction,
     "early_stopping": _checks.positive_int,
@@ -588,11 +569,3 @@ def _finish(
     write_json(folder / "metrics.json", metrics)
     written.append("metrics.json")
     return RunResult(folder, written, model, history, test["loss"], test["accuracy"], seconds)
-
-
-# The playground's server (app/playground/server.py) still reaches these through this module, as run.…: they
-# are the model commands' (load_image is data.images's). Drop these lines once it imports them from there.
-from ..data.images import load_image as load_image  # noqa: E402
-from .model_commands import class_names as class_names  # noqa: E402
-from .model_commands import load_model_file as load_model_file  # noqa: E402
-from .model_commands import picture_style as picture_style  # noqa: E402

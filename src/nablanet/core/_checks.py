@@ -25,6 +25,16 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def layer_sizes(name: str, value: Any) -> tuple[int, ...]:
+    """Return ``value`` if it is a tuple of layer sizes (units, or filters: positive integers), else raise
+    ``ValueError`` naming ``name``."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in value
+    ):
+        raise ValueError(f"{name} must be positive sizes, received {value!r:.60}")
+    return value
+
+
 def non_negative_int(name: str, value: Any) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer ≥ 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:

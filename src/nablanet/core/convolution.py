@@ -185,7 +185,8 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
     def _weight_gradients(self, output_gradient: np.ndarray) -> np.ndarray:
         """∇W̃ = (1/b) [∇Z_col X_colᵀ | ∇Z_col 1] into ``weights_gradient``; returns ∇Z_col (F, b·H'·W')."""
         last_pass(self, output_gradient)
-        assert self._columns is not None  # X_col, kept by the forward pass of method "im2col"
+        if self._columns is None:  # X_col, kept by a forward pass of method "im2col"
+            raise RuntimeError("Conv2D.backward needs a forward pass with method 'im2col' first")
         batch = output_gradient.shape[1]
         shape = self._output_shape(self._shape())
         delta = np.ascontiguousarray(ops.images(output_gradient, shape).transpose(1, 0, 2, 3)).reshape(shape[0], -1)

@@ -88,7 +88,9 @@ class Layer:
 
     def build(self, input_shape: Shape) -> Shape | None:
         """Take the shape of one input sample — (C, H, W) for images, (n,) for vectors — and return the shape
-        of one output sample (``Sequential`` calls this); ``None``: this layer does not say."""
+        of one output sample; ``None``: this layer does not say. ``Sequential`` calls it whenever it works
+        out its shapes (``summary``, batch sizing, checking data), so it may run many times, always with the
+        same shape: it checks the shape and remembers it, and makes nothing else (no weights)."""
         return None
 
     def __repr__(self) -> str:
@@ -139,6 +141,8 @@ def outputs(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) 
     which shares its weights: what the forward pass keeps for ``backward`` goes to the copy, so the layer's
     own state — a training step's cache, its mode — is left as it was. Predictions, evaluations and
     pictures can therefore run beside training, or beside each other in several threads, on one model.
+    (A layer's forward must therefore assign what it keeps, ``self.input = …``, not write it into an object
+    it shares with its copies, such as a dict it updates in place.)
     """
     for layer in layers:
         if inference:
@@ -159,7 +163,10 @@ def run(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) -> n
 def parameter_specs(layer_class: type[Layer], config: dict[str, Any]) -> dict[str, tuple[Shape, np.dtype]]:
     """The parameter arrays a layer built from ``config`` has, name → (shape, dtype), worked out without
     allocating them: the layer is built by its own constructor inside
-    :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never restated."""
+    :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never restated. (Arrays
+    a constructor makes with :func:`~nablanet.core.initializers.initialize` or
+    :func:`~nablanet.core.parameter.zeros` cost nothing there; others, a learner's ``np.random`` weights,
+    are made in full.)"""
     with shapes_only():
         layer = layer_class.from_config(config)
     return {parameter.name: (parameter.value.shape, parameter.value.dtype) for parameter in layer.parameters()}

@@ -44,6 +44,9 @@ def shapes_only() -> Iterator[None]:
 def zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
     """``np.zeros(shape, dtype)``; inside :func:`shapes_only`, a read-only stand-in of that shape and dtype
     that holds one number (every entry a view of it)."""
-    if _SHAPES_ONLY.get():
-        return np.broadcast_to(np.zeros((), dtype), shape)
-    return np.zeros(shape, dtype)
+    try:
+        if _SHAPES_ONLY.get():
+            return np.broadcast_to(np.zeros((), dtype), shape)
+        return np.zeros(shape, dtype)
+    except ValueError:  # NumPy's "maximum allowed dimension exceeded", "array is too big"
+        raise ValueError(f"an array of shape {shape} is larger than NumPy can hold") from None

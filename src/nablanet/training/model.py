@@ -64,19 +64,29 @@ class Sequential:
         return math.prod(shape) if shape is not None else None
 
     def shapes(self, input_shape: tuple[int, ...] | None = None) -> list[tuple[int, ...] | None]:
-        """The shape of one sample after each layer, as each layer's ``build`` says it — ``None`` after a layer
-        that does not say, until a layer that fixes its own input (a Dense layer does). ``input_shape`` is the
-        shape of one input sample (default: what the first layers fix); a ``ValueError`` names the layer whose
-        input does not fit."""
-        shape = input_shape if input_shape is not None else self.input_shape
-        result = []
+        """The shape of one sample after each layer, as each layer's ``build`` says it.
+
+        ``input_shape`` is the shape of one input sample; by default the count starts at the first layer that
+        fixes its own input (a Dense layer, an image layer given ``input_shape``). After a layer whose ``build``
+        says nothing (``None``, a learner's layer without one) shapes are unknown until the next layer that
+        fixes its own; an image layer there, which cannot work without its input's shape, is an error that
+        says which ``build`` to write. A ``ValueError`` names the layer whose input does not fit.
+        """
+        shape, silent = input_shape, None
+        result: list[tuple[int, ...] | None] = []
         for position, layer in enumerate(self.layers):
             shape = shape if shape is not None else _declared_shape(layer)
+            if shape is None and silent is not None and getattr(layer, "input_shape", ()) is None:
+                raise ValueError(
+                    f"layer {position} ({type(layer).__name__}) needs the shape of its input, which {silent} does "
+                    f"not say: give it a build(input_shape) that returns the shape of its output"
+                )
             if shape is not None:
                 try:
                     shape = layer.build(shape)
                 except ValueError as error:
                     raise ValueError(f"layer {position} ({type(layer).__name__}): {error}") from None
+                silent = f"layer {position} ({type(layer).__name__})" if shape is None else None
             result.append(shape)
         return result
 
@@ -115,7 +125,7 @@ class Sequential:
         memory estimate that batch sizing and the loading of model files budget with. ``input_size`` is for
         a model whose layers do not fix it; a layer whose output shape is unknown counts as large as the
         largest known one."""
-        first = self.input_shape or ((input_size,) if input_size else None)
+        first = _declared_shape(self.layers[0]) or ((input_size,) if input_size else None)
         if first is None:
             raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
         shapes = self.shapes(first)

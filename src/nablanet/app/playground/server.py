@@ -51,10 +51,12 @@ from starlette.staticfiles import StaticFiles
 
 from ...data.datasets import DATASETS, load_dataset
 from ...data.idx import DatasetError
+from ...data.images import load_image
 from ...files.folders import new_run_folder
 from ...files.serialization import ModelFileError
 from ...training.model import Sequential
 from .. import run
+from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
 from .inside import is_softmax_classifier, look_inside, weight_templates
 from .training import ToySession, ToySettings, choices
@@ -119,8 +121,8 @@ def _recorded_accuracy(folder: Path) -> float | None:
 
 def open_model(path: Path, number: int, name: str | None = None) -> ServedModel:
     """Load a model file for serving; a ``ValueError``/``OSError`` saying why it cannot be served."""
-    model = run.load_model_file(path)
-    run.picture_style(model)  # a ValueError unless it takes 28×28 pictures
+    model = load_model_file(path)
+    picture_style(model)  # a ValueError unless it takes 28×28 pictures
     return ServedModel(number, name or str(path), model, _recorded_accuracy(path.parent))
 
 
@@ -246,7 +248,7 @@ async def model_details(request: Request) -> Response:
         served.measured = True
     details = served.listing()
     if is_softmax_classifier(served.model):
-        details["templates"] = weight_templates(served.model, run.class_names(served.model))
+        details["templates"] = weight_templates(served.model, class_names(served.model))
     return JSONResponse(details)
 
 
@@ -277,8 +279,8 @@ async def predict(request: Request) -> Response:
 def _look(served: ServedModel, picture: bytes) -> dict:
     """The Draw tab's views of one picture. No lock: an inference pass keeps nothing in the layers, so
     requests for one model run at once, each in its own thread."""
-    x = run.load_image(picture, run.picture_style(served.model), max_pixels=MAX_IMAGE_PIXELS)
-    return look_inside(served.model, x, run.class_names(served.model))
+    x = load_image(picture, picture_style(served.model), max_pixels=MAX_IMAGE_PIXELS)
+    return look_inside(served.model, x, class_names(served.model))
 
 
 async def train_recipe(request: Request) -> Response:
