@@ -411,17 +411,20 @@ def test_ctrl_c_with_a_page_watching_a_training_is_one_line(tmp_path):
 
     key = post("api/sessions", b'{"speed": "slow"}')["id"]
     post(f"api/sessions/{key}/resume")
-    received = []
+    received, watching = [], threading.Event()
 
     def watch():
         address = urllib.parse.urlsplit(url)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         connection.request("GET", f"/api/sessions/{key}/events")
-        received.extend(line for line in connection.getresponse() if line.startswith(b"data: "))
+        for line in connection.getresponse():
+            if line.startswith(b"data: "):
+                received.append(line)
+                watching.set()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(1.0)
+    assert watching.wait(30), "the event stream sent nothing"
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=20)
     watcher.join(10)

@@ -19,12 +19,10 @@ the same way; the parser and the commands are in :mod:`nablanet.app.commands`.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import warnings
 
-from .signals import Terminated, exit_status, raise_terminated, signals_ignored
+from .signals import Terminated, exit_status, install, signals_ignored
 from .terminal import SturdyStream, describe, one_line
 
 EXIT_ERROR = 2
@@ -40,8 +38,7 @@ def main(argv=None, *, exiting: bool = False) -> int:
     """Run one ``nablanet`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status.
     ``exiting``: the process ends after this call (then an interrupted command leaves signals ignored)."""
     debug = os.environ.get("NABLANET_DEBUG") == "1"
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    restore_handlers = install()  # Ctrl-C and SIGTERM: at once, or at the next safe point of a training
     stdout, stderr, show_warning = sys.stdout, sys.stderr, warnings.showwarning
     sys.stdout, sys.stderr = SturdyStream(stdout), SturdyStream(stderr)
     context: dict[str, str] = {}
@@ -74,8 +71,7 @@ def main(argv=None, *, exiting: bool = False) -> int:
             sys.stdout.flush()
         finally:
             sys.stdout, sys.stderr, warnings.showwarning = stdout, stderr, show_warning
-            if previous_handler is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-                signal.signal(signal.SIGTERM, previous_handler)
+            restore_handlers()
 
 
 def _prefix(context: dict[str, str]) -> str:

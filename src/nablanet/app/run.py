@@ -46,7 +46,7 @@ from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
 from . import plots
-from .signals import signals_held, signals_ignored
+from .signals import deferred, safe_point, signals_held, signals_ignored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,9 +325,15 @@ def train_run(
                 f"--out {folder} holds the saved state of an interrupted run: continue it with --resume "
                 f"--checkpoint-dir {folder}, or choose another --out"
             )
+        if (folder / "model.npz").exists():
+            raise ValueError(
+                f"--out {folder} holds the model of an earlier run, which this run would replace: choose another "
+                f"--out (or remove {folder / 'model.npz'} first)"
+            )
         if checkpoints is None or folder.resolve() != checkpoints.resolve():
             locks.enter_context(claim_folder(folder))
-        return _train(settings, state, _RunContext(folder, checkpoints, report, command))
+        with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
+            return _train(settings, state, _RunContext(folder, checkpoints, report, command))
 
 
 def _changed_settings(settings: TrainingSettings) -> set[str]:
@@ -437,8 +443,19 @@ def _start(
     )
     # the dynamics before the checkpoint, which keeps their record; an epoch's line is printed once its state is saved
     callbacks: list[Callback] = [callback for callback in (stopper, dynamics) if callback is not None]
-    callbacks += [checkpoint, ProgressBar(settings.epochs)]
+    callbacks += [checkpoint, ProgressBar(settings.epochs), _SafePoints()]
     return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
+
+
+class _SafePoints(Callback):
+    """``fit``'s safe points, where a Ctrl-C or SIGTERM noted meanwhile stops the run: between every two
+    batches, and after each epoch once its state is kept and its line printed."""
+
+    def on_batch_end(self, batch, loss):
+        safe_point()
+
+    def on_epoch_end(self, epoch, logs):
+        safe_point()
 
 
 def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable[[str], None]) -> None:
@@ -452,6 +469,7 @@ def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable
 
 def _fit(settings: TrainingSettings, data: Dataset, training: _Training) -> None:
     """``fit`` the model on the training set, from ``training.initial_epoch`` to ``settings.epochs``."""
+    safe_point()  # a signal that came while the data loaded stops the run here, with nothing to save yet
     training.model.fit(
         data.X_train,
         data.Y_train,
@@ -531,12 +549,14 @@ def _finish(
     model, history, dynamics, folder = training.model, training.history, training.dynamics, run.folder
     test = model.evaluate(data.X_test, data.Y_test)
     predictions = model.predict(data.X_test)
+    safe_point()  # here and below: a signal stops the run with the model saved (see _model_kept)
     run.report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
     run.report(f"Time: {seconds:.1f} s for loading and training")
     figures = history.as_dict()
     written = [model_path.name if model_path.parent == folder else str(model_path)]
     plots.plot_history(figures, folder / "loss.png", "loss")
     written.append("loss.png")
+    safe_point()
     if "val_accuracy" in figures:
         plots.plot_history(figures, folder / "accuracy.png", "accuracy")
         plots.plot_confusion_matrix(
@@ -552,6 +572,7 @@ def _finish(
         rng=settings.seed,
     )
     written.append("misclassified.png")
+    safe_point()
     if dynamics:
         plots.plot_dynamics(dynamics.dynamics, folder / "dynamics.png")
         written.append("dynamics.png")
