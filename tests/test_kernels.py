@@ -208,3 +208,77 @@ def test_a_failed_forward_pass_keeps_the_state_of_the_last_one(monkeypatch):
 def test_pool_size_is_checked_as_any_integer():
     with pytest.raises(ValueError, match="pool_size must be at most 16"):
         nn.MaxPool2D(np.int64(17), input_shape=(1, 17, 17))
+
+
+def _cnn_step(seed=0):
+    """A small CNN's forward, backward and Adam step on fixed data: its weights and input gradient."""
+    model = nn.build_classifier(64, 3, [5], conv=[2], input_shape=(1, 8, 8), rng=seed)
+    X = np.random.default_rng(1).random((64, 6))
+    Y = nn.one_hot(np.array([0, 1, 2, 0, 1, 2]), 3)
+    model.fit(X, Y, epochs=2, batch_size=3, optimizer="adam", rng=2, verbose=0)
+    return [parameter.value.copy() for parameter in model.parameters()]
+
+
+def _forget_compiled_kernels():
+    for factory in (kernels.compiled, kernels.window_loop, kernels.max_pool_loops):
+        factory.cache_clear()
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """numba's troubles are remembered per process: each test starts with none, and leaves none behind."""
+    monkeypatch.setattr(kernels._State, "uncached", False)
+    monkeypatch.setattr(kernels._State, "failed", False)
+    _forget_compiled_kernels()
+    yield
+    _forget_compiled_kernels()
+
+
+def test_a_cache_numba_cannot_use_compiles_without_it_with_one_warning(monkeypatch, fresh_kernels):
+    import numba
+
+    real_njit = numba.njit
+
+    def njit(**options):
+        if options.get("cache"):  # as numba says for a read-only install: it raises on the first use
+
+            def refuse(loop):
+                def run(*arguments):
+                    raise RuntimeError(f"cannot cache function {loop.__name__!r}: no locator available")
+
+                return run
+
+            return refuse
+        return real_njit(**options)
+
+    reference = _cnn_step()
+    _forget_compiled_kernels()
+    monkeypatch.setattr(numba, "njit", njit)
+    with pytest.warns(
+        RuntimeWarning, match="numba's cache failed .*no locator available.*compiled in each run"
+    ) as seen:
+        weights = _cnn_step()
+    assert len(seen) == 1 and kernels._State.uncached and not kernels._State.failed
+    for ours, expected in zip(weights, reference, strict=True):
+        np.testing.assert_array_equal(ours, expected)  # the kernels ran, compiled anew
+
+
+def test_a_kernel_numba_cannot_compile_turns_to_numpy_with_one_warning(monkeypatch, fresh_kernels):
+    import numba
+
+    monkeypatch.setenv("NABLANET_KERNELS", "0")
+    reference = _cnn_step()
+    monkeypatch.setenv("NABLANET_KERNELS", "1")
+
+    def broken(**options):
+        raise RuntimeError("pickle data was truncated")  # a damaged cache file, a compiler that fails
+
+    monkeypatch.setattr(numba, "njit", broken)
+    with pytest.warns(RuntimeWarning) as seen:
+        weights = _cnn_step()
+    messages = [str(warning.message) for warning in seen]
+    assert len(messages) == 2, messages  # the cache left out, then the kernels: once each, whatever ran after
+    assert "the NumPy code runs instead" in messages[1] and "pickle data was truncated" in messages[1]
+    assert kernels._State.failed and not kernels.enabled()
+    for ours, expected in zip(weights, reference, strict=True):
+        np.testing.assert_array_equal(ours, expected)

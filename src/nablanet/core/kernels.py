@@ -31,12 +31,20 @@ import numpy as np
 
 
 def enabled(*arrays: np.ndarray) -> bool:
-    """Whether the fused kernels are used (for these arrays): numba is installed and ``NABLANET_KERNELS`` is
-    not ``0``, and every array holds float32 or float64 numbers in the machine's byte order. The NumPy code
+    """Whether the fused kernels are used (for these arrays): numba is installed and works, ``NABLANET_KERNELS``
+    is not ``0``, and every array holds float32 or float64 numbers in the machine's byte order. The NumPy code
     takes anything else (float16, long double, big-endian), as it did before the kernels."""
-    if os.environ.get("NABLANET_KERNELS", "1") == "0" or not _numba_usable():
+    if os.environ.get("NABLANET_KERNELS", "1") == "0" or _State.failed or not _numba_usable():
         return False
     return all(array.dtype.type in (np.float32, np.float64) and array.dtype.isnative for array in arrays)
+
+
+class _State:
+    """What this process learnt of numba: whether its disk cache failed (then kernels compile without it), and
+    whether a kernel failed to compile or run (then the NumPy code runs from there on)."""
+
+    uncached = False
+    failed = False
 
 
 @functools.cache
@@ -47,13 +55,13 @@ def _numba_usable() -> bool:
     try:
         import numba  # noqa: F401
     except Exception as error:  # a broken install must not break training: the NumPy code runs instead
-        warnings.warn(
-            f"numba is installed but does not import ({type(error).__name__}: {error}): the NumPy code runs",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn(f"numba is installed but does not import ({type(error).__name__}: {error}): the NumPy code runs")
         return False
     return True
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def adam_loop(w, g, m, v, beta1, beta2, step, epsilon_hat):
@@ -79,7 +87,7 @@ def relu_backward_loop(output_gradient, input, out):
 
 
 @functools.cache
-def max_pool_loops(pool: int, stride: int) -> tuple[Callable, Callable]:
+def max_pool_loops(pool: int, stride: int) -> tuple[Kernel, Kernel]:
     """MaxPool2D's forward and backward loops for p×p windows moved by a stride s, compiled."""
     last = pool * pool - 1
     overlapping = stride < pool
@@ -125,7 +133,7 @@ def max_pool_loops(pool: int, stride: int) -> tuple[Callable, Callable]:
 
 
 @functools.cache
-def window_loop(kernel: int, stride: int, add_back: bool) -> Callable:
+def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
     """Conv2D's im2col (``add_back=False``) or col2im (``add_back=True``) for k×k windows moved by a stride
     s, compiled: one loop over every entry of every window, in the two directions."""
 
@@ -149,13 +157,52 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Callable:
     return compiled(loop)
 
 
-@functools.cache
-def compiled(loop: Callable) -> Callable:
-    """``loop`` compiled by numba: no bounds checks, NumPy's floating-point semantics (a division by zero
-    gives inf, as in NumPy, instead of raising), the GIL released (the playground trains in threads)."""
-    import numba
+class Kernel:
+    """A loop compiled by numba on its first call — no bounds checks, NumPy's floating-point semantics (a division
+    by zero gives inf, as in NumPy, instead of raising), the GIL released (the playground trains in threads) —
+    and kept in numba's disk cache.
 
-    return numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=True)(loop)
+    Calling it runs the loop and returns ``True``; or returns ``False`` if numba cannot compile or run it, so
+    that the caller runs its NumPy code. Whatever numba's trouble — a cache it cannot write (a read-only
+    install or home folder), a damaged cache file, a compiler error — training goes on: a cache that fails is
+    left out (the loop compiled anew, once, with a warning); anything else turns the kernels off for the rest
+    of the process, with one warning.
+    """
+
+    def __init__(self, loop: Callable) -> None:
+        self.loop = loop
+        self.dispatcher: Callable | None = None
+        self.cached = True  # whether the dispatcher uses numba's disk cache
+
+    def __call__(self, *arguments) -> bool:
+        if _State.failed:
+            return False
+        try:
+            self._run(arguments)
+        except Exception as error:
+            if _State.uncached:
+                _State.failed = True
+                _warn(f"a compiled kernel failed ({type(error).__name__}: {error}): the NumPy code runs instead")
+                return False
+            _State.uncached = True  # once more, and from now on, without the disk cache
+            _warn(f"numba's cache failed ({type(error).__name__}: {error}): kernels are compiled in each run")
+            return self(*arguments)
+        return True
+
+    def _run(self, arguments: tuple) -> None:
+        cache = not _State.uncached
+        if self.dispatcher is None or self.cached != cache:
+            import numba
+
+            jit = numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=cache)
+            self.dispatcher, self.cached = jit(self.loop), cache
+        self.dispatcher(*arguments)
+
+
+@functools.cache
+def compiled(loop: Callable) -> Kernel:
+    """The one :class:`Kernel` of ``loop`` in this process."""
+    return Kernel(loop)
 
 
 def fusable(*arrays: np.ndarray) -> bool:
@@ -178,14 +225,15 @@ def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray 
     else:
         return None
     out = np.empty_like(output_gradient, order=order)
-    compiled(relu_backward_loop)(output_gradient.ravel(order), input.ravel(order), out.ravel(order))
-    return out
+    ran = compiled(relu_backward_loop)(output_gradient.ravel(order), input.ravel(order), out.ravel(order))
+    return out if ran else None
 
 
-def adam(w, g, m, v, beta1, beta2, step, epsilon_hat) -> None:
-    """Run the compiled :func:`adam_loop` on the arrays (any shape), the scalars in their dtype."""
+def adam(w, g, m, v, beta1, beta2, step, epsilon_hat) -> bool:
+    """Run the compiled :func:`adam_loop` on the arrays (any shape), the scalars in their dtype; ``False`` if it
+    could not run (nothing changed then)."""
     scalar = w.dtype.type
-    compiled(adam_loop)(
+    return compiled(adam_loop)(
         w.reshape(-1),
         g.reshape(-1),
         m.reshape(-1),

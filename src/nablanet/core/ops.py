@@ -76,12 +76,11 @@ def im2col(padded: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j)."""
     batch, channels = padded.shape[:2]
     out_h, out_w = (sliding_size(size, kernel, stride) for size in padded.shape[2:])
-    if kernels.enabled(padded):
-        columns = np.empty((channels, kernel, kernel, batch, out_h, out_w), dtype=padded.dtype)
-        kernels.window_loop(kernel, stride, add_back=False)(np.ascontiguousarray(padded), columns)
-    else:
+    columns = np.empty((channels, kernel, kernel, batch, out_h, out_w), dtype=padded.dtype)
+    loop = kernels.window_loop(kernel, stride, add_back=False)
+    if not (kernels.enabled(padded) and loop(np.ascontiguousarray(padded), columns)):
         windows = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
-        columns = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))  # (C, k, k, b, H', W')
+        columns[...] = windows.transpose(1, 4, 5, 0, 2, 3)  # (C, k, k, b, H', W')
     return columns.reshape(-1, batch * out_h * out_w)
 
 
@@ -94,9 +93,8 @@ def col2im(columns: np.ndarray, shape: Shape, kernel: int, stride: int, padding:
     out_h, out_w = sliding_size(height, k, s, p), sliding_size(width, k, s, p)
     padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
     columns = columns.reshape(channels, k, k, batch, out_h, out_w)
-    if kernels.enabled(columns):
-        kernels.window_loop(k, s, add_back=True)(padded, np.ascontiguousarray(columns))
-    else:
+    loop = kernels.window_loop(k, s, add_back=True)
+    if not (kernels.enabled(columns) and loop(padded, np.ascontiguousarray(columns))):
         for u in range(k):
             for v in range(k):
                 padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
@@ -146,8 +144,8 @@ def max_pool(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndar
     if kernels.enabled(x):
         shape = (*x.shape[:2], *(sliding_size(size, pool, stride) for size in x.shape[2:]))
         best, winner = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.uint8)
-        kernels.max_pool_loops(pool, stride)[0](np.ascontiguousarray(x), best, winner)
-        return best, winner
+        if kernels.max_pool_loops(pool, stride)[0](np.ascontiguousarray(x), best, winner):
+            return best, winner
     views = list(window_views(x, pool, stride))
     best = views[0].copy()
     for view in views[1:]:
@@ -167,8 +165,9 @@ def max_pool_backward(gradient: np.ndarray, winner: np.ndarray, shape: Shape, po
     the window get gradient · 0 (so an inf gradient gives NaN there, as the product does), and an input in
     several windows collects the gradient of each it won."""
     dx = np.zeros(shape, dtype=gradient.dtype)
-    if kernels.enabled(gradient):
-        kernels.max_pool_loops(pool, stride)[1](np.ascontiguousarray(gradient), winner, dx)
+    if kernels.enabled(gradient) and kernels.max_pool_loops(pool, stride)[1](
+        np.ascontiguousarray(gradient), winner, dx
+    ):
         return dx
     for number, view in enumerate(window_views(dx, pool, stride)):
         if stride < pool:  # overlapping windows
@@ -201,8 +200,8 @@ def adam_update(
 ) -> None:
     """One Adam step in place: m ← β₁ m + (1 − β₁) g, v ← β₂ v + (1 − β₂) g², W ← W + step · m / (√v + ε̂),
     (see ``Adam.update`` for the algebra); ``scratch`` is a work array of W's shape."""
-    if kernels.enabled(value) and kernels.fusable(value, gradient, m, v):
-        kernels.adam(value, gradient, m, v, beta1, beta2, step, epsilon_hat)
+    fused = kernels.enabled(value) and kernels.fusable(value, gradient, m, v)
+    if fused and kernels.adam(value, gradient, m, v, beta1, beta2, step, epsilon_hat):
         return
     # β m + (1 − β) g = β (m − g) + g: three in-place passes, no temporary
     m -= gradient
