@@ -241,6 +241,35 @@ def hostile_model_files(folder: Path) -> dict[str, Path]:
         arrays["layer0.weights"] = np.zeros((1_000_000, 7), dtype=np.float32)
 
     variant("a model whose one sample makes 21 million numbers", widen)
+
+    def image_model(*layers):
+        """A model of a few kilobytes: ``layers`` (a Conv2D first, 1×1 and one filter unless said otherwise) on
+        28×28 grey images, the convolution's weights all zero."""
+
+        def change(document, arrays):
+            document["layers"] = list(layers)
+            arrays.clear()
+            config = layers[0]["config"]
+            arrays["layer0.weights"] = np.zeros((config["out_channels"], config["kernel_size"] ** 2 + 1))
+
+        return change
+
+    def conv(**config):
+        base = {"in_channels": 1, "out_channels": 1, "kernel_size": 1, "input_shape": [1, 28, 28]}
+        return {"type": "Conv2D", "config": {**base, **config}}
+
+    variant(
+        "a 1×1 convolution padded by 1,400, then a 2828×2828 average pool (39 hours of evaluation)",
+        image_model(conv(padding=1400), {"type": "AvgPool2D", "config": {"pool_size": 2828, "stride": 1}}),
+    )
+    variant(
+        "a Conv2D of 2,000 filters computed by the loop",
+        image_model(conv(out_channels=2_000, method="loop"), {"type": "Flatten"}),
+    )
+    variant(
+        "a 25×25 convolution of 4,000 filters (4 GFLOP a sample)",
+        image_model(conv(out_channels=4_000, kernel_size=25, padding=12), {"type": "Flatten"}),
+    )
     empty_members = {f"m{index}.npy": b"" for index in range(MAX_MEMBERS_PLUS_ONE)}
     add("10,001 members (read before the zip's directory)", _zip(folder / "many-members.npz", empty_members))
     header = io.BytesIO()

@@ -18,8 +18,10 @@ A file is untrusted input, so it is checked before it costs memory or time, in t
 5. the config's layers (at most ``MAX_LAYERS``), which say what arrays must be there: exactly those,
    with those shapes and dtypes, at most ``MAX_ARRAY_BYTES`` in all — and only then is any array read
    (never with pickles: ``allow_pickle=False``), checked to be finite, and a layer built;
-6. the model's shapes: one sample's values through all its layers, at most ``MAX_VALUES_PER_SAMPLE``,
-   so that using the model cannot cost more memory than its file suggests.
+6. the model's price, from its config alone (:func:`check_cost`): one sample's values through all its layers
+   at most ``MAX_VALUES_PER_SAMPLE``, its operations at most ``MAX_OPERATIONS_PER_SAMPLE``, its Python loop
+   steps at most ``MAX_STEPS_PER_SAMPLE``, and the array passes of a batch at most ``MAX_PASSES_PER_BATCH``,
+   so that using the model cannot cost more memory or time than its file suggests.
 
 Anything else is a :class:`ModelFileError` naming the file and what is wrong. Writes are atomic.
 """
@@ -33,13 +35,14 @@ import re
 import stat
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core import _checks
+from ..core.parameter import shapes_only
 from ..training.model import ArraySpec, Sequential
 from .atomic import atomic_write
 
@@ -52,6 +55,9 @@ MAX_FILE_BYTES = MAX_ARRAY_BYTES + MAX_CONFIG_BYTES
 MAX_MEMBERS = 10_000
 MAX_LAYERS = 1_000
 MAX_VALUES_PER_SAMPLE = 2**24  # all the layers' outputs for one sample: at most 128 MiB in float64
+MAX_OPERATIONS_PER_SAMPLE = 2**31  # ~2·10⁹ operations: about a tenth of a second per sample on two cores
+MAX_STEPS_PER_SAMPLE = 20_000  # a Python loop's iterations per sample: ~0.1 s
+MAX_PASSES_PER_BATCH = 4_096  # e.g. the 64² views of a 64×64 pooling window
 DEFLATE_MAX_RATIO = 1100  # deflate cannot expand data more than ~1032 times
 MEMBER_NAME = re.compile(r"[A-Za-z0-9_.]{1,200}\.npy")
 
@@ -268,24 +274,44 @@ def model_specs(archive: Archive) -> dict[str, ArraySpec]:
 
 def read_model(archive: Archive, other_arrays: dict[str, ArraySpec] | None = None) -> Sequential:
     """Build the model an opened archive describes: check that its arrays are exactly the layers' (and
-    ``other_arrays``, for a checkpoint) — step 5 —, then build the layers and read the weights into them."""
+    ``other_arrays``, for a checkpoint) — step 5 —, price it from its config alone — step 6 —, then build
+    the layers and read the weights into them."""
     specs = model_specs(archive)
     archive.expect({**specs, **(other_arrays or {})})
     try:
+        with shapes_only():  # the layers without their arrays: what using the model would cost
+            check_cost(Sequential.from_config(archive.config), archive.error)
         model = Sequential.from_config(archive.config)
-        # a model whose layers fix no input size (a learner's own first layer) is budgeted by its data instead
-        values = model.values_per_sample() if model.input_shape is not None else 0
-        if values > MAX_VALUES_PER_SAMPLE:
-            raise archive.error(
-                f"one sample through this model makes {values:,} numbers, more than the "
-                f"{MAX_VALUES_PER_SAMPLE:,} nablanet allows a model file"
-            )
         model.set_weights({name: archive.read(name) for name in specs})
     except ValueError as error:
         if isinstance(error, ModelFileError):
             raise
         raise archive.error(str(error)) from None
     return model
+
+
+def check_cost(model: Sequential, error: Callable[[str], Exception] = ValueError) -> None:
+    """Raise ``error(message)`` if one sample through ``model`` costs more than a model file may ask for (the
+    ``MAX_*_PER_SAMPLE`` and ``MAX_PASSES_PER_BATCH`` ceilings; see :mod:`nablanet.training.budget`). A model
+    whose layers fix no input size (a learner's own first layer) is priced by its data instead."""
+    if model.input_shape is None:
+        return
+    price = model.cost()
+    for figure, ceiling, what in (
+        (price.values, MAX_VALUES_PER_SAMPLE, "makes {:,} numbers"),
+        (price.operations, MAX_OPERATIONS_PER_SAMPLE, "takes {:,} floating-point operations"),
+        (price.steps, MAX_STEPS_PER_SAMPLE, "takes {:,} steps of a Python loop (Conv2D's method 'loop')"),
+    ):
+        if figure > ceiling:
+            raise error(
+                f"one sample through this model {what.format(figure)}, more than the {ceiling:,} "
+                f"nablanet allows a model file"
+            )
+    if price.passes > MAX_PASSES_PER_BATCH:
+        raise error(
+            f"each batch through this model takes {price.passes:,} array passes (pooling and convolution windows), "
+            f"more than the {MAX_PASSES_PER_BATCH:,} nablanet allows a model file"
+        )
 
 
 def save(model: Sequential, path) -> Path:

@@ -13,6 +13,7 @@ from ..core.convolution import Conv2D, Flatten, MaxPool2D
 from ..core.layers import LAYERS, Dense, Dropout, Layer, parameter_specs, run
 from ..core.losses import resolve_loss
 from ..core.parameter import Parameter
+from .budget import Cost, cost
 from .loop import check_data, fit
 
 ArraySpec = tuple[tuple[int, ...], np.dtype]  # what an array must be: (shape, dtype)
@@ -119,30 +120,21 @@ class Sequential:
             output_gradient = layer.backward(output_gradient, learning_rate)
         return output_gradient
 
-    def values_per_sample(self, input_size: int | None = None) -> int:
-        """How many numbers one sample makes on its way through the model: every layer's output (each keeps
-        its own) and the largest work array besides, a convolution's X_col (C·k·k·H'·W' per sample). The one
-        memory estimate that batch sizing and the loading of model files budget with. ``input_size`` is for
-        a model whose layers do not fix it; a layer whose output shape is unknown counts as large as the
-        largest known one."""
+    def cost(self, input_size: int | None = None) -> Cost:
+        """What one sample's forward pass costs — operations, the numbers kept (the one memory estimate, which
+        batch sizing and the loading of model files use), Python steps and passes — worked out from the
+        layers' shapes alone (see :mod:`nablanet.training.budget`). ``input_size`` is for a model whose
+        first layer does not fix it."""
         first = _declared_shape(self.layers[0]) or ((input_size,) if input_size else None)
         if first is None:
             raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
-        shapes = self.shapes(first)
-        largest = max(math.prod(shape) for shape in [first, *shapes] if shape is not None)
-        outputs = sum(math.prod(shape) if shape is not None else largest for shape in shapes)
-        work = [
-            layer.in_channels * layer.kernel_size**2 * math.prod(shape[1:])
-            for layer, shape in zip(self.layers, shapes, strict=True)
-            if isinstance(layer, Conv2D) and shape is not None
-        ]
-        return outputs + max(work, default=0)
+        return cost(self.layers, self.shapes(first), first)
 
     def inference_batch_size(self, budget: int = 64 * 2**20, *, input_size: int | None = None) -> int:
         """How many samples to push through at once in inference: as many as keep what they make
-        (:meth:`values_per_sample`) within ``budget`` bytes; between 1 and 10,000."""
+        (``cost().values``) within ``budget`` bytes; between 1 and 10,000."""
         itemsize = np.dtype(self.dtype or np.float64).itemsize
-        values = self.values_per_sample(input_size)
+        values = self.cost(input_size).values
         return int(min(10_000, max(1, budget // (values * itemsize))))
 
     def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:

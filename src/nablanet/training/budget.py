@@ -1,0 +1,69 @@
+"""What a model costs, worked out from its layers' shapes alone — before any data goes through it.
+
+A model file, a checkpoint or a command line says how large a model is; what it costs to run is a
+product of those numbers (filters × window × image, window × window …), which small numbers can make
+enormous. So every model is priced before it is used, from its config or its settings alone (a model
+built inside :func:`~nablanet.core.parameter.shapes_only` costs no memory), and refused above a
+ceiling that names the figure. :func:`cost` gives, for one sample's forward pass:
+
+* ``operations``: floating-point operations — 2 per multiply-add of a product, 1 per element of every
+  other pass (im2col's copy, a pooling window's comparison, an activation);
+* ``values``: the numbers it keeps — every layer's output (each layer keeps its own) and the largest work
+  array besides, a convolution's X_col (C·k·k·H'·W'): the one memory estimate, which batch sizing and
+  file loading use;
+* ``steps``: iterations of a Python loop, each costing microseconds rather than nanoseconds:
+  ``Conv2D(method="loop")`` takes one per output value (F·H'·W');
+* ``passes``, per batch whatever its size: NumPy passes made one by one from Python — a p×p pooling
+  window takes p² of them, a convolution's col2im k².
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
+from ..core.layers import Dense, Layer
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The price of one sample's forward pass (see the module's description)."""
+
+    operations: int
+    values: int
+    steps: int
+    passes: int
+
+
+def cost(layers: list[Layer], shapes: list[Shape | None], input_shape: Shape) -> Cost:
+    """The :class:`Cost` of ``layers``, given the shape of one input sample and of each layer's output (``None``
+    where a layer does not say: it counts as large as the largest known shape)."""
+    largest = max(math.prod(shape) for shape in [input_shape, *shapes] if shape is not None)
+    sizes = [math.prod(shape) if shape is not None else largest for shape in shapes]
+    operations = steps = passes = work = 0
+    inputs = [math.prod(input_shape), *sizes[:-1]]
+    for layer, layer_inputs, size, shape in zip(layers, inputs, sizes, shapes, strict=True):
+        layer_operations, layer_work, layer_steps, layer_passes = _layer_cost(layer, layer_inputs, size, shape)
+        operations += layer_operations
+        work = max(work, layer_work)
+        steps += layer_steps
+        passes += layer_passes
+    return Cost(operations, sum(sizes) + work, steps, passes)
+
+
+def _layer_cost(layer: Layer, inputs: int, outputs: int, shape: Shape | None) -> tuple[int, int, int, int]:
+    """(operations, work values, steps, passes) of one layer, for ``inputs`` numbers in and ``outputs`` out."""
+    if isinstance(layer, Dense):
+        return 2 * inputs * outputs, 0, 0, 1
+    if isinstance(layer, Conv2D) and shape is not None:
+        filters, height, width = shape
+        columns = layer.in_channels * layer.kernel_size**2 * height * width  # X_col of one sample
+        if layer.method == "loop":
+            return 2 * columns * filters, 0, filters * height * width, 0
+        return 2 * columns * filters + columns, columns, 0, layer.kernel_size**2
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        return outputs * layer.pool_size**2, 0, 0, layer.pool_size**2
+    return outputs, 0, 0, 1  # an activation, Dropout, Flatten, a learner's layer: one pass over its output
