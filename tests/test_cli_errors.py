@@ -146,3 +146,32 @@ def test_the_library_settings_refuse_what_the_parser_refuses_naming_the_option(s
     with pytest.raises(ValueError) as refused:
         TrainingSettings(**settings).check()
     assert message in str(refused.value)
+
+
+def test_conv_blocks_that_do_not_fit_say_how_many_do(tmp_path, capsys):
+    assert main(["train", "--conv", "3,3,3,3", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nablanet train: error: --conv 3,3,3,3: ")
+    assert "mnist's images have room for 3 blocks" in err
+
+
+def test_conv_sizes_numpy_cannot_hold_are_one_line_naming_the_option(tmp_path, capsys):
+    assert main(["train", "--conv", "99999999999999999999", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "nablanet train: error: --conv 99999999999999999999: an array of shape (99999999999999999999, 10) is larger "
+        "than NumPy can hold\n"
+    )
+
+
+def test_a_model_too_large_for_the_memory_is_refused_before_it_is_built(tmp_path, capsys, monkeypatch):
+    from nablanet.app import run
+
+    monkeypatch.setattr(run, "memory_bytes", lambda: 4 * 2**30)  # a computer of 4 GiB
+    built = []
+    monkeypatch.setattr(run, "build_classifier", lambda *a, **k: built.append(1) or nn.build_classifier(*a, **k))
+    assert main(["train", "--conv", "3000", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--conv 3000 with --batch-size 200 needs about 11.4 GiB to train (5,076,104 numbers a sample)" in err
+    assert "more than the 3.0 GiB nablanet allows on this computer" in err and err.count("\n") == 1
+    assert built == [1]  # the sketch only, without its arrays

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
 import os
 import tempfile
 import time
@@ -36,12 +37,14 @@ import numpy as np
 
 from ..core import _checks
 from ..core.optimizers import OPTIMIZERS, Optimizer
+from ..core.parameter import shapes_only
 from ..core.schedules import make_schedule
 from ..data.datasets import Dataset, load_dataset
 from ..files.atomic import write_json
 from ..files.checkpoint import FILENAME, Checkpoint, TrainingState, load_checkpoint
 from ..files.folders import claim_folder, new_run_folder
 from ..files.serialization import ModelFileError, save
+from ..training.budget import memory_bytes, training_bytes
 from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
@@ -403,21 +406,14 @@ def _start(
     """The model to train — a new classifier, or the one in ``state`` — with its callbacks; report what is
     trained."""
     if state is None:
+        with shapes_only():  # the model without its arrays, priced before anything is allocated
+            _check_training_memory(_classifier(settings, data), settings)
         rng = np.random.default_rng(settings.seed)
-        model = build_classifier(
-            data.X_train.shape[0],
-            data.num_classes,
-            settings.hidden,
-            conv=settings.conv,
-            activation=settings.activation,
-            dropout=settings.dropout,
-            init=settings.init,
-            dtype=settings.dtype,
-            rng=rng,
-        )
+        model = _classifier(settings, data, rng)
         history, initial_epoch = History(), 0
     else:
         model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
+        _check_training_memory(model, settings)
         run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
     run.report(
@@ -445,6 +441,49 @@ def _start(
     callbacks: list[Callback] = [callback for callback in (stopper, dynamics) if callback is not None]
     callbacks += [checkpoint, ProgressBar(settings.epochs), _SafePoints()]
     return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
+
+
+def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Generator | None = None) -> Sequential:
+    """The classifier ``settings`` describe, for ``data``; a ``ValueError`` that names the option at fault."""
+    try:
+        return build_classifier(
+            data.X_train.shape[0],
+            data.num_classes,
+            settings.hidden,
+            conv=settings.conv,
+            activation=settings.activation,
+            dropout=settings.dropout,
+            init=settings.init,
+            dtype=settings.dtype,
+            rng=rng,
+        )
+    except ValueError as error:
+        if not settings.conv:
+            raise
+        given, hint = ",".join(map(str, settings.conv)), ""
+        if "does not fit" in str(error):
+            side, fitting = math.isqrt(data.X_train.shape[0]), 0
+            while (side - 2) // 2 >= 1:  # a block: a 3×3 convolution (2 pixels less), a 2×2 max-pooling (half)
+                side, fitting = (side - 2) // 2, fitting + 1
+            hint = f"; {data.name}'s images have room for {fitting} blocks (a 3×3 convolution and a 2×2 pooling each)"
+        raise ValueError(f"--conv {given:.60}: {error}{hint}") from None
+
+
+def _check_training_memory(model: Sequential, settings: TrainingSettings) -> None:
+    """Refuse a model that cannot be trained in this computer's memory, saying how much it would need."""
+    needed, available = training_bytes(model, settings.batch_size), memory_bytes() * 3 // 4
+    if needed > available:
+        sizes = [
+            f"{option} {','.join(map(str, sizes)):.60}"
+            for option, sizes in (("--conv", settings.conv), ("--hidden", settings.hidden))
+            if sizes
+        ]
+        raise ValueError(
+            f"{' '.join(sizes) or 'the model'} with --batch-size {settings.batch_size} needs about "
+            f"{needed / 2**30:.1f} GiB to train ({model.cost().values:,} numbers a sample), more than the "
+            f"{available / 2**30:.1f} GiB nablanet allows on this computer (three quarters of its memory): "
+            f"use fewer or smaller layers, or a smaller --batch-size"
+        )
 
 
 class _SafePoints(Callback):

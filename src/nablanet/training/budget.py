@@ -20,7 +20,11 @@ ceiling that names the figure. :func:`cost` gives, for one sample's forward pass
 from __future__ import annotations
 
 import math
+import os
+import resource
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, Layer
@@ -67,3 +71,20 @@ def _layer_cost(layer: Layer, inputs: int, outputs: int, shape: Shape | None) ->
     if isinstance(layer, (MaxPool2D, AvgPool2D)):
         return outputs * layer.pool_size**2, 0, 0, layer.pool_size**2
     return outputs, 0, 0, 1  # an activation, Dropout, Flatten, a learner's layer: one pass over its output
+
+
+def training_bytes(model, batch_size: int) -> int:
+    """About how many bytes training ``model`` with batches of ``batch_size`` needs besides its data: the
+    weights with their gradients and up to two optimizer moments (4 numbers a weight), and for every sample of
+    a batch its forward pass's values, the gradients of the backward pass and the temporaries between them
+    (3 × ``cost().values``; measured here: 2.3–2.9 × for CNNs of 100 to 400 filters)."""
+    weights = sum(parameter.value.size for parameter in model.parameters())
+    itemsize = (model.dtype or np.dtype(np.float64)).itemsize
+    return itemsize * (4 * weights + 3 * batch_size * model.cost().values)
+
+
+def memory_bytes() -> int:
+    """The memory this process may use: the computer's, or less if a limit on the address space says so."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return physical if limit == resource.RLIM_INFINITY else min(physical, limit)
