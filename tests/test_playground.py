@@ -448,3 +448,36 @@ def test_with_no_model_the_page_can_train_the_recipe(tmp_path):
         assert model["name"].startswith("runs/") and (tmp_path / model["name"]).is_file()
         view = client.post("/api/models/0/predict", content=drawn_png("7"), headers={"content-type": "image/png"})
         assert view.status_code == 200 and len(view.json()["contributions"]) == 3
+
+
+def test_a_diverged_sessions_numbers_go_out_as_strict_json(monkeypatch):
+    def refuse(text):
+        raise AssertionError(f"{text} is not JSON")
+
+    session = ToySession(ToySettings(samples=50, epochs=2))
+    monkeypatch.setattr(session, "_norms", lambda: [float("inf"), float("nan"), 1.5])
+    session.norms.append([float("inf"), float("nan"), 1.5])
+    session._publish()
+    snapshot = json.loads(session.snapshot_json, parse_constant=refuse)
+    assert snapshot["norms"] == [None, None, 1.5]
+    assert snapshot["norm_curves"][0]["values"] == [None]
+    session.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spelling", ["127.1", "2130706433"])
+def test_a_loopback_address_spelled_otherwise_is_still_loopback(tmp_path, spelling):
+    """The Host check keys on the address the server listens on, not on how it was typed."""
+    process, url = start_playground(tmp_path / "runs", "--host", spelling)
+    try:
+        address = urllib.parse.urlsplit(url)
+        assert address.hostname == "127.0.0.1"
+        assert not any("anyone who can reach" in line for line in process.printed)
+        for host, status in (("evil.example", 400), (f"127.0.0.1:{address.port}", 200)):
+            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+            connection.request("GET", "/api/toy", headers={"Host": host})
+            assert connection.getresponse().status == status, host
+            connection.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)

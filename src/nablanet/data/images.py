@@ -35,8 +35,24 @@ SIZE, BOX = 28, 20  # MNIST: digits fitted in a 20×20 box, centred by centre of
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 MAX_PIXELS = 40_000_000  # 40 megapixels: any photograph; decoding more could take gigabytes
 MAX_FILE_BYTES = 100 * 2**20
+MAX_JPEG_SCANS = 64  # a progressive JPEG has about 10; each scan is a pass over the whole picture when decoded
 STYLES = ("digit", "object")
 _STDERR_LOCK = threading.Lock()
+
+
+def _jpeg_scans(opened: Path | io.BytesIO) -> int:
+    """How many scans a JPEG file has: its start-of-scan markers (FF DA), counted without decoding. (Inside a
+    scan's data every FF byte is followed by 00 or a restart marker, so FF DA is never data.)"""
+    count, previous = 0, b""
+    with contextlib.ExitStack() as stack:
+        stream = opened if isinstance(opened, io.BytesIO) else stack.enter_context(open(opened, "rb"))
+        position = stream.tell()
+        stream.seek(0)
+        while chunk := stream.read(2**20):
+            count += (previous + chunk).count(b"\xff\xda")
+            previous = chunk[-1:]
+        stream.seek(position)
+    return count
 
 
 def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -70,13 +86,17 @@ def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     )
                 if width == 0 or height == 0:
                     raise DatasetError(f"{path}: the image is empty")
+                if image.format == "JPEG" and (scans := _jpeg_scans(opened)) > MAX_JPEG_SCANS:
+                    raise DatasetError(
+                        f"{path}: a JPEG of {scans:,} scans, more than the {MAX_JPEG_SCANS} nablanet decodes"
+                    )
                 image.seek(0)  # the first frame of an animation
                 image = ImageOps.exif_transpose(image)  # a phone photo the right way up
                 grey, alpha = _grey_and_alpha(image)
     except UnidentifiedImageError:
         raise DatasetError(f"{path}: not an image in a format nablanet reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DatasetError(f"{path}: the picture is more than the {MAX_PIXELS:,} pixels nablanet decodes") from None
+        raise DatasetError(f"{path}: the picture is more than the {max_pixels:,} pixels nablanet decodes") from None
     except Exception as error:  # a hostile file reaches odd corners of the decoders (TypeError, struct.error, …)
         if isinstance(error, (DatasetError, FileNotFoundError)):
             raise

@@ -458,7 +458,8 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
     except OSError as error:
         listener.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    url = f"http://{host}:{listener.getsockname()[1]}/"
+    host, bound_port = listener.getsockname()  # the address itself: "127.1" or "2130706433" listens on 127.0.0.1
+    url = f"http://{host}:{bound_port}/"
     if not is_loopback(host):
         report(f"warning: listening on {host}: anyone who can reach this computer can use the playground")
     if models:

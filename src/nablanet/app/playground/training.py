@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 from typing import Any
@@ -110,6 +111,18 @@ def choices() -> dict[str, Any]:
         "optimizers": list(OPTIMIZERS.names()),
         "speeds": list(SPEEDS),
     }
+
+
+def finite(value: Any) -> Any:
+    """``value`` (JSON-able data) with every NaN or infinite number replaced by ``None``: JSON has no
+    Infinity, and a diverged training's norms have them. The page shows such a number as "diverged"."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def _downsample(values: list[float]) -> dict[str, list]:
@@ -291,7 +304,7 @@ class ToySession:
         Other threads only update the state."""
         with self._publishing:
             self._latest = self.snapshot() if full else {**self._latest, "state": self.state, "message": self.message}
-            self.snapshot_json = json.dumps(self._latest)
+            self.snapshot_json = json.dumps(finite(self._latest), allow_nan=False)  # strict JSON: no Infinity
             self._published = time.monotonic()
             self.version += 1
 

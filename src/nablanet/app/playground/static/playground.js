@@ -387,7 +387,7 @@ const Train = {
     plot($("#norm-curve"), snapshot.norm_curves, colours, snapshot.epochs);
     $("#norm-legend").replaceChildren(
       ...snapshot.norms.map((norm, i) =>
-        element("span", { style: `color: ${colours[i % colours.length]}; margin-right: 0.8rem`, text: `‖W${i + 1}‖ = ${norm.toFixed(2)}` }),
+        element("span", { style: `color: ${colours[i % colours.length]}; margin-right: 0.8rem`, text: `‖W${i + 1}‖ = ${norm === null ? "diverged" : norm.toFixed(2)}` }),
       ),
     );
   },
@@ -399,7 +399,7 @@ function plot(canvas, curves, colours, epochs) {
   const [width, height, left, bottom] = [canvas.width, canvas.height, 44, 18];
   context.clearRect(0, 0, width, height);
   const lastEpoch = Math.max(1, ...curves.map((c) => c.epochs[c.epochs.length - 1] || 0));
-  const top = Math.max(1e-9, ...curves.flatMap((c) => c.values));
+  const top = Math.max(1e-9, ...curves.flatMap((c) => c.values.filter(Number.isFinite))); // null: diverged
   context.strokeStyle = "#b6bfcc";
   context.beginPath();
   context.moveTo(left, 4);
@@ -416,6 +416,7 @@ function plot(canvas, curves, colours, epochs) {
     context.lineWidth = 1.6;
     context.beginPath();
     curve.epochs.forEach((epoch, j) => {
+      if (!Number.isFinite(curve.values[j])) return; // a diverged value: no point, the line stops there
       const x = left + ((epoch / lastEpoch) * (width - left - 6));
       const y = height - bottom - (curve.values[j] / top) * (height - bottom - 8);
       if (j === 0) context.moveTo(x, y);
