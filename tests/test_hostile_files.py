@@ -102,6 +102,8 @@ def test_the_messages_say_what_is_wrong(model_files, checkpoint_files):
             nn.ModelFileError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
         ):
             nn.load(model_files[description])
+    with pytest.raises(nn.ModelFileError, match=r"malformed checkpoint .*'loss' must be a list of at most 2 finite"):
+        load_checkpoint(checkpoint_files["a history holding strings"])
     with pytest.raises(nn.ModelFileError, match=r"early_stopping\.0"):
         load_checkpoint(checkpoint_files["an early-stopping weight of shape (1,)"])
 

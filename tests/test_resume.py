@@ -1,5 +1,6 @@
 """Checkpoints: a run killed with SIGKILL and resumed ends with the same weights, bit for bit."""
 
+import json
 import os
 import signal
 import subprocess
@@ -126,3 +127,33 @@ def test_resume_from_a_broken_checkpoint_is_one_line(tmp_path, contents):
     (tmp_path / FILENAME).write_bytes(contents)
     result = run_nablanet("train", "--resume", "--checkpoint-dir", str(tmp_path))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_whose_settings_do_not_describe_its_model_is_refused(tmp_path, capsys):
+    """An altered checkpoint: settings that say 16 hidden units and float64 for a model of 8 in float32."""
+    from nablanet.app.cli import main
+    from nablanet.files.serialization import write_archive
+
+    ck = tmp_path / "ck"
+    assert (
+        main(["train", "--hidden", "8", "--epochs", "1", "--checkpoint-dir", str(ck), "--out", str(tmp_path / "a")])
+        == 0
+    )
+    with np.load(ck / "checkpoint.npz", allow_pickle=False) as saved:
+        document = json.loads(saved["config"].tobytes())
+        arrays = {name: saved[name] for name in saved.files if name != "config"}
+    config = {key: value for key, value in document.items() if key not in ("format", "version", "kind")}
+    for change, fragment in (
+        ({"hidden": [16]}, "layer 0 is Dense {'input_size': 784, 'output_size': 8"),
+        ({"dtype": "float64"}, "'dtype': 'float32'}, the settings make Dense"),
+    ):
+        write_archive(
+            ck / "checkpoint.npz", "checkpoint", {**config, "settings": {**config["settings"], **change}}, arrays
+        )
+        capsys.readouterr()
+        assert (
+            main(["train", "--resume", "--epochs", "2", "--checkpoint-dir", str(ck), "--out", str(tmp_path / "b")]) == 2
+        )
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "checkpoint.npz: the checkpoint's settings do not describe its model" in err
+        assert fragment in err, err

@@ -413,6 +413,7 @@ def _start(
         history, initial_epoch = History(), 0
     else:
         model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
+        _check_resumed_model(model, settings, data, run.checkpoint_path)
         _check_training_memory(model, settings)
         run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
@@ -467,6 +468,24 @@ def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Genera
                 side, fitting = (side - 2) // 2, fitting + 1
             hint = f"; {data.name}'s images have room for {fitting} blocks (a 3×3 convolution and a 2×2 pooling each)"
         raise ValueError(f"--conv {given:.60}: {error}{hint}") from None
+
+
+def _check_resumed_model(model: Sequential, settings: TrainingSettings, data: Dataset, path: Path | None) -> None:
+    """Refuse a checkpoint whose settings do not describe its model (an altered file): the model the settings
+    build for ``data`` must have the very layers, sizes and dtype of the one saved."""
+    with shapes_only():
+        expected = _classifier(settings, data).get_config()["layers"]
+    saved = model.get_config()["layers"]
+    if saved != expected:
+        where = next(
+            (
+                f"layer {n} is {a['type']} {a.get('config')}, the settings make {b['type']} {b.get('config')}"
+                for n, (a, b) in enumerate(zip(saved, expected, strict=False))
+                if a != b
+            ),
+            f"it has {len(saved)} layers, the settings make {len(expected)}",
+        )
+        raise ValueError(f"{path}: the checkpoint's settings do not describe its model: {where:.300}")
 
 
 def _check_training_memory(model: Sequential, settings: TrainingSettings) -> None:

@@ -9,6 +9,8 @@ it gives the same weights, bit for bit, as a run that was never interrupted.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,9 +179,7 @@ def _read_state(archive: Archive, path) -> TrainingState:
         {name: archive.read(f"optimizer.{index}.{name}") for name in names} for index, names in enumerate(keys)
     ]
     epoch = _count("epoch", config["epoch"])
-    history = History(**config["history"])
-    if any(len(values) > epoch for values in history.as_dict().values()):
-        raise ValueError(f"the history is longer than the {epoch} epochs run")
+    history = _history(config["history"], epoch)
     rng = _restore_rng(config["rng"], path, "batch shuffling")
     _restore_dropout_rngs(model, config["dropout_rngs"], path)
     settings = dict(config["settings"])
@@ -210,6 +210,20 @@ def _early_stopping_state(stopping, archive: Archive, arrays: int) -> dict[str, 
         "wait": _count("wait", stopping["wait"]),
         "best_weights": [archive.read(f"early_stopping.{index}") for index in range(arrays)] or None,
     }
+
+
+def _history(figures, epochs: int) -> History:
+    """The per-epoch figures of a checkpoint: known names, each a list of at most ``epochs`` finite numbers."""
+    names = {field.name for field in dataclasses.fields(History)}
+    if not isinstance(figures, dict) or not set(figures) <= names:
+        raise ValueError(f"the history must be an object with some of {sorted(names)}")
+    for name, values in figures.items():
+        numbers = isinstance(values, list) and all(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values
+        )
+        if not numbers or len(values) > epochs:
+            raise ValueError(f"the history's {name!r} must be a list of at most {epochs} finite numbers")
+    return History(**{name: [float(value) for value in values] for name, values in figures.items()})
 
 
 def _count(name: str, value) -> int:
