@@ -41,7 +41,7 @@ from ..core.parameter import shapes_only
 from ..core.schedules import make_schedule
 from ..data.datasets import Dataset, load_dataset
 from ..files.atomic import write_json
-from ..files.checkpoint import FILENAME, Checkpoint, TrainingState, load_checkpoint
+from ..files.checkpoint import FILENAME, Checkpoint, CheckpointWriteError, TrainingState, load_checkpoint
 from ..files.folders import claim_folder, new_run_folder
 from ..files.serialization import ModelFileError, save
 from ..training.budget import memory_bytes, training_bytes
@@ -556,7 +556,9 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
     full), further signals ignored meanwhile, and is raised again with a message that says where the state
     is and how to continue. One that comes before the first epoch began has nothing to save; one that comes
     after the last epoch, or once early stopping has stopped the run, ends the block quietly and is kept in
-    the yielded record's ``late``, to be raised once the model is saved."""
+    the yielded record's ``late``, to be raised once the model is saved. An epoch's checkpoint that cannot be
+    written (a full disk) stops the run the same way: the state goes to the temporary folder, and the error
+    says where and how to continue."""
     interruption = _Interruption()
     try:
         yield interruption
@@ -572,6 +574,14 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
                 f"nablanet train --resume --checkpoint-dir {written.parent}"
             ) from None
         interruption.late = stop
+    except CheckpointWriteError as error:  # a full disk: the state goes where it can, and the run stops
+        checkpoint = training.checkpoint
+        with signals_ignored():
+            written = _write_state(checkpoint, target)
+        raise OSError(
+            f"{error.strerror}; the state after epoch {checkpoint.epoch} is in {written}: continue with "
+            f"nablanet train --resume --checkpoint-dir {written.parent}"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -56,6 +56,11 @@ def _restore_rng(state, path, what) -> np.random.Generator:
     return generator
 
 
+class CheckpointWriteError(OSError):
+    """An epoch's checkpoint could not be written (a full disk, say). The file written before is intact (writes
+    are atomic), and the state the new one should have held is still in :attr:`Checkpoint.snapshot`."""
+
+
 class Checkpoint(Callback):
     """After every epoch, snapshot the training state; with a ``directory``, also write it there as
     ``checkpoint.npz`` (atomically: the previous checkpoint stays until the new one is complete).
@@ -84,8 +89,7 @@ class Checkpoint(Callback):
     def on_train_begin(self, model):
         self.model = model
         self.snapshot = self._take(len(self.history.loss))
-        if self.directory is not None:  # so that a checkpoint exists even if the first epoch fails
-            self.write(self.directory / FILENAME)
+        self._write_to_directory()  # so that a checkpoint exists even if the first epoch fails
 
     def on_epoch_end(self, epoch, logs):
         for parameter in self.model.parameters():
@@ -96,8 +100,17 @@ class Checkpoint(Callback):
                 )
         # the early-stopping callback runs before this one, so its state for this epoch is final
         self.snapshot = self._take(epoch + 1)
-        if self.directory is not None:
-            self.write(self.directory / FILENAME)
+        self._write_to_directory()
+
+    def _write_to_directory(self) -> None:
+        """Write the snapshot to the directory, if there is one; a :class:`CheckpointWriteError` if that fails."""
+        if self.directory is None:
+            return
+        path = self.directory / FILENAME
+        try:
+            self.write(path)
+        except OSError as error:
+            raise CheckpointWriteError(error.errno, f"could not write {path} ({error.strerror or error})") from error
 
     @property
     def epoch(self) -> int:
