@@ -262,3 +262,23 @@ def test_each_layer_that_fixes_its_input_starts_the_shapes_afresh():
 def test_a_parameter_too_large_for_numpy_is_one_clear_error():
     with pytest.raises(ValueError, match=r"an array of shape \(4, 9223372036854775808\) is larger than NumPy can"):
         parameter_specs(nn.Dense, {"input_size": 2**63 - 1, "output_size": 4})
+
+
+def test_every_layer_refuses_an_empty_batch_in_one_line():
+    for layer in [
+        nn.Dense(16, 3),
+        nn.ReLU(),
+        nn.Softmax(),
+        nn.Dropout(0.5),
+        nn.Conv2D(1, 2, 3, input_shape=(1, 4, 4)),
+        nn.MaxPool2D(2, input_shape=(1, 4, 4)),
+        nn.AvgPool2D(2, input_shape=(1, 4, 4)),
+        nn.Flatten(input_shape=(1, 4, 4)),
+    ]:
+        with pytest.raises(ValueError, match="^input has no samples: it needs at least one column$"):
+            layer.forward(np.ones((16, 0)))
+
+
+def test_flatten_checks_the_shape_of_its_input():
+    with pytest.raises(ValueError, match=r"input must have 16 rows \(features, batch\), received shape \(15, 2\)"):
+        nn.Flatten(input_shape=(1, 4, 4)).forward(np.ones((15, 2)))

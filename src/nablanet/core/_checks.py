@@ -103,6 +103,8 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
         raise ValueError(f"{name} must have {rows} rows (features, batch), received shape {array.shape}")
     if array.dtype.kind != "f":
         raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has no samples: it needs at least one column")
     if finite and not all_finite(array):
         raise ValueError(f"{name} contains NaN or inf")
     return array
