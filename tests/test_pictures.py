@@ -272,3 +272,14 @@ def test_misclassified_probabilities_with_two_classes():
 def test_one_epoch_plots_have_one_whole_tick():
     figure = plots.plot_training({"loss": [0.5], "accuracy": [0.8]})
     assert [list(axis.get_xticks()) for axis in figure.axes] == [[1.0], [1.0]]
+
+
+def test_the_feature_maps_of_a_model_of_990_pooling_layers_show_the_first_eleven_and_say_so():
+    from nablanet.app.plots import MAX_MAP_ROWS, plot_feature_maps
+
+    layers = [nn.AvgPool2D(1, input_shape=(1, 28, 28)), *(nn.AvgPool2D(1) for _ in range(989))]
+    model = nn.Sequential([*layers, nn.Flatten(), nn.Dense(784, 10, rng=0), nn.Softmax()])
+    figure = plot_feature_maps(model, np.random.default_rng(0).random(784))
+    assert len(figure.axes) == MAX_MAP_ROWS * 8 == 96
+    title = figure._suptitle.get_text()
+    assert "the input, then the first 11 of its 990 convolution, activation and pooling layers" in title

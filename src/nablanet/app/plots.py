@@ -220,18 +220,37 @@ def plot_filters(model, path=None, *, max_filters: int = 64) -> Figure:
     return _finish(figure, path)
 
 
+MAX_MAP_ROWS = 12  # rows of feature maps in one picture: the input and the first 11 layers shown
+
+
 def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8) -> Figure:
-    """One image through the model: a row for the image and for the output of every Conv2D and pooling
-    layer, showing its first ``max_maps`` channels (feature maps) — what each filter found where."""
-    steps = [("input", image.reshape(-1, 1), model.input_shape)]
-    passes = outputs(model.layers, image.reshape(-1, 1).astype(model.dtype or np.float64), inference=True)
-    for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
-        if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) or (
-            shape is not None and len(shape) == 3 and position and isinstance(model.layers[position - 1], Conv2D)
-        ):
-            steps.append((f"{position} {type(layer).__name__}", output, shape))
-    if len(steps) == 1:
+    """One image through the model: a row for the image and for the output of every Conv2D, of the activation
+    after it, and of every pooling layer — the first ``MAX_MAP_ROWS`` of them — showing its first ``max_maps``
+    channels (feature maps): what each filter found where."""
+
+    def shown(position: int, layer, shape) -> bool:
+        after_convolution = position and isinstance(model.layers[position - 1], Conv2D)
+        return isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) or bool(
+            shape is not None and len(shape) == 3 and after_convolution
+        )
+
+    shapes = model.shapes()
+    rows = [
+        position
+        for position, (layer, shape) in enumerate(zip(model.layers, shapes, strict=True))
+        if shown(position, layer, shape)
+    ]
+    if not rows:
         raise ValueError("feature maps need Conv2D or pooling layers")
+    steps = [("input", image.reshape(-1, 1), model.input_shape)]
+    passes = outputs(
+        model.layers[: rows[: MAX_MAP_ROWS - 1][-1] + 1],
+        image.reshape(-1, 1).astype(model.dtype or np.float64),
+        inference=True,
+    )
+    for position, output in enumerate(passes):  # only as far as the last row shown
+        if position in rows[: MAX_MAP_ROWS - 1]:
+            steps.append((f"{position} {type(model.layers[position]).__name__}", output, shapes[position]))
     columns = max_maps
     figure = Figure(figsize=(1.6 * columns + 1.6, 1.7 * len(steps)))
     axes = figure.subplots(len(steps), columns, squeeze=False)
@@ -242,11 +261,11 @@ def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8)
         for channel in range(min(columns, shape[0])):
             axes[row, channel].imshow(maps[channel], cmap="gray" if row == 0 else "viridis")
             axes[row, channel].set_title(f"{name}, ch {channel}" if channel == 0 else f"ch {channel}", fontsize=7)
-    figure.suptitle(
-        "Feature maps of one test image: the input, then every convolution and pooling layer "
-        "(each map on its own colour scale)"
-    )
-    figure.tight_layout()
+    which = "every convolution, its activation and every pooling layer"
+    if len(rows) > MAX_MAP_ROWS - 1:
+        which = f"the first {MAX_MAP_ROWS - 1} of its {len(rows)} convolution, activation and pooling layers"
+    figure.suptitle(f"Feature maps of one test image: the input, then {which} (each map on its own colour scale)")
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # 0.3 inch for the title
     return _finish(figure, path)
 
 
