@@ -275,7 +275,7 @@ def test_every_layer_refuses_an_empty_batch_in_one_line():
         nn.AvgPool2D(2, input_shape=(1, 4, 4)),
         nn.Flatten(input_shape=(1, 4, 4)),
     ]:
-        with pytest.raises(ValueError, match="^input has no samples: it needs at least one column$"):
+        with pytest.raises(ValueError, match=r"^input has no samples: it needs at least one column$"):
             layer.forward(np.ones((16, 0)))
 
 
