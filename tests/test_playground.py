@@ -481,3 +481,81 @@ def test_a_loopback_address_spelled_otherwise_is_still_loopback(tmp_path, spelli
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)
+
+
+def test_the_jacobian_of_a_model_of_many_classes_is_that_of_its_20_most_probable():
+    from nablanet.app.playground.inside import MAX_JACOBIAN_CLASSES
+
+    many = nn.Sequential([nn.Dense(784, 500, rng=0), nn.Softmax()])
+    x = np.random.default_rng(0).random((784, 1))
+    view = look_inside(many, x, [str(k) for k in range(500)])
+    a = np.asarray(view["outputs"])
+    top = sorted(np.argsort(a)[::-1][:MAX_JACOBIAN_CLASSES])
+    assert view["jacobian_classes"] == top and len(view["jacobian"]) == 20
+    np.testing.assert_allclose(view["jacobian"], np.diag(a[top]) - np.outer(a[top], a[top]), atol=1e-6)
+    ten = look_inside(nn.Sequential([nn.Dense(784, 10, rng=0), nn.Softmax()]), x, [str(k) for k in range(10)])
+    assert ten["jacobian_classes"] == list(range(10)) and len(ten["jacobian"]) == 10
+
+
+def test_another_sites_page_cannot_make_the_playground_compute(client):
+    for site, status in (("cross-site", 403), ("same-site", 403), ("same-origin", 200), ("none", 200)):
+        response = client.get("/api/models/0", headers={"sec-fetch-site": site})
+        assert response.status_code == status, site
+    assert client.get("/", headers={"sec-fetch-site": "cross-site"}).status_code == 200  # the page itself
+
+
+def test_many_requests_for_a_models_accuracy_at_once_measure_it_once(found, runs, monkeypatch):
+    import asyncio
+
+    import httpx2
+
+    models, _ = found
+    served = server.ServedModel(0, "not yet measured", models[0].model, None)
+    calls = []
+
+    def measure(model):
+        calls.append(model)
+        return 0.5
+
+    monkeypatch.setattr(server, "_measure_accuracy", measure)
+    app = server.create_app([served], runs)
+
+    async def ask_at_once():
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
+            return await asyncio.gather(*(http.get("/api/models/0") for _ in range(12)))
+
+    answers = asyncio.run(ask_at_once())
+    assert [answer.json()["test_accuracy"] for answer in answers] == [0.5] * 12
+    assert len(calls) == 1 and served.measured
+
+
+def test_predictions_beyond_the_queue_are_told_the_playground_is_busy(found, runs, monkeypatch):
+    import asyncio
+
+    import httpx2
+
+    models, _ = found
+    go_on = threading.Event()
+
+    def look(served, picture):
+        go_on.wait(30)
+        return {"prediction": "7"}
+
+    monkeypatch.setattr(server, "_look", look)
+    app = server.create_app(models[:1], runs)
+    count = server.HEAVY_AT_ONCE + server.HEAVY_WAITING + 3
+
+    async def ask():
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
+            post = {"content": drawn_png("7"), "headers": {"content-type": "image/png"}}
+            tasks = [asyncio.ensure_future(http.post("/api/models/0/predict", **post)) for _ in range(count)]
+            busy = []
+            while len(busy) < 3:  # the three beyond the queue are answered at once, while the rest wait
+                done, _ = await asyncio.wait([t for t in tasks if t not in busy], return_when=asyncio.FIRST_COMPLETED)
+                busy += done
+            go_on.set()
+            return [task.result().status_code for task in busy], [(await task).status_code for task in tasks]
+
+    busy, every = asyncio.run(ask())
+    assert busy == [503, 503, 503]
+    assert sorted(every) == [200] * (count - 3) + [503] * 3

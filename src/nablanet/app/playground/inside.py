@@ -5,7 +5,8 @@ keeps what a learner wants to see:
 
 * the 28×28 image the model receives (after the same preprocessing as ``nablanet predict``);
 * the class probabilities a = softmax(z) and the prediction;
-* the softmax Jacobian ∇_z a = diag(a) − a aᵀ of this sample (``softmax_jacobian``);
+* the softmax Jacobian ∇_z a = diag(a) − a aᵀ of this sample (``softmax_jacobian``), over the 20 most probable
+  classes at most;
 * for the softmax classifier (one Dense layer): the contribution map W_k ⊙ x of the top classes — the
   score z_k = Σ_p W_k[p] x[p] + b_k, pixel by pixel ("why it thinks 3");
 * for deeper models: the output of every activation and pooling layer, hidden units as a strip and
@@ -31,6 +32,7 @@ from ...core.layers import Dense, outputs
 from ...data.images import SIZE
 
 TOP_CLASSES = 3  # contribution maps shown for a softmax classifier
+MAX_JACOBIAN_CLASSES = 20  # the Jacobian of at most this many classes, the most probable
 STRIP_WIDTH = 32  # hidden units per row of a strip
 
 
@@ -101,6 +103,16 @@ def _shown(layer) -> bool:
     return activation or isinstance(layer, (MaxPool2D, AvgPool2D))
 
 
+def _jacobian(a: np.ndarray, softmax: bool) -> dict:
+    """The softmax Jacobian ∇_z a of the outputs ``a``, as ``jacobian``, over ``jacobian_classes``: every class,
+    or the ``MAX_JACOBIAN_CLASSES`` most probable ones (of a model of many classes, the rest is near 0, and the
+    whole matrix would be k² numbers in every answer)."""
+    if not softmax:
+        return {"jacobian": None, "jacobian_classes": []}
+    classes = np.sort(np.argsort(a)[::-1][:MAX_JACOBIAN_CLASSES])  # in class order
+    return {"jacobian": softmax_jacobian(a[classes]).round(6).tolist(), "jacobian_classes": classes.tolist()}
+
+
 def look_inside(model, x: np.ndarray, class_names) -> dict:
     """Everything the Draw tab shows for the column ``x`` (784, 1): see the module's description."""
     x = x.astype(model.dtype or np.float64)
@@ -132,7 +144,7 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
         "outputs": scores.round(6).tolist(),
         "probabilities": softmax,
         "input": png_data_url(x[:, 0].reshape(SIZE, SIZE).astype(np.float64), "gray", low=0.0, high=1.0),
-        "jacobian": softmax_jacobian(scores).round(6).tolist() if softmax else None,
+        **_jacobian(scores, softmax),
         "layers": layers,
     }
     if is_softmax_classifier(model):

@@ -63,6 +63,9 @@ from .training import ToySession, ToySettings, choices
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
+HEAVY_AT_ONCE = 2  # predictions and evaluations computed at once (the machine's cores)
+HEAVY_WAITING = 16  # more waiting than this: "busy", at once
+MAX_TEMPLATES = 100  # weight templates in a model's details: the first 100 classes
 MAX_IMAGE_PIXELS = 1_000_000  # the pad has 78,400; a small PNG of huge size would cost memory and time
 MAX_JSON_BYTES = 16 * 2**10
 MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left unused longest
@@ -90,6 +93,7 @@ class ServedModel:
     model: Sequential
     test_accuracy: float | None
     measured: bool = False  # whether the test accuracy was asked for (and found or not) already
+    measuring: asyncio.Future | None = dataclasses.field(default=None, repr=False)  # the measurement under way
 
     def listing(self) -> dict[str, Any]:
         kind = "softmax classifier" if is_softmax_classifier(self.model) else _kind(self.model)
@@ -160,6 +164,8 @@ class Playground:
         self.runs = runs
         self.sessions: dict[str, ToySession] = {}
         self.stopping = False  # set when the server is asked to stop: event streams end
+        self.heavy = asyncio.Semaphore(HEAVY_AT_ONCE)  # predictions and evaluations: a bounded queue
+        self.heavy_waiting = 0
         self._lock = threading.Lock()
         self._training_recipe = threading.Lock()
 
@@ -244,11 +250,19 @@ async def list_models(request: Request) -> Response:
 async def model_details(request: Request) -> Response:
     served = _playground(request).model(request)
     if served.test_accuracy is None and not served.measured:
-        served.test_accuracy = await run_in_threadpool(_measure_accuracy, served.model)
-        served.measured = True
+        if served.measuring is None:  # the first request measures; the others at the same time wait for it
+            served.measuring = asyncio.ensure_future(_heavy(request, _measure_accuracy, served.model))
+        measuring = served.measuring
+        try:
+            served.test_accuracy = await asyncio.shield(measuring)  # a request that goes away stops no one else's
+            served.measured = True
+        finally:
+            if measuring.done() and served.measuring is measuring:
+                served.measuring = None
     details = served.listing()
     if is_softmax_classifier(served.model):
-        details["templates"] = weight_templates(served.model, class_names(served.model))
+        names = class_names(served.model)[:MAX_TEMPLATES]
+        details["templates"] = weight_templates(served.model, names)
     return JSONResponse(details)
 
 
@@ -263,12 +277,29 @@ def _measure_accuracy(model: Sequential) -> float | None:
         return None
 
 
+async def _heavy(request: Request, work, *arguments):
+    """Run ``work(*arguments)`` in a worker thread, at most ``HEAVY_AT_ONCE`` such at a time; with
+    ``HEAVY_WAITING`` requests already waiting for their turn, a 503 at once instead of a longer queue."""
+    playground = _playground(request)
+    if playground.heavy_waiting >= HEAVY_WAITING:
+        raise HTTPException(503, "the playground is busy: try again in a moment", headers={"retry-after": "1"})
+    playground.heavy_waiting += 1
+    try:
+        await playground.heavy.acquire()
+    finally:
+        playground.heavy_waiting -= 1
+    try:
+        return await run_in_threadpool(work, *arguments)
+    finally:
+        playground.heavy.release()
+
+
 async def predict(request: Request) -> Response:
     served = _playground(request).model(request)
     picture = await _body(request, "image/png", MAX_IMAGE_BYTES)
     start = time.perf_counter()
     try:
-        view = await run_in_threadpool(_look, served, picture)
+        view = await _heavy(request, _look, served, picture)
     except DatasetError as error:
         raise HTTPException(422, str(error)) from None
     milliseconds = (time.perf_counter() - start) * 1000
@@ -367,8 +398,9 @@ async def _error(request: Request, error: Exception) -> Response:
 
 
 class _Guard:
-    """ASGI middleware: add ``SECURITY_HEADERS`` to every HTTP response, and turn an unexpected exception
-    into a 500 with a JSON error and one line on stderr (``report``) — no traceback anywhere."""
+    """ASGI middleware: add ``SECURITY_HEADERS`` to every HTTP response, refuse API requests that a browser
+    marks as sent by another site's page (``Sec-Fetch-Site``), and turn an unexpected exception into a 500
+    with a JSON error and one line on stderr (``report``) — no traceback anywhere."""
 
     def __init__(self, app, report):
         self.app, self.report = app, report
@@ -377,6 +409,11 @@ class _Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = False
+        site = dict(scope["headers"]).get(b"sec-fetch-site", b"")
+        if scope["path"].startswith("/api/") and site in (b"cross-site", b"same-site"):
+            # another web site's page (an <img>, a form) asking the playground to compute: never
+            refused = JSONResponse({"error": "the playground answers its own page only"}, status_code=403)
+            return await refused(scope, receive, send)
 
         async def send_with_headers(message):
             nonlocal started

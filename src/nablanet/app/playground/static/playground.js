@@ -236,16 +236,18 @@ const Draw = {
       return;
     }
     const limit = Math.max(...view.jacobian.flat().map(Math.abs)) || 1;
-    const header = element("tr", {}, [element("th"), ...view.classes.map((name) => element("th", { text: name }))]);
+    const names = view.jacobian_classes.map((k) => view.classes[k]); // all classes, or the most probable of many
+    const header = element("tr", {}, [element("th"), ...names.map((name) => element("th", { text: name }))]);
     const rows = view.jacobian.map((row, j) =>
       element("tr", {}, [
-        element("th", { text: view.classes[j] }),
+        element("th", { text: names[j] }),
         ...row.map((value, k) =>
-          element("td", { style: `background: ${divergingColour(value / limit)}`, title: `∂a${view.classes[j]}/∂z${view.classes[k]} = ${value.toExponential(2)}` }),
+          element("td", { style: `background: ${divergingColour(value / limit)}`, title: `∂a${names[j]}/∂z${names[k]} = ${value.toExponential(2)}` }),
         ),
       ]),
     );
-    table.replaceChildren(header, ...rows);
+    const caption = names.length < view.classes.length ? [element("caption", { text: `the ${names.length} most probable of ${view.classes.length} classes` })] : [];
+    table.replaceChildren(...caption, header, ...rows);
   },
 };
 
