@@ -559,3 +559,27 @@ def test_predictions_beyond_the_queue_are_told_the_playground_is_busy(found, run
     busy, every = asyncio.run(ask())
     assert busy == [503, 503, 503]
     assert sorted(every) == [200] * (count - 3) + [503] * 3
+
+
+@pytest.mark.slow
+def test_connections_that_never_finish_their_request_are_closed(tmp_path):
+    import socket
+
+    process, url = start_playground(tmp_path / "runs")
+    address = urllib.parse.urlsplit(url)
+    try:
+        silent = []
+        for sent in (b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"):  # nothing, or a head that never ends
+            for _ in range(5):
+                connection = socket.create_connection((address.hostname, address.port), timeout=60)
+                connection.sendall(sent)
+                silent.append(connection)
+        answered = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        answered.request("GET", "/api/toy")
+        assert answered.getresponse().status == 200  # the server goes on answering meanwhile
+        for connection in silent:  # closed by the server after HEAD_SECONDS (the test waits up to 60 s)
+            assert connection.recv(100) == b""
+            connection.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)

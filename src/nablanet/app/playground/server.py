@@ -63,6 +63,7 @@ from .training import ToySession, ToySettings, choices
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
+HEAD_SECONDS = 5  # a request's line and headers must come within this (a browser sends them at once)
 HEAVY_AT_ONCE = 2  # predictions and evaluations computed at once (the machine's cores)
 HEAVY_WAITING = 16  # more waiting than this: "busy", at once
 MAX_TEMPLATES = 100  # weight templates in a model's details: the first 100 classes
@@ -476,6 +477,47 @@ def create_app(
     return app
 
 
+def _protocol_with_deadline():
+    """uvicorn's HTTP/1.1 protocol with a deadline for each request's head: a client that has not sent a whole
+    request line and its headers within ``HEAD_SECONDS`` of connecting, or of its last answer, is disconnected
+    (uvicorn itself waits for ever, so that a hundred silent connections would stay open)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE and self.deadline is not None:  # a whole head came
+                self.deadline.cancel()
+                self.deadline = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(HEAD_SECONDS, self._too_slow)
+
+        def _too_slow(self) -> None:
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
 def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs", open_browser=False, report=print):
     """Run the playground until Ctrl-C or SIGTERM: ``nablanet serve``. The socket is bound before anything
     else, so that a port in use is one clear error and ``port=0`` gets a free port, whose address is printed."""
@@ -507,7 +549,9 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
         report(f"no model under {runs}/: the page offers to train the notebook's classifier there")
     report(f"nablanet playground at {url} (Ctrl-C stops it)")
     app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, http=_protocol_with_deadline(), log_level="warning", access_log=False, timeout_graceful_shutdown=1
+    )
     if open_browser:
         threading.Timer(0.5, webbrowser.open, [url]).start()
 
