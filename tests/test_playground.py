@@ -583,3 +583,37 @@ def test_connections_that_never_finish_their_request_are_closed(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)
+
+
+def test_heavy_work_runs_in_daemon_threads_so_a_stopping_server_need_not_wait_for_it():
+    import asyncio
+
+    seen = []
+    assert asyncio.run(server.in_daemon_thread(lambda: seen.append(threading.current_thread().daemon) or 7)) == 7
+    assert seen == [True]
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(server.in_daemon_thread(lambda: 1 / 0))
+
+
+def test_a_request_cut_short_by_the_shutdown_is_a_quiet_503():
+    import asyncio
+    import logging
+
+    async def cut_short(scope, receive, send):
+        raise asyncio.CancelledError("timeout graceful shutdown exceeded")
+
+    sent, reported = [], []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/api/models/0", "headers": []}
+    asyncio.run(server._Guard(cut_short, reported.append)(scope, receive, send))
+    assert sent[0]["status"] == 503 and b"the playground is stopping" in sent[1]["body"] and not reported
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, "Cancel 3 running task(s), %s", ("x",), None)
+    assert server._quiet_shutdown(record)
+    record.args = ("timeout graceful shutdown exceeded",)
+    assert not server._quiet_shutdown(record)

@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -290,9 +291,37 @@ async def _heavy(request: Request, work, *arguments):
     finally:
         playground.heavy_waiting -= 1
     try:
-        return await run_in_threadpool(work, *arguments)
+        return await in_daemon_thread(work, *arguments)
     finally:
         playground.heavy.release()
+
+
+async def in_daemon_thread(work, *arguments):
+    """``work(*arguments)`` in a thread of its own, awaited. The thread is a daemon: when the server stops, the
+    process exits at once instead of waiting for an evaluation or a training to finish (Python waits for the
+    threads of a pool, which kept a stopped server busy at full CPU until ``kill -9``)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, failure: BaseException | None) -> None:
+        if future.done():  # the request was cancelled meanwhile
+            return
+        if failure is not None:
+            future.set_exception(failure)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        result, failure = None, None
+        try:
+            result = work(*arguments)
+        except BaseException as error:  # handed to the awaiting request, whatever it is
+            failure = error
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
+            loop.call_soon_threadsafe(settle, result, failure)
+
+    threading.Thread(target=target, name="nablanet playground work", daemon=True).start()
+    return await future
 
 
 async def predict(request: Request) -> Response:
@@ -321,7 +350,7 @@ async def train_recipe(request: Request) -> Response:
     if not playground._training_recipe.acquire(blocking=False):
         raise HTTPException(409, "the notebook's classifier is being trained already")
     try:
-        result = await run_in_threadpool(_train_recipe, playground.runs)
+        result = await in_daemon_thread(_train_recipe, playground.runs)
     except OSError as error:
         raise HTTPException(503, f"cannot write the run under {playground.runs}: {describe(error)}") from None
     finally:
@@ -427,6 +456,10 @@ class _Guard:
             await self.app(scope, receive, send_with_headers)
         except ClientDisconnect:
             return  # the browser went away mid-request: nobody to answer, nothing wrong here
+        except asyncio.CancelledError:  # the server is stopping and cut the request short: say so, quietly
+            if not started:
+                response = JSONResponse({"error": "the playground is stopping"}, status_code=503)
+                await response(scope, receive, send_with_headers)
         except Exception as error:
             self.report(f"{scope.get('method')} {scope.get('path')}: {describe(error)}")
             if not started:
@@ -475,6 +508,12 @@ def create_app(
     )
     app.state.playground = playground
     return app
+
+
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    """A filter for uvicorn's log: its line on requests cut short by the shutdown (each already ends quietly
+    in :class:`_Guard`) is left out; the command line says "interrupted" or "terminated" instead."""
+    return "timeout graceful shutdown exceeded" not in record.getMessage()
 
 
 def _protocol_with_deadline():
@@ -549,6 +588,7 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
         report(f"no model under {runs}/: the page offers to train the notebook's classifier there")
     report(f"nablanet playground at {url} (Ctrl-C stops it)")
     app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"))
+    logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
     config = uvicorn.Config(
         app, http=_protocol_with_deadline(), log_level="warning", access_log=False, timeout_graceful_shutdown=1
     )
