@@ -117,7 +117,7 @@ class Archive:
             raise RuntimeError(f"read {name!r} only after expect() has matched it to the config")
         with self._zip.open(f"{name}.npy") as member:
             array = np.lib.format.read_array(member, allow_pickle=False)
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if array.dtype.kind == "f" and not _checks.all_finite(array):
             raise self.error(f"array {name!r} contains NaN or inf")
         return array
 
@@ -280,9 +280,9 @@ def read_model(archive: Archive, other_arrays: dict[str, ArraySpec] | None = Non
     archive.expect({**specs, **(other_arrays or {})})
     try:
         with shapes_only():  # the layers without their arrays: what using the model would cost
-            check_cost(Sequential.from_config(archive.config), archive.error)
-        model = Sequential.from_config(archive.config)
-        model.set_weights({name: archive.read(name) for name in specs})
+            model = Sequential.from_config(archive.config)
+        check_cost(model, archive.error)
+        model.set_weights({name: archive.read(name) for name in specs}, adopt=True)  # the arrays read, not copies
     except ValueError as error:
         if isinstance(error, ModelFileError):
             raise

@@ -243,16 +243,24 @@ class Sequential:
             for parameter in layer.parameters()
         }
 
-    def set_weights(self, arrays: dict[str, np.ndarray]) -> None:
+    def set_weights(self, arrays: dict[str, np.ndarray], *, adopt: bool = False) -> None:
         """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters. Every name must be
-        present and no other; shapes and dtypes must match and every number must be finite."""
+        present and no other; shapes and dtypes must match and every number must be finite.
+
+        ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable and
+        C-ordered), with zero gradients, instead of copying them: how a model file is read into a model built
+        inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory."""
         if not isinstance(arrays, dict) or not all(isinstance(value, np.ndarray) for value in arrays.values()):
             raise ValueError("set_weights needs a dict of NumPy arrays, named as get_weights names them")
-        expected = self.get_weights()
-        for name, value in expected.items():
+        named = {
+            f"layer{position}.{parameter.name}": parameter
+            for position, layer in enumerate(self.layers)
+            for parameter in layer.parameters()
+        }
+        for name, parameter in named.items():
             if name not in arrays:
                 raise ValueError(f"the array {name!r} is missing")
-            array = arrays[name]
+            array, value = arrays[name], parameter.value
             if array.shape != value.shape or array.dtype != value.dtype:
                 raise ValueError(
                     f"array {name!r} has shape {array.shape} and dtype {array.dtype}, "
@@ -260,11 +268,15 @@ class Sequential:
                 )
             if not _checks.all_finite(array):
                 raise ValueError(f"array {name!r} contains NaN or inf")
-        extra = set(arrays) - set(expected)
+        extra = set(arrays) - set(named)
         if extra:
             raise ValueError(f"arrays {sorted(extra)} belong to no layer")
-        for name, value in expected.items():
-            value[...] = arrays[name]
+        for name, parameter in named.items():
+            if adopt:
+                parameter.value = np.require(arrays[name], requirements=["C", "W"])
+                parameter.gradient = np.zeros(parameter.value.shape, parameter.value.dtype)  # no memory until used
+            else:
+                parameter.value[...] = arrays[name]
 
     def summary(self) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
