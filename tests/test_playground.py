@@ -9,6 +9,7 @@ import json
 import signal
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -617,3 +618,27 @@ def test_a_request_cut_short_by_the_shutdown_is_a_quiet_503():
     assert server._quiet_shutdown(record)
     record.args = ("timeout graceful shutdown exceeded",)
     assert not server._quiet_shutdown(record)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_page_trains_the_recipe_is_one_line(tmp_path):
+    process, url = start_playground(tmp_path / "runs")
+    answers = []
+
+    def train():
+        request = urllib.request.Request(url + "api/recipe", b"{}", {"content-type": "application/json"}, method="POST")
+        try:
+            answers.append(urllib.request.urlopen(request, timeout=60).status)
+        except urllib.error.HTTPError as error:
+            answers.append(error.code)
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    for line in process.stdout:  # the recipe prints its epochs: Ctrl-C once it is under way
+        if line.startswith("Epoch 1/20"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=30)
+    trainer.join(30)
+    assert process.returncode == 130 and errors == "nablanet serve: interrupted\n", errors
+    assert answers in ([503], [204]), answers  # cut short, or done within the second the server waits: never a 500
