@@ -221,6 +221,8 @@ def _write_state(checkpoint: Checkpoint, target: Path) -> Path:
             fallback.mkdir()
             return checkpoint.write(fallback / FILENAME)
         except OSError as second:
+            with contextlib.suppress(OSError):
+                fallback.rmdir()  # an empty folder left behind would only mislead
             raise OSError(
                 f"could not save the training state to {target} ({error.strerror or error}) nor to {fallback} "
                 f"({second.strerror or second}): the run is lost"
@@ -576,6 +578,8 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
         interruption.late = stop
     except CheckpointWriteError as error:  # a full disk: the state goes where it can, and the run stops
         checkpoint = training.checkpoint
+        if checkpoint.epoch == training.initial_epoch:  # nothing trained yet: nothing to keep
+            raise error.__cause__ or error from None
         with signals_ignored():
             written = _write_state(checkpoint, target)
         raise OSError(
