@@ -44,3 +44,21 @@ def test_a_jpeg_of_too_many_scans_is_refused_before_it_is_decoded(tmp_path):
 def test_a_huge_picture_is_refused_naming_the_limit_in_force(limit):
     with pytest.raises(DatasetError, match=f"more than the {limit:,} pixels nablanet decodes"):
         read_grey(_png_header(50_000, 50_000), max_pixels=limit)
+
+
+def test_an_mpo_of_too_many_scans_is_refused_as_a_jpeg_is():
+    """A multi-picture JPEG (MPO, as cameras write) is JPEG frames one after the other: its scans count too."""
+    frames = [Image.fromarray(np.full((32, 32), value, np.uint8)) for value in (10, 200)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="MPO", save_all=True, append_images=frames[1:], progressive=True)
+    mpo = buffer.getvalue()
+    assert Image.open(io.BytesIO(mpo)).format == "MPO"
+    assert read_grey(mpo).shape == (32, 32)
+    bomb = (
+        mpo[: mpo.index(b"\xff\xd9")]
+        + mpo[mpo.index(b"\xff\xda") : mpo.index(b"\xff\xd9")] * 100
+        + mpo[mpo.index(b"\xff\xd9") :]
+    )
+    assert Image.open(io.BytesIO(bomb)).format == "MPO"  # not taken for a plain JPEG
+    with pytest.raises(DatasetError, match="scans, more than the 64 nablanet decodes"):
+        read_grey(bomb)

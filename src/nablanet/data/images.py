@@ -76,7 +76,7 @@ def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if size > MAX_FILE_BYTES:
         raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is more than an image nablanet reads")
     try:
-        with warnings.catch_warnings(), _c_library_quiet():
+        with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(opened, formats=FORMATS) as image:
                 width, height = image.size
@@ -86,13 +86,15 @@ def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     )
                 if width == 0 or height == 0:
                     raise DatasetError(f"{path}: the image is empty")
-                if image.format == "JPEG" and (scans := _jpeg_scans(opened)) > MAX_JPEG_SCANS:
+                # JPEG, and MPO (JPEG frames one after the other, as cameras write them): scans counted first
+                if image.format in ("JPEG", "MPO") and (scans := _jpeg_scans(opened)) > MAX_JPEG_SCANS:
                     raise DatasetError(
                         f"{path}: a JPEG of {scans:,} scans, more than the {MAX_JPEG_SCANS} nablanet decodes"
                     )
-                image.seek(0)  # the first frame of an animation
-                image = ImageOps.exif_transpose(image)  # a phone photo the right way up
-                grey, alpha = _grey_and_alpha(image)
+                with _c_library_quiet() if image.format == "TIFF" else contextlib.nullcontext():
+                    image.seek(0)  # the first frame of an animation
+                    image = ImageOps.exif_transpose(image)  # a phone photo the right way up
+                    grey, alpha = _grey_and_alpha(image)
     except UnidentifiedImageError:
         raise DatasetError(f"{path}: not an image in a format nablanet reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -110,9 +112,10 @@ def read_grey(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 @contextlib.contextmanager
 def _c_library_quiet() -> Iterator[None]:
-    """Send what C decoders (libtiff) print straight to file descriptor 2 to /dev/null while a picture is
-    decoded: a broken picture gets nablanet's one line, not the decoder's complaints besides. File
-    descriptor 2 belongs to the whole process, so threads (the playground's requests) take turns."""
+    """Send what libtiff prints straight to file descriptor 2 to /dev/null while a TIFF is decoded: a broken
+    picture gets nablanet's one line, not the decoder's complaints besides. File descriptor 2 belongs to the
+    whole process, so threads (the playground's requests) take turns — for TIFF only: the other decoders
+    print nothing, and a slow decode of theirs must not make every other request wait."""
     with _STDERR_LOCK:
         yield from _stderr_to_devnull()
 
