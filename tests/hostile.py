@@ -263,6 +263,10 @@ def hostile_model_files(folder: Path) -> dict[str, Path]:
         image_model(conv(padding=1400), {"type": "AvgPool2D", "config": {"pool_size": 2828, "stride": 1}}),
     )
     variant(
+        "a 1×1 convolution padded by 3, then a 34×34 average pool (1,156 passes a batch)",
+        image_model(conv(padding=3), {"type": "AvgPool2D", "config": {"pool_size": 34, "stride": 1}}),
+    )
+    variant(
         "a Conv2D of 2,000 filters computed by the loop",
         image_model(conv(out_channels=2_000, method="loop"), {"type": "Flatten"}),
     )

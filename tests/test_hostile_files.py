@@ -87,14 +87,17 @@ def test_the_messages_say_what_is_wrong(model_files, checkpoint_files):
         "an unknown layer": "unknown type 'Conv3D'",
         "rng as a layer argument": "has no arguments ['rng']",
         "a 1×1 convolution padded by 1,400, then a 2828×2828 average pool (39 hours of evaluation)": (
-            "each batch through this model takes 7,997,585 array passes (pooling and convolution windows), more "
-            "than the 4,096 nablanet allows a model file"
+            "one sample through this model makes 23,992,753 numbers, more than the 16,777,216 nablanet allows"
+        ),
+        "a 1×1 convolution padded by 3, then a 34×34 average pool (1,156 passes a batch)": (
+            "each batch through this model takes 1,157 array passes (pooling and convolution windows), more "
+            "than the 1,024 nablanet allows a model file"
         ),
         "a Conv2D of 2,000 filters computed by the loop": (
             "one sample through this model takes 1,568,000 steps of a Python loop"
         ),
         "a 25×25 convolution of 4,000 filters (4 GFLOP a sample)": (
-            "takes 3,923,626,000 floating-point operations, more than the 2,147,483,648 nablanet allows"
+            "takes 3,923,628,704 floating-point operations, more than the 2,147,483,648 nablanet allows"
         ),
     }
     for description, fragment in expected.items():

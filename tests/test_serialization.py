@@ -178,3 +178,10 @@ def test_loading_a_model_holds_its_weights_once(tmp_path):
         return int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
 
     assert peak("big.npz") - peak("small.npz") < 1.3 * weights
+
+
+def test_a_model_that_starts_with_dropout_saves_and_loads(tmp_path):
+    model = nn.Sequential([nn.Dropout(0.2, rng=0), nn.Dense(784, 10, rng=0), nn.Softmax()])
+    nn.save(model, tmp_path / "dropout-first.npz")
+    X = np.random.default_rng(0).random((784, 3))
+    np.testing.assert_array_equal(nn.load(tmp_path / "dropout-first.npz").predict_proba(X), model.predict_proba(X))

@@ -7,10 +7,10 @@ built inside :func:`~nablanet.core.parameter.shapes_only` costs no memory), and 
 ceiling that names the figure. :func:`cost` gives, for one sample's forward pass:
 
 * ``operations``: floating-point operations — 2 per multiply-add of a product, 1 per element of every
-  other pass (im2col's copy, a pooling window's comparison, an activation);
+  other pass (padding's and im2col's copies, a pooling window's comparison, an activation);
 * ``values``: the numbers it keeps — every layer's output (each layer keeps its own) and the largest work
-  array besides, a convolution's X_col (C·k·k·H'·W'): the one memory estimate, which batch sizing and
-  file loading use;
+  arrays besides, a convolution's padded input (C·(H + 2p)·(W + 2p)) and X_col (C·k·k·H'·W'): the one
+  memory estimate, which batch sizing and file loading use;
 * ``steps``: iterations of a Python loop, each costing microseconds rather than nanoseconds:
   ``Conv2D(method="loop")`` takes one per output value (F·H'·W');
 * ``passes``, per batch whatever its size: NumPy passes made one by one from Python — a p×p pooling
@@ -62,12 +62,15 @@ def _layer_cost(layer: Layer, inputs: int, outputs: int, shape: Shape | None) ->
     """(operations, work values, steps, passes) of one layer, for ``inputs`` numbers in and ``outputs`` out."""
     if isinstance(layer, Dense):
         return 2 * inputs * outputs, 0, 0, 1
-    if isinstance(layer, Conv2D) and shape is not None:
+    if isinstance(layer, Conv2D) and shape is not None and layer.input_shape is not None:
         filters, height, width = shape
-        columns = layer.in_channels * layer.kernel_size**2 * height * width  # X_col of one sample
+        channels, in_height, in_width = layer.input_shape
+        p = layer.padding_value
+        padded = channels * (in_height + 2 * p) * (in_width + 2 * p) if p else 0  # the padded copy of the input
+        columns = channels * layer.kernel_size**2 * height * width  # X_col of one sample
         if layer.method == "loop":
-            return 2 * columns * filters, 0, filters * height * width, 0
-        return 2 * columns * filters + columns, columns, 0, layer.kernel_size**2
+            return 2 * columns * filters + padded, padded, filters * height * width, 0
+        return 2 * columns * filters + columns + padded, columns + padded, 0, layer.kernel_size**2
     if isinstance(layer, (MaxPool2D, AvgPool2D)):
         return outputs * layer.pool_size**2, 0, 0, layer.pool_size**2
     return outputs, 0, 0, 1  # an activation, Dropout, Flatten, a learner's layer: one pass over its output

@@ -125,7 +125,7 @@ class Sequential:
         batch sizing and the loading of model files use), Python steps and passes — worked out from the
         layers' shapes alone (see :mod:`nablanet.training.budget`). ``input_size`` is for a model whose
         first layer does not fix it."""
-        first = _declared_shape(self.layers[0]) or ((input_size,) if input_size else None)
+        first = self.input_shape or ((input_size,) if input_size else None)  # Dropout first: the next's
         if first is None:
             raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
         return cost(self.layers, self.shapes(first), first)
