@@ -175,3 +175,17 @@ def test_a_model_too_large_for_the_memory_is_refused_before_it_is_built(tmp_path
     assert "--conv 3000 with --batch-size 200 needs about 11.4 GiB to train (5,076,104 numbers a sample)" in err
     assert "more than the 3.0 GiB nablanet allows on this computer" in err and err.count("\n") == 1
     assert built == [1]  # the sketch only, without its arrays
+
+
+def test_a_model_whose_outputs_overflow_is_one_line_from_predict_and_evaluate(tmp_path, capsys):
+    model = nn.Sequential([nn.Dense(784, 10, rng=0), nn.Softmax()])
+    model.layers[0].W[...] = 1e308  # finite weights, infinite scores
+    model.metadata = {"dataset": "mnist"}
+    nn.save(model, tmp_path / "model.npz")
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(tmp_path / "digit.png")
+    assert main(["predict", str(tmp_path / "model.npz"), str(tmp_path / "digit.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the model's outputs are not finite numbers (NaN or inf)" in err
+    assert main(["evaluate", str(tmp_path / "model.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outputs on the mnist test set are not finite numbers" in err

@@ -642,3 +642,28 @@ def test_ctrl_c_while_the_page_trains_the_recipe_is_one_line(tmp_path):
     trainer.join(30)
     assert process.returncode == 130 and errors == "nablanet serve: interrupted\n", errors
     assert answers in ([503], [204]), answers  # cut short, or done within the second the server waits: never a 500
+
+
+def test_a_softmax_classifier_of_150_classes_shows_the_templates_of_its_first_100(runs):
+    model = nn.Sequential([nn.Dense(784, 150, rng=0), nn.Softmax()])
+    served = server.ServedModel(0, "150 classes", model, 0.5)
+    with TestClient(server.create_app([served], runs), base_url=BASE) as client:
+        details = client.get("/api/models/0")
+    assert details.status_code == 200 and len(details.json()["templates"]) == server.MAX_TEMPLATES == 100
+
+
+def test_the_views_of_a_model_of_a_thousand_layers_are_its_first_twelve():
+    from nablanet.app.playground.inside import MAX_LAYER_VIEWS
+
+    layers = [nn.Dense(784, 16, rng=0), *(nn.ReLU() for _ in range(1000)), nn.Dense(16, 10, rng=0), nn.Softmax()]
+    view = look_inside(nn.Sequential(layers), np.random.default_rng(0).random((784, 1)), [str(k) for k in range(10)])
+    assert len(view["layers"]) == MAX_LAYER_VIEWS == 12 and view["layers"][-1]["name"] == "12 ReLU"
+
+
+def test_a_model_whose_outputs_overflow_is_a_422_not_a_500(runs):
+    model = nn.Sequential([nn.Dense(784, 10, rng=0), nn.Softmax()])
+    model.layers[0].W[...] = 1e308  # finite weights, infinite scores
+    served = server.ServedModel(0, "overflowing", model, 0.5)
+    with TestClient(server.create_app([served], runs), base_url=BASE) as client:
+        answer = client.post("/api/models/0/predict", content=drawn_png("1"), headers={"content-type": "image/png"})
+    assert answer.status_code == 422 and "not finite numbers" in answer.json()["error"]

@@ -118,7 +118,10 @@ def predict_images(model_path: Path | str, images: Iterable[Path | str]) -> list
     for path in map(Path, images):
         if not path.is_file():
             raise FileNotFoundError(f"no image file at {path}")
-        values = model.predict_proba(load_image(path, style).astype(model.dtype))[:, 0]
+        with np.errstate(all="ignore"):  # an overflow is said once, below
+            values = model.predict_proba(load_image(path, style).astype(model.dtype))[:, 0]
+        if not np.isfinite(values).all():
+            raise ValueError(f"{path}: the model's outputs are not finite numbers (NaN or inf): its weights overflow")
         pairs = [(str(name), float(value)) for name, value in zip(names, values, strict=True)]
         best = int(values.argmax())
         predictions.append(Prediction(path, pairs[best][0], pairs, probabilities, best))
@@ -150,8 +153,14 @@ def evaluate_model(
     folder = Path(out if out is not None else Path(model_path).parent)
     with claim_folder(folder):
         data = _test_data(model, dataset, data_home)
-        scores = model.evaluate(data.X_test, data.Y_test)
-        predictions = model.predict(data.X_test)
+        with np.errstate(all="ignore"):  # an overflow is said once, below
+            scores = model.evaluate(data.X_test, data.Y_test)
+            predictions = model.predict(data.X_test)
+        if not np.isfinite(scores["loss"]):
+            raise ValueError(
+                f"the model's outputs on the {data.name} test set are not finite numbers (NaN or inf): its weights "
+                f"overflow"
+            )
         per_class = []
         for label, class_name in enumerate(data.class_names):
             chosen = data.y_test == label

@@ -113,7 +113,8 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
 def all_finite(array: np.ndarray) -> bool:
     """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
     the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""
-    return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum that overflows is a question, not a warning
+        return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
 
 
 def image_shape(name: str, shape: Any) -> tuple[int, int, int]:

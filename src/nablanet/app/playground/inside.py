@@ -9,8 +9,8 @@ keeps what a learner wants to see:
   classes at most;
 * for the softmax classifier (one Dense layer): the contribution map W_k ⊙ x of the top classes — the
   score z_k = Σ_p W_k[p] x[p] + b_k, pixel by pixel ("why it thinks 3");
-* for deeper models: the output of every activation and pooling layer, hidden units as a strip and
-  convolutional feature maps as a mosaic.
+* for deeper models: the output of every activation and pooling layer (the first 12), hidden units as a
+  strip and convolutional feature maps as a mosaic.
 
 Pictures are PNG data URLs, coloured with matplotlib's colour maps (no figure is drawn, so a view costs
 well under a millisecond).
@@ -33,6 +33,7 @@ from ...data.images import SIZE
 
 TOP_CLASSES = 3  # contribution maps shown for a softmax classifier
 MAX_JACOBIAN_CLASSES = 20  # the Jacobian of at most this many classes, the most probable
+MAX_LAYER_VIEWS = 12  # pictures of the first 12 activation and pooling layers at most
 STRIP_WIDTH = 32  # hidden units per row of a strip
 
 
@@ -89,8 +90,9 @@ def is_softmax_classifier(model) -> bool:
 
 
 def weight_templates(model, class_names) -> list[dict]:
-    """The softmax classifier's rows W_k as 28×28 images, on one diverging scale (red raises z_k)."""
-    W = model.layers[0].W
+    """The softmax classifier's rows W_k as 28×28 images, on one diverging scale (red raises z_k), for the
+    classes named in ``class_names`` (the first ones)."""
+    W = model.layers[0].W[: len(class_names)]  # the first classes only, if the caller names fewer
     limit = float(np.abs(W).max()) or 1.0
     return [
         {"class": name, "image": png_data_url(row.reshape(SIZE, SIZE), "RdBu_r", low=-limit, high=limit)}
@@ -120,7 +122,8 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
     output = x
     passes = outputs(model.layers, x, inference=True)  # keeps nothing in the layers: requests may run at once
     for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
-        if position < len(model.layers) - 1 and _shown(layer) and shape is not None:
+        shown = position < len(model.layers) - 1 and _shown(layer) and shape is not None
+        if shown and len(layers) < MAX_LAYER_VIEWS:
             values = output[:, 0].astype(np.float64)
             picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
             cmap_image = diverging(picture) if values.min() < 0 else png_data_url(picture, "viridis", low=0.0)
@@ -135,6 +138,8 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
                 }
             )
     scores = output[:, 0].astype(np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("the model's outputs for this picture are not finite numbers: its weights overflow")
     softmax = isinstance(model.layers[-1], Softmax)  # else the outputs are scores, not probabilities
     best = int(scores.argmax())
     view = {

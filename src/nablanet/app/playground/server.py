@@ -330,7 +330,7 @@ async def predict(request: Request) -> Response:
     start = time.perf_counter()
     try:
         view = await _heavy(request, _look, served, picture)
-    except DatasetError as error:
+    except ValueError as error:  # a picture that is none (DatasetError), a model whose outputs overflow
         raise HTTPException(422, str(error)) from None
     milliseconds = (time.perf_counter() - start) * 1000
     view["server_ms"] = round(milliseconds, 2)
