@@ -115,6 +115,7 @@ def _jacobian(a: np.ndarray, softmax: bool) -> dict:
     return {"jacobian": softmax_jacobian(a[classes]).round(6).tolist(), "jacobian_classes": classes.tolist()}
 
 
+@np.errstate(all="ignore")  # a model whose outputs overflow is refused below, in one message
 def look_inside(model, x: np.ndarray, class_names) -> dict:
     """Everything the Draw tab shows for the column ``x`` (784, 1): see the module's description."""
     x = x.astype(model.dtype or np.float64)
