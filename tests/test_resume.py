@@ -157,3 +157,15 @@ def test_a_checkpoint_whose_settings_do_not_describe_its_model_is_refused(tmp_pa
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "checkpoint.npz: the checkpoint's settings do not describe its model" in err
         assert fragment in err, err
+    schedule = {**config["optimizer"]["schedule"], "config": {"learning_rate": 3.0}}  # the settings say 0.01
+    write_archive(
+        ck / "checkpoint.npz",
+        "checkpoint",
+        {**config, "optimizer": {**config["optimizer"], "schedule": schedule}},
+        arrays,
+    )
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "2", "--checkpoint-dir", str(ck), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the checkpoint's settings do not describe its optimizer: it is sgd" in err
+    assert "Constant {'learning_rate': 3.0}, the settings make sgd" in err and "{'learning_rate': 0.01}" in err

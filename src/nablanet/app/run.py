@@ -416,6 +416,7 @@ def _start(
     else:
         model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
         _check_resumed_model(model, settings, data, run.checkpoint_path)
+        _check_resumed_optimizer(optimizer, settings, run.checkpoint_path)
         _check_training_memory(model, settings)
         run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
@@ -488,6 +489,21 @@ def _check_resumed_model(model: Sequential, settings: TrainingSettings, data: Da
             f"it has {len(saved)} layers, the settings make {len(expected)}",
         )
         raise ValueError(f"{path}: the checkpoint's settings do not describe its model: {where:.300}")
+
+
+def _check_resumed_optimizer(optimizer: Optimizer, settings: TrainingSettings, path: Path | None) -> None:
+    """Refuse a checkpoint whose optimizer (kind, arguments, learning-rate schedule) is not the one its settings
+    make: the run would go on with another learning rate than the one it records."""
+
+    def described(made: Optimizer) -> tuple:
+        return made.name, made.get_config(), type(made.schedule).__name__, made.schedule.get_config()
+
+    saved, expected = described(optimizer), described(settings.make_optimizer())
+    if saved != expected:
+        raise ValueError(
+            f"{path}: the checkpoint's settings do not describe its optimizer: it is {saved[0]} {saved[1]} with "
+            f"{saved[2]} {saved[3]}, the settings make {expected[0]} {expected[1]} with {expected[2]} {expected[3]}"
+        )
 
 
 def _check_training_memory(model: Sequential, settings: TrainingSettings) -> None:
