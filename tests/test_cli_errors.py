@@ -175,6 +175,7 @@ def test_a_model_too_large_for_the_memory_is_refused_before_it_is_built(tmp_path
     assert "--conv 3000 with --batch-size 200 needs about 11.4 GiB to train (5,076,104 numbers a sample)" in err
     assert "more than the 3.0 GiB nablanet allows on this computer" in err and err.count("\n") == 1
     assert built == [1]  # the sketch only, without its arrays
+    assert not (tmp_path / "run").exists()  # a run refused before it began leaves no empty folder
 
 
 def test_a_model_whose_outputs_overflow_is_one_line_from_predict_and_evaluate(tmp_path, capsys):

@@ -490,7 +490,7 @@ def test_out_on_a_finished_run_is_refused_and_its_model_kept(tmp_path, capsys):
         capsys.readouterr()
         assert cli(tmp_path, again) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "holds the model of an earlier run" in err and "choose another --out" in err
+        assert err.count("\n") == 1 and "holds the model.npz of an earlier run" in err and "choose another --out" in err
     assert (tmp_path / "run" / "model.npz").read_bytes() == saved
 
 

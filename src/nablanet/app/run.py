@@ -324,21 +324,29 @@ def train_run(
                 f"--resume, or start afresh in another folder (or after removing {checkpoints / FILENAME})"
             )
         settings.check()
+        created = out is None or not Path(out).exists()  # a folder made for this run goes if it stays empty
         folder = Path(out) if out is not None else new_run_folder()
         if not resume and checkpoints is None and (folder / FILENAME).exists():
             raise ValueError(
                 f"--out {folder} holds the saved state of an interrupted run: continue it with --resume "
                 f"--checkpoint-dir {folder}, or choose another --out"
             )
-        if (folder / "model.npz").exists():
+        earlier = [name for name in ("model.npz", "metrics.json") if (folder / name).exists()]
+        if earlier:
             raise ValueError(
-                f"--out {folder} holds the model of an earlier run, which this run would replace: choose another "
-                f"--out (or remove {folder / 'model.npz'} first)"
+                f"--out {folder} holds the {earlier[0]} of an earlier run, which this run would replace: choose "
+                f"another --out (or remove {folder / earlier[0]} first)"
             )
         if checkpoints is None or folder.resolve() != checkpoints.resolve():
             locks.enter_context(claim_folder(folder))
-        with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
-            return _train(settings, state, _RunContext(folder, checkpoints, report, command))
+        try:
+            with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
+                return _train(settings, state, _RunContext(folder, checkpoints, report, command))
+        except BaseException:
+            if created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if the run left nothing in it (a model refused before training)
+            raise
 
 
 def _changed_settings(settings: TrainingSettings) -> set[str]:
@@ -462,15 +470,18 @@ def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Genera
             rng=rng,
         )
     except ValueError as error:
-        if not settings.conv:
+        sizes = [
+            (option, value) for option, value in (("--conv", settings.conv), ("--hidden", settings.hidden)) if value
+        ]
+        if not sizes:
             raise
-        given, hint = ",".join(map(str, settings.conv)), ""
-        if "does not fit" in str(error):
+        given, hint = " ".join(f"{option} {','.join(map(str, value)):.60}" for option, value in sizes), ""
+        if settings.conv and "does not fit" in str(error):
             side, fitting = math.isqrt(data.X_train.shape[0]), 0
             while (side - 2) // 2 >= 1:  # a block: a 3×3 convolution (2 pixels less), a 2×2 max-pooling (half)
                 side, fitting = (side - 2) // 2, fitting + 1
             hint = f"; {data.name}'s images have room for {fitting} blocks (a 3×3 convolution and a 2×2 pooling each)"
-        raise ValueError(f"--conv {given:.60}: {error}{hint}") from None
+        raise ValueError(f"{given}: {error}{hint}") from None
 
 
 def _check_resumed_model(model: Sequential, settings: TrainingSettings, data: Dataset, path: Path | None) -> None:

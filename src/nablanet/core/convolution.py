@@ -313,7 +313,7 @@ class AvgPool2D(_Pool2D):
         input, _ = last_pass(self, output_gradient)
         shape = self._output_shape(self._shape())
         share = ops.images(output_gradient, shape) * (1.0 / self.pool_size**2)
-        dx = np.zeros((input.shape[1], *self._shape()), dtype=output_gradient.dtype)
+        dx = np.zeros((input.shape[1], *self._shape()), dtype=share.dtype)
         for view in ops.window_views(dx, self.pool_size, self.stride):
             view += share
         return ops.matrix(dx)

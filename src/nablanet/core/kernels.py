@@ -185,7 +185,7 @@ class Kernel:
                 _warn(f"a compiled kernel failed ({type(error).__name__}: {error}): the NumPy code runs instead")
                 return False
             _State.uncached = True  # once more, and from now on, without the disk cache
-            _warn(f"numba's cache failed ({type(error).__name__}: {error}): kernels are compiled in each run")
+            _warn(f"a compiled kernel failed ({type(error).__name__}: {error}): trying once more without numba's cache")
             return self(*arguments)
         return True
 
