@@ -564,13 +564,16 @@ def test_predictions_beyond_the_queue_are_told_the_playground_is_busy(found, run
 
 @pytest.mark.slow
 def test_connections_that_never_finish_their_request_are_closed(tmp_path):
+    """Silent, half a head, or a body that trickles: each is closed by the server's deadlines."""
     import socket
 
     process, url = start_playground(tmp_path / "runs")
     address = urllib.parse.urlsplit(url)
     try:
         silent = []
-        for sent in (b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"):  # nothing, or a head that never ends
+        head = b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        trickle = head + b"content-length: 1000\r\n\r\nx"  # a whole head, then one byte of its body
+        for sent in (b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n", trickle):  # nothing, half a head, a trickle
             for _ in range(5):
                 connection = socket.create_connection((address.hostname, address.port), timeout=60)
                 connection.sendall(sent)
@@ -578,7 +581,7 @@ def test_connections_that_never_finish_their_request_are_closed(tmp_path):
         answered = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         answered.request("GET", "/api/toy")
         assert answered.getresponse().status == 200  # the server goes on answering meanwhile
-        for connection in silent:  # closed by the server after HEAD_SECONDS (the test waits up to 60 s)
+        for connection in silent:  # closed after HEAD_SECONDS or BODY_SECONDS (the test waits up to 60 s)
             assert connection.recv(100) == b""
             connection.close()
     finally:

@@ -65,6 +65,7 @@ from .training import ToySession, ToySettings, choices
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
 HEAD_SECONDS = 5  # a request's line and headers must come within this (a browser sends them at once)
+BODY_SECONDS = 10  # and its body (at most 2 MiB) within this of its head
 HEAVY_AT_ONCE = 2  # predictions and evaluations computed at once (the machine's cores)
 HEAVY_WAITING = 16  # more waiting than this: "busy", at once
 MAX_TEMPLATES = 100  # weight templates in a model's details: the first 100 classes
@@ -517,41 +518,48 @@ def _quiet_shutdown(record: logging.LogRecord) -> bool:
 
 
 def _protocol_with_deadline():
-    """uvicorn's HTTP/1.1 protocol with a deadline for each request's head: a client that has not sent a whole
-    request line and its headers within ``HEAD_SECONDS`` of connecting, or of its last answer, is disconnected
-    (uvicorn itself waits for ever, so that a hundred silent connections would stay open)."""
+    """uvicorn's HTTP/1.1 protocol with deadlines: a client must send a request's line and headers within
+    ``HEAD_SECONDS`` of connecting (or of its last answer), and its body within ``BODY_SECONDS`` of its head,
+    or it is disconnected (uvicorn itself waits for ever, so that a hundred silent or trickling connections
+    would stay open)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Protocol(H11Protocol):
         deadline: asyncio.TimerHandle | None = None
+        awaiting = h11.IDLE  # what the deadline waits to see end: the head (IDLE) or the body (SEND_BODY)
 
         def connection_made(self, transport):
             super().connection_made(transport)
-            self._arm()
+            self._arm(h11.IDLE, HEAD_SECONDS)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._arm()
+            self._arm(h11.IDLE, HEAD_SECONDS)
 
         def handle_events(self) -> None:
             super().handle_events()
-            if self.conn.their_state is not h11.IDLE and self.deadline is not None:  # a whole head came
-                self.deadline.cancel()
-                self.deadline = None
+            state = self.conn.their_state
+            if self.deadline is not None and state is not self.awaiting:
+                if state is h11.SEND_BODY:
+                    self._arm(h11.SEND_BODY, BODY_SECONDS)  # the head came: now the body
+                else:
+                    self.deadline.cancel()  # the whole request came
+                    self.deadline = None
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self.deadline is not None:
                 self.deadline.cancel()
             super().connection_lost(exc)
 
-        def _arm(self) -> None:
+        def _arm(self, awaiting, seconds: float) -> None:
             if self.deadline is not None:
                 self.deadline.cancel()
-            self.deadline = self.loop.call_later(HEAD_SECONDS, self._too_slow)
+            self.awaiting = awaiting
+            self.deadline = self.loop.call_later(seconds, self._too_slow)
 
         def _too_slow(self) -> None:
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self.conn.their_state is self.awaiting and not self.transport.is_closing():
                 self.transport.close()
 
     return Protocol
