@@ -166,9 +166,9 @@ def test_a_prediction_between_forward_and_backward_changes_no_gradient(make):
         np.testing.assert_array_equal(before, after)
 
 
-def test_every_layer_checks_the_gradient_it_is_given():
-    X = np.random.default_rng(0).random((16, 2))
-    for layer in [
+def one_of_each_layer():
+    """A layer of every kind, each taking 16 features (an image of 1×4×4 for the image layers)."""
+    return [
         nn.Dense(16, 3),
         nn.ReLU(),
         nn.Sigmoid(),
@@ -178,7 +178,12 @@ def test_every_layer_checks_the_gradient_it_is_given():
         nn.MaxPool2D(2, input_shape=(1, 4, 4)),
         nn.AvgPool2D(2, input_shape=(1, 4, 4)),
         nn.Flatten(input_shape=(1, 4, 4)),
-    ]:
+    ]
+
+
+def test_every_layer_checks_the_gradient_it_is_given():
+    X = np.random.default_rng(0).random((16, 2))
+    for layer in one_of_each_layer():
         output = layer.forward(X)
         name = type(layer).__name__
         with pytest.raises(TypeError, match=f"{name}.backward: output_gradient must be a NumPy array, received: list"):
@@ -265,16 +270,7 @@ def test_a_parameter_too_large_for_numpy_is_one_clear_error():
 
 
 def test_every_layer_refuses_an_empty_batch_in_one_line():
-    for layer in [
-        nn.Dense(16, 3),
-        nn.ReLU(),
-        nn.Softmax(),
-        nn.Dropout(0.5),
-        nn.Conv2D(1, 2, 3, input_shape=(1, 4, 4)),
-        nn.MaxPool2D(2, input_shape=(1, 4, 4)),
-        nn.AvgPool2D(2, input_shape=(1, 4, 4)),
-        nn.Flatten(input_shape=(1, 4, 4)),
-    ]:
+    for layer in one_of_each_layer():
         with pytest.raises(ValueError, match=r"^input has no samples: it needs at least one column$"):
             layer.forward(np.ones((16, 0)))
 
