@@ -267,6 +267,10 @@ def hostile_model_files(folder: Path) -> dict[str, Path]:
         image_model(conv(padding=3), {"type": "AvgPool2D", "config": {"pool_size": 34, "stride": 1}}),
     )
     variant(
+        "a 1×1 convolution padded by 10³⁰ (more rows than NumPy can count)",
+        image_model(conv(padding=10**30), {"type": "Flatten"}),
+    )
+    variant(
         "a Conv2D of 2,000 filters computed by the loop",
         image_model(conv(out_channels=2_000, method="loop"), {"type": "Flatten"}),
     )

@@ -41,7 +41,13 @@ CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line 
     ("train --lr 0", "argument --lr: expected a positive number"),
     ("train --lr -0.1", "argument --lr: expected a positive number"),
     ("train --lr nan", "argument --lr: expected a positive number"),
-    ("train --seed abc", "argument --seed: invalid int value"),
+    ("train --seed abc", "argument --seed: expected an integer ≥ 0, received 'abc'"),
+    ("train --seed -1", "argument --seed: expected an integer ≥ 0, received '-1'"),  # was NumPy's own words
+    ("toy --seed -1", "argument --seed: expected an integer ≥ 0"),
+    ("gradcheck --seed -1", "argument --seed: expected an integer ≥ 0"),
+    # the split is checked before "Training on … 0 samples" is printed
+    ("train --val-split 0.99999999 --out {dir}/split", "--val-split 0.99999999 of the 60,000 training images"),
+    ("train --val-split 0.000001 --out {dir}/split", "holds out 0: no image to validate on"),
     ("train --hidden 10,-2", "argument --hidden: expected comma-separated positive layer sizes"),
     ("train --hidden a,b", "argument --hidden: expected comma-separated positive layer sizes"),
     ("train --dataset cifar", "argument --dataset: invalid choice: 'cifar'"),
@@ -115,6 +121,12 @@ def test_bad_input_gets_one_line_and_exit_2(files, capsys, command, fragment):
     assert captured.err.startswith("nablanet")
 
 
+def test_a_split_that_leaves_no_data_is_refused_before_training_is_announced(files, capsys):
+    assert main(["train", "--val-split", "0.99999999", "--out", str(files / "split")]) == 2
+    captured = capsys.readouterr()
+    assert "holds out 60,000" in captured.err and "Training on" not in captured.out
+
+
 def test_there_are_at_least_25_cases():
     assert len(CASES) >= 25
 
@@ -138,6 +150,7 @@ def test_each_training_option_is_checked_by_the_function_training_settings_uses(
         ({"dropout": 1.0}, "--dropout must be a number in [0, 1)"),
         ({"weight_decay": -1.0}, "--weight-decay must be a finite number ≥ 0, received: -1.0"),
         ({"early_stopping": 0}, "--early-stopping must be a positive integer"),
+        ({"seed": -1}, "--seed must be an integer ≥ 0, received: -1"),
     ],
 )
 def test_the_library_settings_refuse_what_the_parser_refuses_naming_the_option(settings, message):

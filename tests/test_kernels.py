@@ -282,3 +282,31 @@ def test_a_kernel_numba_cannot_compile_turns_to_numpy_with_one_warning(monkeypat
     assert kernels._State.failed and not kernels.enabled()
     for ours, expected in zip(weights, reference, strict=True):
         np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_file_is_cleared_so_the_next_run_caches_the_kernel_anew(tmp_path):
+    """A truncated cache file used to fail (and be left out) in every run; now the first run after the damage
+    warns and clears it, and the run after that compiles, caches and runs the kernel without a word."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np; from nablanet.core import kernels; "
+        "out = kernels.relu_backward(np.ones(5), np.arange(5.0) - 2); assert out is not None; print(out.tolist())"
+    )
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONWARNINGS="always")
+
+    def run_once() -> str:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment)
+        assert result.returncode == 0 and result.stdout.strip() == "[0.0, 0.0, 0.0, 1.0, 1.0]", result.stderr
+        return result.stderr
+
+    assert run_once() == ""  # compiled and cached
+    (index,) = tmp_path.rglob("*relu_backward_loop*.nbi")
+    index.write_bytes(index.read_bytes()[:40])  # a truncated file, as a full disk or a killed write leaves
+    damaged = run_once()
+    assert "pickle data was truncated" in damaged and "its cache cleared" in damaged, damaged
+    assert run_once() == ""  # compiled anew and cached: no warning
+    assert run_once() == ""  # and read from the cache

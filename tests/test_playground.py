@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -384,6 +385,82 @@ def test_loopback_addresses(host, loopback):
     assert server.is_loopback(host) is loopback
 
 
+@pytest.mark.parametrize(
+    ("listening", "header", "answered"),
+    [
+        ("127.0.0.1", "127.0.0.1:8000", True),
+        ("127.0.0.1", "localhost:8000", True),
+        ("127.0.0.1", "LOCALHOST", True),
+        ("127.0.0.1", "[::1]:8000", True),
+        ("127.0.0.1", "evil.example", False),
+        ("127.0.0.1", "evil.example:8000", False),
+        ("127.0.0.1", "192.168.1.20:8000", False),  # not this loopback server's address
+        ("127.0.0.1", "", False),
+        ("0.0.0.0", "evil.example:8000", False),  # DNS rebinding, the server open to the network
+        ("0.0.0.0", "192.168.1.20:8000", True),  # an address typed as such cannot be rebound
+        ("0.0.0.0", "[fe80::1]:8000", True),
+        ("0.0.0.0", "localhost", True),
+        ("0.0.0.0", f"{socket.gethostname()}:8000", True),  # this computer's own name
+    ],
+)
+def test_the_host_check_keys_on_addresses_not_on_the_server_being_open(listening, header, answered):
+    """Listening on every address (0.0.0.0) used to answer any Host: a page on evil.example could rebind its
+    name to the computer's LAN address and use the playground."""
+    assert server.host_check(listening)(header) is answered
+
+
+def test_an_open_server_refuses_another_host_name(found, runs):
+    models, _ = found
+    app = server.create_app(models, runs, host="0.0.0.0")
+    with TestClient(app, base_url="http://evil.example") as client:
+        response = client.get("/api/models")
+        assert response.status_code == 400 and "its own address" in response.json()["error"]
+    with TestClient(app, base_url="http://10.1.2.3:8000") as client:
+        assert client.get("/api/models").status_code == 200
+
+
+def test_a_client_that_goes_away_while_queued_gives_its_place_up():
+    """A prediction waiting for one of the HEAVY_AT_ONCE places whose client disconnects leaves the queue at
+    once: no place held, none leaked, and its work is never done."""
+    import asyncio
+    import types
+
+    done = []
+
+    async def scenario():
+        playground = types.SimpleNamespace(heavy=asyncio.Semaphore(server.HEAVY_AT_ONCE), heavy_waiting=0)
+        for _ in range(server.HEAVY_AT_ONCE):
+            await playground.heavy.acquire()  # every place taken
+        disconnect = asyncio.Event()
+
+        async def receive():
+            await disconnect.wait()
+            return {"type": "http.disconnect"}
+
+        request = types.SimpleNamespace(app=types.SimpleNamespace(state=types.SimpleNamespace(playground=playground)))
+        request.receive = receive
+        waiting = asyncio.ensure_future(server._heavy(request, done.append, "work", for_this_client=True))
+        while playground.heavy_waiting == 0:  # until it is in the queue
+            await asyncio.sleep(0)
+        assert playground.heavy_waiting == 1
+        disconnect.set()
+        with pytest.raises(server.ClientDisconnect):
+            await waiting
+        assert playground.heavy_waiting == 0
+        for _ in range(server.HEAVY_AT_ONCE):
+            playground.heavy.release()
+        assert not playground.heavy.locked() and playground.heavy._value == server.HEAVY_AT_ONCE  # none leaked
+        # a client that stays gets its turn once a place frees up
+        await playground.heavy.acquire()
+        staying = asyncio.ensure_future(server._heavy(request, done.append, "kept", for_this_client=False))
+        await asyncio.sleep(0)
+        playground.heavy.release()
+        await staying
+
+    asyncio.run(scenario())
+    assert done == ["kept"]
+
+
 def test_a_step_on_the_last_epoch_ends_the_session():
     session = ToySession(ToySettings(samples=50, epochs=2))
     session.step()
@@ -614,8 +691,8 @@ def test_a_request_cut_short_by_the_shutdown_is_a_quiet_503():
     async def receive():
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": "http", "method": "GET", "path": "/api/models/0", "headers": []}
-    asyncio.run(server._Guard(cut_short, reported.append)(scope, receive, send))
+    scope = {"type": "http", "method": "GET", "path": "/api/models/0", "headers": [(b"host", b"127.0.0.1:8000")]}
+    asyncio.run(server._Guard(cut_short, reported.append, "127.0.0.1")(scope, receive, send))
     assert sent[0]["status"] == 503 and b"the playground is stopping" in sent[1]["body"] and not reported
     record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, "Cancel 3 running task(s), %s", ("x",), None)
     assert server._quiet_shutdown(record)

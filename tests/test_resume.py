@@ -169,3 +169,20 @@ def test_a_checkpoint_whose_settings_do_not_describe_its_model_is_refused(tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the checkpoint's settings do not describe its optimizer: it is sgd" in err
     assert "Constant {'learning_rate': 3.0}, the settings make sgd" in err and "{'learning_rate': 0.01}" in err
+
+
+@pytest.mark.parametrize(
+    ("saved", "fragment"),
+    [
+        ({}, "the checkpoint lacks the setting 'epochs'"),  # was a bare KeyError: 'epochs'
+        ({"epochs": "x"}, "--epochs must be int, received 'x'"),
+        ({"epochs": 3, "seed": -5}, "--seed must be an integer ≥ 0, received: -5"),
+    ],
+)
+def test_malformed_saved_settings_are_refused_in_words(saved, fragment):
+    import re
+
+    from nablanet.app.run import TrainingSettings, resume_settings
+
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        resume_settings(TrainingSettings(), saved, (), 1)

@@ -94,6 +94,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 positive_int = _Checked(_checks.positive_int, int, "a positive integer")
 positive_float = _Checked(_checks.positive_float, float, "a positive number")
 fraction = _Checked(_checks.fraction, float, "a number in [0, 1)")
+non_negative_int = _Checked(_checks.non_negative_int, int, "an integer ≥ 0")
 non_negative_float = _Checked(_checks.non_negative_float, float, "a number ≥ 0")
 layer_sizes = _Checked(_checks.layer_sizes, _sizes, "comma-separated positive layer sizes such as 256,128")
 
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=DEFAULTS.seed,
         help=f"random seed for weights and batch order (default: {DEFAULTS.seed})",
     )
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_argument(
         "--tolerance", type=positive_float, default=1e-6, help="largest relative error that passes (default: 1e-6)"
     )
-    gradcheck.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    gradcheck.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
 
     inspect = commands.add_parser(
         "inspect",
@@ -337,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the softmax classifier on a toy data set (5 features, 10 samples, 3 classes) "
         "with batch size 1, printing each sample's loss and weight gradient.",
     )
-    toy.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    toy.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     toy.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
 
     serve = commands.add_parser(

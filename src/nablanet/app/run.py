@@ -149,6 +149,7 @@ VALUE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dropout": _checks.fraction,
     "val_split": _checks.fraction,
     "early_stopping": _checks.positive_int,
+    "seed": _checks.non_negative_int,
 }
 
 
@@ -175,6 +176,8 @@ def resume_settings(
     """The settings of a resumed run: the checkpoint's, except ``epochs`` (to extend the run) and
     ``data_home`` where ``given`` names them. Any other option given with another value than the saved
     one is refused, never ignored. ``finished`` is the number of epochs the checkpoint has run."""
+    if "epochs" not in saved:  # what the run was laid out for: the schedule and --epochs are checked against it
+        raise ValueError("the checkpoint lacks the setting 'epochs'")
     values: dict[str, Any] = {}
     requested = settings.as_dict()
     for field in dataclasses.fields(TrainingSettings):
@@ -428,8 +431,15 @@ def _start(
         _check_training_memory(model, settings)
         run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
+    images = data.X_train.shape[1]
+    held_out = round(images * settings.val_split)
+    if settings.val_split and not 0 < held_out < images:
+        raise ValueError(
+            f"--val-split {settings.val_split} of the {images:,} training images holds out {held_out:,}: "
+            f"{'none is left to train on' if held_out else 'no image to validate on'}"
+        )
     run.report(
-        f"Training on {data.name}: {data.X_train.shape[1] - round(data.X_train.shape[1] * settings.val_split)} "
+        f"Training on {data.name}: {images - held_out} "
         f"samples, {data.X_train.shape[0]} features, {data.num_classes} classes; {settings.epochs} epochs, batch "
         f"{settings.batch_size}, {optimizer.name} (learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )

@@ -185,8 +185,22 @@ class Kernel:
                 _warn(f"a compiled kernel failed ({type(error).__name__}: {error}): the NumPy code runs instead")
                 return False
             _State.uncached = True  # once more, and from now on, without the disk cache
-            _warn(f"a compiled kernel failed ({type(error).__name__}: {error}): trying once more without numba's cache")
+            cleared = " (its cache cleared: the next run caches it anew)" if self._clear_cache() else ""
+            _warn(
+                f"a compiled kernel failed ({type(error).__name__}: {error}): trying once more without numba's "
+                f"cache{cleared}"
+            )
             return self(*arguments)
+        return True
+
+    def _clear_cache(self) -> bool:
+        """Empty the index of this loop's disk cache, so that a damaged entry (a truncated file) is compiled and
+        written anew by the next process instead of failing in every one; whether that could be done (not in a
+        read-only cache, nor with a numba whose dispatchers keep their cache otherwise)."""
+        try:
+            self.dispatcher._cache.flush()  # type: ignore[union-attr]
+        except Exception:
+            return False
         return True
 
     def _run(self, arguments: tuple) -> None:

@@ -44,7 +44,6 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -75,7 +74,6 @@ MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left un
 MAX_MODELS = 50
 EVENT_PERIOD = 0.05  # seconds between looks at a session for a new snapshot
 KEEP_ALIVE = 15.0  # seconds: a comment line keeps an idle event stream open through proxies
-LOOPBACK = ("127.0.0.1", "localhost")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
@@ -280,21 +278,53 @@ def _measure_accuracy(model: Sequential) -> float | None:
         return None
 
 
-async def _heavy(request: Request, work, *arguments):
+async def _heavy(request: Request, work, *arguments, for_this_client: bool = False):
     """Run ``work(*arguments)`` in a worker thread, at most ``HEAVY_AT_ONCE`` such at a time; with
-    ``HEAVY_WAITING`` requests already waiting for their turn, a 503 at once instead of a longer queue."""
+    ``HEAVY_WAITING`` requests already waiting for their turn, a 503 at once instead of a longer queue.
+    ``for_this_client``: the work is for this request alone, so a client that goes away while it waits
+    gives its place up (``ClientDisconnect``) instead of having its work done for no one."""
     playground = _playground(request)
     if playground.heavy_waiting >= HEAVY_WAITING:
         raise HTTPException(503, "the playground is busy: try again in a moment", headers={"retry-after": "1"})
     playground.heavy_waiting += 1
     try:
-        await playground.heavy.acquire()
+        await _turn(playground.heavy, request if for_this_client else None)
     finally:
         playground.heavy_waiting -= 1
     try:
         return await in_daemon_thread(work, *arguments)
     finally:
         playground.heavy.release()
+
+
+async def _turn(places: asyncio.Semaphore, request: Request | None) -> None:
+    """Take one of ``places``; with a ``request``, raise ``ClientDisconnect`` (holding no place) if its client
+    disconnects first."""
+    if request is None or not places.locked():  # a free place is taken at once, without waiting
+        await places.acquire()
+        return
+    taking = asyncio.ensure_future(places.acquire())
+    gone = asyncio.ensure_future(_disconnected(request))
+    taken = False
+    try:
+        await asyncio.wait({taking, gone}, return_when=asyncio.FIRST_COMPLETED)
+        taken = taking.done()
+    finally:  # the client went away, or the server is stopping: hold no place
+        gone.cancel()
+        if not taken:
+            taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await taking
+            if not taking.cancelled():  # it took a place just before it was cancelled
+                places.release()
+    if not taken:
+        raise ClientDisconnect()
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the request's client has disconnected (its body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def in_daemon_thread(work, *arguments):
@@ -330,7 +360,7 @@ async def predict(request: Request) -> Response:
     picture = await _body(request, "image/png", MAX_IMAGE_BYTES)
     start = time.perf_counter()
     try:
-        view = await _heavy(request, _look, served, picture)
+        view = await _heavy(request, _look, served, picture, for_this_client=True)
     except ValueError as error:  # a picture that is none (DatasetError), a model whose outputs overflow
         raise HTTPException(422, str(error)) from None
     milliseconds = (time.perf_counter() - start) * 1000
@@ -429,18 +459,23 @@ async def _error(request: Request, error: Exception) -> Response:
 
 
 class _Guard:
-    """ASGI middleware: add ``SECURITY_HEADERS`` to every HTTP response, refuse API requests that a browser
+    """ASGI middleware: refuse a request for another host name (:func:`host_check`), add ``SECURITY_HEADERS``
+    to every HTTP response, refuse API requests that a browser
     marks as sent by another site's page (``Sec-Fetch-Site``), and turn an unexpected exception into a 500
     with a JSON error and one line on stderr (``report``) — no traceback anywhere."""
 
-    def __init__(self, app, report):
-        self.app, self.report = app, report
+    def __init__(self, app, report, listening: str):
+        self.app, self.report, self.host_allowed = app, report, host_check(listening)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = False
-        site = dict(scope["headers"]).get(b"sec-fetch-site", b"")
+        headers = dict(scope["headers"])
+        if not self.host_allowed(headers.get(b"host", b"").decode("latin-1")):
+            refused = JSONResponse({"error": "the playground answers requests for its own address only"}, 400)
+            return await refused(scope, receive, send)
+        site = headers.get(b"sec-fetch-site", b"")
         if scope["path"].startswith("/api/") and site in (b"cross-site", b"same-site"):
             # another web site's page (an <img>, a form) asking the playground to compute: never
             refused = JSONResponse({"error": "the playground answers its own page only"}, status_code=403)
@@ -476,6 +511,37 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port and brackets, in lower case: "[::1]:8000" → "::1"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.partition(":")[0] if header.count(":") == 1 else header
+
+
+def host_check(listening: str):
+    """Which Host headers the playground answers, listening on the address ``listening``.
+
+    DNS rebinding: a page on evil.example whose name is made to point at this computer sends
+    ``Host: evil.example`` — the one thing its browser cannot hide. An address typed as such (any IP
+    address) cannot be such a name, nor can "localhost"; so the playground answers those and, listening
+    beyond loopback, this computer's own name ("myhost" of ``socket.gethostname()``), and nothing else.
+    On loopback, only loopback addresses and "localhost".
+    """
+    loopback = is_loopback(listening)
+    names = {"localhost"} if loopback else {"localhost", socket.gethostname().lower()}
+
+    def allowed(header: str) -> bool:
+        host = host_name(header)
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host in names
+        return address.is_loopback or not loopback
+
+    return allowed
+
+
 def create_app(
     models: list[ServedModel], runs: Path | str = "runs", host: str = "127.0.0.1", report=print
 ) -> Starlette:
@@ -488,7 +554,6 @@ def create_app(
         yield
         playground.close()
 
-    hosts = sorted({*LOOPBACK, host}) if is_loopback(host) else ["*"]
     app = Starlette(
         routes=[
             Route("/", page),
@@ -503,7 +568,7 @@ def create_app(
             Route("/api/sessions/{id:str}", close_session, methods=["DELETE"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        middleware=[Middleware(_Guard, report=report), Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[Middleware(_Guard, report=report, listening=host)],
         exception_handlers={HTTPException: _error},
         lifespan=lifespan,
     )
