@@ -6,7 +6,8 @@ The package is layered; each layer imports only the ones before it (``make lint`
 2. :mod:`nablanet.training` — ``Sequential``, its ``fit`` loop and callbacks;
 3. :mod:`nablanet.files` — atomic writes, model files, checkpoints;
 4. :mod:`nablanet.data` — data sets and images;
-5. :mod:`nablanet.app` — plots, whole runs, the command line.
+5. :mod:`nablanet.exercises` — the checker of a learner's own layers and losses;
+6. :mod:`nablanet.app` — plots, whole runs, the command line.
 
 The names below are the public API.
 """
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
     from .data.toy import toy_dataset
+    from .exercises.checker import check
     from .files.serialization import ModelFileError, load, save
     from .training.callbacks import Callback, EarlyStopping
     from .training.loop import History, TrainingDiverged
@@ -72,6 +74,7 @@ __all__ = [
     "build_classifier",
     "cce",
     "cce_gradient",
+    "check",
     "generate_batch_indices",
     "gradcheck",
     "load",
@@ -106,6 +109,7 @@ _MODULES = (
     "training.callbacks",
     "training.loop",
     "training.model",
+    "exercises.checker",
     "app.live",
 )
 

@@ -1,0 +1,1 @@
+"""Exercises: the learner writes the layer, nablanet says what is wrong (:func:`check`)."""
