@@ -452,7 +452,8 @@ class _LearnersGradient:
 def _loss_finite_differences(subject: Callable, exercise: Exercise, setting: Setting) -> Verdict:
     name = f"against central finite differences of {exercise.gradient_of.__name__}"
     try:
-        report = gradcheck(_LearnersGradient(exercise.gradient_of, subject), setting.X, setting.Y)
+        Y, Yhat = setting.inputs
+        report = gradcheck(_LearnersGradient(exercise.gradient_of, subject), Yhat, Y)
     except Exception as error:
         return Verdict(name, False, f"{type(error).__name__}: {error}")
     (result,) = report.results

@@ -48,9 +48,9 @@ class Case:
 
 @dataclasses.dataclass
 class Setting:
-    """The random shapes and numbers one check runs on: the arguments the learner's class is built with, the
-    reference built alike (float64, its weights the ones the learner's layer is given), a batch X and an
-    output gradient G for it."""
+    """The random shapes and numbers one check runs on. For a layer: the arguments the learner's class is built
+    with, the reference built alike (float64, its weights the ones the learner's layer is given), a batch X
+    and an output gradient G for it. For a function: the arrays its cases are made from (``inputs``)."""
 
     description: str
     arguments: tuple = ()
@@ -58,7 +58,7 @@ class Setting:
     reference: Any = None
     X: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
     G: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
-    Y: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # a loss function's labels
+    inputs: tuple[np.ndarray, ...] = ()  # a function's: the arrays its cases are made from
 
 
 class Exercise:
@@ -363,21 +363,23 @@ class _CrossEntropy(Exercise):
         k = _sizes(rng, 1, 3, 7)[0]
         Y = _one_hot(rng, k, BATCH)
         Yhat = Softmax().forward(2 * rng.standard_normal((k, BATCH)))
-        return Setting(f"Y and Ŷ of {k} classes, a batch of {BATCH}, float64", X=Yhat, Y=Y)
+        return Setting(f"Y and Ŷ of {k} classes, a batch of {BATCH}, float64", inputs=(Y, Yhat))
 
     @staticmethod
     def zero_elsewhere(setting: Setting) -> np.ndarray:
         """Ŷ with an exact 0 for a class that is not the label (a confident prediction, underflowed)."""
-        Yhat = setting.X.copy()
-        wrong = np.argmax(setting.Y == 0, axis=0)  # the first class that is not the label, per column
+        Y, Yhat = setting.inputs
+        Yhat = Yhat.copy()
+        wrong = np.argmax(Y == 0, axis=0)  # the first class that is not the label, per column
         Yhat[wrong, np.arange(Yhat.shape[1])] = 0.0
         return Yhat / Yhat.sum(axis=0, keepdims=True)
 
     @staticmethod
     def zero_at_label(setting: Setting) -> np.ndarray:
         """Ŷ with an exact 0 at the first sample's label (a confidently wrong prediction)."""
-        Yhat = setting.X.copy()
-        Yhat[np.argmax(setting.Y[:, 0]), 0] = 0.0
+        Y, Yhat = setting.inputs
+        Yhat = Yhat.copy()
+        Yhat[np.argmax(Y[:, 0]), 0] = 0.0
         return Yhat / Yhat.sum(axis=0, keepdims=True)
 
 
@@ -385,7 +387,7 @@ class CCEExercise(_CrossEntropy):
     name = "cce"
 
     def cases(self, setting):
-        Y, Yhat = setting.Y, setting.X
+        Y, Yhat = setting.inputs
         b, k = Y.shape[1], Y.shape[0]
         log_sum = float(-np.sum(Y * np.log(Yhat)))
         zero_elsewhere, zero_at_label = self.zero_elsewhere(setting), self.zero_at_label(setting)
@@ -436,7 +438,7 @@ class CCEGradientExercise(_CrossEntropy):
     gradient_of = staticmethod(losses.cce)
 
     def cases(self, setting):
-        Y, Yhat = setting.Y, setting.X
+        Y, Yhat = setting.inputs
         zero_elsewhere = self.zero_elsewhere(setting)
         return [
             Case(
@@ -467,7 +469,45 @@ class CCEGradientExercise(_CrossEntropy):
         ]
 
 
+class ToyGradientExercise(Exercise):
+    """The first notebook's one-sample gradient of the softmax classifier: ∇_W L = (ŷ − y) x̃ᵀ."""
+
+    name = "softmax_classifier_gradient"
+    function = True
+
+    def setting(self, rng):
+        classes, features = 3, 5
+        W = rng.standard_normal((classes, features + 1)) / 4
+        x = np.vstack([rng.integers(3, 10, size=(features, 1)), [[1.0]]])  # the bias feature last
+        y = _one_hot(rng, classes, 1)
+        description = f"W {W.shape}, one sample x̃ ({features + 1}, 1) and its one-hot y ({classes}, 1), float64"
+        return Setting(description, inputs=(W, x.astype(np.float64), y))
+
+    def cases(self, setting):
+        W, x, y = setting.inputs
+        shifted = W + 1000 / x.sum()  # z = W x̃ + 1000: the same probabilities, exp(z) = inf
+        return [self._case("∇_W L for one sample", W, x, y), self._case("∇_W L, scores near 1000", shifted, x, y)]
+
+    @staticmethod
+    def _case(name, W, x, y):
+        z = W @ x
+        y_hat = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        return Case(
+            name,
+            (W, x, y),
+            (y_hat - y) @ x.T,
+            (
+                Mistake((y - y_hat) @ x.T, "the sign is wrong: ∇_z L = ŷ − y, so ∇_W L = (ŷ − y) x̃ᵀ"),
+                Mistake((z - y) @ x.T, "the scores z in place of the probabilities ŷ = softmax(z): ∇_z L = ŷ − y"),
+                Mistake(x @ (y_hat - y).T, "transposed: ∇_W L = (ŷ − y) x̃ᵀ has W's shape, (classes, features + 1)"),
+                Mistake(y_hat @ x.T, "the −y is missing: ∇_z L = ŷ − y (the label's own class gets ŷ_y − 1)"),
+                Mistake(None, "exp of large scores overflows to inf: subtract max z before exp (softmax is unchanged)"),
+            ),
+        )
+
+
 for _exercise in (
+    ToyGradientExercise(),
     DenseExercise(),
     ReLUExercise(),
     SoftmaxExercise(),
