@@ -212,14 +212,19 @@ const Draw = {
     if (this.hasInk) this.schedule(0);
   },
 
-  // debounced: one request at a time, the newest drawing next
+  // debounced: one request at a time, the newest drawing next; the tab is aria-busy until the newest is shown
   schedule(delay = 120) {
     clearTimeout(this.timer);
+    $("#draw").setAttribute("aria-busy", "true");
     this.timer = setTimeout(() => this.predict(), delay);
   },
 
   async predict() {
-    if (!this.model || !this.hasInk) return;
+    this.timer = null;
+    if (!this.model || !this.hasInk) {
+      $("#draw").setAttribute("aria-busy", "false");
+      return;
+    }
     if (this.inFlight) {
       this.dirty = true;
       return;
@@ -236,6 +241,7 @@ const Draw = {
     } finally {
       this.inFlight = false;
       if (this.dirty) this.schedule(0);
+      else if (this.timer === null) $("#draw").setAttribute("aria-busy", "false");
     }
   },
 
@@ -503,12 +509,15 @@ function plot(canvas, curves, colours, epochs) {
   context.stroke();
   context.fillStyle = "#5d6778";
   context.font = "11px system-ui, sans-serif";
+  const name = canvas.dataset.name;
   if (!values.length) {
     context.fillText("no epochs yet", left + 12, (height - bottom) / 2); // no scale to show: no tick labels
+    canvas.setAttribute("aria-label", `${name}: no epochs yet`);
     return;
   }
   const top = Math.max(...values) || 1; // all zero: the line lies on the axis, under a top of 1
   context.fillText(short(top), 2, 12);
+  canvas.setAttribute("aria-label", `${name} over epochs 1 to ${lastEpoch}, on a scale from 0 to ${short(top)}`);
   context.fillText("0", left - 12, height - bottom);
   context.fillText(`epoch ${lastEpoch}`, width - 70, height - 4);
   curves.forEach((curve, i) => {
