@@ -333,10 +333,10 @@ def test_step_trains_exactly_one_epoch(client):
 BAD_SETTINGS = [
     ([], "JSON object"),
     ({"dataset": "moons"}, "dataset must be one of"),
-    ({"hidden": [16, 0]}, "hidden layer size"),
-    ({"hidden": [None]}, "integers from 1 to 256 such as [8, 8]"),  # the page's "abc", had it been sent
-    ({"hidden": "16,16"}, "list of at most 6"),
-    ({"hidden": [16] * 7}, "list of at most 6"),
+    ({"hidden": [16, 0]}, "received a layer of size 0"),
+    ({"hidden": [None]}, "from 1 to 256, such as 8,8"),  # the page's "abc", had it been sent
+    ({"hidden": "16,16"}, "hidden layers must be at most 6 sizes"),
+    ({"hidden": [16] * 7}, "hidden layers must be at most 6 sizes"),
     ({"learning_rate": 100}, "learning_rate must be"),
     ({"learning_rate": "fast"}, "learning_rate must be a number"),
     ({"epochs": 10**9}, "epochs must be an integer"),

@@ -179,7 +179,7 @@ def test_the_spiral_is_learned_in_the_train_tab(url, tmp_path):
         refused(browser, "hidden", "abc", "hidden layers must be comma-separated positive integers, e.g. 8,8")
         refused(browser, "learning_rate", "50", "learning rate must be a number from 0.000001 to 10")
         assert console_errors(browser) == [] and failed_requests(browser) == []
-        refused(browser, "hidden", "16,0", "a hidden layer size is 0")  # refused by the server: one 400
+        refused(browser, "hidden", "16,0", "received a layer of size 0")  # refused by the server: one 400
         assert [line.split()[0] for line in failed_requests(browser)] == ["400"]
         assert len(console_errors(browser)) == 1
         browser.find_element("id", "run").click()

@@ -443,6 +443,7 @@ const Train = {
 
   async control(action) {
     if (!this.session) return;
+    $("#settings-message").textContent = ""; // what was refused before: answered by this action
     try {
       await api("POST", `/api/sessions/${this.session}/${action}`);
     } catch (error) {
