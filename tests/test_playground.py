@@ -759,6 +759,7 @@ def test_a_softmax_classifier_of_150_classes_shows_the_templates_of_its_first_10
     with TestClient(server.create_app([served], runs), base_url=BASE) as client:
         details = client.get("/api/models/0")
     assert details.status_code == 200 and len(details.json()["templates"]) == server.MAX_TEMPLATES == 100
+    assert details.json()["templates_of"] == 150  # the page says it shows the first 100 of 150
 
 
 def test_the_views_of_a_model_of_a_thousand_layers_are_its_first_twelve():
@@ -767,6 +768,7 @@ def test_the_views_of_a_model_of_a_thousand_layers_are_its_first_twelve():
     layers = [nn.Dense(784, 16, rng=0), *(nn.ReLU() for _ in range(1000)), nn.Dense(16, 10, rng=0), nn.Softmax()]
     view = look_inside(nn.Sequential(layers), np.random.default_rng(0).random((784, 1)), [str(k) for k in range(10)])
     assert len(view["layers"]) == MAX_LAYER_VIEWS == 12 and view["layers"][-1]["name"] == "12 ReLU"
+    assert view["layers_of"] == 1000  # the page says it shows the first 12 of 1000
 
 
 def test_a_model_whose_outputs_overflow_is_a_422_not_a_500(runs):

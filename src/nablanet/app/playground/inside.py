@@ -151,10 +151,12 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
     """Everything the Draw tab shows for the column ``x`` (784, 1): see the module's description."""
     x = x.astype(model.dtype or np.float64)
     layers: list[dict] = []
+    showable = 0  # the activation and pooling layers, of which ``layers`` pictures the first 12
     output = x
     passes = outputs(model.layers, x, inference=True)  # keeps nothing in the layers: requests may run at once
     for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
         shown = position < len(model.layers) - 1 and _shown(layer) and shape is not None
+        showable += shown
         if shown and len(layers) < MAX_LAYER_VIEWS:
             values = output[:, 0].astype(np.float64)
             picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
@@ -182,6 +184,7 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
         "input": png_data_url(x[:, 0].reshape(SIZE, SIZE).astype(np.float64), "gray", low=0.0, high=1.0),
         **_jacobian(scores, softmax),
         "layers": layers,
+        "layers_of": showable,  # the page says "the first 12 of …" when it shows fewer
     }
     if is_softmax_classifier(model):
         dense = model.layers[0]

@@ -65,7 +65,7 @@ from .. import run
 from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
 from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
-from .training import ToySession, ToySettings, choices
+from .training import ToySession, ToySettings, choices, finite
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
@@ -125,9 +125,9 @@ def _kind(model: Sequential) -> str:
 
 
 def architecture(model: Sequential) -> str:
-    """The layers in a few characters, for the model list: ``784→64→10 ReLU`` (the input's size, then each
+    """The layers in a few characters, for the model list: ``784→64→10 relu`` (the input's size, then each
     Dense layer's units, ``conv 8`` for a Conv2D of 8 maps, ``pool`` for a pooling layer; then the hidden
-    activations)."""
+    activations by their ``--activation`` names)."""
     steps = [str(model.layers[0].input_size)] if isinstance(model.layers[0], Dense) else ["28×28"]
     activations: list[str] = []
     for layer in model.layers:
@@ -302,7 +302,9 @@ async def model_details(request: Request) -> Response:
                 served.measuring = None
     details = served.listing()
     if is_softmax_classifier(served.model):
-        names = class_names(served.model)[:MAX_TEMPLATES]
+        every = class_names(served.model)
+        names = every[:MAX_TEMPLATES]
+        details["templates_of"] = len(every)  # the page says "the first 100 of …" when it shows fewer
         details["templates"] = weight_templates(served.model, names)
         limit = templates_limit(served.model, len(names))
         details["templates_scale"] = colour_scale("RdBu_r", -limit, limit)
@@ -445,7 +447,7 @@ async def recipe_progress(request: Request) -> Response:
     playground = _playground(request)
     training = playground._training_recipe.locked()
     progress = playground.recipe.as_dict() if playground.recipe is not None else None
-    return JSONResponse({"training": training, "progress": progress})
+    return JSONResponse(finite({"training": training, "progress": progress}))  # a diverged loss: null
 
 
 async def toy_choices(request: Request) -> Response:

@@ -178,7 +178,8 @@ const Draw = {
     const { training, progress } = await api("GET", "/api/recipe");
     if (!training || !progress) return;
     const done = progress.losses.length;
-    const loss = done ? `; loss after epoch ${done}: ${progress.losses[done - 1].toFixed(4)}` : "";
+    const last = progress.losses[done - 1]; // null: diverged
+    const loss = done ? `; loss after epoch ${done}: ${last === null ? "diverged" : last.toFixed(4)}` : "";
     const where =
       done === progress.epochs
         ? `all ${progress.epochs} epochs done: testing and saving`
@@ -207,7 +208,12 @@ const Draw = {
     $("#templates").replaceChildren(
       ...templates.map((t) => element("div", { class: "figure" }, [element("img", { src: t.image, alt: `template ${t.class}` }), t.class])),
     );
-    $("#templates-scale").replaceChildren(...(templates.length ? [scaleBar(details.templates_scale, `weight Wₖ[p], one scale for all ${templates.length} templates`)] : []));
+    $("#templates-scale").replaceChildren(...(templates.length ? [scaleBar(
+        details.templates_scale,
+        templates.length < details.templates_of
+          ? `weight Wₖ[p], one scale for the templates of the first ${templates.length} of ${details.templates_of} classes`
+          : `weight Wₖ[p], one scale for all ${templates.length} templates`,
+      )] : []));
     $("#inside-title").textContent = templates.length ? "Why it thinks so: Wₖ ⊙ x, each pixel's share of the score zₖ" : "Inside the network: each layer's output";
     if (this.hasInk) this.schedule(0);
   },
@@ -276,7 +282,9 @@ const Draw = {
     $("#contributions-scale").replaceChildren(
       ...(contributions.length ? [scaleBar(view.contributions_scale, `Wₖ[p]·x[p], one scale for the ${contributions.length} maps`)] : []),
     );
+    const subset = view.layers.length < view.layers_of;
     $("#layers").replaceChildren(
+      ...(subset ? [element("p", { class: "note", text: `the first ${view.layers.length} of ${view.layers_of} activation and pooling layers` })] : []),
       ...view.layers.map((layer) =>
         element("div", { class: `figure ${layer.kind}` }, [
           element("img", { src: layer.image, alt: layer.name }),
