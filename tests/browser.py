@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 
 import pytest
@@ -16,7 +17,8 @@ needs_chromium = pytest.mark.skipif(
 
 @contextlib.contextmanager
 def chromium(width: int = 1300, height: int = 1000):
-    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``)."""
+    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``), and
+    its network events (``failed_requests``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -33,7 +35,7 @@ def chromium(width: int = 1300, height: int = 1000):
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     browser = webdriver.Chrome(options=options, service=Service(DRIVER))
     try:
         yield browser
@@ -44,3 +46,19 @@ def chromium(width: int = 1300, height: int = 1000):
 def console_errors(browser) -> list[str]:
     """The errors the page's console received so far (JavaScript exceptions, failed loads, CSP refusals)."""
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def failed_requests(browser) -> list[str]:
+    """The requests of the page so far that failed: an HTTP status of 400 or more, or no answer at all (a request
+    the page itself cancelled, such as an event stream it closed, is no failure). Each is read once."""
+    urls, failed = {}, []
+    for entry in browser.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        params = event.get("params", {})
+        if event["method"] == "Network.requestWillBeSent":
+            urls[params["requestId"]] = f"{params['request']['method']} {params['request']['url']}"
+        elif event["method"] == "Network.responseReceived" and params["response"]["status"] >= 400:
+            failed.append(f"{params['response']['status']} {params['response']['url']}")
+        elif event["method"] == "Network.loadingFailed" and not params.get("canceled"):
+            failed.append(f"{params['errorText']} {urls.get(params['requestId'], params['requestId'])}")
+    return failed

@@ -60,6 +60,10 @@ def client(found, runs):
         yield client
 
 
+def found_models(client):
+    return client.app.state.playground.models
+
+
 def by_name(client, part):
     return next(model for model in client.get("/api/models").json()["models"] if part in model["name"])
 
@@ -71,6 +75,24 @@ def test_models_under_runs_are_found_and_a_broken_file_is_reported(found):
     assert len(skipped) == 1 and "broken" in skipped[0]
 
 
+def test_the_model_list_labels_each_model_and_names_the_best_not_the_newest(client):
+    data = client.get("/api/models").json()
+    labels = {model["name"].split("/")[-2]: model["label"] for model in data["models"]}
+    assert labels["mlp"].startswith("mlp: multilayer perceptron 784→64→10 relu, test accuracy ")
+    assert labels["softmax"].startswith("softmax: softmax classifier 784→10, test accuracy ")
+    assert labels["cnn"] == "cnn: convolutional network 28×28→conv 4→pool→10 relu, test accuracy not measured yet"
+    recorded = {model["id"]: model["test_accuracy"] for model in data["models"] if model["test_accuracy"] is not None}
+    newest = data["models"][0]
+    assert newest["name"].endswith("cnn/model.npz")  # the newest, with no recorded accuracy
+    assert data["best"] == max(recorded, key=recorded.get) == by_name(client, "mlp")["id"]
+    accuracy = by_name(client, "mlp")["test_accuracy"]
+    assert labels["mlp"].endswith(f"test accuracy {100 * accuracy:.2f} %")
+
+
+def test_with_no_model_there_is_no_best():
+    assert server.best_model([]) is None
+
+
 def test_model_list_and_details(client):
     listing = client.get("/api/models").json()["models"]
     kinds = {model["name"].split("/")[-2]: model["kind"] for model in listing}
@@ -79,6 +101,8 @@ def test_model_list_and_details(client):
     assert 0.85 < softmax["test_accuracy"] < 0.95  # from metrics.json
     details = client.get(f"/api/models/{softmax['id']}").json()
     assert [t["class"] for t in details["templates"]] == [str(d) for d in range(10)]
+    limit = float(np.abs(next(m for m in found_models(client) if "softmax" in m.name).model.layers[0].W).max())
+    assert details["templates_scale"]["low"] == -limit and details["templates_scale"]["high"] == limit
     assert all(t["image"].startswith("data:image/png;base64,") for t in details["templates"])
     cnn = by_name(client, "cnn")
     assert cnn["test_accuracy"] is None
@@ -119,6 +143,42 @@ def test_the_views_are_the_math(client, found):
     np.testing.assert_allclose([c["probability"] for c in view["contributions"]], np.sort(a)[::-1][:3], atol=1e-6)
     assert len(view["contributions"]) == 3 and view["contributions"][0]["class"] == view["prediction"]
     assert view["layers"] == []
+    top = [int(entry["class"]) for entry in view["contributions"]]
+    limit = float(np.abs(dense.W[top] * x[:, 0]).max())
+    scale = view["contributions_scale"]  # one scale for the three maps, shown beside them
+    assert scale["low"] == pytest.approx(-limit) and scale["high"] == pytest.approx(limit)
+    assert view["jacobian_limit"] == 0.25
+
+
+def test_the_jacobian_scale_is_the_largest_an_entry_can_be():
+    """|∂a_j/∂z_k| ≤ 1/4 for every probability vector, and 1/4 is reached: the fixed scale of every Jacobian."""
+    from nablanet.app.playground.inside import JACOBIAN_LIMIT
+    from nablanet.core.activations import softmax_jacobian
+
+    rng = np.random.default_rng(0)
+    for classes in (2, 3, 10, 50):
+        a = rng.dirichlet(np.full(classes, 0.3), size=500)
+        assert max(np.abs(softmax_jacobian(row)).max() for row in a) <= JACOBIAN_LIMIT
+    assert np.abs(softmax_jacobian(np.array([0.5, 0.5]))).max() == JACOBIAN_LIMIT
+
+
+def test_every_layer_picture_comes_with_the_scale_of_its_colours(client, found):
+    models, _ = found
+    mlp = next(model for model in models if "mlp" in model.name)
+    view = client.post(
+        f"/api/models/{mlp.id}/predict", content=drawn_png("7"), headers={"content-type": "image/png"}
+    ).json()
+    x = nn.data.images.load_image(drawn_png("7")).astype(np.float32)
+    hidden = np.maximum(mlp.model.layers[0].forward(x), 0)  # the ReLU layer's outputs
+    scale = view["layers"][0]["scale"]
+    assert scale["low"] == 0 and scale["high"] == pytest.approx(float(hidden.max()), rel=1e-6)
+    assert scale["bar"].startswith("data:image/png;base64,")
+    tanh_model = nn.Sequential([nn.Dense(784, 4, rng=0), nn.Tanh(), nn.Dense(4, 2, rng=1), nn.Softmax()])
+    signed = look_inside(tanh_model, x, "ab")
+    tanh = np.tanh(nn.Dense(784, 4, rng=0).forward(x))
+    limit = float(np.abs(tanh).max())
+    assert signed["layers"][0]["scale"]["low"] == pytest.approx(-limit, rel=1e-6)
+    assert signed["layers"][0]["scale"]["high"] == pytest.approx(limit, rel=1e-6)
 
 
 def test_the_input_picture_is_the_preprocessed_28_by_28(client):
@@ -274,9 +334,10 @@ def test_step_trains_exactly_one_epoch(client):
 BAD_SETTINGS = [
     ([], "JSON object"),
     ({"dataset": "moons"}, "dataset must be one of"),
-    ({"hidden": [16, 0]}, "hidden layer size"),
-    ({"hidden": "16,16"}, "list of at most 6"),
-    ({"hidden": [16] * 7}, "list of at most 6"),
+    ({"hidden": [16, 0]}, "received a layer of size 0"),
+    ({"hidden": [None]}, "from 1 to 256, such as 8,8"),  # the page's "abc", had it been sent
+    ({"hidden": "16,16"}, "hidden layers must be at most 6 sizes"),
+    ({"hidden": [16] * 7}, "hidden layers must be at most 6 sizes"),
     ({"learning_rate": 100}, "learning_rate must be"),
     ({"learning_rate": "fast"}, "learning_rate must be a number"),
     ({"epochs": 10**9}, "epochs must be an integer"),
@@ -296,6 +357,7 @@ def test_bad_settings_get_a_400_naming_the_field(client, settings, words):
     response = client.post("/api/sessions", json=settings)
     assert response.status_code == 400
     assert words in response.json()["error"]
+    assert "received: None" not in response.json()["error"]
 
 
 def test_bad_session_requests(client):
@@ -519,13 +581,57 @@ def test_with_no_model_the_page_can_train_the_recipe(tmp_path):
         assert client.get("/api/models").json()["models"] == []
         missing = client.post("/api/models/0/predict", content=drawn_png("1"), headers={"content-type": "image/png"})
         assert missing.status_code == 404 and "no model is served yet" in missing.json()["error"]
+        assert client.get("/api/recipe").json() == {"training": False, "progress": None}
         trained = client.post("/api/recipe", json={})
         assert trained.status_code == 201
+        progress = client.get("/api/recipe").json()
+        assert progress["training"] is False and progress["progress"]["epochs"] == 20
+        assert len(progress["progress"]["losses"]) == 20  # every epoch's loss reached the page's endpoint
+        assert progress["progress"]["losses"][-1] < progress["progress"]["losses"][0]
         model = trained.json()
         assert model["kind"] == "softmax classifier" and 0.85 < model["test_accuracy"] < 0.95
         assert model["name"].startswith("runs/") and (tmp_path / model["name"]).is_file()
         view = client.post("/api/models/0/predict", content=drawn_png("7"), headers={"content-type": "image/png"})
         assert view.status_code == 200 and len(view.json()["contributions"]) == 3
+
+
+def test_the_recipes_progress_is_shown_while_it_trains(runs, monkeypatch):
+    """While ``POST /api/recipe`` trains, ``GET /api/recipe`` says which epoch and batch it is at and the losses
+    of the epochs done (here a stand-in training that stops after one epoch and a batch, until released)."""
+    import asyncio
+
+    import httpx2
+
+    under_way, release = threading.Event(), threading.Event()
+
+    def train(folder, progress):
+        progress.on_epoch_begin(0, 300)
+        progress.on_batch_end(299, 0.7)
+        progress.on_epoch_end(0, {"loss": 0.69314718, "accuracy": 0.8})
+        progress.on_epoch_begin(1, 300)
+        progress.on_batch_end(4, 0.6)
+        under_way.set()
+        release.wait(10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(server, "_train_recipe", train)
+    app = server.create_app([], runs)
+
+    async def watch():
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
+            training = asyncio.ensure_future(http.post("/api/recipe", json={}))
+            assert await asyncio.to_thread(under_way.wait, 10)
+            during = (await http.get("/api/recipe")).json()
+            release.set()
+            return during, await training, (await http.get("/api/recipe")).json()
+
+    during, trained, after = asyncio.run(watch())
+    assert during["training"] is True
+    progress = during["progress"]
+    assert (progress["epochs"], progress["epoch"], progress["batch"], progress["batches"]) == (20, 1, 5, 300)
+    assert progress["losses"] == [0.693147] and progress["seconds"] >= 0
+    assert trained.status_code == 503 and "No space left" in trained.json()["error"]
+    assert after["training"] is False
 
 
 def test_a_diverged_sessions_numbers_go_out_as_strict_json(monkeypatch):
@@ -730,6 +836,7 @@ def test_a_softmax_classifier_of_150_classes_shows_the_templates_of_its_first_10
     with TestClient(server.create_app([served], runs), base_url=BASE) as client:
         details = client.get("/api/models/0")
     assert details.status_code == 200 and len(details.json()["templates"]) == server.MAX_TEMPLATES == 100
+    assert details.json()["templates_of"] == 150  # the page says it shows the first 100 of 150
 
 
 def test_the_views_of_a_model_of_a_thousand_layers_are_its_first_twelve():
@@ -738,6 +845,7 @@ def test_the_views_of_a_model_of_a_thousand_layers_are_its_first_twelve():
     layers = [nn.Dense(784, 16, rng=0), *(nn.ReLU() for _ in range(1000)), nn.Dense(16, 10, rng=0), nn.Softmax()]
     view = look_inside(nn.Sequential(layers), np.random.default_rng(0).random((784, 1)), [str(k) for k in range(10)])
     assert len(view["layers"]) == MAX_LAYER_VIEWS == 12 and view["layers"][-1]["name"] == "12 ReLU"
+    assert view["layers_of"] == 1000  # the page says it shows the first 12 of 1000
 
 
 def test_a_model_whose_outputs_overflow_is_a_422_not_a_500(runs):

@@ -28,7 +28,7 @@ import time
 import types
 import typing
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,7 @@ class _RunContext:
     checkpoint_dir: Path | None
     report: Callable[[str], None]
     command: str
+    callbacks: tuple[Callback, ...] = ()
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -298,6 +299,7 @@ def train_run(
     given: Collection[str] | None = None,
     report: Callable[[str], None] = print,
     command: str = "",
+    callbacks: Sequence[Callback] = (),
 ) -> RunResult:
     """Run a whole training as ``nablanet train`` does, and write its files to ``out`` (default: a new
     folder under ``runs/``).
@@ -305,7 +307,8 @@ def train_run(
     ``checkpoint_dir`` writes ``checkpoint.npz`` there after every epoch; a folder that already holds one
     is refused unless ``resume=True``, which continues that run with its settings (see
     :func:`resume_settings`; ``given`` names the options the user typed — by default those that differ
-    from the defaults). Both folders are locked for the run. ``report`` receives each line of progress.
+    from the defaults). Both folders are locked for the run. ``report`` receives each line of progress;
+    ``callbacks`` are called by ``fit`` after the run's own (the playground shows its epochs with one).
 
     Nothing is lost on the way: Ctrl-C or SIGTERM during training writes the last finished epoch's state
     and raises the interruption again, with a message that says where the state is; the model is saved
@@ -344,7 +347,7 @@ def train_run(
             locks.enter_context(claim_folder(folder))
         try:
             with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
-                return _train(settings, state, _RunContext(folder, checkpoints, report, command))
+                return _train(settings, state, _RunContext(folder, checkpoints, report, command, tuple(callbacks)))
         except BaseException:
             if created:
                 with contextlib.suppress(OSError):
@@ -461,7 +464,7 @@ def _start(
     )
     # the dynamics before the checkpoint, which keeps their record; an epoch's line is printed once its state is saved
     callbacks: list[Callback] = [callback for callback in (stopper, dynamics) if callback is not None]
-    callbacks += [checkpoint, ProgressBar(settings.epochs), _SafePoints()]
+    callbacks += [checkpoint, ProgressBar(settings.epochs), *run.callbacks, _SafePoints()]
     return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
 
 

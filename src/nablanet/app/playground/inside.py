@@ -13,12 +13,16 @@ keeps what a learner wants to see:
   strip and convolutional feature maps as a mosaic.
 
 Pictures are PNG data URLs, coloured with matplotlib's colour maps (no figure is drawn, so a view costs
-well under a millisecond).
+well under a millisecond). Every coloured picture comes with its ``scale`` (:func:`colour_scale`): the values
+its two ends stand for and a colour bar, which the page shows beside it. The Jacobian, which the page colours
+itself, has one scale for every picture, ±1/4 (``JACOBIAN_LIMIT``, the most any entry can be), so that a
+near-zero Jacobian looks near white.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 
@@ -35,6 +39,7 @@ TOP_CLASSES = 3  # contribution maps shown for a softmax classifier
 MAX_JACOBIAN_CLASSES = 20  # the Jacobian of at most this many classes, the most probable
 MAX_LAYER_VIEWS = 12  # pictures of the first 12 activation and pooling layers at most
 STRIP_WIDTH = 32  # hidden units per row of a strip
+JACOBIAN_LIMIT = 0.25  # |a_j (δ_jk − a_k)| ≤ 1/4: a(1 − a) ≤ 1/4 on the diagonal, a_j a_k ≤ 1/4 off it
 
 
 def png_data_url(values: np.ndarray, cmap: str = "gray", *, low: float | None = None, high: float | None = None) -> str:
@@ -56,10 +61,27 @@ def png_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def diverging(values: np.ndarray) -> str:
-    """Signed values on a red (positive) / blue (negative) scale symmetric around 0."""
-    limit = float(np.abs(values[np.isfinite(values)]).max(initial=0.0)) or 1.0
-    return png_data_url(values, "RdBu_r", low=-limit, high=limit)
+@functools.lru_cache(maxsize=4)
+def colour_bar(cmap: str) -> str:
+    """The colour map ``cmap`` from its low end (left) to its high end (right), as a 128×1 PNG data URL."""
+    return png_data_url(np.linspace(0.0, 1.0, 128)[None, :], cmap, low=0.0, high=1.0)
+
+
+def colour_scale(cmap: str, low: float, high: float) -> dict:
+    """What a picture's colours mean: ``low`` at the left of ``bar``, ``high`` at its right."""
+    return {"low": low, "high": high, "bar": colour_bar(cmap)}
+
+
+def coloured(values: np.ndarray) -> dict:
+    """A picture of ``values`` with its scale: signed values on red (positive) / blue (negative), symmetric
+    around 0 (white); values that are all ≥ 0 on viridis from 0 to their largest."""
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() < 0:
+        cmap, high = "RdBu_r", float(np.abs(finite).max())
+        low = -high
+    else:
+        cmap, low, high = "viridis", 0.0, float(finite.max(initial=0.0)) or 1.0
+    return {"image": png_data_url(values, cmap, low=low, high=high), "scale": colour_scale(cmap, low, high)}
 
 
 def mosaic(maps: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -93,11 +115,16 @@ def weight_templates(model, class_names) -> list[dict]:
     """The softmax classifier's rows W_k as 28×28 images, on one diverging scale (red raises z_k), for the
     classes named in ``class_names`` (the first ones)."""
     W = model.layers[0].W[: len(class_names)]  # the first classes only, if the caller names fewer
-    limit = float(np.abs(W).max()) or 1.0
+    limit = templates_limit(model, len(class_names))
     return [
         {"class": name, "image": png_data_url(row.reshape(SIZE, SIZE), "RdBu_r", low=-limit, high=limit)}
         for name, row in zip(class_names, W, strict=True)
     ]
+
+
+def templates_limit(model, count: int) -> float:
+    """The one scale of the first ``count`` weight templates: ±max |W_k|."""
+    return float(np.abs(model.layers[0].W[:count]).max()) or 1.0
 
 
 def _shown(layer) -> bool:
@@ -112,7 +139,11 @@ def _jacobian(a: np.ndarray, softmax: bool) -> dict:
     if not softmax:
         return {"jacobian": None, "jacobian_classes": []}
     classes = np.sort(np.argsort(a)[::-1][:MAX_JACOBIAN_CLASSES])  # in class order
-    return {"jacobian": softmax_jacobian(a[classes]).round(6).tolist(), "jacobian_classes": classes.tolist()}
+    return {
+        "jacobian": softmax_jacobian(a[classes]).round(6).tolist(),
+        "jacobian_classes": classes.tolist(),
+        "jacobian_limit": JACOBIAN_LIMIT,  # the page colours ±this as full red and blue, on every picture
+    }
 
 
 @np.errstate(all="ignore")  # a model whose outputs overflow is refused below, in one message
@@ -120,14 +151,15 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
     """Everything the Draw tab shows for the column ``x`` (784, 1): see the module's description."""
     x = x.astype(model.dtype or np.float64)
     layers: list[dict] = []
+    showable = 0  # the activation and pooling layers, of which ``layers`` pictures the first 12
     output = x
     passes = outputs(model.layers, x, inference=True)  # keeps nothing in the layers: requests may run at once
     for position, (layer, shape, output) in enumerate(zip(model.layers, model.shapes(), passes, strict=True)):
         shown = position < len(model.layers) - 1 and _shown(layer) and shape is not None
+        showable += shown
         if shown and len(layers) < MAX_LAYER_VIEWS:
             values = output[:, 0].astype(np.float64)
             picture = mosaic(values.reshape(shape)) if len(shape) == 3 else strip(values)
-            cmap_image = diverging(picture) if values.min() < 0 else png_data_url(picture, "viridis", low=0.0)
             layers.append(
                 {
                     "name": f"{position} {type(layer).__name__}",
@@ -135,7 +167,7 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
                     "kind": "maps" if len(shape) == 3 else "units",
                     "active": int(np.count_nonzero(values > 0)),
                     "size": int(values.size),
-                    "image": cmap_image,
+                    **coloured(picture),
                 }
             )
     scores = output[:, 0].astype(np.float64)
@@ -152,6 +184,7 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
         "input": png_data_url(x[:, 0].reshape(SIZE, SIZE).astype(np.float64), "gray", low=0.0, high=1.0),
         **_jacobian(scores, softmax),
         "layers": layers,
+        "layers_of": showable,  # the page says "the first 12 of …" when it shows fewer
     }
     if is_softmax_classifier(model):
         dense = model.layers[0]
@@ -159,6 +192,7 @@ def look_inside(model, x: np.ndarray, class_names) -> dict:
         top = np.argsort(scores)[::-1][:TOP_CLASSES]
         limit = float(np.abs(contributions[top]).max()) or 1.0
         z = dense.W @ x[:, 0] + dense.b
+        view["contributions_scale"] = colour_scale("RdBu_r", -limit, limit)
         view["contributions"] = [
             {
                 "class": class_names[k],

@@ -5,10 +5,11 @@ traceback):
 
 ========================================  =============================================================
 ``GET  /``                                the page (``static/``: plain HTML, CSS and JavaScript)
-``GET  /api/models``                      the models it serves: id, name, summary, test accuracy
+``GET  /api/models``                      the models it serves (id, label, summary, test accuracy), the best
 ``GET  /api/models/{id}``                 one model, with its weight templates (softmax classifier)
 ``POST /api/models/{id}/predict``         a drawn picture (``image/png``) → :func:`.inside.look_inside`
 ``POST /api/recipe``                      train the notebook's classifier into ``runs/`` (no model yet)
+``GET  /api/recipe``                      how far that training is: epochs done, their losses, seconds
 ``GET  /api/toy``                         the Train tab's choices and defaults
 ``POST /api/sessions``                    a Train-tab session from its settings (JSON), paused at epoch 0
 ``POST /api/sessions/{id}/{action}``      ``resume``, ``pause`` or ``step``
@@ -49,17 +50,21 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ...core.activations import ACTIVATIONS
+from ...core.convolution import AvgPool2D, Conv2D, MaxPool2D
+from ...core.layers import Dense
 from ...data.datasets import DATASETS, load_dataset
 from ...data.idx import DatasetError
 from ...data.images import load_image
 from ...files.folders import new_run_folder
 from ...files.serialization import ModelFileError
+from ...training.callbacks import Callback
 from ...training.model import Sequential
 from .. import run
 from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
-from .inside import is_softmax_classifier, look_inside, weight_templates
-from .training import ToySession, ToySettings, choices
+from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
+from .training import ToySession, ToySettings, choices, finite
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
@@ -98,10 +103,14 @@ class ServedModel:
 
     def listing(self) -> dict[str, Any]:
         kind = "softmax classifier" if is_softmax_classifier(self.model) else _kind(self.model)
+        accuracy = "not measured yet" if self.test_accuracy is None else f"{100 * self.test_accuracy:.2f} %"
+        shape = architecture(self.model)
         return {
             "id": self.id,
             "name": self.name,
             "kind": kind,
+            "architecture": shape,
+            "label": f"{Path(self.name).parent.name or self.name}: {kind} {shape}, test accuracy {accuracy}",
             "dataset": self.model.metadata.get("dataset") or "mnist",
             "summary": self.model.summary(),
             "test_accuracy": self.test_accuracy,
@@ -111,6 +120,33 @@ class ServedModel:
 def _kind(model: Sequential) -> str:
     names = {type(layer).__name__ for layer in model.layers}
     return "convolutional network" if "Conv2D" in names else "multilayer perceptron"
+
+
+def architecture(model: Sequential) -> str:
+    """The layers in a few characters, for the model list: ``784→64→10 relu`` (the input's size, then each
+    Dense layer's units, ``conv 8`` for a Conv2D of 8 maps, ``pool`` for a pooling layer; then the hidden
+    activations by their ``--activation`` names)."""
+    steps = [str(model.layers[0].input_size)] if isinstance(model.layers[0], Dense) else ["28×28"]
+    activations: list[str] = []
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            steps.append(str(layer.units))
+        elif isinstance(layer, Conv2D):
+            steps.append(f"conv {layer.out_channels}")
+        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+            steps.append("pool")
+        elif type(layer) in ACTIVATIONS.values() and ACTIVATIONS.name_of(type(layer)) not in activations:
+            activations.append(ACTIVATIONS.name_of(type(layer)))
+    return "→".join(steps) + "".join(f" {name}" for name in activations)
+
+
+def best_model(models: list[ServedModel]) -> int | None:
+    """The number of the model with the highest recorded test accuracy (the first, the newest, among equals;
+    the first if none is recorded); None if there is no model."""
+    if not models:
+        return None
+    recorded = [served for served in models if served.test_accuracy is not None]
+    return max(recorded, key=lambda served: served.test_accuracy or 0.0).id if recorded else models[0].id
 
 
 def _recorded_accuracy(folder: Path) -> float | None:
@@ -169,6 +205,7 @@ class Playground:
         self.heavy_waiting = 0
         self._lock = threading.Lock()
         self._training_recipe = threading.Lock()
+        self.recipe: RecipeProgress | None = None  # the last training of the notebook's classifier
 
     def model(self, request: Request) -> ServedModel:
         number = request.path_params["id"]
@@ -242,6 +279,7 @@ async def list_models(request: Request) -> Response:
     return JSONResponse(
         {
             "models": [served.listing() for served in playground.models],
+            "best": best_model(playground.models),
             "runs": str(playground.runs),
             "recipe": run.TrainingSettings().as_dict(),
         }
@@ -262,8 +300,12 @@ async def model_details(request: Request) -> Response:
                 served.measuring = None
     details = served.listing()
     if is_softmax_classifier(served.model):
-        names = class_names(served.model)[:MAX_TEMPLATES]
+        every = class_names(served.model)
+        names = every[:MAX_TEMPLATES]
+        details["templates_of"] = len(every)  # the page says "the first 100 of …" when it shows fewer
         details["templates"] = weight_templates(served.model, names)
+        limit = templates_limit(served.model, len(names))
+        details["templates_scale"] = colour_scale("RdBu_r", -limit, limit)
     return JSONResponse(details)
 
 
@@ -380,8 +422,9 @@ async def train_recipe(request: Request) -> Response:
     await _json(request)  # a declared JSON body: no other web site can send this request unasked
     if not playground._training_recipe.acquire(blocking=False):
         raise HTTPException(409, "the notebook's classifier is being trained already")
+    playground.recipe = RecipeProgress(run.TrainingSettings().epochs)
     try:
-        result = await in_daemon_thread(_train_recipe, playground.runs)
+        result = await in_daemon_thread(_train_recipe, playground.runs, playground.recipe)
     except OSError as error:
         raise HTTPException(503, f"cannot write the run under {playground.runs}: {describe(error)}") from None
     finally:
@@ -393,8 +436,48 @@ async def train_recipe(request: Request) -> Response:
     return JSONResponse(served.listing(), status_code=201)
 
 
-def _train_recipe(runs: Path) -> run.RunResult:
-    return run.train_run(run.TrainingSettings(), out=new_run_folder(runs), report=lambda line: None)
+def _train_recipe(runs: Path, progress: RecipeProgress) -> run.RunResult:
+    return run.train_run(
+        run.TrainingSettings(), out=new_run_folder(runs), report=lambda line: None, callbacks=[progress]
+    )
+
+
+class RecipeProgress(Callback):
+    """How far the training of the notebook's classifier is, for the page (``GET /api/recipe``): the epoch
+    under way and its batches, each finished epoch's loss, and the seconds since it started."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.epoch = 0  # the epoch under way, from 0
+        self.batch, self.batches = 0, 0
+        self.losses: list[float] = []
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, num_batches):
+        self.epoch, self.batch, self.batches = epoch, 0, num_batches
+
+    def on_batch_end(self, batch, loss):
+        self.batch = batch + 1
+
+    def on_epoch_end(self, epoch, logs):
+        self.losses.append(float(logs["loss"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "batches": self.batches,
+            "losses": [round(loss, 6) for loss in self.losses],
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+
+
+async def recipe_progress(request: Request) -> Response:
+    playground = _playground(request)
+    training = playground._training_recipe.locked()
+    progress = playground.recipe.as_dict() if playground.recipe is not None else None
+    return JSONResponse(finite({"training": training, "progress": progress}))  # a diverged loss: null
 
 
 async def toy_choices(request: Request) -> Response:
@@ -561,6 +644,7 @@ def create_app(
             Route("/api/models/{id:int}", model_details),
             Route("/api/models/{id:int}/predict", predict, methods=["POST"]),
             Route("/api/recipe", train_recipe, methods=["POST"]),
+            Route("/api/recipe", recipe_progress, methods=["GET"]),
             Route("/api/toy", toy_choices),
             Route("/api/sessions", create_session, methods=["POST"]),
             Route("/api/sessions/{id:str}/events", session_events),

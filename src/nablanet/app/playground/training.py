@@ -94,9 +94,14 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
 
 
 def _hidden(value: Any) -> tuple[int, ...]:
+    """The hidden layers' sizes: a list of at most 6 integers from 1 to 256 (the page's "8,8" is [8, 8])."""
+    expected = "hidden layers must be at most 6 sizes from 1 to 256, such as 8,8 (in JSON: [8, 8]; none: [])"
     if not isinstance(value, (list, tuple)) or len(value) > 6:
-        raise ValueError("hidden must be a list of at most 6 layer sizes, such as [16, 16]")
-    return tuple(_integer("a hidden layer size", size, 1, 256) for size in value)
+        raise ValueError(f"{expected}, received: {value!r}"[:200])
+    for size in value:
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 256:
+            raise ValueError(f"{expected}, received a layer of size {size!r}"[:200])
+    return tuple(value)
 
 
 def choices() -> dict[str, Any]:

@@ -41,6 +41,23 @@ function divergingColour(value) {
   return `rgb(${mix(r)}, ${mix(g)}, ${mix(b)})`;
 }
 
+// A number for a scale's label: 3 significant digits, no trailing zeros ("0.25", "-1.3e-4")
+function short(value) {
+  return Math.abs(value) >= 1e-3 || value === 0 ? String(Number(value.toPrecision(3))) : value.toExponential(1);
+}
+
+// What a picture's colours mean: its colour bar (from the server) between the values of its two ends
+function scaleBar(scale, what) {
+  return element("div", { class: "scale" }, [
+    element("span", { text: short(scale.low) }),
+    element("img", { src: scale.bar, alt: `colour scale of ${what}` }),
+    element("span", { text: short(scale.high) }),
+    element("span", { class: "note", text: what }),
+  ]);
+}
+
+const sleep = (milliseconds) => new Promise((resolve) => setTimeout(resolve, milliseconds));
+
 // ---------------------------------------------------------------------------------------- tabs
 
 function showTab(name) {
@@ -108,24 +125,26 @@ const Draw = {
     context.lineCap = "round";
     context.lineJoin = "round";
     this.hasInk = false;
+    $("#input-image").hidden = true;
+    $("#input-empty").hidden = false;
     $("#prediction").textContent = "–";
     $("#confidence").textContent = "";
     $("#draw-message").textContent = "";
   },
 
-  async loadModels(selected = 0) {
+  // the model list, labelled by run folder, architecture and test accuracy; the best one chosen unless told
+  async loadModels(selected) {
     const data = await api("GET", "/api/models");
     this.models = data.models;
     $("#runs-folder").textContent = data.runs + "/";
     const select = $("#model");
-    select.replaceChildren(
-      ...this.models.map((model) => element("option", { value: model.id, text: `${model.id}: ${model.name}` })),
-    );
+    select.replaceChildren(...this.models.map((model) => element("option", { value: model.id, text: model.label })));
     $("#no-model").hidden = this.models.length > 0;
     select.hidden = this.models.length === 0;
     if (this.models.length) {
-      select.value = String(selected);
-      await this.choose(selected);
+      const id = selected ?? data.best;
+      select.value = String(id);
+      await this.choose(id);
     }
   },
 
@@ -133,15 +152,40 @@ const Draw = {
     const button = $("#train-recipe");
     button.disabled = true;
     button.textContent = "Training…";
+    $("#recipe-bar").hidden = false;
+    let training = true;
+    const watch = async () => {
+      while (training) {
+        await this.showRecipeProgress().catch(() => {});
+        await sleep(500);
+      }
+    };
+    watch();
     try {
       const model = await api("POST", "/api/recipe", {});
+      training = false;
       await this.loadModels(model.id);
     } catch (error) {
       $("#draw-message").textContent = error.message;
     } finally {
+      training = false;
       button.disabled = false;
       button.textContent = "Train the notebook's softmax classifier";
     }
+  },
+
+  async showRecipeProgress() {
+    const { training, progress } = await api("GET", "/api/recipe");
+    if (!training || !progress) return;
+    const done = progress.losses.length;
+    const last = progress.losses[done - 1]; // null: diverged
+    const loss = done ? `; loss after epoch ${done}: ${last === null ? "diverged" : last.toFixed(4)}` : "";
+    const where =
+      done === progress.epochs
+        ? `all ${progress.epochs} epochs done: testing and saving`
+        : `epoch ${progress.epoch + 1} of ${progress.epochs}, batch ${progress.batch} of ${progress.batches}`;
+    $("#recipe-progress").textContent = `${where}${loss} (${progress.seconds.toFixed(0)} s so far)`;
+    $("#recipe-bar").value = progress.batches ? (progress.epoch + progress.batch / progress.batches) / progress.epochs : 0;
   },
 
   failed(error) {
@@ -155,25 +199,38 @@ const Draw = {
     const details = await api("GET", `/api/models/${id}`);
     this.model = details;
     const accuracy = details.test_accuracy === null ? "test accuracy not measured" : `test accuracy ${(100 * details.test_accuracy).toFixed(2)} %`;
-    $("#model-info").textContent = `${details.kind} trained on ${details.dataset}, ${accuracy}`;
+    $("#model-info").textContent = `${details.kind} ${details.architecture} trained on ${details.dataset}, ${accuracy}`;
+    const option = $(`#model option[value="${id}"]`);
+    if (option) option.textContent = details.label; // with the accuracy measured just now, if it was not recorded
     $("#model-summary").textContent = details.summary;
     const templates = details.templates || [];
     $("#templates-block").hidden = templates.length === 0;
     $("#templates").replaceChildren(
       ...templates.map((t) => element("div", { class: "figure" }, [element("img", { src: t.image, alt: `template ${t.class}` }), t.class])),
     );
+    $("#templates-scale").replaceChildren(...(templates.length ? [scaleBar(
+        details.templates_scale,
+        templates.length < details.templates_of
+          ? `weight Wₖ[p], one scale for the templates of the first ${templates.length} of ${details.templates_of} classes`
+          : `weight Wₖ[p], one scale for all ${templates.length} templates`,
+      )] : []));
     $("#inside-title").textContent = templates.length ? "Why it thinks so: Wₖ ⊙ x, each pixel's share of the score zₖ" : "Inside the network: each layer's output";
     if (this.hasInk) this.schedule(0);
   },
 
-  // debounced: one request at a time, the newest drawing next
+  // debounced: one request at a time, the newest drawing next; the tab is aria-busy until the newest is shown
   schedule(delay = 120) {
     clearTimeout(this.timer);
+    $("#draw").setAttribute("aria-busy", "true");
     this.timer = setTimeout(() => this.predict(), delay);
   },
 
   async predict() {
-    if (!this.model || !this.hasInk) return;
+    this.timer = null;
+    if (!this.model || !this.hasInk) {
+      $("#draw").setAttribute("aria-busy", "false");
+      return;
+    }
     if (this.inFlight) {
       this.dirty = true;
       return;
@@ -190,11 +247,14 @@ const Draw = {
     } finally {
       this.inFlight = false;
       if (this.dirty) this.schedule(0);
+      else if (this.timer === null) $("#draw").setAttribute("aria-busy", "false");
     }
   },
 
   show(view) {
     $("#input-image").src = view.input;
+    $("#input-image").hidden = false;
+    $("#input-empty").hidden = true;
     $("#prediction").textContent = view.prediction;
     const best = view.outputs[view.best];
     $("#confidence").textContent = view.probabilities ? `(${(100 * best).toFixed(1)} %)` : `(score ${best.toFixed(2)})`;
@@ -219,11 +279,17 @@ const Draw = {
         ]),
       ),
     );
+    $("#contributions-scale").replaceChildren(
+      ...(contributions.length ? [scaleBar(view.contributions_scale, `Wₖ[p]·x[p], one scale for the ${contributions.length} maps`)] : []),
+    );
+    const subset = view.layers.length < view.layers_of;
     $("#layers").replaceChildren(
+      ...(subset ? [element("p", { class: "note", text: `the first ${view.layers.length} of ${view.layers_of} activation and pooling layers` })] : []),
       ...view.layers.map((layer) =>
         element("div", { class: `figure ${layer.kind}` }, [
           element("img", { src: layer.image, alt: layer.name }),
           `${layer.name} (${layer.shape.join("×")}): ${layer.active} of ${layer.size} > 0`,
+          scaleBar(layer.scale, "this layer's outputs"),
         ]),
       ),
     );
@@ -235,7 +301,7 @@ const Draw = {
       table.replaceChildren(element("caption", { text: "the model does not end in Softmax" }));
       return;
     }
-    const limit = Math.max(...view.jacobian.flat().map(Math.abs)) || 1;
+    const limit = view.jacobian_limit; // the same for every drawing: a near-zero Jacobian looks near white
     const names = view.jacobian_classes.map((k) => view.classes[k]); // all classes, or the most probable of many
     const header = element("tr", {}, [element("th"), ...names.map((name) => element("th", { text: name }))]);
     const rows = view.jacobian.map((row, j) =>
@@ -248,6 +314,14 @@ const Draw = {
     );
     const caption = names.length < view.classes.length ? [element("caption", { text: `the ${names.length} most probable of ${view.classes.length} classes` })] : [];
     table.replaceChildren(...caption, header, ...rows);
+    const swatches = Array.from({ length: 21 }, (_, i) => element("span", { class: "swatch", style: `background: ${divergingColour(i / 10 - 1)}` }));
+    $("#jacobian-scale").replaceChildren(
+      element("span", { text: short(-limit) }),
+      element("span", { class: "swatches" }, swatches),
+      element("span", { text: `+${short(limit)}` }),
+    );
+    const largest = Math.max(...view.jacobian.flat().map(Math.abs));
+    $("#jacobian-largest").textContent = `largest |entry| for this drawing: ${largest.toExponential(1)}, ${(100 * largest / limit).toFixed(largest / limit < 0.01 ? 2 : 0)} % of the scale`;
   },
 };
 
@@ -269,12 +343,7 @@ const Train = {
     fill("activation", this.choices.activations);
     fill("optimizer", this.choices.optimizers);
     fill("speed", this.choices.speeds);
-    const defaults = this.choices.defaults;
-    for (const name of ["dataset", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "speed"]) {
-      form.elements[name].value = defaults[name];
-    }
-    form.elements.hidden.value = defaults.hidden.join(",");
-    this.datasetDefaults();
+    this.fill(this.choices.defaults);
     form.elements.dataset.addEventListener("change", () => {
       this.datasetDefaults();
       this.reset();
@@ -291,12 +360,40 @@ const Train = {
     });
   },
 
+  // the form showing ``settings`` (the defaults, or those of the session in use)
+  fill(settings) {
+    const form = $("#settings").elements;
+    for (const name of ["dataset", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "speed"]) {
+      form[name].value = settings[name];
+    }
+    form.hidden.value = settings.hidden.join(",");
+    this.datasetDefaults();
+    if (settings.classes !== null) form.classes.value = settings.classes;
+    if (settings.noise !== null) form.noise.value = settings.noise;
+  },
+
   datasetDefaults() {
     const form = $("#settings");
     const info = this.choices.datasets[form.elements.dataset.value];
     form.elements.classes.value = info.classes;
     form.elements.noise.value = info.noise;
     $("#classes-label").hidden = !info.choose_classes;
+  },
+
+  // what is wrong with the form, in the words of its labels, or null: checked here, so that nothing
+  // unreadable (an empty field, "abc") is sent as a number
+  problem() {
+    for (const label of $("#settings").querySelectorAll("label:not([hidden])")) {
+      const input = label.querySelector("input");
+      const expects = label.querySelector("[data-expects]");
+      if (!input || !expects) continue;
+      const name = label.querySelector("span").firstChild.textContent.trim();
+      const text = input.value.trim();
+      const wrong =
+        input.name === "hidden" ? text !== "" && !/^\d+(\s*,\s*\d+)*$/.test(text) : text === "" || !input.checkValidity();
+      if (wrong) return `${name} must be ${expects.textContent}, received: ${text === "" ? "nothing" : JSON.stringify(text)}`;
+    }
+    return null;
   },
 
   settings() {
@@ -307,7 +404,7 @@ const Train = {
       dataset: form.dataset.value,
       classes: info.choose_classes ? Number(form.classes.value) : null,
       noise: Number(form.noise.value),
-      hidden: text ? text.split(",").map((size) => Number(size.trim())) : [],
+      hidden: text ? text.split(",").map(Number) : [],
       activation: form.activation.value,
       optimizer: form.optimizer.value,
       learning_rate: Number(form.learning_rate.value),
@@ -319,32 +416,42 @@ const Train = {
 
   generation: 0,
 
+  // a new session from the form; a refused one changes nothing: the session in use goes on, and the form
+  // shows its settings again, under the message that says what was refused
   async reset() {
     const generation = ++this.generation; // a newer Reset wins: the session this one creates is closed again
-    if (this.events) this.events.close();
-    if (this.session) api("DELETE", `/api/sessions/${this.session}`).catch(() => {});
-    this.session = null;
-    this.events = null;
+    const problem = this.problem();
+    if (problem) return this.refuse(problem);
     try {
       const description = await api("POST", "/api/sessions", this.settings());
       if (generation !== this.generation) {
         api("DELETE", `/api/sessions/${description.id}`).catch(() => {});
         return;
       }
+      if (this.events) this.events.close();
+      if (this.session) api("DELETE", `/api/sessions/${this.session}`).catch(() => {});
       this.session = description.id;
       this.description = description;
+      $("#settings-message").textContent = "";
       $("#toy-summary").textContent = description.summary;
       $("#train-state").textContent = "";
       this.drawPoints();
       this.events = new EventSource(`/api/sessions/${description.id}/events`);
       this.events.onmessage = (message) => this.update(JSON.parse(message.data));
     } catch (error) {
-      $("#train-state").textContent = error.message;
+      if (generation === this.generation) this.refuse(error.message);
     }
+  },
+
+  refuse(message) {
+    const kept = this.description ? "; the form shows the settings still in use" : "";
+    if (this.description) this.fill(this.description.settings);
+    $("#settings-message").textContent = `not applied: ${message}${kept}`;
   },
 
   async control(action) {
     if (!this.session) return;
+    $("#settings-message").textContent = ""; // what was refused before: answered by this action
     try {
       await api("POST", `/api/sessions/${this.session}/${action}`);
     } catch (error) {
@@ -377,6 +484,7 @@ const Train = {
   update(snapshot) {
     this.state = snapshot.state;
     $("#boundary").src = snapshot.boundary;
+    $("#boundary").hidden = false;
     $("#epoch").textContent = snapshot.epoch;
     $("#loss").textContent = snapshot.loss === null ? "–" : snapshot.loss.toFixed(4);
     $("#accuracy").textContent = snapshot.accuracy === null ? "–" : `${(100 * snapshot.accuracy).toFixed(1)} %`;
@@ -401,7 +509,7 @@ function plot(canvas, curves, colours, epochs) {
   const [width, height, left, bottom] = [canvas.width, canvas.height, 44, 18];
   context.clearRect(0, 0, width, height);
   const lastEpoch = Math.max(1, ...curves.map((c) => c.epochs[c.epochs.length - 1] || 0));
-  const top = Math.max(1e-9, ...curves.flatMap((c) => c.values.filter(Number.isFinite))); // null: diverged
+  const values = curves.flatMap((c) => c.values.filter(Number.isFinite)); // null: diverged
   context.strokeStyle = "#b6bfcc";
   context.beginPath();
   context.moveTo(left, 4);
@@ -410,7 +518,15 @@ function plot(canvas, curves, colours, epochs) {
   context.stroke();
   context.fillStyle = "#5d6778";
   context.font = "11px system-ui, sans-serif";
-  context.fillText(top.toPrecision(3), 2, 12);
+  const name = canvas.dataset.name;
+  if (!values.length) {
+    context.fillText("no epochs yet", left + 12, (height - bottom) / 2); // no scale to show: no tick labels
+    canvas.setAttribute("aria-label", `${name}: no epochs yet`);
+    return;
+  }
+  const top = Math.max(...values) || 1; // all zero: the line lies on the axis, under a top of 1
+  context.fillText(short(top), 2, 12);
+  canvas.setAttribute("aria-label", `${name} over epochs 1 to ${lastEpoch}, on a scale from 0 to ${short(top)}`);
   context.fillText("0", left - 12, height - bottom);
   context.fillText(`epoch ${lastEpoch}`, width - 70, height - 4);
   curves.forEach((curve, i) => {
