@@ -409,7 +409,8 @@ def command_evaluate(args) -> int:
     print("Per-class accuracy:")
     for class_name, accuracy, count in evaluation.per_class:
         print(f"  {class_name:>12}: {accuracy:.4f}  ({count} images)")
-    print(f"Wrote {one_line(evaluation.confusion_matrix)}")
+    where = " (the model's folder; --out chooses another)" if args.out is None else ""
+    print(f"Wrote the confusion matrix to {one_line(evaluation.confusion_matrix)}{where}")
     return 0
 
 
