@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a classifier on one of the data sets",
         description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
         "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
-        "Writes model.npz, loss.png, misclassified.png and metrics.json to --out.",
+        "Writes model.npz, loss.png, misclassified.png and metrics.json to --out (with --val-split also "
+        "accuracy.png and confusion_matrix.png, with --dynamics dynamics.png).",
     )
     train.add_argument(
         "--dataset",
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="accuracy, per-class accuracy and confusion matrix of a saved model",
         description="Evaluate a model saved by `nablanet train` (its model.npz) on a test set; write "
-        "confusion_matrix.png to --out.",
+        "confusion_matrix.png to --out (default: the model's folder).",
     )
     evaluate.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
     evaluate.add_argument(

@@ -91,7 +91,7 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
     axis.set_ylabel(metric.capitalize())
     axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize="small" if validation else None)  # the note makes a longer legend
 
 
 def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
