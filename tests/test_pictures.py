@@ -383,3 +383,32 @@ def test_feature_maps_say_how_many_of_each_layers_maps_they_show_on_a_labelled_s
     colour_bars = [axis.get_ylabel() for axis in figure.axes if axis.get_ylabel()]
     assert colour_bars == ["pixel"] + ["value"] * 6
     assert figure.get_suptitle().startswith("Feature maps of test image #3\n")
+
+
+@pytest.mark.slow
+def test_train_titles_its_misclassified_images_and_confusion_matrix(tmp_path, monkeypatch):
+    from nablanet.app.cli import main
+
+    figures = {}
+    original = plots.save_figure
+
+    def recording(figure, path):
+        figures[path.name] = figure
+        return original(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", recording)
+    arguments = ["train", "--epochs", "1", "--val-split", "0.1", "--batch-size", "500", "--out", str(tmp_path / "run")]
+    assert main(arguments) == 0
+    wrong = figures["misclassified.png"]
+    titles = [axis.get_title() for axis in wrong.axes if axis.get_title()]
+    assert len(titles) == 10 and all(
+        title.startswith("true ") and ", predicted " in title and "(p = 0." in title for title in titles
+    )
+    assert wrong.get_suptitle().startswith("10 of the ") and wrong.get_suptitle().endswith(
+        " misclassified images, chosen at random"
+    )
+    assert (
+        figures["confusion_matrix.png"].axes[0].get_title() == "Confusion matrix on the mnist test set (10000 images)"
+    )
+    legend = [text.get_text() for text in figures["loss.png"].axes[0].get_legend().get_texts()]
+    assert legend[0] == "training loss\n(mean over the epoch's batches, as the weights moved)"
