@@ -29,6 +29,27 @@ def test_toy_prints_each_samples_loss_and_gradient(capsys):
     assert main(["toy", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert out.count("Sample ") == 10 and out.count("gradient of the loss") == 10
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("Done: 10 steps of batch size 1, learning rate 0.001; mean loss ")
+    losses = [float(line.split("loss = ")[1]) for line in out.splitlines() if line.startswith("Sample ")]
+    assert f"mean loss {sum(losses) / 10:.4f} (a uniform guess costs log 3 = 1.0986)" in summary
+    assert summary.endswith(" of 10 samples right after the pass")
+
+
+@pytest.mark.slow
+def test_evaluate_says_it_wrote_the_confusion_matrix_into_the_models_folder(tmp_path, capsys, mnist):
+    import nablanet as nn
+    from nablanet.training.model import build_classifier
+
+    model = build_classifier(784, 10, rng=0)
+    model.fit(mnist.X_train[:, :2000], mnist.Y_train[:, :2000], epochs=1, rng=0, verbose=0)
+    nn.save(model, tmp_path / "model.npz")
+    assert main(["evaluate", str(tmp_path / "model.npz")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == (
+        f"Wrote the confusion matrix to {tmp_path / 'confusion_matrix.png'} (the model's folder; --out chooses another)"
+    )
+    assert (tmp_path / "confusion_matrix.png").is_file()
 
 
 @pytest.mark.parametrize(
@@ -86,6 +107,7 @@ def test_train_a_hidden_network_with_validation(tmp_path, capsys):
     assert main(arguments) == 0
     out = capsys.readouterr().out
     assert "val_loss = " in out and "val_accuracy = " in out
+    assert "training loss is the mean over its batches while the weights moved" in out  # why it can lie above
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.9 and len(metrics["history"]["val_accuracy"]) == 2
     for name in ("loss.png", "accuracy.png", "confusion_matrix.png", "misclassified.png"):
@@ -103,6 +125,7 @@ def test_evaluate_and_predict_with_a_saved_model(tmp_path, capsys, mnist):
     out = capsys.readouterr().out
     assert "accuracy 0.8" in out and out.count(" images)\n") == 10  # one line per class
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 10_000
+    assert f"Wrote the confusion matrix to {tmp_path / 'eval' / 'confusion_matrix.png'}\n" in out  # --out: no note
     paths = []
     for index in range(8):  # test digits, drawn dark on light at 5× size, as a photo of paper would be
         pixels = (255 - 255 * mnist.X_test[:, index].reshape(28, 28)).astype(np.uint8)

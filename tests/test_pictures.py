@@ -79,8 +79,8 @@ def test_training_dynamics(trained, tmp_path, panels):
     assert len(dynamics["weight_norm"]["0 Dense"]) == 3 and list(dynamics["dead_fraction"]) == ["1 ReLU"]
     assert all(0 <= fraction <= 1 for fraction in dynamics["dead_fraction"]["1 ReLU"])
     figure = plots.plot_dynamics(dynamics, tmp_path / "dynamics.png")
-    check_png(figure, tmp_path / "dynamics.png", (2200, 420))
-    assert panels["dynamics.png"] == 4
+    check_png(figure, tmp_path / "dynamics.png", (2750, 440))
+    assert panels["dynamics.png"] == 5  # by layer, per epoch: gradients and weights; dead ReLUs; histograms
 
 
 def test_dead_relus_are_counted(rng):
@@ -101,20 +101,20 @@ def test_dead_relus_are_counted(rng):
 def test_training_plots(trained, mnist, tmp_path, panels):
     history = {"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5]}
     check_png(plots.plot_history(history, tmp_path / "loss.png"), tmp_path / "loss.png", (600, 400))
-    predictions = trained[0].predict(mnist.X_test)
+    probabilities = trained[0].predict_proba(mnist.X_test)
     check_png(
         plots.plot_confusion_matrix(
-            mnist.y_test, predictions, tmp_path / "confusion.png", class_names=mnist.class_names
+            mnist.y_test, probabilities.argmax(axis=0), tmp_path / "confusion.png", class_names=mnist.class_names
         ),
         tmp_path / "confusion.png",
-        (1200, 1100),
+        (1340, 1100),
     )
     check_png(
-        plots.plot_misclassified(mnist.X_test, mnist.y_test, predictions, tmp_path / "misclassified.png", rng=0),
+        plots.plot_misclassified(mnist.X_test, mnist.y_test, probabilities, tmp_path / "misclassified.png", rng=0),
         tmp_path / "misclassified.png",
-        (1600, 680),
+        (1600, 720),
     )
-    assert panels == {"loss.png": 1, "confusion.png": 2, "misclassified.png": 10}
+    assert panels == {"loss.png": 1, "confusion.png": 3, "misclassified.png": 10}
 
 
 @pytest.mark.slow
@@ -160,10 +160,22 @@ def test_confusion_matrix_has_a_title_a_labelled_colour_bar_and_level_labels(mni
     figure = plots.plot_confusion_matrix(
         mnist.y_test, predictions, class_names=mnist.class_names, title="Confusion matrix: m.npz on the mnist test set"
     )
-    axis, colour_bar = figure.axes
+    axis, correct_bar, errors_bar = figure.axes
     assert axis.get_title() == "Confusion matrix: m.npz on the mnist test set"
-    assert colour_bar.get_ylabel() == "number of images"
+    assert correct_bar.get_ylabel() == "correct (diagonal): images"
+    assert errors_bar.get_ylabel() == "errors (off the diagonal): images"
     assert all(label.get_rotation() == 0 for label in axis.get_xticklabels())
+
+
+def test_confusion_matrix_colours_the_errors_on_their_own_scale_with_every_count_in_its_cell():
+    y_true = np.array([0] * 900 + [1] * 800 + [0] * 7 + [1] * 3)
+    y_pred = np.array([0] * 900 + [1] * 800 + [1] * 7 + [0] * 3)
+    figure = plots.plot_confusion_matrix(y_true, y_pred, class_names=["a", "b"])
+    axis = figure.axes[0]
+    correct, errors = axis.get_images()
+    assert (correct.norm.vmin, correct.norm.vmax) == (0, 900)
+    assert (errors.norm.vmin, errors.norm.vmax) == (0, 7)  # 7 errors: the darkest red, not a pale 7/900
+    assert sorted(text.get_text() for text in axis.texts) == ["3", "7", "800", "900"]
 
 
 def test_evaluate_titles_the_confusion_matrix_with_model_and_data_set(trained, tmp_path):
@@ -215,8 +227,24 @@ def test_the_jacobian_title_fits_the_model(trained, tmp_path, monkeypatch):
     for number, model in enumerate(trained[:2]):
         nn.save(model, tmp_path / f"{number}.npz")
         model_commands.inspect_model(tmp_path / f"{number}.npz", out=tmp_path / f"pictures{number}")
-    assert titles[0].endswith("a = softmax(W̃ x̃)") and titles[0].startswith("test image ")
-    assert titles[1].endswith("a = softmax(z), z = the last layer's output")
+    assert titles == ["a = softmax(W̃ x̃)", "a = softmax(z), z = the last layer's output"]
+
+
+def test_the_jacobian_picture_titles_its_image_with_true_and_predicted_class_and_probability(
+    trained, mnist, tmp_path, monkeypatch
+):
+    from nablanet.app import model_commands
+
+    figures = []
+    original = plots.plot_softmax_jacobian
+    monkeypatch.setattr(plots, "plot_softmax_jacobian", lambda *a, **k: figures.append(original(*a, **k)))
+    nn.save(trained[0], tmp_path / "softmax.npz")
+    model_commands.inspect_model(tmp_path / "softmax.npz", out=tmp_path / "pictures", sample=8)
+    probabilities = trained[0].predict_proba(mnist.X_test[:, 8:9])[:, 0]
+    predicted = int(probabilities.argmax())
+    assert figures[0].axes[0].get_title() == (
+        f"test image #8 of 10000\ntrue {mnist.y_test[8]}, predicted {predicted} (p = {probabilities[predicted]:.2f})"
+    )
 
 
 def test_misclassified_says_when_the_true_class_is_not_in_the_top_3():
@@ -230,7 +258,7 @@ def test_misclassified_says_when_the_true_class_is_not_in_the_top_3():
 
 def test_dynamics_names_the_layers_and_labels_its_axes(trained):
     figure = plots.plot_dynamics(trained[2])
-    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    legend = [text.get_text() for text in figure.axes[1].get_legend().get_texts()]
     assert legend == ["Dense (layer 0)", "Dense (layer 2)"]
     assert all(axis.get_ylabel() for axis in figure.axes)
     assert all(axis.get_xlabel() for axis in figure.axes)
@@ -280,6 +308,107 @@ def test_the_feature_maps_of_a_model_of_990_pooling_layers_show_the_first_eleven
     layers = [nn.AvgPool2D(1, input_shape=(1, 28, 28)), *(nn.AvgPool2D(1) for _ in range(989))]
     model = nn.Sequential([*layers, nn.Flatten(), nn.Dense(784, 10, rng=0), nn.Softmax()])
     figure = plot_feature_maps(model, np.random.default_rng(0).random(784))
-    assert len(figure.axes) == MAX_MAP_ROWS * 8 == 96
+    assert len(figure.axes) == MAX_MAP_ROWS * (8 + 1) == 108  # eight maps and a colour bar a row
     title = figure._suptitle.get_text()
     assert "the input, then the first 11 of its 990 convolution, activation and pooling layers" in title
+
+
+def test_misclassified_titles_say_true_class_predicted_class_and_its_probability():
+    probabilities = np.array([[0.7, 0.1, 0.2], [0.3, 0.6, 0.8]])  # samples 0 and 2 predicted wrongly
+    figure = plots.plot_misclassified(np.zeros((784, 3)), np.array([1, 1, 0]), probabilities, rng=0)
+    titles = sorted(axis.get_title() for axis in figure.axes if axis.get_title())
+    assert titles == ["true 0, predicted 1 (p = 0.80)", "true 1, predicted 0 (p = 0.70)"]
+    assert figure.get_suptitle() == "2 of the 2 misclassified images, chosen at random"
+
+
+def test_misclassified_refuses_predicted_labels_in_place_of_probabilities():
+    with pytest.raises(ValueError, match=r"probabilities must be \(classes, samples\)"):
+        plots.plot_misclassified(np.zeros((784, 3)), np.array([1, 1, 0]), np.array([0, 1, 1]))
+
+
+def test_history_with_validation_says_the_training_loss_is_a_mean_over_moving_weights():
+    figure = plots.plot_history({"loss": [1.7, 0.9], "val_loss": [1.1, 0.7]})
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == [
+        "training loss\n(mean over the epoch's batches, as the weights moved)",
+        "validation loss\n(after the epoch)",
+    ]
+    alone = plots.plot_history({"loss": [1.7, 0.9]})
+    assert [text.get_text() for text in alone.axes[0].get_legend().get_texts()] == ["training loss"]
+
+
+def _sigmoid_dynamics():
+    return {
+        "gradient_norm": {"0 Dense": [1e-3, 2e-3, 3e-3], "2 Dense": [1e-2, 2e-2, 3e-2], "4 Dense": [0.4, 0.3, 0.2]},
+        "weight_norm": {"0 Dense": [1.0, 1.1, 1.2], "2 Dense": [1.0, 1.1, 1.2], "4 Dense": [1.0, 1.0, 1.0]},
+        "dead_fraction": {"1 Sigmoid": [0.0] * 3, "3 Sigmoid": [0.0] * 3},
+        "activation_histogram": {"1 Sigmoid": ([1, 2], [0.0, 0.5, 1.0]), "3 Sigmoid": ([2, 1], [0.0, 0.5, 1.0])},
+    }
+
+
+def test_dynamics_plots_the_gradient_norm_against_the_layer_one_line_per_epoch():
+    figure = plots.plot_dynamics(_sigmoid_dynamics())
+    by_layer = figure.axes[0]
+    assert by_layer.get_xlabel() == "layer (input side → output side)"
+    assert [label.get_text() for label in by_layer.get_xticklabels()] == [
+        "Dense\n(layer 0)",
+        "Dense\n(layer 2)",
+        "Dense\n(layer 4)",
+    ]
+    lines = by_layer.get_lines()
+    assert [line.get_label() for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert list(lines[2].get_ydata()) == [3e-3, 3e-2, 0.2]  # the last epoch, from the input side to the output
+
+
+def test_dynamics_of_a_sigmoid_network_has_no_dead_units_panel():
+    figure = plots.plot_dynamics(_sigmoid_dynamics())
+    titles = [axis.get_title() for axis in figure.axes]
+    assert not any("dead" in title for title in titles)
+    assert len(figure.axes) == 4  # by layer, gradients and weights per epoch, histograms
+
+
+def test_feature_maps_say_how_many_of_each_layers_maps_they_show_on_a_labelled_scale():
+    model = build_classifier(784, 10, conv=[8, 16], rng=0)
+    figure = plots.plot_feature_maps(model, np.random.default_rng(0).random(784), sample="test image #3")
+    titles = [axis.get_title(loc="left") for axis in figure.axes if axis.get_title(loc="left")]
+    assert titles == [
+        "input: 1 of 1 maps\nch 0",
+        "0 Conv2D: 8 of 8 maps\nch 0",
+        "1 ReLU: 8 of 8 maps\nch 0",
+        "2 MaxPool2D: 8 of 8 maps\nch 0",
+        "3 Conv2D: 8 of 16 maps\nch 0",
+        "4 ReLU: 8 of 16 maps\nch 0",
+        "5 MaxPool2D: 8 of 16 maps\nch 0",
+    ]
+    colour_bars = [axis.get_ylabel() for axis in figure.axes if axis.get_ylabel()]
+    assert colour_bars == ["pixel"] + ["value"] * 6
+    assert figure.get_suptitle().startswith("Feature maps of test image #3\n")
+
+
+@pytest.mark.slow
+def test_train_titles_its_misclassified_images_and_confusion_matrix(tmp_path, monkeypatch):
+    from nablanet.app.cli import main
+
+    figures = {}
+    original = plots.save_figure
+
+    def recording(figure, path):
+        figures[path.name] = figure
+        return original(figure, path)
+
+    monkeypatch.setattr(plots, "save_figure", recording)
+    arguments = ["train", "--epochs", "1", "--val-split", "0.1", "--batch-size", "500", "--out", str(tmp_path / "run")]
+    assert main(arguments) == 0
+    wrong = figures["misclassified.png"]
+    titles = [axis.get_title() for axis in wrong.axes if axis.get_title()]
+    assert len(titles) == 10 and all(
+        title.startswith("true ") and ", predicted " in title and "(p = 0." in title for title in titles
+    )
+    assert wrong.get_suptitle().startswith("10 of the ") and wrong.get_suptitle().endswith(
+        " misclassified images, chosen at random"
+    )
+    assert (
+        figures["confusion_matrix.png"].axes[0].get_title() == "Confusion matrix on the mnist test set (10000 images)"
+    )
+    legend = [text.get_text() for text in figures["loss.png"].axes[0].get_legend().get_texts()]
+    assert legend[0] == "training loss\n(mean over the epoch's batches, as the weights moved)"

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a classifier on one of the data sets",
         description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
         "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
-        "Writes model.npz, loss.png, misclassified.png and metrics.json to --out.",
+        "Writes model.npz, loss.png, misclassified.png and metrics.json to --out (with --val-split also "
+        "accuracy.png and confusion_matrix.png, with --dynamics dynamics.png).",
     )
     train.add_argument(
         "--dataset",
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="accuracy, per-class accuracy and confusion matrix of a saved model",
         description="Evaluate a model saved by `nablanet train` (its model.npz) on a test set; write "
-        "confusion_matrix.png to --out.",
+        "confusion_matrix.png to --out (default: the model's folder).",
     )
     evaluate.add_argument("model", type=Path, help="a model file (.npz) written by nablanet")
     evaluate.add_argument(
@@ -410,7 +411,8 @@ def command_evaluate(args) -> int:
     print("Per-class accuracy:")
     for class_name, accuracy, count in evaluation.per_class:
         print(f"  {class_name:>12}: {accuracy:.4f}  ({count} images)")
-    print(f"Wrote {one_line(evaluation.confusion_matrix)}")
+    where = " (the model's folder; --out chooses another)" if args.out is None else ""
+    print(f"Wrote the confusion matrix to {one_line(evaluation.confusion_matrix)}{where}")
     return 0
 
 

@@ -201,11 +201,16 @@ def inspect_model(
         if sample is None:
             sample = uncertain_sample(probabilities)
         names = list(data.class_names)
+        predicted = int(probabilities[:, sample].argmax())
+        described = plots.describe_sample(
+            names[data.y_test[sample]], names[predicted], probabilities[predicted, sample]
+        )
+        image = f"test image #{sample} of {data.X_test.shape[1]}\n{described}"  # "#8", never a bare 8 beside a 5
         written = []
         if any(isinstance(layer, Conv2D) for layer in model.layers):
             written += [folder / "filters.png", folder / "feature_maps.png"]
             plots.plot_filters(model, written[0])
-            plots.plot_feature_maps(model, data.X_test[:, sample], written[1])
+            plots.plot_feature_maps(model, data.X_test[:, sample], written[1], sample=image)
         else:
             written.append(folder / "weight_templates.png")
             plots.plot_weight_templates(model, written[-1], class_names=names)
@@ -217,8 +222,8 @@ def inspect_model(
                 probabilities[:, sample],
                 written[-1],
                 class_names=names,
-                formula=f"test image {sample}: a = "
-                + ("softmax(W̃ x̃)" if plain else "softmax(z), z = the last layer's output"),
+                formula="a = " + ("softmax(W̃ x̃)" if plain else "softmax(z), z = the last layer's output"),
+                sample=image,
             )
         written.append(folder / "misclassified_probabilities.png")
         plots.plot_misclassified_probabilities(data.X_test, data.y_test, probabilities, written[-1], class_names=names)
@@ -279,11 +284,19 @@ def toy_run(*, seed: int = 0, learning_rate: float = 1e-3, report: Callable[[str
     dense = Dense(num_features, num_labels, rng=rng)
     dense.W[...] = rng.standard_normal((num_labels, num_features))  # the notebook's N(0, 1) weights
     softmax = Softmax()
+    losses = []
     with np.printoptions(precision=2):
         for i in range(num_samples):
             x, y_i = X[:, i : i + 1], Y[:, i : i + 1]  # one sample as a (features, 1) batch
             a = softmax.forward(dense.forward(x))
-            report(f"\nSample {i}: loss = {cce(y_i, a):.6f}")
+            losses.append(cce(y_i, a))
+            report(f"\nSample {i}: loss = {losses[-1]:.6f}")
             dense.backward(softmax.backward(cce_gradient(y_i, a)), learning_rate=learning_rate)
             report(f"gradient of the loss w.r.t. W̃ = [W | b]:\n{dense.weights_gradient}")
+    correct = int(np.sum(softmax.forward(dense.forward(X)).argmax(axis=0) == y))
+    report(
+        f"\nDone: {num_samples} steps of batch size 1, learning rate {learning_rate:g}; "
+        f"mean loss {np.mean(losses):.4f} (a uniform guess costs log {num_labels} = {np.log(num_labels):.4f}); "
+        f"{correct} of {num_samples} samples right after the pass"
+    )
     return dense

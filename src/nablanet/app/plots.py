@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -64,6 +65,12 @@ def _epoch_axis(axis, epochs: int) -> None:
     axis.set_xlabel("Epoch")
 
 
+def describe_sample(true: str, predicted: str, probability: float) -> str:
+    """What a picture's title says of one sample: "true 5, predicted 3 (p = 0.62)", ``probability`` being
+    the model's for the predicted class."""
+    return f"true {true}, predicted {predicted} (p = {probability:.2f})"
+
+
 _METRIC_TITLES = {"loss": "Loss (cross-entropy) per epoch", "accuracy": "Accuracy per epoch"}
 
 
@@ -73,14 +80,18 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
         raise ValueError(f"history has no {metric!r} values to plot")
     epochs = np.arange(1, len(history[metric]) + 1)
     few = epochs.size <= 40  # a marker per epoch while they can be told apart
-    axis.plot(epochs, history[metric], marker="o" if few else None, label=f"training {metric}")
-    if history.get(f"val_{metric}"):
-        axis.plot(epochs, history[f"val_{metric}"], marker="s" if few else None, label=f"validation {metric}")
+    validation = bool(history.get(f"val_{metric}"))
+    # beside a validation curve, why the training curve can lie above it in the first epochs
+    training = f"training {metric}" + ("\n(mean over the epoch's batches, as the weights moved)" if validation else "")
+    axis.plot(epochs, history[metric], marker="o" if few else None, label=training)
+    if validation:
+        label = f"validation {metric}\n(after the epoch)"
+        axis.plot(epochs, history[f"val_{metric}"], marker="s" if few else None, label=label)
     _epoch_axis(axis, epochs.size)
     axis.set_ylabel(metric.capitalize())
     axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize="small" if validation else None)  # the note makes a longer legend
 
 
 def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
@@ -104,28 +115,39 @@ def plot_training(history: dict, path=None) -> Figure:
 def plot_misclassified(
     X: np.ndarray,
     y_true: np.ndarray,
-    y_pred: np.ndarray,
+    probabilities: np.ndarray,
     path=None,
     *,
     num_images: int = 10,
     class_names=None,
     rng=None,
 ) -> Figure:
-    """A grid of misclassified images (columns of X, 28×28), titled "True: t, Predicted: p"."""
+    """A grid of misclassified images (columns of X, 28×28), chosen at random, each titled with its true class,
+    the predicted class and the model's probability for it; ``probabilities`` is (classes, samples), the
+    model's output (the prediction is its largest entry)."""
+    if np.ndim(probabilities) != 2:
+        raise ValueError(
+            f"probabilities must be (classes, samples), the model's predict_proba(X); received shape "
+            f"{np.shape(probabilities)}"
+        )
+    y_pred = probabilities.argmax(axis=0)
     wrong = np.flatnonzero(y_true != y_pred)
     if wrong.size == 0:
         raise ValueError("there are no misclassified images to show")
     chosen = np.random.default_rng(rng).choice(wrong, size=min(num_images, wrong.size), replace=False)
-    names = class_names or [str(label) for label in range(int(max(y_true.max(), y_pred.max())) + 1)]
+    names = class_names or [str(label) for label in range(probabilities.shape[0])]
     columns = min(5, chosen.size)
     rows = -(-chosen.size // columns)
-    figure = Figure(figsize=(3.2 * columns, 3.4 * rows))
+    figure = Figure(figsize=(3.2 * columns, 3.4 * rows + 0.4))
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, index in zip(axes.flat, chosen, strict=False):  # more panels than images
         axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
-        axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
+        predicted = y_pred[index]
+        title = describe_sample(names[y_true[index]], names[predicted], probabilities[predicted, index])
+        axis.set_title(title, fontsize=9)
+    figure.suptitle(f"{chosen.size} of the {wrong.size} misclassified images, chosen at random")
     figure.tight_layout()
     return _finish(figure, path)
 
@@ -133,24 +155,33 @@ def plot_misclassified(
 def plot_confusion_matrix(
     y_true: np.ndarray, y_pred: np.ndarray, path=None, *, class_names, title: str = "Confusion matrix"
 ) -> Figure:
-    """Counts of (true class, predicted class) as an annotated heatmap; ``title`` names the model and the
-    data set (``nablanet evaluate`` gives both)."""
+    """Counts of (true class, predicted class), each in its cell; ``title`` names the model and the data set
+    (``nablanet evaluate`` gives both).
+
+    The diagonal (correct) and the off-diagonal (errors) are coloured on two scales, each with its colour
+    bar: on one scale the diagonal's thousands would leave every error cell as pale as an empty one."""
     size = len(class_names)
     counts = np.zeros((size, size), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
-    figure = Figure(figsize=(1.0 * size + 2, 1.0 * size + 1))
+    diagonal = np.eye(size, dtype=bool)
+    figure = Figure(figsize=(1.0 * size + 3.4, 1.0 * size + 1), layout="constrained")
     axis = figure.subplots()
-    image = axis.imshow(counts, cmap="Blues")
+    scales = {}
+    for name, cells, cmap in (("correct", diagonal, "Blues"), ("errors", ~diagonal, "Reds")):
+        top = max(int(counts[cells].max()), 1)
+        scales[name] = top
+        image = axis.imshow(np.ma.masked_where(~cells, counts), cmap=cmap, vmin=0, vmax=top)
+        label = "correct (diagonal): images" if name == "correct" else "errors (off the diagonal): images"
+        figure.colorbar(image, ax=axis, label=label, shrink=0.8, pad=0.02)
     for (row, column), count in np.ndenumerate(counts):
-        colour = "white" if count > counts.max() / 2 else "black"
+        top = scales["correct" if row == column else "errors"]
+        colour = "white" if count > top / 2 else "black"
         axis.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
     axis.set_xticks(range(size), [str(name).replace(" ", "\n") for name in class_names], fontsize=8)
     axis.set_yticks(range(size), class_names, fontsize=8)
     axis.set_xlabel("Predicted class")
     axis.set_ylabel("True class")
     axis.set_title(title)
-    figure.colorbar(image, ax=axis, label="number of images")
-    figure.tight_layout()
     return _finish(figure, path)
 
 
@@ -223,10 +254,11 @@ def plot_filters(model, path=None, *, max_filters: int = 64) -> Figure:
 MAX_MAP_ROWS = 12  # rows of feature maps in one picture: the input and the first 11 layers shown
 
 
-def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8) -> Figure:
+def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8, sample: str = "one image") -> Figure:
     """One image through the model: a row for the image and for the output of every Conv2D, of the activation
     after it, and of every pooling layer — the first ``MAX_MAP_ROWS`` of them — showing its first ``max_maps``
-    channels (feature maps): what each filter found where."""
+    channels (feature maps): what each filter found where. Each row says how many of the layer's maps it shows
+    and has one colour scale, with its colour bar; ``sample`` says what the image is ("test image: true 7, …")."""
 
     def shown(position: int, layer, shape) -> bool:
         after_convolution = position and isinstance(model.layers[position - 1], Conv2D)
@@ -252,20 +284,27 @@ def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8)
         if position in rows[: MAX_MAP_ROWS - 1]:
             steps.append((f"{position} {type(model.layers[position]).__name__}", output, shapes[position]))
     columns = max_maps
-    figure = Figure(figsize=(1.6 * columns + 1.6, 1.7 * len(steps)))
+    figure = Figure(figsize=(1.6 * columns + 2.2, 1.7 * len(steps) + 0.4), layout="constrained")
     axes = figure.subplots(len(steps), columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for row, (name, values, shape) in enumerate(steps):
         maps = values[:, 0].reshape(shape)
-        for channel in range(min(columns, shape[0])):
-            axes[row, channel].imshow(maps[channel], cmap="gray" if row == 0 else "viridis")
-            axes[row, channel].set_title(f"{name}, ch {channel}" if channel == 0 else f"ch {channel}", fontsize=7)
+        count = min(columns, shape[0])
+        low, high = float(maps[:count].min()), float(maps[:count].max())
+        for channel in range(count):
+            picture = axes[row, channel].imshow(
+                maps[channel], cmap="gray" if row == 0 else "viridis", vmin=low, vmax=high
+            )
+            label = f"{name}: {count} of {shape[0]} maps\nch {channel}" if channel == 0 else f"\nch {channel}"
+            axes[row, channel].set_title(label, fontsize=7, loc="left" if channel == 0 else "center")
+        figure.colorbar(picture, ax=axes[row, :], shrink=0.9, pad=0.01, label="pixel" if row == 0 else "value")
     which = "every convolution, its activation and every pooling layer"
     if len(rows) > MAX_MAP_ROWS - 1:
         which = f"the first {MAX_MAP_ROWS - 1} of its {len(rows)} convolution, activation and pooling layers"
-    figure.suptitle(f"Feature maps of one test image: the input, then {which} (each map on its own colour scale)")
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # 0.3 inch for the title
+    figure.suptitle(
+        f"Feature maps of {sample}\nthe input, then {which}; at most {max_maps} maps of each, one colour scale a row"
+    )
     return _finish(figure, path)
 
 
@@ -283,19 +322,21 @@ def plot_softmax_jacobian(
     *,
     class_names=None,
     formula: str = "a = softmax(z), z: the last layer's scores",
+    sample: str = "the sample x",
 ) -> Figure:
     """One sample: its image, its probabilities a, and the softmax Jacobian diag(a) − a aᵀ, annotated.
 
     A sample the model is sure of (a ≈ one-hot) has a Jacobian of ≈ 0 everywhere — softmax saturates —
-    so pick one it hesitates on (:func:`nablanet.app.run.uncertain_sample`). ``formula`` titles the
-    probabilities: ``"a = softmax(W̃ x̃)"`` for the softmax classifier."""
+    so pick one it hesitates on (:func:`nablanet.app.model_commands.uncertain_sample`). ``formula`` titles the
+    probabilities: ``"a = softmax(W̃ x̃)"`` for the softmax classifier; ``sample`` titles the image, with its
+    true class (:func:`describe_sample`)."""
     jacobian = softmax_jacobian(probabilities)
     size = probabilities.size
     names = class_names or [str(k) for k in range(size)]
     figure = Figure(figsize=(18, 6))
     left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.2, 2]})
     left.imshow(image.reshape(28, 28), cmap="gray")
-    left.set_title("the sample x")
+    left.set_title(sample)
     left.axis("off")
     middle.barh(range(size), probabilities, color="tab:blue")
     middle.set_yticks(range(size), names)
@@ -365,7 +406,10 @@ def plot_misclassified_probabilities(
                 fontsize=8,
                 color="tab:green",
             )
-    figure.suptitle("Misclassified test images and their top-3 probabilities (green: the true class)")
+    figure.suptitle(
+        f"{chosen.size} of the {wrong.size} misclassified test images, chosen at random, and their top-3 "
+        "probabilities (green: the true class)"
+    )
     figure.tight_layout()
     return _finish(figure, path)
 
@@ -376,44 +420,77 @@ def _layer_label(key: str) -> str:
     return f"{name} (layer {position})" if position.isdigit() and name else key
 
 
+def _draw_gradient_by_layer(axis, norms: dict) -> None:
+    """The mean ‖∇_W̃ L‖ of each layer (x: the layer, input side first), one line per epoch shown: the
+    vanishing-gradient lesson, a gradient shrinking from the output back to the input."""
+    layers = list(norms)
+    epochs = len(norms[layers[0]])
+    shown = sorted({0, epochs - 1, *np.linspace(0, epochs - 1, min(epochs, 5)).round().astype(int).tolist()})
+    colours = _epoch_colours(len(shown))
+    for colour, epoch in zip(colours, shown, strict=True):
+        values = [norms[layer][epoch] for layer in layers]
+        axis.plot(range(len(layers)), values, marker="o", color=colour, label=f"epoch {epoch + 1}")
+    axis.set_xticks(range(len(layers)), [_layer_label(layer).replace(" (", "\n(") for layer in layers], fontsize=8)
+    axis.set_xlabel("layer (input side → output side)")
+    axis.set_yscale("log")
+    axis.set_ylabel("‖∇_W̃ L‖ (mean over the epoch's batches)")
+    axis.set_title("gradient norm against layer")
+    if len(shown) < epochs:
+        axis.set_title(f"gradient norm against layer ({len(shown)} of {epochs} epochs)")
+
+
+def _epoch_colours(count: int) -> list:
+    """``count`` colours from dark to light along viridis: earlier epochs darker."""
+    return [colormaps["viridis"](value) for value in np.linspace(0.0, 0.85, count)]
+
+
+_CAN_DIE = ("ReLU",)  # activations whose units can output exactly 0 for every input ("dead")
+
+
 def plot_dynamics(dynamics: dict, path=None) -> Figure:
-    """Training dynamics recorded by :class:`~nablanet.training.callbacks.Dynamics`: per-epoch gradient and weight
-    norms per layer and, for hidden layers, the fraction of dead ReLUs and the last activation histograms."""
+    """Training dynamics recorded by :class:`~nablanet.training.callbacks.Dynamics`: the gradient norm against
+    the layer, per-epoch gradient and weight norms per layer, the fraction of dead units of the ReLU layers
+    (a sigmoid or tanh unit is never exactly 0: no panel) and the last epoch's activation histograms."""
     layers = list(dynamics["gradient_norm"])
     hidden = list(dynamics.get("activation_histogram", {}))
+    mortal = [layer for layer in dynamics.get("dead_fraction", {}) if layer.partition(" ")[2] in _CAN_DIE]
     label = _layer_label
-    columns = 2 + (1 if hidden else 0) + (1 if hidden else 0)
-    figure = Figure(figsize=(5.5 * columns, 4.2))
-    axes = figure.subplots(1, columns, squeeze=False)
-    axes = axes[0]
+    columns = 3 + bool(mortal) + bool(hidden)
+    figure = Figure(figsize=(5.5 * columns, 4.4))
+    axes = list(figure.subplots(1, columns, squeeze=False)[0])
+    by_layer, gradient_axis, weight_axis = axes[:3]
+    _draw_gradient_by_layer(by_layer, dynamics["gradient_norm"])
     epochs = np.arange(1, len(dynamics["gradient_norm"][layers[0]]) + 1)
     for layer in layers:
-        axes[0].plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=label(layer))
-        axes[1].plot(epochs, dynamics["weight_norm"][layer], marker="o", label=label(layer))
-    axes[0].set_yscale("log")
-    axes[0].set_title("mean ‖∇_W L‖ per epoch")
-    axes[0].set_ylabel("‖∇_W̃ L‖ (mean over the batches)")
-    axes[1].set_title("‖W‖ at the end of each epoch")
-    axes[1].set_ylabel("‖W̃‖")
-    for axis in axes[:2]:
+        gradient_axis.plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=label(layer))
+        weight_axis.plot(epochs, dynamics["weight_norm"][layer], marker="o", label=label(layer))
+    gradient_axis.set_yscale("log")
+    gradient_axis.set_title("mean ‖∇_W L‖ per epoch")
+    gradient_axis.set_ylabel("‖∇_W̃ L‖ (mean over the batches)")
+    weight_axis.set_title("‖W‖ at the end of each epoch")
+    weight_axis.set_ylabel("‖W̃‖")
+    for axis in (gradient_axis, weight_axis):
         _epoch_axis(axis, epochs.size)
+    rest = axes[3:]
+    if mortal:
+        dead_axis = rest.pop(0)
+        for layer in mortal:
+            dead_axis.plot(epochs, dynamics["dead_fraction"][layer], marker="o", label=label(layer))
+        dead_axis.set_title("fraction of dead ReLUs (0 on every probe sample)")
+        _epoch_axis(dead_axis, epochs.size)
+        dead_axis.set_ylabel("fraction of the layer's units")
+        dead_axis.set_ylim(0, 1)
+    if hidden:
+        histogram_axis = rest.pop(0)
+        for layer in hidden:
+            counts, edges = (np.asarray(part) for part in dynamics["activation_histogram"][layer])
+            histogram_axis.stairs(counts, edges, label=label(layer), fill=False)
+        histogram_axis.set_title("activations of the hidden layers (last epoch)")
+        histogram_axis.set_xlabel("activation value")
+        histogram_axis.set_ylabel("count (probe samples × units)")
+        histogram_axis.set_yscale("log")
+    for axis in axes:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    if hidden:
-        for layer in hidden:
-            axes[2].plot(epochs, dynamics["dead_fraction"][layer], marker="o", label=label(layer))
-            counts, edges = (np.asarray(part) for part in dynamics["activation_histogram"][layer])
-            axes[3].stairs(counts, edges, label=label(layer), fill=False)
-        axes[2].set_title("fraction of dead units (0 on every probe sample)")
-        _epoch_axis(axes[2], epochs.size)
-        axes[2].set_ylabel("fraction of the layer's units")
-        axes[2].set_ylim(0, 1)
-        axes[3].set_title("activations of the hidden layers (last epoch)")
-        axes[3].set_xlabel("activation value")
-        axes[3].set_ylabel("count (probe samples × units)")
-        axes[3].set_yscale("log")
-        for axis in axes[2:]:
-            axis.legend(fontsize=8)
-            axis.grid(alpha=0.3)
     figure.tight_layout()
     return _finish(figure, path)

@@ -446,6 +446,11 @@ def _start(
         f"samples, {data.X_train.shape[0]} features, {data.num_classes} classes; {settings.epochs} epochs, batch "
         f"{settings.batch_size}, {optimizer.name} (learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )
+    if settings.val_split:
+        run.report(
+            "An epoch's training loss is the mean over its batches while the weights moved, its validation loss "
+            "is measured after the epoch: early on, the validation loss can lie below the training loss"
+        )
     stopper = None
     if settings.early_stopping:
         stopper = EarlyStopping(patience=settings.early_stopping)
@@ -660,7 +665,8 @@ def _finish(
     """Test figures, plots and metrics.json of a trained (and already saved) model."""
     model, history, dynamics, folder = training.model, training.history, training.dynamics, run.folder
     test = model.evaluate(data.X_test, data.Y_test)
-    predictions = model.predict(data.X_test)
+    probabilities = model.predict_proba(data.X_test)
+    predictions = probabilities.argmax(axis=0)
     safe_point()  # here and below: a signal stops the run with the model saved (see _model_kept)
     run.report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
     run.report(f"Time: {seconds:.1f} s for loading and training")
@@ -672,13 +678,17 @@ def _finish(
     if "val_accuracy" in figures:
         plots.plot_history(figures, folder / "accuracy.png", "accuracy")
         plots.plot_confusion_matrix(
-            data.y_test, predictions, folder / "confusion_matrix.png", class_names=data.class_names
+            data.y_test,
+            predictions,
+            folder / "confusion_matrix.png",
+            class_names=data.class_names,
+            title=f"Confusion matrix on the {data.name} test set ({data.X_test.shape[1]} images)",
         )
         written += ["accuracy.png", "confusion_matrix.png"]
     plots.plot_misclassified(
         data.X_test,
         data.y_test,
-        predictions,
+        probabilities,
         folder / "misclassified.png",
         class_names=data.class_names,
         rng=settings.seed,
