@@ -31,7 +31,7 @@ def data(rng):
     [
         (lambda m, X, Y: m.fit(X[:, :0], Y[:, :0]), "X has no samples"),
         (lambda m, X, Y: m.predict(X[:, :0]), "X has no samples"),
-        (lambda m, X, Y: m.fit(X, Y[:2]), "Y has 2 rows \\(classes\\), the model has 3 outputs"),
+        (lambda m, X, Y: m.fit(X, Y[:2]), "Y has 2 rows, the model has 3 outputs"),
         (lambda m, X, Y: m.evaluate(X, np.vstack([Y, Y[:1]])), "Y has 4 rows"),
         (lambda m, X, Y: m.predict_proba(X, batch_size=0), "batch_size must be a positive integer"),
         (lambda m, X, Y: m.evaluate(X, Y, batch_size=-5), "batch_size must be a positive integer"),

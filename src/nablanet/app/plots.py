@@ -64,7 +64,13 @@ def _epoch_axis(axis, epochs: int) -> None:
     axis.set_xlabel("Epoch")
 
 
-_METRIC_TITLES = {"loss": "Loss (cross-entropy) per epoch", "accuracy": "Accuracy per epoch"}
+def _title(history: dict, metric: str) -> str:
+    """The panel's title. A history with accuracy is a classifier's, trained with a cross-entropy (every
+    loss of :data:`~nablanet.core.losses.LOSSES` that counts right answers is one); one without may be a
+    regression's mean squared error, so its loss is not named."""
+    if metric == "loss":
+        return "Loss (cross-entropy) per epoch" if history.get("accuracy") else "Loss per epoch"
+    return f"{metric.capitalize()} per epoch"
 
 
 def _draw_metric(axis, history: dict, metric: str) -> None:
@@ -78,7 +84,7 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
         axis.plot(epochs, history[f"val_{metric}"], marker="s" if few else None, label=f"validation {metric}")
     _epoch_axis(axis, epochs.size)
     axis.set_ylabel(metric.capitalize())
-    axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
+    axis.set_title(_title(history, metric))
     axis.grid(alpha=0.3)
     axis.legend()
 
@@ -92,11 +98,12 @@ def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
 
 
 def plot_training(history: dict, path=None) -> Figure:
-    """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws)."""
-    figure = Figure(figsize=(11, 4))
-    loss_axis, accuracy_axis = figure.subplots(1, 2)
-    _draw_metric(loss_axis, history, "loss")
-    _draw_metric(accuracy_axis, history, "accuracy")
+    """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws); the loss
+    alone for a history without accuracy (a regression's)."""
+    metrics = ["loss", "accuracy"] if history.get("accuracy") else ["loss"]
+    figure = Figure(figsize=(5.5 * len(metrics), 4))
+    for axis, metric in zip(figure.subplots(1, len(metrics), squeeze=False).flat, metrics, strict=True):
+        _draw_metric(axis, history, metric)
     figure.tight_layout()
     return _finish(figure, path)
 
