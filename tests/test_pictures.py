@@ -283,3 +283,14 @@ def test_the_feature_maps_of_a_model_of_990_pooling_layers_show_the_first_eleven
     assert len(figure.axes) == MAX_MAP_ROWS * 8 == 96
     title = figure._suptitle.get_text()
     assert "the input, then the first 11 of its 990 convolution, activation and pooling layers" in title
+
+
+def test_a_regressions_live_plot_shows_its_loss_alone_without_naming_cross_entropy(tmp_path):
+    x = np.linspace(-3, 3, 40)[None, :]
+    model = nn.Sequential([nn.Dense(1, 8, rng=0), nn.Tanh(), nn.Dense(8, 1, rng=0)])
+    live = nn.LivePlot(tmp_path / "live.png")
+    model.fit(x, np.sin(x), loss="mse", epochs=3, batch_size=10, validation_split=0.25, callbacks=[live], verbose=0)
+    figure = plots.plot_training(live.history)
+    assert [axis.get_title() for axis in figure.axes] == ["Loss per epoch"]
+    assert {"training loss", "validation loss"} <= set(texts(figure))
+    assert Image.open(tmp_path / "live.png").size[0] < Image.open(tmp_path / "live.png").size[1] * 2  # one panel
