@@ -3,18 +3,18 @@
 Loss values are batch means L = (1/b) Σ_i L_i. Gradients are returned per sample, as the columns
 ∇_{ŷ⁽ⁱ⁾} L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
 
-A loss is any object with three methods — ``value(Y, Ŷ)`` (the batch mean, a float), ``gradient(Y, Ŷ)``
-(the per-sample gradients, shaped like Ŷ) and ``value_and_gradient(Y, Ŷ)`` (both, as the trainer needs
-them) — and ``fit(loss=...)`` takes such an object or the name it is registered under in :data:`LOSSES`:
+A loss is an object of a subclass of :class:`Loss`, with three methods — ``value(Y, Ŷ)`` (the batch mean, a
+float), ``gradient(Y, Ŷ)`` (the per-sample gradients, shaped like Ŷ) and ``value_and_gradient(Y, Ŷ)`` (both,
+as the trainer needs them) — and ``fit(loss=...)`` takes such an object or the name its class is registered
+under in :data:`LOSSES`:
 
 * for classes (one-hot Y): ``"cce"`` on a final Softmax's probabilities, ``"softmax_cce"`` fused with it;
 * for labels 0/1 (one per output row): ``"bce"`` on a final Sigmoid's probabilities, ``"sigmoid_bce"`` fused;
 * for numbers (a regression): ``"mse"``, the mean squared error of a model that ends in a Dense layer.
 
-``"auto"`` picks the fused loss for a model that ends in Softmax or Sigmoid. The classes below derive
-from :class:`Loss`, which adds what a loss object may say besides: the last layer it needs or does
-itself, how it counts a sample as predicted right (accuracy; a regression has none), and what its
-targets must be.
+``"auto"`` picks the fused loss for a model that ends in Softmax or Sigmoid. Besides the three methods,
+:class:`Loss` says what a loss may say: the last layer it needs or does itself, how it counts a sample as
+predicted right (accuracy; a regression has none), and what its targets must be.
 """
 
 from __future__ import annotations
