@@ -31,7 +31,7 @@ def data(rng):
     [
         (lambda m, X, Y: m.fit(X[:, :0], Y[:, :0]), "X has no samples"),
         (lambda m, X, Y: m.predict(X[:, :0]), "X has no samples"),
-        (lambda m, X, Y: m.fit(X, Y[:2]), "Y has 2 rows \\(classes\\), the model has 3 outputs"),
+        (lambda m, X, Y: m.fit(X, Y[:2]), "Y has 2 rows, the model has 3 outputs"),
         (lambda m, X, Y: m.evaluate(X, np.vstack([Y, Y[:1]])), "Y has 4 rows"),
         (lambda m, X, Y: m.predict_proba(X, batch_size=0), "batch_size must be a positive integer"),
         (lambda m, X, Y: m.evaluate(X, Y, batch_size=-5), "batch_size must be a positive integer"),
@@ -148,3 +148,28 @@ def test_predict_with_a_fashion_model_reads_pictures_as_fashion_mnist_does(tmp_p
     )
     from_arrays = np.mean(model.predict(data.X_test[:, chosen]) == data.y_test[chosen])
     assert from_arrays > 0.75 and abs(from_pictures - from_arrays) <= 0.01  # 0.1 read them as digits: 0.40
+
+
+def test_a_first_conv2d_without_input_shape_says_to_give_it_in_summary_fit_and_predict():
+    model = nn.Sequential([nn.Conv2D(1, 8, 3), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(1352, 10)])
+    message = r"^layer 0 \(Conv2D\) needs the shape of its input images: give the first Conv2D input_shape=\(C, H, W\), e\.g\. input_shape=\(1, 28, 28\) for MNIST$"  # noqa: E501
+    X, Y = np.zeros((784, 2)), nn.one_hot(np.array([0, 1]), 10)
+    for call in (model.summary, lambda: model.fit(X, Y, loss="softmax_cce", verbose=0), lambda: model.predict(X)):
+        with pytest.raises(ValueError, match=message):
+            call()
+    shaped = nn.Sequential([nn.Conv2D(1, 8, 3, input_shape=(1, 28, 28)), *model.layers[1:]])
+    assert "(10,)" in shaped.summary()  # the fix the message names works
+
+
+@pytest.mark.parametrize("call", [lambda m, x: m.predict(x), lambda m, x: m.evaluate(x, np.eye(3)[:, :1])])
+def test_one_sample_as_a_vector_is_refused_with_x_as_a_column(call, model):
+    with pytest.raises(ValueError, match=r"received a vector of shape \(4,\): one sample is one column, x\[:, None\]"):
+        call(model, np.ones(4))
+    assert call(model, np.ones(4)[:, None]) is not None  # what the message says works
+
+
+def test_a_vector_of_samples_of_one_feature_is_refused_with_x_as_a_row():
+    model = nn.Sequential([nn.Dense(1, 1, rng=0)])
+    with pytest.raises(ValueError, match=r"shape \(5,\): N samples of one feature are one row, x\[None, :\]"):
+        model.predict_proba(np.arange(5.0))
+    assert model.predict_proba(np.arange(5.0)[None, :]).shape == (1, 5)

@@ -42,6 +42,7 @@ def test_the_site_has_its_pages(site):
         "examples/03_inside_the_softmax_classifier.html",
         "examples/04_hidden_layer_network.html",
         "examples/05_convolution_from_scratch.html",
+        "examples/06_regression.html",
         "index.html",
     ]
 

@@ -20,6 +20,11 @@ def one_hot_targets(rng, classes, batch):
     return nn.one_hot(rng.integers(0, classes, batch), classes)
 
 
+def binary_targets(rng, outputs, batch):
+    """Labels 0 or 1, one row per output."""
+    return rng.integers(0, 2, (outputs, batch)).astype(np.float64)
+
+
 # Each case: (rng, n_in, n_out, batch) -> (target, X, Y or None)
 CASES = {
     "Dense": lambda rng, i, o, b: (nn.Dense(i, o, init="he_normal", rng=rng), rng.normal(size=(i, b)), None),
@@ -40,6 +45,41 @@ CASES = {
         nn.SoftmaxCrossEntropy(),
         rng.normal(size=(o, b)),
         one_hot_targets(rng, o, b),
+    ),
+    "mse": lambda rng, i, o, b: (nn.MeanSquaredError(), rng.normal(size=(o, b)), rng.normal(size=(o, b))),
+    "bce": lambda rng, i, o, b: (
+        nn.BinaryCrossEntropy(),
+        nn.Sigmoid().forward(rng.normal(size=(o, b))),
+        binary_targets(rng, o, b),
+    ),
+    "sigmoid_bce (fused)": lambda rng, i, o, b: (
+        nn.SigmoidBinaryCrossEntropy(),
+        3 * rng.normal(size=(o, b)),
+        binary_targets(rng, o, b),
+    ),
+    "Dense→Tanh→Dense→mse": lambda rng, i, o, b: (
+        _Chain(
+            nn.Sequential(
+                [
+                    nn.Dense(i, 4, init="glorot_normal", rng=rng),
+                    nn.Tanh(),
+                    nn.Dense(4, o, init="glorot_uniform", rng=rng),
+                ]
+            ),
+            "mse",
+        ),
+        rng.normal(size=(i, b)),
+        rng.normal(size=(o, b)),
+    ),
+    "Dense→Sigmoid→bce": lambda rng, i, o, b: (
+        _Chain(nn.Sequential([nn.Dense(i, o, init="glorot_uniform", rng=rng), nn.Sigmoid()]), "bce"),
+        rng.normal(size=(i, b)),
+        binary_targets(rng, o, b),
+    ),
+    "Dense→Sigmoid→sigmoid_bce (fused)": lambda rng, i, o, b: (
+        _Chain(nn.Sequential([nn.Dense(i, o, init="glorot_uniform", rng=rng), nn.Sigmoid()]), "sigmoid_bce"),
+        rng.normal(size=(i, b)),
+        binary_targets(rng, o, b),
     ),
     "Dense→Softmax→cce": lambda rng, i, o, b: (
         _Chain(nn.Sequential([nn.Dense(i, o, init="he_normal", rng=rng), nn.Softmax()]), "cce"),

@@ -9,7 +9,7 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 def test_there_are_example_notebooks():
-    assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+    assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.parametrize(
@@ -71,6 +71,8 @@ def test_notebook_runs_top_to_bottom_and_its_outputs_are_current(path, tmp_path)
     if "toy" in path.name:
         assert any("## The same toy, learning" in cell.source for cell in notebook.cells)
         assert len(images) >= 1  # the loss going down
+    if "regression" in path.name:
+        assert len(images) >= 1  # the data and the fitted curve
     if "hidden" in path.name:
         assert len(images) >= 2  # the sigmoid network's dynamics, the three optimizers' losses
     stale = differences(committed, notebook)

@@ -412,3 +412,15 @@ def test_train_titles_its_misclassified_images_and_confusion_matrix(tmp_path, mo
     )
     legend = [text.get_text() for text in figures["loss.png"].axes[0].get_legend().get_texts()]
     assert legend[0] == "training loss\n(mean over the epoch's batches, as the weights moved)"
+
+
+def test_a_regressions_live_plot_shows_its_loss_alone_without_naming_cross_entropy(tmp_path):
+    x = np.linspace(-3, 3, 40)[None, :]
+    model = nn.Sequential([nn.Dense(1, 8, rng=0), nn.Tanh(), nn.Dense(8, 1, rng=0)])
+    live = nn.LivePlot(tmp_path / "live.png")
+    model.fit(x, np.sin(x), loss="mse", epochs=3, batch_size=10, validation_split=0.25, callbacks=[live], verbose=0)
+    figure = plots.plot_training(live.history)
+    assert [axis.get_title() for axis in figure.axes] == ["Loss per epoch"]
+    legend = [text.get_text().split("\n")[0] for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["training loss", "validation loss"]
+    assert Image.open(tmp_path / "live.png").size[0] < Image.open(tmp_path / "live.png").size[1] * 2  # one panel

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
     from .core.layers import Dense, Dropout, Layer
-    from .core.losses import CategoricalCrossEntropy, SoftmaxCrossEntropy, cce, cce_gradient
+    from .core.losses import (
+        BinaryCrossEntropy,
+        CategoricalCrossEntropy,
+        MeanSquaredError,
+        SigmoidBinaryCrossEntropy,
+        SoftmaxCrossEntropy,
+        cce,
+        cce_gradient,
+    )
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
@@ -45,6 +53,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "AvgPool2D",
+    "BinaryCrossEntropy",
     "Callback",
     "CategoricalCrossEntropy",
     "Conv2D",
@@ -60,12 +69,14 @@ __all__ = [
     "LeakyReLU",
     "LivePlot",
     "MaxPool2D",
+    "MeanSquaredError",
     "MinMaxScaler",
     "ModelFileError",
     "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "SigmoidBinaryCrossEntropy",
     "Softmax",
     "SoftmaxCrossEntropy",
     "StepDecay",

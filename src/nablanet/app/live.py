@@ -24,8 +24,8 @@ def _notebook_display():
 
 
 class LivePlot(Callback):
-    """Opt-in: loss and accuracy per epoch — training, and validation when ``fit`` has validation data —
-    redrawn after every epoch with :func:`~nablanet.app.plots.plot_training`.
+    """Opt-in: loss and accuracy per epoch — training, and validation when ``fit`` has validation data; the
+    loss alone for a regression — redrawn after every epoch with :func:`~nablanet.app.plots.plot_training`.
 
     In a notebook: ``model.fit(X, Y, epochs=10, validation_split=0.1, callbacks=[LivePlot()])``.
     Outside a notebook give ``path``: the PNG there is rewritten each epoch.

@@ -71,7 +71,13 @@ def describe_sample(true: str, predicted: str, probability: float) -> str:
     return f"true {true}, predicted {predicted} (p = {probability:.2f})"
 
 
-_METRIC_TITLES = {"loss": "Loss (cross-entropy) per epoch", "accuracy": "Accuracy per epoch"}
+def _title(history: dict, metric: str) -> str:
+    """The panel's title. A history with accuracy is a classifier's, trained with a cross-entropy (every
+    loss of :data:`~nablanet.core.losses.LOSSES` that counts right answers is one); one without may be a
+    regression's mean squared error, so its loss is not named."""
+    if metric == "loss":
+        return "Loss (cross-entropy) per epoch" if history.get("accuracy") else "Loss per epoch"
+    return f"{metric.capitalize()} per epoch"
 
 
 def _draw_metric(axis, history: dict, metric: str) -> None:
@@ -89,7 +95,7 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
         axis.plot(epochs, history[f"val_{metric}"], marker="s" if few else None, label=label)
     _epoch_axis(axis, epochs.size)
     axis.set_ylabel(metric.capitalize())
-    axis.set_title(_METRIC_TITLES.get(metric, f"{metric} per epoch"))
+    axis.set_title(_title(history, metric))
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small" if validation else None)  # the note makes a longer legend
 
@@ -103,11 +109,12 @@ def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
 
 
 def plot_training(history: dict, path=None) -> Figure:
-    """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws)."""
-    figure = Figure(figsize=(11, 4))
-    loss_axis, accuracy_axis = figure.subplots(1, 2)
-    _draw_metric(loss_axis, history, "loss")
-    _draw_metric(accuracy_axis, history, "accuracy")
+    """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws); the loss
+    alone for a history without accuracy (a regression's)."""
+    metrics = ["loss", "accuracy"] if history.get("accuracy") else ["loss"]
+    figure = Figure(figsize=(5.5 * len(metrics), 4))
+    for axis, metric in zip(figure.subplots(1, len(metrics), squeeze=False).flat, metrics, strict=True):
+        _draw_metric(axis, history, metric)
     figure.tight_layout()
     return _finish(figure, path)
 

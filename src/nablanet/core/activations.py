@@ -89,8 +89,7 @@ class Sigmoid(Elementwise):
     """
 
     def function(self, input):
-        exp_minus_abs = np.exp(-np.abs(input))
-        return np.where(input >= 0, 1.0, exp_minus_abs) / (1.0 + exp_minus_abs)
+        return sigmoid(input)
 
     def derivative(self, input, output):
         return output * (1.0 - output)
@@ -109,6 +108,18 @@ class Tanh(Elementwise):
 
     def derivative(self, input, output):
         return 1.0 - output * output
+
+
+def sigmoid(scores: np.ndarray) -> np.ndarray:
+    r"""The logistic sigmoid, element by element, without overflow for large |z|:
+
+    $$\sigma(z) = \frac{1}{1 + e^{-z}} = \frac{e^{\min(z, 0)}}{1 + e^{-|z|}}$$
+
+    >>> sigmoid(np.array([[0.0], [-1000.0], [1000.0]])).ravel().tolist()
+    [0.5, 0.0, 1.0]
+    """
+    exp_minus_abs = np.exp(-np.abs(scores))
+    return np.where(scores >= 0, 1.0, exp_minus_abs) / (1.0 + exp_minus_abs)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layers import mode, run
-from .losses import resolve_loss
+from .losses import Loss, resolve_loss
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def gradcheck(
     X: np.ndarray,
     Y: np.ndarray | None = None,
     *,
-    loss: str = "auto",
+    loss: str | Loss = "auto",
     epsilon: float = 1e-6,
     tolerance: float = 1e-6,
     seed: int = 0,

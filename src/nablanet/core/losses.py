@@ -1,7 +1,20 @@
-"""Losses. Y and Ŷ are (classes, b) matrices, one column per sample.
+"""Losses. Y and Ŷ are (outputs, b) matrices, one column per sample.
 
 Loss values are batch means L = (1/b) Σ_i L_i. Gradients are returned per sample, as the columns
 ∇_{ŷ⁽ⁱ⁾} L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
+
+A loss is an object of a subclass of :class:`Loss`, with three methods — ``value(Y, Ŷ)`` (the batch mean, a
+float), ``gradient(Y, Ŷ)`` (the per-sample gradients, shaped like Ŷ) and ``value_and_gradient(Y, Ŷ)`` (both,
+as the trainer needs them) — and ``fit(loss=...)`` takes such an object or the name its class is registered
+under in :data:`LOSSES`:
+
+* for classes (one-hot Y): ``"cce"`` on a final Softmax's probabilities, ``"softmax_cce"`` fused with it;
+* for labels 0/1 (one per output row): ``"bce"`` on a final Sigmoid's probabilities, ``"sigmoid_bce"`` fused;
+* for numbers (a regression): ``"mse"``, the mean squared error of a model that ends in a Dense layer.
+
+``"auto"`` picks the fused loss for a model that ends in Softmax or Sigmoid. Besides the three methods,
+:class:`Loss` says what a loss may say: the last layer it needs or does itself, how it counts a sample as
+predicted right (accuracy; a regression has none), and what its targets must be.
 """
 
 from __future__ import annotations
@@ -11,14 +24,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _checks
-from .activations import Softmax
+from .activations import Sigmoid, Softmax, sigmoid
 from .layers import Layer
-
-LOSSES = ("auto", "softmax_cce", "cce")
+from .registry import Registry
 
 
 def guard(Yhat: np.ndarray) -> np.ndarray:
-    """Ŷ with every entry below the smallest positive normal float of its dtype raised to it.
+    """Ŷ (or 1 − Ŷ) with every entry below the smallest positive normal float of its dtype raised to it.
 
     This guards log(0) and y/0 for probabilities that do not come from :func:`~nablanet.softmax` (which
     never returns less than that) and changes nothing else: −y/ŷ stays exact for every normal ŷ, so the
@@ -29,7 +41,7 @@ def guard(Yhat: np.ndarray) -> np.ndarray:
     return np.maximum(Yhat, np.finfo(Yhat.dtype).tiny)
 
 
-def _check_targets(Y: np.ndarray, Yhat: np.ndarray) -> None:
+def _check_arguments(Y: np.ndarray, Yhat: np.ndarray) -> None:
     _checks.matrix("Y", Y)
     _checks.matrix("Yhat", Yhat, finite=False)
     _checks.same_shape("Y", Y, "Yhat", Yhat)
@@ -43,7 +55,7 @@ def cce(Y: np.ndarray, Yhat: np.ndarray) -> float:
     >>> cce(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
     0.6931471805599453
     """
-    _check_targets(Y, Yhat)
+    _check_arguments(Y, Yhat)
     return float(-np.sum(Y * np.log(guard(Yhat))) / Y.shape[1])
 
 
@@ -54,12 +66,90 @@ def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
 
     Shape (classes, b), like Y. (The batch mean's 1/b is applied by Dense.)
     """
-    _check_targets(Y, Yhat)
+    _check_arguments(Y, Yhat)
     return -Y / guard(Yhat)
 
 
-class CategoricalCrossEntropy:
+LOSSES: Registry[type[Loss]] = Registry("loss")
+
+
+class Loss:
+    """Base of the losses: a subclass gives ``value_and_gradient`` (unchecked: the trainer's hot path), and
+    ``value`` and ``gradient`` check their arguments and take their part of it.
+
+    Besides the three methods, a loss says: ``needs``, the layer the model must end in (the loss reads its
+    output: probabilities); ``fuses``, the layer whose work the loss does itself on that layer's input (the
+    scores), so that training leaves out a final layer of that kind; :meth:`correct`, how many samples it
+    counts as predicted right (the accuracy); :meth:`check_targets`, what its targets Y must hold; and
+    ``vector_hint``, what to do with targets given as a vector.
+    """
+
+    needs: type[Layer] | None = None
+    fuses: type[Layer] | None = None
+    vector_hint = "the N targets of a single output are one row, y[None, :]"
+
+    def value(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
+        """The batch mean L."""
+        _check_arguments(Y, Yhat)
+        return self.value_and_gradient(Y, Yhat)[0]
+
+    def gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
+        """The per-sample gradients ∇_{ŷ⁽ⁱ⁾} L_i, shaped like Ŷ."""
+        _check_arguments(Y, Yhat)
+        return self.value_and_gradient(Y, Yhat)[1]
+
+    def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once, as the trainer needs them; no argument checks (``fit`` checked the data once)."""
+        raise NotImplementedError(f"{type(self).__name__} must give value_and_gradient(Y, Yhat)")
+
+    def correct(self, Y: np.ndarray, output: np.ndarray) -> int | None:
+        """How many samples (columns) ``output`` predicts right; None where right and wrong mean nothing (a
+        regression): then ``fit`` and ``evaluate`` report no accuracy."""
+        return None
+
+    def check_targets(self, Y: np.ndarray) -> None:
+        """A ``ValueError`` unless the (outputs, N) matrix Y can be this loss's targets (any finite numbers)."""
+
+
+class _Classes(Loss):
+    """A loss on one-hot (or probability) columns Y, one class per sample; accuracy compares argmaxes."""
+
+    vector_hint = "integer labels become one-hot columns with nablanet.one_hot(y, num_classes)"
+
+    def correct(self, Y: np.ndarray, output: np.ndarray) -> int:
+        return int(np.count_nonzero(output.argmax(axis=0) == Y.argmax(axis=0)))
+
+    def check_targets(self, Y: np.ndarray) -> None:
+        if Y.min() < 0 or Y.max() > 1 or not np.allclose(Y.sum(axis=0), 1.0, atol=1e-4):
+            raise ValueError(
+                "Y must hold one-hot or probability columns (entries in [0, 1], each column summing to "
+                "1): integer labels become one-hot with nablanet.one_hot(y, num_classes)"
+            )
+
+
+class _Labels(Loss):
+    """A loss on labels 0/1, one per output row (one row: a yes/no question; k rows: k labels at once). A
+    sample counts as right when every output lies on the side of ``threshold`` that its label says."""
+
+    threshold = 0.5
+    vector_hint = "the N labels of a single output are one row, y[None, :]"
+
+    def correct(self, Y: np.ndarray, output: np.ndarray) -> int:
+        return int(np.count_nonzero(np.all((output >= self.threshold) == (Y >= 0.5), axis=0)))
+
+    def check_targets(self, Y: np.ndarray) -> None:
+        if Y.min() < 0 or Y.max() > 1:
+            raise ValueError(
+                f"Y must hold labels 0 or 1 (or probabilities in [0, 1]), one row per output, received entries "
+                f"from {Y.min():g} to {Y.max():g}"
+            )
+
+
+@LOSSES.register("cce")
+class CategoricalCrossEntropy(_Classes):
     """The notebook's loss on probabilities Ŷ (the output of a Softmax layer): ``cce``, ``cce_gradient``."""
+
+    needs = Softmax
 
     def value(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
         return cce(Y, Yhat)
@@ -72,7 +162,8 @@ class CategoricalCrossEntropy:
         return cce(Y, Yhat), cce_gradient(Y, Yhat)
 
 
-class SoftmaxCrossEntropy:
+@LOSSES.register("softmax_cce")
+class SoftmaxCrossEntropy(_Classes):
     r"""Softmax and cross-entropy fused, on raw scores Z (the input a final Softmax layer would get).
 
     The value with a stable log-softmax, and the gradient that Softmax.backward(cce_gradient) gives
@@ -84,13 +175,7 @@ class SoftmaxCrossEntropy:
     Faster, and exact even where a probability underflows to 0: no −Y/Ŷ, no Jacobian.
     """
 
-    def value(self, Y: np.ndarray, Z: np.ndarray) -> float:
-        _check_targets(Y, Z)
-        return self.value_and_gradient(Y, Z)[0]
-
-    def gradient(self, Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        _check_targets(Y, Z)
-        return self.value_and_gradient(Y, Z)[1]
+    fuses = Softmax
 
     def value_and_gradient(self, Y: np.ndarray, Z: np.ndarray) -> tuple[float, np.ndarray]:
         """Both from one exponentiation: log ŷ = z − max z − log s and ŷ = e^(z − max z) / s.
@@ -107,22 +192,121 @@ class SoftmaxCrossEntropy:
         return value, exponentials
 
 
-Loss = CategoricalCrossEntropy | SoftmaxCrossEntropy
+@LOSSES.register("mse")
+class MeanSquaredError(Loss):
+    r"""Mean squared error, for a regression: the mean of (ŷ − y)² over the b samples and k outputs.
 
+    $$L = \frac{1}{b}\sum_i \frac{1}{k}\big\lVert\hat{\mathbf{y}}^{(i)} - \mathbf{y}^{(i)}\big\rVert^2, \qquad
+    \nabla_{\hat{\mathbf{y}}^{(i)}} L_i = \frac{2}{k}\big(\hat{\mathbf{y}}^{(i)} - \mathbf{y}^{(i)}\big)$$
 
-def resolve_loss(layers: Sequence[Layer], loss: str) -> tuple[list[Layer], Loss]:
-    """Return (the layers the loss is computed after, the loss object) for a loss name.
+    Y and Ŷ: (k, b), any real numbers. L is ``np.mean((Yhat - Y) ** 2)``. The model ends in a Dense layer:
+    an activation after it (Softmax, Sigmoid, Tanh) would squeeze ŷ into a range that y need not lie in.
+    A regression has no accuracy: ``fit`` and ``evaluate`` report the loss alone.
 
-    ``"auto"`` is ``"softmax_cce"`` (fused, on the scores before a final Softmax) when the model ends
-    in Softmax, else ``"cce"``. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
+    >>> MeanSquaredError().value(np.array([[1.0, 2.0]]), np.array([[1.5, 2.0]]))
+    0.125
     """
-    _checks.choice("loss", loss, LOSSES)
+
+    def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both from one difference Ŷ − Y; no argument checks (the trainer's hot path)."""
+        difference = Yhat - Y
+        value = float(np.vdot(difference, difference)) / difference.size
+        difference *= 2.0 / Y.shape[0]  # now the gradients (2/k)(ŷ − y)
+        return value, difference
+
+
+@LOSSES.register("bce")
+class BinaryCrossEntropy(_Labels):
+    r"""Binary cross-entropy on probabilities Ŷ (the output of a final Sigmoid layer), with labels Y of 0 or 1
+    — one row per output: (1, b) for a yes/no question, (k, b) for k labels at once — summed over the rows:
+
+    $$L = \frac{1}{b}\sum_i \sum_j -\Big[y^{(i)}_j \log\hat{y}^{(i)}_j + \big(1 - y^{(i)}_j\big)
+    \log\big(1 - \hat{y}^{(i)}_j\big)\Big], \qquad
+    \nabla_{\hat{y}^{(i)}_j} L_i = -\frac{y^{(i)}_j}{\hat{y}^{(i)}_j} + \frac{1 - y^{(i)}_j}{1 - \hat{y}^{(i)}_j}$$
+
+    ŷ and 1 − ŷ are raised to the smallest normal float by :func:`guard`, so a probability of 0 or 1 gives a
+    large finite loss, not log 0. The Sigmoid's backward multiplies the gradient by ŷ(1 − ŷ), which leaves
+    ŷ − y — until 1 − ŷ rounds to 0 (a score z above ~37 in float64, ~17 in float32) and the gradient of a
+    confidently wrong sample is lost: ``"sigmoid_bce"``, on the scores, is exact there.
+
+    >>> round(BinaryCrossEntropy().value(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])), 6)
+    0.693147
+    """
+
+    needs = Sigmoid
+
+    def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once; no argument checks (the trainer's hot path)."""
+        yes, no = guard(Yhat), guard(1.0 - Yhat)  # ŷ and 1 − ŷ
+        value = -float(np.vdot(Y, np.log(yes)) + np.vdot(1.0 - Y, np.log(no))) / Y.shape[1]
+        return value, (1.0 - Y) / no - Y / yes
+
+
+@LOSSES.register("sigmoid_bce")
+class SigmoidBinaryCrossEntropy(_Labels):
+    r"""Sigmoid and binary cross-entropy fused, on raw scores Z (the input a final Sigmoid layer would get).
+
+    With log σ(z) = z − log(1 + e^z) and log(1 − σ(z)) = −log(1 + e^z), the loss of :class:`BinaryCrossEntropy`
+    becomes
+
+    $$L = \frac{1}{b}\sum_i \sum_j \Big[\log\big(1 + e^{z^{(i)}_j}\big) - y^{(i)}_j z^{(i)}_j\Big], \qquad
+    \nabla_{\mathbf{z}^{(i)}} L_i = \sigma\big(\mathbf{z}^{(i)}\big) - \mathbf{y}^{(i)}$$
+
+    log(1 + e^z) is ``np.logaddexp(0, z)``, exact for scores of any size, and the gradient is what
+    Sigmoid.backward(BinaryCrossEntropy's gradient) gives, without the rounding of 1 − ŷ. A sample is right
+    when each score is on the side of 0 its label says (σ(z) ≥ ½ ⇔ z ≥ 0).
+    """
+
+    fuses = Sigmoid
+    threshold = 0.0
+
+    def value_and_gradient(self, Y: np.ndarray, Z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once; no argument checks (the trainer's hot path)."""
+        value = float(np.sum(np.logaddexp(0.0, Z)) - np.vdot(Y, Z)) / Y.shape[1]
+        return value, sigmoid(Z) - Y
+
+
+def loss_object(loss: str | Loss, layers: Sequence[Layer] = ()) -> Loss:
+    """The loss ``loss`` names — a name of :data:`LOSSES` or ``"auto"`` — or ``loss`` itself if it is one.
+
+    ``"auto"`` is the fused loss of the model's last layer: ``"softmax_cce"`` after Softmax (classes),
+    ``"sigmoid_bce"`` after Sigmoid (labels 0/1); any other model must name its loss.
+    """
+    names = ("auto", *LOSSES)
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        raise TypeError(f"loss must be a loss object, {loss.__name__}(), or a name; received the class itself")
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be one of {names} or a nablanet Loss object, received {type(loss).__name__}")
+    _checks.choice("loss", loss, names)
+    if loss != "auto":
+        return LOSSES[loss]()
+    last = layers[-1] if layers else None
+    if isinstance(last, Softmax):
+        return SoftmaxCrossEntropy()
+    if isinstance(last, Sigmoid):
+        return SigmoidBinaryCrossEntropy()
+    raise ValueError(
+        f"loss 'auto' needs a model that ends in Softmax (classes) or Sigmoid (labels 0/1), this one ends in "
+        f"{type(last).__name__}: name the loss, e.g. loss='mse' for a regression"
+    )
+
+
+def resolve_loss(layers: Sequence[Layer], loss: str | Loss = "auto") -> tuple[list[Layer], Loss]:
+    """Return (the layers the loss is computed after, the loss object) for a loss name or object.
+
+    A fused loss (``"softmax_cce"``, ``"sigmoid_bce"``) leaves out the final layer whose work it does itself,
+    if the model ends in one; a loss on probabilities (``"cce"``, ``"bce"``) needs the model to end in the
+    layer that makes them. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
+    """
     layers = list(layers)
-    ends_in_softmax = bool(layers) and isinstance(layers[-1], Softmax)
-    if loss == "auto":
-        loss = "softmax_cce" if ends_in_softmax else "cce"
-    if loss == "softmax_cce":
-        return (layers[:-1] if ends_in_softmax else layers), SoftmaxCrossEntropy()
-    if not ends_in_softmax:
-        raise ValueError("loss 'cce' needs probabilities: end the model with a Softmax layer")
-    return layers, CategoricalCrossEntropy()
+    loss = loss_object(loss, layers)
+    last = layers[-1] if layers else None
+    if loss.fuses is not None and isinstance(last, loss.fuses):
+        return layers[:-1], loss
+    if loss.needs is not None and not isinstance(last, loss.needs):
+        raise ValueError(
+            f"loss {type(loss).__name__} needs probabilities: end the model with a {loss.needs.__name__} layer"
+        )
+    return layers, loss

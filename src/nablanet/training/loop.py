@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core import _checks
 from ..core.layers import mode, parameter_gradients, run
-from ..core.losses import resolve_loss
+from ..core.losses import Loss, resolve_loss
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
 from .callbacks import ProgressBar
@@ -29,9 +29,13 @@ class TrainingWarning(UserWarning):
     """Training runs, but cannot be working: a learning rate that changes no weight, a loss that grows."""
 
 
-def check_data(model, X: Any, Y: Any = None) -> None:
-    """Check X (features, N) — and one-hot or probability columns Y (classes, N) — against ``model``;
-    each error names the argument and, where it can, says what was probably meant."""
+def check_data(model, X: Any, Y: Any = None, loss: Loss | None = None) -> None:
+    """Check X (features, N) — and targets Y (outputs, N) for ``loss`` — against ``model``; each error names
+    the argument and, where it can, says what was probably meant."""
+    if isinstance(X, np.ndarray) and X.ndim == 1:
+        raise ValueError(
+            f"X must be a (features, samples) matrix, received a vector of shape {X.shape}: {_hint(model, X)}"
+        )
     if isinstance(X, np.ndarray) and X.ndim == 2 and model.input_size is not None and X.shape[0] != model.input_size:
         hint = ": data is (features, samples), did you mean X.T?" if X.shape[1] == model.input_size else ""
         raise ValueError(f"X must have {model.input_size} rows (features, samples), received shape {X.shape}{hint}")
@@ -40,11 +44,9 @@ def check_data(model, X: Any, Y: Any = None) -> None:
         raise ValueError("X has no samples: it needs at least one column")
     if Y is None:
         return
+    loss = loss if loss is not None else Loss()
     if isinstance(Y, np.ndarray) and Y.ndim == 1:
-        raise ValueError(
-            f"Y must be one-hot columns (classes, N), received a vector of shape {Y.shape}: "
-            f"integer labels become one-hot with nablanet.one_hot(y, num_classes)"
-        )
+        raise ValueError(f"Y must be a (outputs, N) matrix, received a vector of shape {Y.shape}: {loss.vector_hint}")
     _checks.matrix("Y", Y)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
@@ -52,18 +54,24 @@ def check_data(model, X: Any, Y: Any = None) -> None:
         )
     outputs = model.output_size(X.shape[0])
     if outputs is not None and Y.shape[0] != outputs:
-        raise ValueError(f"Y has {Y.shape[0]} rows (classes), the model has {outputs} outputs")
-    sums = Y.sum(axis=0)
-    if Y.min() < 0 or Y.max() > 1 or not np.allclose(sums, 1.0, atol=1e-4):
-        raise ValueError(
-            "Y must hold one-hot or probability columns (entries in [0, 1], each column summing to "
-            "1): integer labels become one-hot with nablanet.one_hot(y, num_classes)"
-        )
+        raise ValueError(f"Y has {Y.shape[0]} rows, the model has {outputs} outputs")
+    loss.check_targets(Y)
+
+
+def _hint(model, x: np.ndarray) -> str:
+    """What a vector x given as X probably is: one sample (a column), or N samples of one feature (a row)."""
+    if model.input_size == 1:
+        return "N samples of one feature are one row, x[None, :]"
+    if model.input_size in (None, x.size):
+        return "one sample is one column, x[:, None]"
+    return f"one sample is a column of {model.input_size} features, x[:, None]"
 
 
 @dataclass
 class History:
-    """Per-epoch figures: ``loss`` and ``accuracy`` on the training batches, ``val_*`` on validation data."""
+    """Per-epoch figures: ``loss`` and ``accuracy`` on the training batches, ``val_*`` on validation data.
+
+    A loss without accuracy (a regression's ``"mse"``) leaves ``accuracy`` and ``val_accuracy`` empty."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -105,7 +113,7 @@ def fit(
     batch_size: int = 200,
     optimizer=None,
     learning_rate: float | None = None,
-    loss: str = "auto",
+    loss: str | Loss = "auto",
     rng=None,
     validation_data=None,
     validation_split: float = 0.0,
@@ -116,9 +124,11 @@ def fit(
 ) -> History:
     """Train with mini-batch gradient descent; return the per-epoch :class:`History`.
 
-    X: (features, N); Y: one-hot (classes, N). ``optimizer`` defaults to ``SGD(learning_rate or 0.01)``.
-    ``loss="auto"`` uses the fused softmax + cross-entropy when the model ends in Softmax; ``"cce"``
-    runs the notebook's Softmax layer + ``cce`` path. ``rng`` (seed or Generator) shuffles the
+    X: (features, N); Y: (outputs, N) targets — one-hot columns for a classifier. ``optimizer`` defaults to
+    ``SGD(learning_rate or 0.01)``. ``loss`` is a name of :data:`~nablanet.core.losses.LOSSES` or a loss
+    object: ``"auto"`` uses the fused softmax + cross-entropy when the model ends in Softmax (the fused
+    sigmoid + binary cross-entropy after Sigmoid); ``"cce"`` runs the notebook's Softmax layer + ``cce``
+    path; ``"mse"`` trains a regression (then there is no accuracy). ``rng`` (seed or Generator) shuffles the
     batches. ``validation_data=(X_val, Y_val)`` or ``validation_split`` (the last fraction of the
     columns) adds ``val_loss`` and ``val_accuracy``. ``callbacks`` are :class:`~nablanet.Callback`
     objects. ``initial_epoch`` and ``history`` continue an earlier run (see
@@ -132,7 +142,8 @@ def fit(
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)
     initial_epoch = _checks.int_in_range("initial_epoch", initial_epoch, 0, epochs, high_name="epochs")
-    check_data(model, X, Y)
+    layers, loss_function = resolve_loss(model.layers, loss)
+    check_data(model, X, Y, loss_function)
     optimizer = _optimizer(optimizer, learning_rate)
     callbacks = list(callbacks or ())
     if not any(isinstance(callback, ProgressBar) for callback in callbacks):
@@ -140,7 +151,7 @@ def fit(
     X, Y, validation_data = _validation(X, Y, validation_data, validation_split)
     if not model.parameters():
         raise ValueError("the model has no trainable parameters: add a Dense layer")
-    epoch = _Epoch(model, X, Y, batch_size, loss, np.random.default_rng(rng), optimizer, callbacks)
+    epoch = _Epoch(model, layers, loss_function, X, Y, batch_size, np.random.default_rng(rng), optimizer, callbacks)
     history = history if history is not None else History()
     model.stop_training = False
     for callback in callbacks:
@@ -150,8 +161,8 @@ def fit(
             before = [parameter.value.copy() for parameter in epoch.parameters]  # to tell a step too small to count
             logs = epoch.run(number)
             if validation_data is not None:
-                scores = model.evaluate(*validation_data, loss=loss)  # in inference mode
-                logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                scores = model.evaluate(*validation_data, loss=loss_function)  # in inference mode
+                logs.update({f"val_{key}": value for key, value in scores.items()})
             history.append(logs)
             _warn_if_not_learning(history, epoch.parameters, before, number, optimizer)
             for callback in callbacks:
@@ -179,22 +190,22 @@ def _validation(X, Y, validation_data, validation_split):
 class _Epoch:
     """One epoch of the notebook's loop over a model's training data, run by :meth:`run`."""
 
-    def __init__(self, model, X, Y, batch_size: int, loss: str, rng, optimizer: Optimizer, callbacks) -> None:
-        self.layers, self.loss = resolve_loss(model.layers, loss)
+    def __init__(self, model, layers, loss: Loss, X, Y, batch_size: int, rng, optimizer: Optimizer, callbacks) -> None:
+        self.layers, self.loss = layers, loss
         self.parameters = model.parameters()
         dtype = model.dtype or X.dtype
         self.gather_X, self.gather_Y = _Rows(X, batch_size, dtype), _Rows(Y, batch_size, dtype)
-        self.labels = Y.argmax(axis=0)
         self.samples, self.batch_size, self.rng = X.shape[1], batch_size, rng
         self.optimizer, self.callbacks = optimizer, callbacks
 
     def run(self, epoch: int) -> dict[str, float]:
-        """Train on every mini-batch of a new permutation once; the epoch's mean batch loss and accuracy."""
+        """Train on every mini-batch of a new permutation once; the epoch's mean batch loss and accuracy (no
+        accuracy for a loss that counts no sample right or wrong, a regression's)."""
         self.optimizer.start_epoch(epoch)
         batches = generate_batch_indices(self.samples, self.batch_size, self.rng)
         for callback in self.callbacks:
             callback.on_epoch_begin(epoch, len(batches))
-        total_loss, correct = 0.0, 0
+        total_loss, hits = 0.0, []  # hits: each batch's number of samples predicted right
         for batch_number, indices in enumerate(batches):
             Y_batch = self.gather_Y(indices)
             output = run(self.layers, self.gather_X(indices))
@@ -209,10 +220,17 @@ class _Epoch:
             parameter_gradients(self.layers[0], gradient)  # nothing needs ∇ of the data
             self.optimizer.step(self.parameters)
             total_loss += batch_loss
-            correct += np.count_nonzero(output.argmax(axis=0) == self.labels[indices])
+            hits.append(self.loss.correct(Y_batch, output))  # None for a regression
             for callback in self.callbacks:
                 callback.on_batch_end(batch_number, batch_loss)
-        return {"loss": float(total_loss / len(batches)), "accuracy": float(correct / self.samples)}
+        return {"loss": float(total_loss / len(batches)), **accuracy(hits, self.samples)}
+
+
+def accuracy(hits: list[int | None], samples: int) -> dict[str, float]:
+    """``{"accuracy": share of the samples predicted right}`` from each batch's count (``Loss.correct``); ``{}``
+    where the loss counts none (a regression)."""
+    counts = [hit for hit in hits if hit is not None]
+    return {"accuracy": sum(counts) / samples} if len(counts) == len(hits) else {}
 
 
 def _optimizer(optimizer, learning_rate):

@@ -11,10 +11,10 @@ from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
 from ..core.layers import LAYERS, Dense, Dropout, Layer, parameter_specs, run
-from ..core.losses import resolve_loss
+from ..core.losses import Loss, resolve_loss
 from ..core.parameter import Parameter
 from .budget import Cost, cost
-from .loop import check_data, fit
+from .loop import accuracy, check_data, fit
 
 ArraySpec = tuple[tuple[int, ...], np.dtype]  # what an array must be: (shape, dtype)
 
@@ -55,8 +55,20 @@ class Sequential:
 
     @property
     def input_shape(self) -> tuple[int, ...] | None:
-        """The shape of one input sample: (C, H, W) for a model that starts with an image layer, else (n,)."""
-        return next((shape for layer in self.layers if (shape := _declared_shape(layer)) is not None), None)
+        """The shape of one input sample: (C, H, W) for a model that starts with an image layer, else (n,); None
+        if no layer fixes it. An image layer before the first layer that fixes it is a ``ValueError`` that
+        says to give that layer ``input_shape``: the sizes after it say nothing about its input's."""
+        for position, layer in enumerate(self.layers):
+            shape = _declared_shape(layer)
+            if shape is not None:
+                return shape
+            if getattr(layer, "input_shape", ()) is None:  # an image layer that was not told its input's shape
+                name = type(layer).__name__
+                raise ValueError(
+                    f"layer {position} ({name}) needs the shape of its input images: give the first {name} "
+                    f"input_shape=(C, H, W), e.g. input_shape=(1, 28, 28) for MNIST"
+                )
+        return None
 
     @property
     def input_size(self) -> int | None:
@@ -157,21 +169,23 @@ class Sequential:
         return self.predict_proba(X).argmax(axis=0)
 
     def evaluate(
-        self, X: np.ndarray, Y: np.ndarray, *, loss: str = "auto", batch_size: int | None = None
+        self, X: np.ndarray, Y: np.ndarray, *, loss: str | Loss = "auto", batch_size: int | None = None
     ) -> dict[str, float]:
-        """Mean loss and accuracy on X (features, N) with one-hot Y (classes, N), in inference mode."""
-        check_data(self, X, Y)
+        """Mean loss and accuracy on X (features, N) with targets Y (outputs, N) — one-hot columns for a
+        classifier — in inference mode. ``loss`` as in ``fit``; a loss without accuracy (``"mse"``) gives
+        ``{"loss": …}`` alone."""
+        layers, loss_function = resolve_loss(self.layers, loss)
+        check_data(self, X, Y, loss_function)
         batch_size = _checks.positive_int(
             "batch_size", self.inference_batch_size(input_size=X.shape[0]) if batch_size is None else batch_size
         )
-        layers, loss_function = resolve_loss(self.layers, loss)
-        total, correct = 0.0, 0
+        total, hits = 0.0, []
         for start in range(0, X.shape[1], batch_size):
             output = run(layers, X[:, start : start + batch_size], inference=True)
             Y_chunk = Y[:, start : start + batch_size]
             total += loss_function.value(Y_chunk, output) * Y_chunk.shape[1]
-            correct += np.count_nonzero(output.argmax(axis=0) == Y_chunk.argmax(axis=0))
-        return {"loss": float(total / X.shape[1]), "accuracy": float(correct / X.shape[1])}
+            hits.append(loss_function.correct(Y_chunk, output))
+        return {"loss": float(total / X.shape[1]), **accuracy(hits, X.shape[1])}
 
     def get_config(self) -> dict[str, Any]:
         """The model as plain (JSON-able) data: each layer's registered name and config, and the metadata."""
@@ -281,6 +295,7 @@ class Sequential:
     def summary(self) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
         vectors, of which a batch holds b as the columns of a matrix — and the parameter counts."""
+        self.input_shape  # noqa: B018 — an image layer that cannot know its input's shape is an error that says why
         shapes = self.shapes()
         rows = [("Layer", "Output shape", "Parameters")]
         for layer, shape in zip(self.layers, shapes, strict=True):
