@@ -92,6 +92,18 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
     value at a time (the reference a learner can read line by line); ``"im2col"`` (the default) with
     one matrix product per batch. He initialisation (fan-in C·k·k) by default.
 
+    Args:
+        in_channels: C, the channels of the input images.
+        out_channels: F, the filters, so the channels of the output.
+        kernel_size: k, the side of the square k×k windows.
+        stride: s, the step between two windows.
+        padding: Zero rows and columns on every side, or "same".
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
+        init: How W is drawn, as for Dense.
+        method: "im2col" (one matrix product) or "loop" (the formula, value by value).
+        rng (int | numpy.random.Generator | None): Seed or generator of the initial weights.
+        dtype (numpy.float32 | numpy.float64): Of W̃, and so of the outputs and gradients.
+
     >>> layer = Conv2D(1, 4, 3, input_shape=(1, 6, 6), rng=0)
     >>> layer.forward(np.ones((36, 2))).shape, layer.build((1, 6, 6))
     ((64, 2), (4, 4, 4))
