@@ -152,7 +152,7 @@ class Softmax(SameShape):
     r"""Softmax activation over axis 0 (each column is one sample's class scores); Z, A: (classes, b).
 
     Forward, column by column and max-shifted (see :func:`softmax`); backward, for every column i with
-    g⁽ⁱ⁾ = ∇_{a⁽ⁱ⁾} L_i:
+    g⁽ⁱ⁾ = ∇_a⁽ⁱ⁾ L_i:
 
     $$\mathbf{A} = \mathrm{softmax}(\mathbf{Z}), \qquad
     \nabla_{\mathbf{z}^{(i)}} L_i = \nabla_{\mathbf{z}^{(i)}}\mathbf{a}^{(i)}\;\mathbf{g}^{(i)}

@@ -1,7 +1,7 @@
 """Losses. Y and Ŷ are (classes, b) matrices, one column per sample.
 
 Loss values are batch means L = (1/b) Σ_i L_i. Gradients are returned per sample, as the columns
-∇_{ŷ⁽ⁱ⁾} L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
+∇_ŷ⁽ⁱ⁾ L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
 """
 
 from __future__ import annotations
