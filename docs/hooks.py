@@ -1,4 +1,4 @@
-"""MkDocs hooks: an offline site (bundled MathJax 2.7, no CDN) and the example notebooks.
+r"""MkDocs hooks: an offline site (bundled MathJax 2.7, no CDN) and the example notebooks.
 
 * ``on_files`` adds ``examples/*.ipynb`` (outside ``docs/``) to the site as ``examples/<name>.ipynb``,
   for mkdocs-jupyter to render, so the notebooks are not copied into ``docs/``.
@@ -187,14 +187,14 @@ ACCENTS = {"tilde": "\u0303", "widetilde": "\u0303", "hat": "\u0302", "widehat":
 TEX_FRACTION = re.compile(r"\\[td]?frac\{([^{}]*)\}\{([^{}]*)\}")
 TEX_LAYOUT = re.compile(r"\\(?:begin|end)\{\w+\*?\}|&|\\\\")  # environments, alignment, line breaks
 TEX_SCRIPT = re.compile(r"([_^])(?:\{([^{}]*)\}|(\\[A-Za-z]+|[\w∇]))")
-SUPERSCRIPTS = dict(zip("0123456789+-−()inTᵀ′", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁽⁾ⁱⁿᵀᵀ′"))
-SUBSCRIPTS = dict(zip("0123456789+-−()ijk", "₀₁₂₃₄₅₆₇₈₉₊₋₋₍₎ᵢⱼₖ"))
+SUPERSCRIPTS = dict(zip("0123456789+-−()inTᵀ′", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁽⁾ⁱⁿᵀᵀ′", strict=True))
+SUBSCRIPTS = dict(zip("0123456789+-−()ijk", "₀₁₂₃₄₅₆₇₈₉₊₋₋₍₎ᵢⱼₖ", strict=True))
 TEX_COMMAND = re.compile(r"\\(mathbb\{R\}|[A-Za-z]+|[,;:! {}])")
 MATH_IN_TEXT = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$\$(.+?)\$\$|\$(\S(?:[^$\n]*\S)?)\$", re.S)
 
 
 def tex_to_text(tex: str) -> str:
-    """A LaTeX formula as plain Unicode text, for the search snippets: ``\frac{1}{b}`` → ``1/b``."""
+    r"""A LaTeX formula as plain Unicode text, for the search snippets: ``\frac{1}{b}`` → ``1/b``."""
     tex = TEX_LAYOUT.sub(lambda m: "; " if m[0] == "\\\\" else " ", tex)
     previous = None
     while previous != tex:  # from the innermost braces out
@@ -219,11 +219,13 @@ def _script(match: re.Match[str]) -> str:
         return "".join(forms[c] for c in group)
     if kind == "^" and group in ("ᵀ", "′"):
         return group
-    return f"{kind}{group}" if len(group) == 1 or group.startswith(("∇", "(")) else f"{kind}({group})"
+    letters = re.sub("[\u0300-\u036f]", "", group)  # an accent is part of its letter: W̃ is one
+    return f"{kind}{group}" if len(letters) == 1 or group.startswith(("∇", "(")) else f"{kind}({group})"
 
 
 def plain_math(text: str) -> str:
-    """Every formula of a search-index text (``\[…\]``, ``\(…\)``, ``$…$``) as plain text."""
+    r"""Every formula of a search-index text (``\[…\]``, ``\(…\)``, ``$…$``) as plain text."""
+
     def text_of(match: re.Match[str]) -> str:
         tex = html.unescape(next(group for group in match.groups() if group is not None))
         return html.escape(tex_to_text(tex), quote=False)  # the index's text is HTML

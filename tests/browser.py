@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 
 import pytest
@@ -15,8 +16,9 @@ needs_chromium = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1300, height: int = 1000):
-    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``)."""
+def chromium(width: int = 1300, height: int = 1000, *, network: bool = False):
+    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``),
+    and with ``network`` its requests too (``failed_requests``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -33,7 +35,7 @@ def chromium(width: int = 1300, height: int = 1000):
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if network else {})})
     browser = webdriver.Chrome(options=options, service=Service(DRIVER))
     try:
         yield browser
@@ -44,3 +46,19 @@ def chromium(width: int = 1300, height: int = 1000):
 def console_errors(browser) -> list[str]:
     """The errors the page's console received so far (JavaScript exceptions, failed loads, CSP refusals)."""
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def failed_requests(browser) -> list[str]:
+    """The requests since the last call that failed (no file, refused, blocked) or were answered with an HTTP
+    error status, as "URL: reason"; needs ``chromium(network=True)``."""
+    urls, failures = {}, []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        method, params = message["method"], message.get("params", {})
+        if method == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+        elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
+            failures.append(f"{params['response']['url']}: HTTP {params['response']['status']}")
+        elif method == "Network.loadingFailed":
+            failures.append(f"{urls.get(params['requestId'], params['requestId'])}: {params['errorText']}")
+    return failures
