@@ -64,6 +64,9 @@ class LeakyReLU(Elementwise):
 
     $$a = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}, \qquad
     \nabla_z L = \nabla_a L \odot \begin{cases} 1 & z > 0 \\ \alpha & z \le 0 \end{cases}$$
+
+    Args:
+        alpha: α, the slope for negative inputs, in [0, 1).
     """
 
     def __init__(self, alpha: float = 0.01):
@@ -164,6 +167,9 @@ class Softmax(SameShape):
     * ``"einsum"`` — the notebook's vectorised form: a (b, k, k) stack of Jacobians contracted by einsum.
     * ``"vectorized"`` (default) — the same product without building any Jacobian:
       (diag(a) − a aᵀ) g = a ⊙ g − a (aᵀ g) = a ⊙ (g − Σ_k a_k g_k).
+
+    Args:
+        method: "vectorized", "einsum" or "loop", how the backward product is computed.
     """
 
     METHODS = ("vectorized", "einsum", "loop")

@@ -277,6 +277,11 @@ class MaxPool2D(_Pool2D):
     holding NaN pools to NaN and sends its gradient to its last position. The winner's position u·p + v
     is kept in one byte: p is at most 16.
 
+    Args:
+        pool_size: p, the side of the square p×p windows (at most 16).
+        stride: s, the step between two windows; None: p (windows side by side).
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
+
     >>> pool = MaxPool2D(2, input_shape=(1, 2, 2))
     >>> pool.forward(np.array([[1.0], [4.0], [4.0], [2.0]])).ravel(), pool.backward(np.ones((1, 1))).ravel()
     (array([4.]), array([0., 1., 0., 0.]))
@@ -310,6 +315,11 @@ class AvgPool2D(_Pool2D):
     \frac{\partial L}{\partial X_{c,\,s i + u,\,s j + v}}
     \mathrel{+}= \frac{1}{p^2}\,\frac{\partial L}{\partial A_{c,i,j}}
     \quad \text{for every } (u, v) \text{ of the window}$$
+
+    Args:
+        pool_size: p, the side of the square p×p windows.
+        stride: s, the step between two windows; None: p (windows side by side).
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
     """
 
     def forward(self, input: np.ndarray) -> np.ndarray:

@@ -327,6 +327,10 @@ class Dropout(SameShape):
     \nabla_{\mathbf{X}} L = \frac{\nabla_{\mathbf{A}} L \odot \mathbf{M}}{1 - p}$$
 
     Shapes: (features, b) in and out. The mask comes from a seedable ``numpy.random.Generator``.
+
+    Args:
+        rate: p, the probability that an activation is zeroed, in [0, 1).
+        rng (int | numpy.random.Generator | None): Seed or generator of the masks.
     """
 
     def __init__(self, rate: float, *, rng=None):
