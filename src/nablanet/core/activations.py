@@ -128,6 +128,9 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     it keeps the notebook's backward pass exact: the cross-entropy gradient −y/a stays finite, and the
     Jacobian still turns it into a − y, so a confidently wrong prediction still learns.
 
+    Args:
+        scores: Z, (classes, b), the scores of each sample in a column.
+
     >>> softmax(np.array([[1000.0], [1000.0]]))
     array([[0.5],
            [0.5]])
@@ -146,6 +149,9 @@ def softmax_jacobian(a: np.ndarray) -> np.ndarray:
 
     $$\nabla_{\mathbf{z}}\mathbf{a} = \mathrm{diag}(\mathbf{a}) - \mathbf{a}\mathbf{a}^\top, \qquad
     \frac{\partial a_j}{\partial z_k} = a_j(\delta_{jk} - a_k)$$
+
+    Args:
+        a: The probabilities of one sample, (k,).
     """
     return np.diag(a) - np.outer(a, a)
 

@@ -347,6 +347,9 @@ class Flatten(_ImageLayer):
     bookkeeping only: forward and backward return their input, and the shape becomes (C·H·W,).
 
     forward:  A = X,   backward: ∇_X L = ∇_A L
+
+    Args:
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
     """
 
     def __init__(self, *, input_shape=None):

@@ -40,6 +40,10 @@ def cce(Y: np.ndarray, Yhat: np.ndarray) -> float:
 
     $$L = \frac{1}{b}\sum_i -\mathbf{y}^{(i)\top}\log\hat{\mathbf{y}}^{(i)}$$
 
+    Args:
+        Y: One-hot targets, (classes, b).
+        Yhat: Ŷ, the predicted probabilities, (classes, b).
+
     >>> cce(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
     0.6931471805599453
     """
@@ -53,6 +57,10 @@ def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
     $$\nabla_{\hat{\mathbf{y}}^{(i)}} L_i = -\mathbf{y}^{(i)} / \hat{\mathbf{y}}^{(i)}$$
 
     Shape (classes, b), like Y. (The batch mean's 1/b is applied by Dense.)
+
+    Args:
+        Y: One-hot targets, (classes, b).
+        Yhat: Ŷ, the predicted probabilities, (classes, b).
     """
     _check_targets(Y, Yhat)
     return -Y / guard(Yhat)
