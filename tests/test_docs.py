@@ -268,6 +268,13 @@ def test_every_page_opens_without_a_console_error_or_a_failed_request(site, serv
     assert problems == {}
 
 
+# on scrolling, the header bar swaps the site's name for the page's: done, and without the cross-fade
+HEADER_SWAPPED = (
+    "document.querySelectorAll('.md-header__topic').forEach(topic => topic.style.transition = 'none');"
+    "return document.querySelector('.md-header__title').classList.contains('md-header__title--active')"
+)
+
+
 @needs_chromium
 def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_path):
     with chromium(1300, 1400) as browser:
@@ -283,6 +290,9 @@ def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_pat
                     rows: [...table.querySelectorAll('tbody tr')].map(
                         row => [...row.querySelectorAll('td')].map(cell => cell.innerText.trim()))};"""
         )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not browser.execute_script(HEADER_SWAPPED):
+            time.sleep(0.05)
         save_screenshot(browser, tmp_path, "docs-api-dense.png")
     assert " ".join(entry["signature"].split()) == (
         'Dense( input_size: int, output_size: int, *, init: str = "notebook", rng=None, dtype=float64, )'
