@@ -304,11 +304,12 @@ def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_pat
 
 
 @needs_chromium
-def test_the_search_works_from_disk_and_its_snippets_have_no_latex(site, tmp_path):
+@pytest.mark.parametrize("how", ["file", "http"])
+def test_the_search_works_from_disk_and_over_http_and_its_snippets_have_no_latex(site, served, tmp_path, how):
     from selenium.webdriver.common.by import By
 
     with chromium(1300, 1500, network=True) as browser:  # tall: Dense's entry is among the results in sight
-        open_and_settle(browser, (site / "index.html").as_uri())
+        open_and_settle(browser, (site / "index.html").as_uri() if how == "file" else f"{served}/index.html")
         box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
         box.click()
         box.send_keys("Dense backward")
@@ -317,7 +318,7 @@ def test_the_search_works_from_disk_and_its_snippets_have_no_latex(site, tmp_pat
         while not results and time.monotonic() < deadline:  # the index loads and the worker answers
             results = [item.text for item in browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item")]
             time.sleep(0.1)
-        save_screenshot(browser, tmp_path, "docs-search.png")
+        save_screenshot(browser, tmp_path, f"docs-search-{how}.png")
         problems = console_errors(browser) + failed_requests(browser)
     assert any(result.startswith("API reference\nDense\n") for result in results)
     assert any("∇_W̃ L" in result for result in results)  # Dense's backward formula, as text
