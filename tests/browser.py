@@ -16,9 +16,9 @@ needs_chromium = pytest.mark.skipif(
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1300, height: int = 1000):
-    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``), and
-    its network events (``failed_requests``)."""
+def chromium(width: int = 1300, height: int = 1000, *, network: bool = True):
+    """A headless Chromium window, closed afterwards; its console messages are kept (``console_errors``),
+    and with ``network`` its requests too (``failed_requests``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -35,7 +35,7 @@ def chromium(width: int = 1300, height: int = 1000):
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if network else {})})
     browser = webdriver.Chrome(options=options, service=Service(DRIVER))
     try:
         yield browser

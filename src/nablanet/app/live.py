@@ -29,6 +29,9 @@ class LivePlot(Callback):
 
     In a notebook: ``model.fit(X, Y, epochs=10, validation_split=0.1, callbacks=[LivePlot()])``.
     Outside a notebook give ``path``: the PNG there is rewritten each epoch.
+
+    Args:
+        path (str | os.PathLike | None): Outside a notebook, the PNG rewritten after each epoch.
     """
 
     def __init__(self, path=None):

@@ -64,6 +64,9 @@ class LeakyReLU(Elementwise):
 
     $$a = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}, \qquad
     \nabla_z L = \nabla_a L \odot \begin{cases} 1 & z > 0 \\ \alpha & z \le 0 \end{cases}$$
+
+    Args:
+        alpha: α, the slope for negative inputs, in [0, 1).
     """
 
     def __init__(self, alpha: float = 0.01):
@@ -136,6 +139,9 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     it keeps the notebook's backward pass exact: the cross-entropy gradient −y/a stays finite, and the
     Jacobian still turns it into a − y, so a confidently wrong prediction still learns.
 
+    Args:
+        scores: Z, (classes, b), the scores of each sample in a column.
+
     >>> softmax(np.array([[1000.0], [1000.0]]))
     array([[0.5],
            [0.5]])
@@ -154,6 +160,9 @@ def softmax_jacobian(a: np.ndarray) -> np.ndarray:
 
     $$\nabla_{\mathbf{z}}\mathbf{a} = \mathrm{diag}(\mathbf{a}) - \mathbf{a}\mathbf{a}^\top, \qquad
     \frac{\partial a_j}{\partial z_k} = a_j(\delta_{jk} - a_k)$$
+
+    Args:
+        a: The probabilities of one sample, (k,).
     """
     return np.diag(a) - np.outer(a, a)
 
@@ -163,7 +172,7 @@ class Softmax(SameShape):
     r"""Softmax activation over axis 0 (each column is one sample's class scores); Z, A: (classes, b).
 
     Forward, column by column and max-shifted (see :func:`softmax`); backward, for every column i with
-    g⁽ⁱ⁾ = ∇_{a⁽ⁱ⁾} L_i:
+    g⁽ⁱ⁾ = ∇_a⁽ⁱ⁾ L_i:
 
     $$\mathbf{A} = \mathrm{softmax}(\mathbf{Z}), \qquad
     \nabla_{\mathbf{z}^{(i)}} L_i = \nabla_{\mathbf{z}^{(i)}}\mathbf{a}^{(i)}\;\mathbf{g}^{(i)}
@@ -175,6 +184,9 @@ class Softmax(SameShape):
     * ``"einsum"`` — the notebook's vectorised form: a (b, k, k) stack of Jacobians contracted by einsum.
     * ``"vectorized"`` (default) — the same product without building any Jacobian:
       (diag(a) − a aᵀ) g = a ⊙ g − a (aᵀ g) = a ⊙ (g − Σ_k a_k g_k).
+
+    Args:
+        method: "vectorized", "einsum" or "loop", how the backward product is computed.
     """
 
     METHODS = ("vectorized", "einsum", "loop")

@@ -92,6 +92,18 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
     value at a time (the reference a learner can read line by line); ``"im2col"`` (the default) with
     one matrix product per batch. He initialisation (fan-in C·k·k) by default.
 
+    Args:
+        in_channels: C, the channels of the input images.
+        out_channels: F, the filters, so the channels of the output.
+        kernel_size: k, the side of the square k×k windows.
+        stride: s, the step between two windows.
+        padding: Zero rows and columns on every side, or "same".
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
+        init: How W is drawn, as for Dense.
+        method: "im2col" (one matrix product) or "loop" (the formula, value by value).
+        rng (int | numpy.random.Generator | None): Seed or generator of the initial weights.
+        dtype (numpy.float32 | numpy.float64): Of W̃, and so of the outputs and gradients.
+
     >>> layer = Conv2D(1, 4, 3, input_shape=(1, 6, 6), rng=0)
     >>> layer.forward(np.ones((36, 2))).shape, layer.build((1, 6, 6))
     ((64, 2), (4, 4, 4))
@@ -265,6 +277,11 @@ class MaxPool2D(_Pool2D):
     holding NaN pools to NaN and sends its gradient to its last position. The winner's position u·p + v
     is kept in one byte: p is at most 16.
 
+    Args:
+        pool_size: p, the side of the square p×p windows (at most 16).
+        stride: s, the step between two windows; None: p (windows side by side).
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
+
     >>> pool = MaxPool2D(2, input_shape=(1, 2, 2))
     >>> pool.forward(np.array([[1.0], [4.0], [4.0], [2.0]])).ravel(), pool.backward(np.ones((1, 1))).ravel()
     (array([4.]), array([0., 1., 0., 0.]))
@@ -298,6 +315,11 @@ class AvgPool2D(_Pool2D):
     \frac{\partial L}{\partial X_{c,\,s i + u,\,s j + v}}
     \mathrel{+}= \frac{1}{p^2}\,\frac{\partial L}{\partial A_{c,i,j}}
     \quad \text{for every } (u, v) \text{ of the window}$$
+
+    Args:
+        pool_size: p, the side of the square p×p windows.
+        stride: s, the step between two windows; None: p (windows side by side).
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
     """
 
     def forward(self, input: np.ndarray) -> np.ndarray:
@@ -325,6 +347,9 @@ class Flatten(_ImageLayer):
     bookkeeping only: forward and backward return their input, and the shape becomes (C·H·W,).
 
     forward:  A = X,   backward: ∇_X L = ∇_A L
+
+    Args:
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, if this is the first layer.
     """
 
     def __init__(self, *, input_shape=None):

@@ -111,6 +111,16 @@ def gradcheck(
     ``seed``): two forward passes per entry add up on a large network.
     Returns a :class:`GradcheckReport` with one result per parameter and one for the input.
 
+    Args:
+        target: A layer, a Sequential model, or a loss object.
+        X: The input, (features, b); for a loss, Ŷ (or the scores Z of SoftmaxCrossEntropy).
+        Y: The one-hot targets (classes, b), for a model or a loss.
+        loss: For a model, as in `fit`: "auto" or "cce".
+        epsilon: h, the step of the central differences (f(x + h) − f(x − h)) / 2h.
+        tolerance: The largest relative error that passes.
+        seed: Seeds the random R of a layer's objective and the choice of entries.
+        max_entries: At most this many entries of each array are checked; None: all.
+
     >>> from nablanet import Dense
     >>> gradcheck(Dense(3, 2, rng=0), np.random.default_rng(1).normal(size=(3, 4))).passed
     True

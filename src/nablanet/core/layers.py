@@ -55,9 +55,12 @@ class Layer:
     output: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
+        """The output of the layer for ``input`` (features, b); keeps what ``backward`` needs."""
         raise NotImplementedError
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        """∇_X L from ∇_output L (the output's shape); stores the parameter gradients, and with a learning rate
+        takes the SGD step."""
         raise NotImplementedError
 
     def parameters(self) -> list[Parameter]:
@@ -248,6 +251,14 @@ class Dense(BiasTrickLayer):
     W̃ is one array, as on the board; ``W`` and ``b`` are views into it (writing to them writes W̃).
     The ones row is never materialised: W X + b 1ᵀ is the same product without a copy of X.
 
+    Args:
+        input_size: Features per sample, the rows of X.
+        output_size: Units, the rows of Z.
+        init: How W is drawn: "notebook" (N(0, 0.01²), b = 0.01, as in the notebooks), "he_normal",
+            "he_uniform", "glorot_normal" or "glorot_uniform" (b = 0).
+        rng (int | numpy.random.Generator | None): Seed or generator of the initial weights.
+        dtype (numpy.float32 | numpy.float64): Of W̃, and so of the outputs and gradients.
+
     >>> layer = Dense(3, 2, rng=0)
     >>> layer.forward(np.ones((3, 5))).shape
     (2, 5)
@@ -269,11 +280,13 @@ class Dense(BiasTrickLayer):
         return self.weights[:, :-1]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
+        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b)."""
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
         self.output = ops.affine(self.W, input, self.b)  # Z = W X + b 1ᵀ
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        """∇_Z L (output_size, b) → ∇_X L = Wᵀ ∇_Z L (input_size, b); ∇_W̃ L goes to ``weights_gradient``."""
         self._parameter_gradients(output_gradient)  # ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ
         input_gradient = ops.product(self.W.T, output_gradient)  # ∇_X L = Wᵀ ∇_Z L, with W before the update
         sgd_step(self, learning_rate)
@@ -314,6 +327,10 @@ class Dropout(SameShape):
     \nabla_{\mathbf{X}} L = \frac{\nabla_{\mathbf{A}} L \odot \mathbf{M}}{1 - p}$$
 
     Shapes: (features, b) in and out. The mask comes from a seedable ``numpy.random.Generator``.
+
+    Args:
+        rate: p, the probability that an activation is zeroed, in [0, 1).
+        rng (int | numpy.random.Generator | None): Seed or generator of the masks.
     """
 
     def __init__(self, rate: float, *, rng=None):

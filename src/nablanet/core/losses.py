@@ -1,7 +1,7 @@
 """Losses. Y and Ŷ are (outputs, b) matrices, one column per sample.
 
 Loss values are batch means L = (1/b) Σ_i L_i. Gradients are returned per sample, as the columns
-∇_{ŷ⁽ⁱ⁾} L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
+∇_ŷ⁽ⁱ⁾ L_i: the 1/b of the batch mean is applied once, where Dense forms ∇_W L (the notebook's way).
 
 A loss is an object of a subclass of :class:`Loss`, with three methods — ``value(Y, Ŷ)`` (the batch mean, a
 float), ``gradient(Y, Ŷ)`` (the per-sample gradients, shaped like Ŷ) and ``value_and_gradient(Y, Ŷ)`` (both,
@@ -52,6 +52,10 @@ def cce(Y: np.ndarray, Yhat: np.ndarray) -> float:
 
     $$L = \frac{1}{b}\sum_i -\mathbf{y}^{(i)\top}\log\hat{\mathbf{y}}^{(i)}$$
 
+    Args:
+        Y: One-hot targets, (classes, b).
+        Yhat: Ŷ, the predicted probabilities, (classes, b).
+
     >>> cce(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
     0.6931471805599453
     """
@@ -65,6 +69,10 @@ def cce_gradient(Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
     $$\nabla_{\hat{\mathbf{y}}^{(i)}} L_i = -\mathbf{y}^{(i)} / \hat{\mathbf{y}}^{(i)}$$
 
     Shape (classes, b), like Y. (The batch mean's 1/b is applied by Dense.)
+
+    Args:
+        Y: One-hot targets, (classes, b).
+        Yhat: Ŷ, the predicted probabilities, (classes, b).
     """
     _check_arguments(Y, Yhat)
     return -Y / guard(Yhat)

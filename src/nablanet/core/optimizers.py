@@ -100,6 +100,12 @@ class SGD(Optimizer):
     $$\text{plain: } W \leftarrow W - \eta g, \qquad
     \text{momentum: } v \leftarrow \mu v - \eta g,\; W \leftarrow W + v, \qquad
     \text{Nesterov: } v \leftarrow \mu v - \eta g,\; W \leftarrow W + \mu v - \eta g$$
+
+    Args:
+        learning_rate (float | Schedule): η, or a schedule giving η for each epoch (StepDecay, CosineDecay).
+        momentum: μ, in [0, 1); 0 is plain SGD.
+        nesterov: Nesterov's momentum (needs a momentum > 0).
+        weight_decay: λ, L2 weight decay added to the gradient (the bias column is not decayed).
     """
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
@@ -137,6 +143,13 @@ class Adam(Optimizer):
     $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \qquad v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \qquad
     W \leftarrow W - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon}, \quad
     \hat m = \frac{m}{1 - \beta_1^t},\; \hat v = \frac{v}{1 - \beta_2^t}$$
+
+    Args:
+        learning_rate (float | Schedule): η, or a schedule giving η for each epoch (StepDecay, CosineDecay).
+        beta1: β₁, the decay of the running mean m of the gradients.
+        beta2: β₂, the decay of the running mean v of their squares.
+        epsilon: ε, added to √v̂ so that the step stays finite.
+        weight_decay: λ, L2 weight decay added to the gradient (the bias column is not decayed).
     """
 
     decoupled = False
@@ -197,6 +210,13 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
 
     W ← W − η λ W (weights only, not the bias), then the Adam step with g = ∇_W L.
+
+    Args:
+        learning_rate (float | Schedule): η, or a schedule giving η for each epoch (StepDecay, CosineDecay).
+        beta1: β₁, the decay of the running mean m of the gradients.
+        beta2: β₂, the decay of the running mean v of their squares.
+        epsilon: ε, added to √v̂ so that the step stays finite.
+        weight_decay: λ, the decoupled weight decay (weights only, not the bias).
     """
 
     decoupled = True

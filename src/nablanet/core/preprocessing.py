@@ -12,6 +12,11 @@ from . import _checks
 def one_hot(labels, num_classes: int, dtype=np.float64) -> np.ndarray:
     """One-hot encode integer labels as a (num_classes, b) matrix, one column per sample.
 
+    Args:
+        labels (array of int): The class of each sample, 0 … num_classes − 1.
+        num_classes: The rows of the result.
+        dtype (numpy.float32 | numpy.float64): Of the result.
+
     >>> one_hot([2, 0], 3)
     array([[0., 1.],
            [0., 0.],
@@ -55,6 +60,11 @@ class MinMaxScaler:
 
 def generate_batch_indices(num_samples: int, batch_size: int, rng=None) -> list[np.ndarray]:
     """A random permutation of range(num_samples) split into batches of ``batch_size`` (the last may be smaller).
+
+    Args:
+        num_samples: N, the columns of the data.
+        batch_size: b, the size of every batch but the last.
+        rng (int | numpy.random.Generator | None): Seed or generator of the permutation.
 
     >>> [batch.size for batch in generate_batch_indices(10, 4, np.random.default_rng(0))]
     [4, 4, 2]

@@ -61,6 +61,11 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     """η(epoch) = η₀ · factor^⌊epoch / every⌋ — multiply by ``factor`` every ``every`` epochs.
 
+    Args:
+        learning_rate: η₀, the rate of the first epochs.
+        factor: What η is multiplied by every `every` epochs.
+        every: The epochs between two steps.
+
     >>> [StepDecay(1.0, factor=0.5, every=2)(epoch) for epoch in range(5)]
     [1.0, 1.0, 0.5, 0.5, 0.25]
     """
@@ -80,6 +85,11 @@ class StepDecay(Schedule):
 @SCHEDULES.register("cosine")
 class CosineDecay(Schedule):
     """η(epoch) = η_min + ½ (η₀ − η_min)(1 + cos(π · epoch / epochs)), reaching η_min at ``epochs``.
+
+    Args:
+        learning_rate: η₀, the rate of epoch 0.
+        epochs: The epoch at which η reaches η_min.
+        minimum: η_min, the last rate.
 
     >>> [round(CosineDecay(1.0, epochs=4)(epoch), 3) for epoch in range(5)]
     [1.0, 0.854, 0.5, 0.146, 0.0]

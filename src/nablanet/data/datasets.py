@@ -127,8 +127,14 @@ def _info(load: Callable[..., Dataset]) -> DatasetInfo:
 
 
 def load_dataset(name: str, data_home=None, dtype=np.float64) -> Dataset:
-    """The data set registered as ``name`` ("mnist", "fashion-mnist"); ``data_home`` is where a loader that
-    downloads keeps its files (ignored by the bundled MNIST)."""
+    """The data set registered as ``name`` ("mnist", "fashion-mnist").
+
+    Args:
+        name: "mnist" or "fashion-mnist".
+        data_home (str | os.PathLike | None): Where a loader that downloads keeps its files (ignored by the
+            bundled MNIST); None: under the NABLANET_DATA environment variable's folder, or ~/.cache/nablanet.
+        dtype (numpy.float32 | numpy.float64): Of the images.
+    """
     return DATASETS.lookup(name, argument="dataset").load(data_home=data_home, dtype=dtype)
 
 
@@ -137,6 +143,10 @@ def load_mnist(dtype=np.float64, *, data_home=None) -> Dataset:
     """The MNIST digits bundled with nablanet: 60,000 training and 10,000 test images (no download).
 
     ``data_home`` is accepted for a uniform loader signature and not used: nothing is downloaded.
+
+    Args:
+        dtype (numpy.float32 | numpy.float64): Of the images, scaled to [0, 1].
+        data_home (str | os.PathLike | None): Not used (nothing is downloaded).
 
     >>> data = load_mnist()
     >>> data.X_train.shape, data.X_test.shape, data.y_train[:5].tolist()
@@ -160,6 +170,11 @@ def load_fashion_mnist(data_home=None, dtype=np.float64, *, base_url: str = FASH
     Looks for the four files in ``data_home`` (default: ``default_data_home()/fashion-mnist``), then in
     Debian's ``/usr/share/datasets/fashion-mnist``; a file found nowhere is downloaded from
     ``base_url`` into ``data_home``. Every file's IDX content is checked against its SHA-256.
+
+    Args:
+        data_home (str | os.PathLike | None): Where the four files are looked for and downloaded to.
+        dtype (numpy.float32 | numpy.float64): Of the images, scaled to [0, 1].
+        base_url: Where a missing file is downloaded from.
     """
     home = Path(data_home) if data_home is not None else default_data_home() / "fashion-mnist"
     paths = []

@@ -64,6 +64,10 @@ def read_idx(path, *, expected_sha256: str | None = None) -> np.ndarray:
 
     ``expected_sha256``, if given, is the SHA-256 of the uncompressed IDX bytes; a mismatch raises
     :class:`DatasetError`.
+
+    Args:
+        path (str | os.PathLike): The IDX file, gzip-compressed or not.
+        expected_sha256: The SHA-256 (hex) of the uncompressed bytes, checked if given.
     """
     path = os.fspath(path)
     file_size = os.path.getsize(path)

@@ -97,6 +97,14 @@ def toy_dataset(
 
     ``classes`` (spiral and blobs only; 2 to 10) and ``noise`` (≥ 0) default to the data set's own.
 
+    Args:
+        name: "spiral", "circles", "xor" or "blobs".
+        samples: Training points, and as many test points.
+        classes: 2 to 10 (spiral and blobs); None: the data set's own.
+        noise: The noise, ≥ 0; None: the data set's own.
+        seed (int): Seeds both the training and the test points.
+        dtype (numpy.float32 | numpy.float64): Of X.
+
     >>> data = toy_dataset("spiral", 300)
     >>> data.X_train.shape, data.num_classes, data.y_train[:3].tolist(), data.y_train[-3:].tolist()
     ((2, 300), 3, [0, 0, 0], [2, 2, 2])

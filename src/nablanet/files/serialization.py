@@ -318,6 +318,10 @@ def save(model: Sequential, path) -> Path:
     """Save ``model`` to ``path`` (an ``.npz`` file), atomically. :func:`load` reads it back.
 
     A model with a NaN or infinite weight is refused (``ValueError``): such a file could not be loaded.
+
+    Args:
+        model: The model to save.
+        path (str | os.PathLike): The `.npz` file to write.
     """
     weights = model.get_weights()
     for name, array in weights.items():
@@ -328,6 +332,9 @@ def save(model: Sequential, path) -> Path:
 
 def load(path) -> Sequential:
     """Load a model saved by :func:`save`, in inference mode. Never runs code from the file.
+
+    Args:
+        path (str | os.PathLike): An `.npz` file written by `save`.
 
     >>> import tempfile, os, nablanet as nn
     >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")

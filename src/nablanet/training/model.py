@@ -27,6 +27,9 @@ class Sequential:
     ``get_config()``/``from_config()`` and ``get_weights()``/``set_weights()`` describe it as plain
     data and arrays, which is all that :func:`nablanet.save` writes.
 
+    Args:
+        layers (Iterable[Layer]): The layers, first to last; at least one.
+
     >>> from nablanet import Dense, ReLU, Softmax
     >>> model = Sequential([Dense(784, 32, init="he_normal", rng=0), ReLU(), Dense(32, 10, rng=0), Softmax()])
     >>> model.predict_proba(np.zeros((784, 3))).shape
@@ -165,15 +168,25 @@ class Sequential:
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted class of every column of X: argmax over axis 0 of the output."""
+        """Predicted class of every column of X: argmax over axis 0 of the output, (N,).
+
+        Args:
+            X: The input, (features, N).
+        """
         return self.predict_proba(X).argmax(axis=0)
 
     def evaluate(
         self, X: np.ndarray, Y: np.ndarray, *, loss: str | Loss = "auto", batch_size: int | None = None
     ) -> dict[str, float]:
         """Mean loss and accuracy on X (features, N) with targets Y (outputs, N) — one-hot columns for a
-        classifier — in inference mode. ``loss`` as in ``fit``; a loss without accuracy (``"mse"``) gives
-        ``{"loss": …}`` alone."""
+        classifier — in inference mode. A loss without accuracy (``"mse"``) gives ``{"loss": …}`` alone.
+
+        Args:
+            X: The input, (features, N).
+            Y: The targets, (outputs, N): one-hot columns for a classifier.
+            loss: As in `fit`: a registered name, "auto", or a loss object.
+            batch_size: Samples that go through at once (default: `inference_batch_size`).
+        """
         layers, loss_function = resolve_loss(self.layers, loss)
         check_data(self, X, Y, loss_function)
         batch_size = _checks.positive_int(
