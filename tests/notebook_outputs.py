@@ -3,6 +3,10 @@
     python tests/notebook_outputs.py            # `make notebooks`: execute every notebook, write its outputs
     python tests/notebook_outputs.py 04_*.ipynb # only these
 
+Every notebook: the course's (``examples/``) and the exercises' solutions (``src/nablanet/exercises/notebooks/``);
+for each exercise, the docs site's student version (``docs/exercises/``) is written too, with the solution's
+outputs: what success looks like.
+
 The tests execute each notebook again and compare the fresh outputs with the committed ones
 (:func:`differences`): text must match word for word, numbers to within a relative 1e-3 (another
 CPU's BLAS rounds differently; a changed result moves far more), and each cell must show as many
@@ -22,7 +26,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXERCISES = ROOT / "src" / "nablanet" / "exercises" / "notebooks"
+DOCS_EXERCISES = ROOT / "docs" / "exercises"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 REFRESH = "make notebooks"
 
@@ -96,13 +103,24 @@ def differences(committed, fresh) -> list[str]:
     return found
 
 
+def docs_student_version(solution_path: Path):
+    """The docs site's version of an exercise: the student's code cells, the solution's outputs."""
+    from nablanet.exercises.student import student_version
+
+    return nbformat.from_dict(student_version(nbformat.read(solution_path, as_version=4), keep_outputs=True))
+
+
 def main(names: list[str]) -> int:
-    paths = [EXAMPLES / name for name in names] if names else sorted(EXAMPLES.glob("*.ipynb"))
+    every = [*sorted(EXAMPLES.glob("*.ipynb")), *sorted(EXERCISES.glob("*.ipynb"))]
+    paths = [path for path in every if not names or any(path.match(name) for name in names)]
     for path in paths:
         start = time.perf_counter()
         notebook = execute(path)
         nbformat.write(notebook, path)
         print(f"{path.name}: executed in {time.perf_counter() - start:.1f} s, outputs written")
+        if path.parent == EXERCISES:
+            DOCS_EXERCISES.mkdir(exist_ok=True)
+            nbformat.write(docs_student_version(path), DOCS_EXERCISES / path.name)
     return 0
 
 

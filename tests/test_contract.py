@@ -299,3 +299,23 @@ def test_the_loss_of_how_to_add_a_loss_works_as_contributing_says(monkeypatch):
         x, np.sin(x), loss="log_cosh", epochs=100, batch_size=10, optimizer=nn.Adam(0.01), rng=0, verbose=0
     )
     assert history.as_dict().keys() == {"loss"} and history.loss[-1] < 0.1 * history.loss[0]  # measured: 0.26 → 0.0013
+
+
+def test_a_model_that_starts_with_a_learners_layer_takes_its_input_size_from_the_data():
+    """Its input says nothing of a later Dense layer's: a learner's convolution (784 rows in) before a Dense of
+    676 inputs used to be refused with "X must have 676 rows"."""
+
+    class Halver(Layer):  # a learner's layer that changes the size: the first half of the rows
+        def forward(self, input):
+            self.input = input
+            return input[: input.shape[0] // 2]
+
+        def backward(self, output_gradient, learning_rate=None):
+            return np.vstack([output_gradient, np.zeros_like(output_gradient)])
+
+    model = nn.Sequential([Halver(), nn.Dense(3, 2, rng=0), nn.Softmax()])
+    assert model.input_shape is None and model.input_size is None
+    X, Y = np.random.default_rng(0).random((6, 20)), nn.one_hot(np.arange(20) % 2, 2)
+    history = model.fit(X, Y, epochs=2, batch_size=5, learning_rate=0.1, rng=0, verbose=0)
+    assert len(history.loss) == 2 and model.predict(X).shape == (20,)
+    assert nn.Sequential([nn.Dropout(0.5), nn.Dense(3, 2)]).input_size == 3  # a layer that keeps the shape

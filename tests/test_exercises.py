@@ -453,3 +453,11 @@ def test_a_class_where_a_function_is_checked_and_back_is_refused():
         check(Dense, like="cce")
     with pytest.raises(TypeError, match="like='Dense' checks a layer class"):
         check(Dense(3, 2), like="Dense")
+
+
+def test_the_docs_example_is_what_the_checker_prints():
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "exercises.md").read_text(encoding="utf-8")
+    shown = page.split("```text\n")[1].split("```")[0]
+    assert shown == str(check(BiasOverWrongAxis, like="Dense")) + "\n"

@@ -241,3 +241,26 @@ def test_each_loss_name_gives_its_loss_and_the_layers_it_is_computed_after(name,
     expected = {"auto": nn.SoftmaxCrossEntropy if last is nn.Softmax else nn.SigmoidBinaryCrossEntropy}
     assert type(loss) is expected.get(name, LOSSES.get(name)) and kept == layers[:layers_left]
     assert LOSSES.names() == ("cce", "softmax_cce", "mse", "bce", "sigmoid_bce")
+
+
+def test_a_loss_on_probabilities_takes_a_learners_own_last_layer_at_its_word():
+    """The exercise's Softmax is not nablanet's: "cce" trains through it (its Jacobian backward), as the
+    notebook's path does through nablanet's; a nablanet layer that makes no probabilities is still refused."""
+
+    class LearnersSoftmax(nn.Layer):
+        def forward(self, input):
+            exponentials = np.exp(input - input.max(axis=0, keepdims=True))
+            self.output = exponentials / exponentials.sum(axis=0, keepdims=True)
+            return self.output
+
+        def backward(self, output_gradient, learning_rate=None):
+            a = self.output
+            return a * output_gradient - a * np.sum(a * output_gradient, axis=0, keepdims=True)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(4, 60)), rng.integers(0, 3, 60)
+    ours = nn.Sequential([nn.Dense(4, 3, rng=0), nn.Softmax()])
+    theirs = nn.Sequential([nn.Dense(4, 3, rng=0), LearnersSoftmax()])
+    for model in (ours, theirs):
+        model.fit(X, nn.one_hot(y, 3), loss="cce", epochs=3, batch_size=20, learning_rate=0.5, rng=0, verbose=0)
+    np.testing.assert_allclose(theirs.layers[0].weights, ours.layers[0].weights, rtol=1e-10)

@@ -342,6 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     toy.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
 
+    exercises = commands.add_parser(
+        "exercises",
+        help="write the exercise notebooks (the learner writes the layer, nablanet.check says what is wrong)",
+        description="Write the student version of every exercise notebook into FOLDER: the learner writes "
+        "the softmax classifier's gradient, Dense, Softmax's Jacobian, the cross-entropy, ReLU and the chain "
+        "rule, Conv2D and MaxPool2D, and checks each with nablanet.check, which names the likely mistake. "
+        "A notebook already in FOLDER (it may hold a learner's work) is never replaced.",
+    )
+    exercises.add_argument("folder", type=Path, metavar="FOLDER", help="where to write the notebooks")
+    exercises.add_argument(
+        "--solutions", action="store_true", help="also write the solutions (NAME_solution.ipynb), for a teacher"
+    )
+
     serve = commands.add_parser(
         "serve",
         help="the playground: draw a digit, train on toy data, in a local web page",
@@ -467,6 +480,16 @@ def command_toy(args) -> int:
     return 0
 
 
+def command_exercises(args) -> int:
+    from ..exercises.student import write_exercises
+
+    written = write_exercises(args.folder, solutions=args.solutions)
+    for path in written:
+        print(f"wrote {one_line(path)}")
+    print(f"Open them in Jupyter (jupyter lab {one_line(args.folder)}); each check cell says what is right or wrong.")
+    return 0
+
+
 def command_serve(args) -> int:
     try:
         from .playground.server import serve
@@ -485,6 +508,7 @@ COMMANDS = {
     "predict": command_predict,
     "gradcheck": command_gradcheck,
     "inspect": command_inspect,
+    "exercises": command_exercises,
     "serve": command_serve,
 }
 

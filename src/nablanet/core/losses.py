@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _checks
 from .activations import Sigmoid, Softmax, sigmoid
-from .layers import Layer
+from .layers import LAYERS, Layer
 from .registry import Registry
 
 
@@ -306,14 +306,16 @@ def resolve_loss(layers: Sequence[Layer], loss: str | Loss = "auto") -> tuple[li
 
     A fused loss (``"softmax_cce"``, ``"sigmoid_bce"``) leaves out the final layer whose work it does itself,
     if the model ends in one; a loss on probabilities (``"cce"``, ``"bce"``) needs the model to end in the
-    layer that makes them. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
+    layer that makes them — or in a learner's own layer (one not in ``LAYERS``, as an exercise's Softmax), which
+    is taken at its word. ``"cce"`` is the notebook's path: Softmax layer, then ``cce``.
     """
     layers = list(layers)
     loss = loss_object(loss, layers)
     last = layers[-1] if layers else None
     if loss.fuses is not None and isinstance(last, loss.fuses):
         return layers[:-1], loss
-    if loss.needs is not None and not isinstance(last, loss.needs):
+    nablanets = last is None or type(last) in LAYERS.values()
+    if loss.needs is not None and nablanets and not isinstance(last, loss.needs):
         raise ValueError(
             f"loss {type(loss).__name__} needs probabilities: end the model with a {loss.needs.__name__} layer"
         )

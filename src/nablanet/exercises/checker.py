@@ -50,7 +50,7 @@ class Verdict:
         return {True: "✓", False: "✗", None: "·"}[self.passed]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class CheckReport:
     """The checker's verdicts on one learner's class or function: ``passed`` when every check passed. Printed,
     it is plain lines (one a check, a hint under each failure); in Jupyter, a table."""
@@ -89,6 +89,8 @@ class CheckReport:
                 lines.append(f"      → {verdict.hint}")
         lines.append(self.summary())
         return "\n".join(lines)
+
+    __repr__ = __str__  # a notebook's plain-text output and the REPL show the lines
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files.atomic import atomic_write
+from ..files.folders import claim_folder
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 PLACEHOLDER = 'raise NotImplementedError("not written yet")  # your code here'
@@ -100,7 +101,7 @@ def write_exercises(folder: Path | str, *, solutions: bool = False) -> list[Path
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} exists and is not a folder")
+        raise ValueError(f"the folder {folder} exists and is not a folder")
     planned: list[tuple[Path, dict[str, Any]]] = []
     for name in exercise_names():
         notebook = solution(name)
@@ -112,9 +113,9 @@ def write_exercises(folder: Path | str, *, solutions: bool = False) -> list[Path
         raise FileExistsError(
             f"{taken[0]} exists (it may hold a learner's work) and is never replaced: move it, or choose another folder"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, notebook in planned:
-        with atomic_write(path, "w") as file:
-            json.dump(notebook, file, indent=1, ensure_ascii=False)
-            file.write("\n")
+    with claim_folder(folder, option="the folder"):
+        for path, notebook in planned:
+            with atomic_write(path, "w") as file:
+                json.dump(notebook, file, indent=1, ensure_ascii=False)
+                file.write("\n")
     return [path for path, _ in planned]

@@ -10,7 +10,7 @@ import numpy as np
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
-from ..core.layers import LAYERS, Dense, Dropout, Layer, parameter_specs, run
+from ..core.layers import LAYERS, Dense, Dropout, Layer, SameShape, parameter_specs, run
 from ..core.losses import Loss, resolve_loss
 from ..core.parameter import Parameter
 from .budget import Cost, cost
@@ -59,8 +59,9 @@ class Sequential:
     @property
     def input_shape(self) -> tuple[int, ...] | None:
         """The shape of one input sample: (C, H, W) for a model that starts with an image layer, else (n,); None
-        if no layer fixes it. An image layer before the first layer that fixes it is a ``ValueError`` that
-        says to give that layer ``input_shape``: the sizes after it say nothing about its input's."""
+        if no layer fixes it, or where a layer before the first that fixes it changes the shape without saying how
+        (a learner's own layer: then a later layer's input says nothing of the model's). An image layer before
+        the first layer that fixes it is a ``ValueError`` that says to give that layer ``input_shape``."""
         for position, layer in enumerate(self.layers):
             shape = _declared_shape(layer)
             if shape is not None:
@@ -71,6 +72,8 @@ class Sequential:
                     f"layer {position} ({name}) needs the shape of its input images: give the first {name} "
                     f"input_shape=(C, H, W), e.g. input_shape=(1, 28, 28) for MNIST"
                 )
+            if not isinstance(layer, SameShape):
+                return None
         return None
 
     @property
