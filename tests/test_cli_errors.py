@@ -60,7 +60,7 @@ CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line 
     ("train --weight-decay -1", "argument --weight-decay: expected a number ≥ 0"),
     ("train --early-stopping 3", "--early-stopping needs a validation set"),
     ("train --early-stopping 0", "argument --early-stopping: expected a positive integer"),
-    ("train --nesterov", "nesterov=True needs a momentum > 0"),
+    ("train --nesterov", "--nesterov needs --momentum above 0, e.g. --momentum 0.9"),
     ("train --optimizer adam --momentum 0.9", "--momentum and --nesterov apply to --optimizer sgd"),
     ("train --out /proc/nablanet", "--out /proc/nablanet is not writable"),
     ("train --out {dir}/afile", "exists and is not a folder"),

@@ -179,7 +179,7 @@ FUNCTIONS = {"cce": cce, "cce_gradient": cce_gradient, "softmax_classifier_gradi
 def test_the_solutions_pass_every_check(name):
     report = check({**SOLUTIONS, **FUNCTIONS}[name], like=name)
     assert report.passed, str(report)
-    assert len(report.verdicts) >= 2 and report.summary().endswith(f"passes every check against {name}")
+    assert len(report.verdicts) >= 2 and report.summary().endswith(f"passes every check against nablanet's {name}")
 
 
 @settings(max_examples=15, deadline=None)
@@ -259,6 +259,28 @@ class ChangesItsArgument(Dense):
 class BiasFlowsBack(Dense):
     def gradients(self, output_gradient):
         return super().gradients(output_gradient)[0], self.weights.T @ output_gradient
+
+
+class ReboundGradient(Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        self.weights_gradient = self.gradients(output_gradient)[0]  # a new array: parameters() keeps the old one
+        return self.gradients(output_gradient)[1]
+
+
+class ReboundWeights(Dense):
+    def backward(self, output_gradient, learning_rate=None):
+        weights_gradient, input_gradient = self.gradients(output_gradient)
+        self.weights_gradient[...] = weights_gradient
+        if learning_rate is not None:
+            self.weights = self.weights - learning_rate * self.weights_gradient  # a new array, not the one handed out
+        return input_gradient
+
+
+class SoftmaxBatchShift(Softmax):
+    def forward(self, input):
+        exponentials = np.exp(input - input.max())  # the batch's one max, not each column's
+        self.output = exponentials / exponentials.sum(axis=0, keepdims=True)
+        return self.output
 
 
 class SoftmaxWrongAxis(Softmax):
@@ -364,23 +386,32 @@ def gradient_unshifted(W, x, y):
 MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, a fragment of its diagnosis)
     ("Dense", NoMean, "backward: ∇ of weights", "the 1/b is missing"),
     ("Dense", OneSample, "backward: ∇ of weights", "only the last sample counts"),
-    ("Dense", BiasOverWrongAxis, "backward: ∇_X L", "averages ∇_Z L over the batch, axis=1"),
+    ("Dense", BiasOverWrongAxis, "backward", "averages ∇_Z L over the batch, axis=1"),
+    (
+        "Dense",
+        ReboundGradient,
+        "backward: ∇ of weights",
+        "parameters() hands out the old one: write into it, self.weights_gradient[...] = …",
+    ),
+    ("Dense", ReboundWeights, "backward(g, η) takes the step", "write into it, self.weights -= …"),
+    ("Dense", NoMean, "backward(g, η) takes the step", "the step took a wrong gradient: the 1/b is missing"),
     ("Dense", TransposedProduct, "forward: the output", "transposed: a batch is a (features, b) matrix"),
     ("Dense", NoBias, "forward: the output", "the bias is missing"),
-    ("Dense", UpdatedW, "backward(g, η): ∇_X L with W before the step", "computed with W after the update"),
+    ("Dense", UpdatedW, "backward(g, η): ∇ of the input, W before the step", "computed with W after the update"),
     ("Dense", Uphill, "backward(g, η) takes the step W ← W − η ∇_W L (weights)", "the step goes uphill"),
     ("Dense", StepsWithoutRate, "backward(g) without a learning rate changes no weight", "only stores the gradients"),
     ("Dense", ChangesItsArgument, "forward and backward leave their arguments unchanged", "in-place operation"),
-    ("Dense", BiasFlowsBack, "backward: ∇_X L", "the bias column does not flow back"),
+    ("Dense", BiasFlowsBack, "backward: ∇ of the input", "the bias column does not flow back"),
     ("Softmax", SoftmaxWrongAxis, "forward: the output", "normalised over the wrong axis"),
-    ("Softmax", SoftmaxUnshifted, "forward on scores near 1000", "subtract each column's max before exp"),
-    ("Softmax", JacobianSign, "backward: ∇_X L", "the Jacobian's sign is wrong"),
-    ("Softmax", JacobianWithoutDiagonal, "backward: ∇_X L", "the diagonal term is missing"),
-    ("Softmax", JacobianDiagonalOnly, "backward: ∇_X L", "only the Jacobian's diagonal"),
-    ("Softmax", JacobianLoop, "backward: ∇_X L", "each sample has its own"),
-    ("ReLU", ReLUWrongSide, "backward: ∇_X L", "the mask is on the wrong side"),
-    ("ReLU", ReLUTimesOutput, "backward: ∇_X L", "multiplied by max(0, z)"),
-    ("MaxPool2D", PoolToEveryElement, "backward: ∇_X L", "every element of the window got the gradient"),
+    ("Softmax", SoftmaxUnshifted, "forward on scores of 1000 and more", "subtract each column's own max before exp"),
+    ("Softmax", SoftmaxBatchShift, "forward on scores of 1000 and more", "a shift by the batch's max underflows"),
+    ("Softmax", JacobianSign, "backward: ∇ of the input", "the Jacobian's sign is wrong"),
+    ("Softmax", JacobianWithoutDiagonal, "backward: ∇ of the input", "the diagonal term is missing"),
+    ("Softmax", JacobianDiagonalOnly, "backward: ∇ of the input", "only the Jacobian's diagonal"),
+    ("Softmax", JacobianLoop, "backward: ∇ of the input", "each sample has its own"),
+    ("ReLU", ReLUWrongSide, "backward: ∇ of the input", "the mask is on the wrong side"),
+    ("ReLU", ReLUTimesOutput, "backward: ∇ of the input", "multiplied by max(0, z)"),
+    ("MaxPool2D", PoolToEveryElement, "backward: ∇ of the input", "every element of the window got the gradient"),
     ("Conv2D", FlippedKernel, "forward: the output", "the kernel is flipped"),
     ("cce", cce_unguarded, "a probability of exactly 0 for a class that is not the label", "0 · log 0 gave NaN"),
     ("cce", cce_unguarded, "a probability of exactly 0 for the label", "log 0 = −inf"),
@@ -436,8 +467,8 @@ def test_a_constructor_of_another_signature_is_named():
 def test_the_report_reads_as_lines_and_as_a_table():
     report = check(ReLUWrongSide, like="ReLU")
     text = str(report)
-    assert text.splitlines()[0].startswith("ReLUWrongSide against ReLU (ReLU on (")
-    assert "  ✗ backward: ∇_X L" in text and "→ the mask is on the wrong side" in text
+    assert text.splitlines()[0].startswith("ReLUWrongSide checked against nablanet's ReLU (ReLU on (")
+    assert "  ✗ backward: ∇ of the input" in text and "→ the mask is on the wrong side" in text
     assert text.splitlines()[-1] == f"ReLUWrongSide: {len(report.failures())} of {len(report.verdicts)} checks failed"
     table = report._repr_html_()
     assert table.count("<tr>") == len(report.verdicts) + 1 and "✗" in table and "&lt;" not in text

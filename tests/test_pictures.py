@@ -243,7 +243,8 @@ def test_the_jacobian_picture_titles_its_image_with_true_and_predicted_class_and
     probabilities = trained[0].predict_proba(mnist.X_test[:, 8:9])[:, 0]
     predicted = int(probabilities.argmax())
     assert figures[0].axes[0].get_title() == (
-        f"test image #8 of 10000\ntrue {mnist.y_test[8]}, predicted {predicted} (p = {probabilities[predicted]:.2f})"
+        f"test image #8 of 10000\ntrue {mnist.y_test[8]}, predicted {predicted} "
+        f"(p({predicted}) = {probabilities[predicted]:.2f})"
     )
 
 
@@ -253,7 +254,7 @@ def test_misclassified_says_when_the_true_class_is_not_in_the_top_3():
     probabilities[[4, 5], 1] = [0.6, 0.33]  # true class 5 is 2nd
     figure = plots.plot_misclassified_probabilities(np.zeros((784, 2)), np.array([0, 5]), probabilities)
     notes = [text for text in texts(figure) if "not in the top 3" in text]
-    assert notes == ["true class 0 not in the top 3 (p = 0.01)"]
+    assert notes == ["true class 0 not in the top 3 (p(0) = 0.01)"]
 
 
 def test_dynamics_names_the_layers_and_labels_its_axes(trained):
@@ -317,7 +318,7 @@ def test_misclassified_titles_say_true_class_predicted_class_and_its_probability
     probabilities = np.array([[0.7, 0.1, 0.2], [0.3, 0.6, 0.8]])  # samples 0 and 2 predicted wrongly
     figure = plots.plot_misclassified(np.zeros((784, 3)), np.array([1, 1, 0]), probabilities, rng=0)
     titles = sorted(axis.get_title() for axis in figure.axes if axis.get_title())
-    assert titles == ["true 0, predicted 1 (p = 0.80)", "true 1, predicted 0 (p = 0.70)"]
+    assert titles == ["true 0, predicted 1 (p(1) = 0.80)", "true 1, predicted 0 (p(0) = 0.70)"]
     assert figure.get_suptitle() == "2 of the 2 misclassified images, chosen at random"
 
 
@@ -402,7 +403,7 @@ def test_train_titles_its_misclassified_images_and_confusion_matrix(tmp_path, mo
     wrong = figures["misclassified.png"]
     titles = [axis.get_title() for axis in wrong.axes if axis.get_title()]
     assert len(titles) == 10 and all(
-        title.startswith("true ") and ", predicted " in title and "(p = 0." in title for title in titles
+        title.startswith("true ") and ", predicted " in title and "(p(" in title for title in titles
     )
     assert wrong.get_suptitle().startswith("10 of the ") and wrong.get_suptitle().endswith(
         " misclassified images, chosen at random"

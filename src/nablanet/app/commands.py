@@ -362,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         "makes of it (the 28×28 input, the probabilities, the softmax Jacobian, each layer's output), or train "
         "a small network on 2-D toy data and watch its decision boundary. It serves the MODEL files given, "
         "else every run's model.npz under --runs; with none, the page offers to train the notebook's "
-        "classifier. It listens on 127.0.0.1 only, prints its address and runs until Ctrl-C. Needs the "
-        "playground extra: pip install 'nablanet[playground]'.",
+        "classifier. By default it listens on 127.0.0.1 only (--host), prints its address and runs until Ctrl-C. "
+        "Needs the playground extra: pip install 'nablanet[playground]'.",
     )
     serve.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="model files (.npz) to serve")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000; 0: any free port)")
@@ -486,7 +486,10 @@ def command_exercises(args) -> int:
     written = write_exercises(args.folder, solutions=args.solutions)
     for path in written:
         print(f"wrote {one_line(path)}")
-    print(f"Open them in Jupyter (jupyter lab {one_line(args.folder)}); each check cell says what is right or wrong.")
+    print(
+        "Open them in Jupyter (JupyterLab or Notebook, installed beside nablanet); each check cell says what is "
+        "right or wrong."
+    )
     return 0
 
 

@@ -66,9 +66,9 @@ def _epoch_axis(axis, epochs: int) -> None:
 
 
 def describe_sample(true: str, predicted: str, probability: float) -> str:
-    """What a picture's title says of one sample: "true 5, predicted 3 (p = 0.62)", ``probability`` being
+    """What a picture's title says of one sample: "true 5, predicted 3 (p(3) = 0.62)", ``probability`` being
     the model's for the predicted class."""
-    return f"true {true}, predicted {predicted} (p = {probability:.2f})"
+    return f"true {true}, predicted {predicted} (p({predicted}) = {probability:.2f})"
 
 
 def _title(history: dict, metric: str) -> str:
@@ -394,7 +394,10 @@ def plot_misclassified_probabilities(
     for slot, index in enumerate(chosen):
         image_axis, bar_axis = axes[slot // pairs_per_row, 2 * (slot % pairs_per_row) : 2 * (slot % pairs_per_row) + 2]
         image_axis.imshow(X[:, index].reshape(28, 28), cmap="gray")
-        image_axis.set_title(f"True: {names[y_true[index]]}, Predicted: {names[y_pred[index]]}", fontsize=9)
+        predicted = names[y_pred[index]]
+        image_axis.set_title(
+            describe_sample(names[y_true[index]], predicted, probabilities[y_pred[index], index]), fontsize=9
+        )
         top = np.argsort(probabilities[:, index])[::-1][:3]  # fewer with fewer classes
         colours = [
             "tab:green" if label == y_true[index] else "tab:red" if label == y_pred[index] else "tab:gray"
@@ -402,14 +405,14 @@ def plot_misclassified_probabilities(
         ]
         bar_axis.axis("on")
         bar_axis.barh(range(top.size), probabilities[top, index], color=colours)
-        bar_axis.set_yticks(range(top.size), [f"{names[label]}: {probabilities[label, index]:.3g}" for label in top])
+        bar_axis.set_yticks(range(top.size), [f"{names[label]}: {probabilities[label, index]:.2f}" for label in top])
         bar_axis.invert_yaxis()
         bar_axis.set_xlim(0, 1)
         bar_axis.tick_params(labelsize=8)
         if y_true[index] not in top:
             true = y_true[index]
             bar_axis.set_title(
-                f"true class {names[true]} not in the top 3 (p = {probabilities[true, index]:.2g})",
+                f"true class {names[true]} not in the top 3 (p({names[true]}) = {probabilities[true, index]:.2g})",
                 fontsize=8,
                 color="tab:green",
             )
@@ -472,9 +475,9 @@ def plot_dynamics(dynamics: dict, path=None) -> Figure:
         gradient_axis.plot(epochs, dynamics["gradient_norm"][layer], marker="o", label=label(layer))
         weight_axis.plot(epochs, dynamics["weight_norm"][layer], marker="o", label=label(layer))
     gradient_axis.set_yscale("log")
-    gradient_axis.set_title("mean ‖∇_W L‖ per epoch")
+    gradient_axis.set_title("mean ‖∇_W̃ L‖ per epoch")
     gradient_axis.set_ylabel("‖∇_W̃ L‖ (mean over the batches)")
-    weight_axis.set_title("‖W‖ at the end of each epoch")
+    weight_axis.set_title("‖W̃‖ at the end of each epoch")
     weight_axis.set_ylabel("‖W̃‖")
     for axis in (gradient_axis, weight_axis):
         _epoch_axis(axis, epochs.size)

@@ -112,6 +112,8 @@ class TrainingSettings:
                 check(_option(name), getattr(self, name))
         if self.early_stopping and not self.val_split:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
+        if self.nesterov and not self.momentum and "momentum" in self._optimizer_arguments():
+            raise ValueError("--nesterov needs --momentum above 0, e.g. --momentum 0.9")
         if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
             raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd, not {self.optimizer}")
 
@@ -441,10 +443,11 @@ def _start(
             f"--val-split {settings.val_split} of the {images:,} training images holds out {held_out:,}: "
             f"{'none is left to train on' if held_out else 'no image to validate on'}"
         )
+    epochs = f"{settings.epochs} epoch{'' if settings.epochs == 1 else 's'}"
     run.report(
-        f"Training on {data.name}: {images - held_out} "
-        f"samples, {data.X_train.shape[0]} features, {data.num_classes} classes; {settings.epochs} epochs, batch "
-        f"{settings.batch_size}, {optimizer.name} (learning rate {optimizer.learning_rate:g}), {settings.dtype}"
+        f"Training on {data.name}: {images - held_out} samples, {data.X_train.shape[0]} features, "
+        f"{data.num_classes} classes; {epochs}, batch {settings.batch_size}, {optimizer.name} "
+        f"(learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )
     if settings.val_split:
         run.report(

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.gradcheck import gradcheck
 from .references import EXERCISES, Exercise, Mistake, Setting
 
-GENERIC = "not a mistake the checker knows: compare each step with the formula (help() of nablanet's class)"
+GENERIC = "not a mistake the checker knows: compare each step with the formulas above the cell, term by term"
 TOLERANCE = 1e-8  # relative error of a float64 result that counts as equal (a correct one gives ~1e-16)
 LEARNING_RATE = 0.1
 
@@ -77,12 +77,15 @@ class CheckReport:
             return f"{self.subject}: not written yet"
         failed = len(self.failures())
         if not failed:
-            return f"{self.subject} passes every check against {self.reference}"
+            return f"{self.subject} passes every check against nablanet's {self.reference}"
         return f"{self.subject}: {failed} of {len(self.verdicts)} checks failed"
 
     def __str__(self) -> str:
-        lines = [f"{self.subject} against {self.reference} ({self.setting})"]
-        width = max(len(verdict.check) for verdict in self.verdicts)
+        width = max(len("check"), *(len(verdict.check) for verdict in self.verdicts))
+        lines = [
+            f"{self.subject} checked against nablanet's {self.reference} ({self.setting})",
+            f"    {'check':<{width}}  measured",
+        ]
         for verdict in self.verdicts:
             lines.append(f"  {verdict.mark} {verdict.check:<{width}}  {verdict.measured}".rstrip())
             if verdict.hint:
@@ -100,7 +103,7 @@ class CheckReport:
             for verdict in self.verdicts
         )
         return (
-            f"<p><b>{html.escape(self.subject)}</b> against {html.escape(self.reference)} "
+            f"<p><b>{html.escape(self.subject)}</b> checked against nablanet's {html.escape(self.reference)} "
             f"({html.escape(self.setting)})</p><table><tr><th></th><th>check</th><th>measured</th><th>hint</th></tr>"
             f"{rows}</table><p><b>{html.escape(self.summary())}</b></p>"
         )
@@ -122,12 +125,15 @@ class _Crashed(Exception):
 
 
 def check(subject: type | Callable, like: str | None = None, *, seed: int = 0) -> CheckReport:
-    """Check a learner's layer class (or loss function) against nablanet's: see the module's text.
+    """Check a learner's layer class (or function) against nablanet's, check by check, naming the likely mistake.
 
-    ``like`` names the reference: ``"Dense"``, ``"ReLU"``, ``"Softmax"``, ``"MaxPool2D"``, ``"Conv2D"``,
-    ``"cce"`` or ``"cce_gradient"`` (default: the subject's own ``__name__``). ``seed`` chooses the random
-    shapes and numbers. Returns a :class:`CheckReport`; ``print`` it, or let Jupyter show it as a table.
+    For a layer: the output of ``forward``; ``backward``'s input gradient and every parameter gradient; the
+    gradients against central finite differences; ``backward(g, η)``'s SGD step W ← W − η ∇_W L, with the input
+    gradient computed from W before it; no step without a rate; the arguments left unchanged; a batch of one.
+    For a function: its result on a batch and on the cases learners get wrong (a probability of exactly 0).
+    Each wrong result is compared with what the known mistakes give on the same numbers.
 
+    >>> import numpy as np
     >>> import nablanet as nn
     >>> class MyReLU(nn.Layer):
     ...     def forward(self, input):
@@ -140,6 +146,18 @@ def check(subject: type | Callable, like: str | None = None, *, seed: int = 0) -
     False
     >>> print(report.failures()[0].hint)
     the mask is on the wrong side: ∇_Z L = ∇_A L ⊙ 𝟙[z > 0], the gradient flows where z was positive
+
+    Args:
+        subject: The learner's layer class (not an instance), or function for ``"cce"``, ``"cce_gradient"`` and
+            ``"softmax_classifier_gradient"``. A class is built with the exercise's arguments, e.g.
+            ``Dense(input_size, output_size)``, and given nablanet's weights through its ``parameters()``.
+        like: The reference: ``"Dense"``, ``"ReLU"``, ``"Softmax"``, ``"MaxPool2D"``, ``"Conv2D"``, ``"cce"``,
+            ``"cce_gradient"`` or ``"softmax_classifier_gradient"``; default: the subject's own ``__name__``.
+        seed: Chooses the random shapes and numbers.
+
+    Returns:
+        A :class:`CheckReport`: ``print`` it, or let Jupyter show it as a table; ``.passed`` is True when every
+        check passed.
     """
     name = like if like is not None else getattr(subject, "__name__", "")
     exercise = EXERCISES.lookup(name, argument="like")
@@ -161,15 +179,16 @@ def check(subject: type | Callable, like: str | None = None, *, seed: int = 0) -
 def _call(exercise: Exercise, what: str, method: Callable, *arguments) -> Any:
     """``method(*arguments)``, the learner's; NotImplementedError or a None result → _NotWritten; any other
     exception → _Crashed with a hint for the shape errors learners meet."""
+    where = getattr(method, "__qualname__", what)  # "Softmax.forward": where a subclass inherits it from
     try:
         result = method(*arguments)
     except NotImplementedError:
-        raise _NotWritten(what) from None
+        raise _NotWritten(where) from None
     except Exception as error:
         message = f"{what} raised {type(error).__name__}: {error}"
         raise _Crashed(message, exercise.crash_hint(what, error)) from None
     if result is None or result is Ellipsis:  # a body left as `...` or `pass`, or a missing `return`
-        raise _NotWritten(what)
+        raise _NotWritten(where)
     return result
 
 
@@ -188,9 +207,7 @@ def _same(result: Any, expected: np.ndarray) -> bool:
     )
 
 
-def _compare(
-    check: str, result: Any, expected: np.ndarray, mistakes: Sequence[Mistake], generic: str = GENERIC
-) -> Verdict:
+def _compare(check: str, result: Any, expected: np.ndarray, mistakes: Sequence[Mistake], generic: str = "") -> Verdict:
     """A verdict on ``result`` against ``expected``; on failure, the first of ``mistakes`` whose result it
     equals names the cause."""
     try:
@@ -209,7 +226,7 @@ def _compare(
     for mistake in mistakes:  # a mistake without a result is the cause of any NaN or inf
         if (mistake.result is None and not finite) or (mistake.result is not None and _same(result, mistake.result)):
             return Verdict(check, False, measured, mistake.hint)
-    return Verdict(check, False, measured, generic)
+    return Verdict(check, False, measured, generic or GENERIC)
 
 
 # ----- a layer ---------------------------------------------------------------------------------------------
@@ -221,7 +238,7 @@ def _check_layer(subject: Any, exercise: Exercise, setting: Setting) -> list[Ver
     def stop(at: str, reason: Exception) -> list[Verdict]:
         """The verdicts so far and that of the step that could not run: the checks after it need its result."""
         if isinstance(reason, _NotWritten):
-            hint = f"write the body of {reason} (it still raises NotImplementedError, or returns nothing)"
+            hint = f"write the body of {reason} (it still raises NotImplementedError, or returns nothing: a return?)"
             verdicts.append(Verdict(at, None, NOT_WRITTEN, hint))
         else:
             verdicts.append(Verdict(at, False, str(reason), getattr(reason, "hint", "")))
@@ -246,19 +263,16 @@ def _check_layer(subject: Any, exercise: Exercise, setting: Setting) -> list[Ver
     try:
         input_gradient = _call(exercise, "backward", learner.backward, G)
     except (_NotWritten, _Crashed) as reason:
-        return stop("backward: ∇_X L", reason)
+        return stop("backward", reason)
     verdicts.append(
-        _compare("backward: ∇_X L", input_gradient, expected_input_gradient, exercise.input_gradient_mistakes(setting))
+        _compare(INPUT_GRADIENT, input_gradient, expected_input_gradient, exercise.input_gradient_mistakes(setting))
     )
     for ours, theirs in zip(reference.parameters(), learner.parameters(), strict=True):
-        verdicts.append(
-            _compare(
-                f"backward: ∇ of {ours.name}",
-                theirs.gradient,
-                ours.gradient,
-                exercise.parameter_mistakes(setting, ours.name),
-            )
-        )
+        mistakes = [
+            *_new_arrays(learner, ours.gradient, theirs.gradient, "the gradient", "[...] ="),
+            *exercise.parameter_mistakes(setting, ours.name),
+        ]
+        verdicts.append(_compare(f"backward: ∇ of {ours.name}", theirs.gradient, ours.gradient, mistakes))
     if weights_before:
         changed = [
             parameter.name
@@ -286,18 +300,41 @@ def _check_layer(subject: Any, exercise: Exercise, setting: Setting) -> list[Ver
             else "an in-place operation (+=, [...] =) on an argument changes the caller's array: compute a new one",
         )
     )
-    verdicts.append(_finite_differences(subject, exercise, setting))
+    verdicts.append(_finite_differences(subject, exercise, setting, _failed(verdicts)))
     if weights_before:
         verdicts.extend(_sgd_step(subject, exercise, setting))
-    verdicts.append(_one_sample(subject, exercise, setting, any(verdict.passed is False for verdict in verdicts)))
+    verdicts.append(_one_sample(subject, exercise, setting, _failed(verdicts)))
+    forward_failed = not verdicts[0].passed
     for name, inputs, hint in exercise.extra_inputs(setting):
         try:
             output = _call(exercise, "forward", _fresh(subject, exercise, setting).forward, inputs)
         except (_NotWritten, _Crashed) as reason:
             verdicts.append(Verdict(name, False, str(reason), getattr(reason, "hint", "")))
             continue
-        verdicts.append(_compare(name, output, reference.forward(inputs), (Mistake(None, hint),)))
+        generic = "wrong on ordinary scores too: see the first check" if forward_failed else ""
+        verdicts.append(_compare(name, output, reference.forward(inputs), (Mistake(None, hint),), generic))
     return verdicts
+
+
+INPUT_GRADIENT = "backward: ∇ of the input"
+
+
+def _failed(verdicts: list[Verdict]) -> bool:
+    return any(verdict.passed is False for verdict in verdicts)
+
+
+def _new_arrays(learner, expected: np.ndarray, handed_out: np.ndarray, what: str, how: str) -> list[Mistake]:
+    """The mistake of a learner who bound ``what`` to an attribute as a new array (``self.g = …``) instead of
+    writing into the array ``parameters()`` hands out (``how``): an attribute holds ``expected``, the array
+    handed out does not — so the result seen is that array as it is."""
+    for name, value in vars(learner).items():
+        if isinstance(value, np.ndarray) and value is not handed_out and _same(value, expected):
+            hint = (
+                f"{what} went into a new array (self.{name} = …), but parameters() hands out the old one: "
+                f"write into it, self.{name}{how} …"
+            )
+            return [Mistake(np.array(handed_out, dtype=np.float64), hint)]
+    return []
 
 
 def _built(subject: type, exercise: Exercise, setting: Setting):
@@ -336,28 +373,28 @@ def _fresh(subject: type, exercise: Exercise, setting: Setting):
         return None
 
 
-def _finite_differences(subject: type, exercise: Exercise, setting: Setting) -> Verdict:
+def _finite_differences(subject: type, exercise: Exercise, setting: Setting, earlier_failed: bool) -> Verdict:
     name = "∇ against central finite differences"
     learner = _fresh(subject, exercise, setting)
+    see_above = "the failed checks above say where" if earlier_failed else "compare it with the formula, term by term"
     try:
         report = gradcheck(learner, setting.X)
     except Exception as error:
-        return Verdict(name, False, f"{type(error).__name__}: {error}", "")
+        return Verdict(
+            name, False, f"{type(error).__name__}: {error}", f"a gradient of the wrong shape or kind: {see_above}"
+        )
     worst = max(report.results, key=lambda result: result.relative_error)
     if report.passed:
         return Verdict(name, True, f"largest relative error {worst.relative_error:.1e}")
     wrong = ", ".join(result.name for result in report.results if not result.passed)
-    return Verdict(
-        name,
-        False,
-        f"{wrong}: relative error {worst.relative_error:.1e}",
-        "backward does not give the derivative of forward: compare it with the formula, term by term",
-    )
+    hint = f"backward does not give the derivative of forward: {see_above}"
+    return Verdict(name, False, f"{wrong}: relative error {worst.relative_error:.1e}", hint)
 
 
 def _sgd_step(subject: type, exercise: Exercise, setting: Setting) -> list[Verdict]:
     """backward(g, η): the step W ← W − η ∇_W L, and ∇_X L with W before it."""
-    step, before_name = "backward(g, η) takes the step W ← W − η ∇_W L", "backward(g, η): ∇_X L with W before the step"
+    step = "backward(g, η) takes the step W ← W − η ∇_W L"
+    before_name = "backward(g, η): ∇ of the input, W before the step"
     learner = _fresh(subject, exercise, setting)
     reference = setting.reference
     reference.forward(setting.X)
@@ -371,9 +408,15 @@ def _sgd_step(subject: type, exercise: Exercise, setting: Setting) -> list[Verdi
     for ours, theirs in zip(reference.parameters(), learner.parameters(), strict=True):
         expected = ours.value - LEARNING_RATE * ours.gradient
         mistakes = [
+            *_new_arrays(learner, expected, theirs.value, "the step", " -="),
             Mistake(ours.value + LEARNING_RATE * ours.gradient, "the step goes uphill: W ← W − η ∇_W L (a minus)"),
             Mistake(ours.value - ours.gradient, "the learning rate is left out: W ← W − η ∇_W L"),
             Mistake(ours.value, "backward(g, η) must update the weights: W ← W − η ∇_W L"),
+            *(  # a step with a wrong gradient: the gradient's own mistake
+                Mistake(ours.value - LEARNING_RATE * wrong.result, f"the step took a wrong gradient: {wrong.hint}")
+                for wrong in exercise.parameter_mistakes(setting, ours.name)
+                if wrong.result is not None and wrong.result.shape == ours.value.shape
+            ),
         ]
         verdicts.append(_compare(f"{step} ({ours.name})", theirs.value, expected, mistakes))
     after = [parameter.value for parameter in learner.parameters()]
@@ -402,16 +445,16 @@ def _one_sample(subject: type, exercise: Exercise, setting: Setting, earlier_fai
     expected = reference.forward(X)
     expected_gradient = reference.backward(G)
     for result, wanted in ((output, expected), (input_gradient, expected_gradient)):
-        if np.shape(result) != wanted.shape:
-            hint = "a batch of one is a (features, 1) matrix: keep the second axis (no squeeze, no [:, 0])"
-        elif earlier_failed:
+        if earlier_failed:
             hint = "wrong on one sample as on the whole batch: the checks above say where"
+        elif np.shape(result) != wanted.shape:
+            hint = "a batch of one is a (features, 1) matrix: keep the second axis (no squeeze, no [:, 0])"
         else:
             hint = "right on a batch, wrong on one sample: a loop, a sum or an axis that assumes several columns"
         verdict = _compare(name, result, wanted, (), hint)
         if not verdict.passed:
             return verdict
-    return Verdict(name, True, f"output {np.shape(output)}, ∇_X L {np.shape(input_gradient)}")
+    return Verdict(name, True, f"output {np.shape(output)}, ∇ of the input {np.shape(input_gradient)}")
 
 
 # ----- a loss function -------------------------------------------------------------------------------------

@@ -242,12 +242,15 @@ class SoftmaxExercise(Exercise):
         ]
 
     def extra_inputs(self, setting):
-        large = setting.X + 1000.0  # the same probabilities, exp(1000) = inf
+        # column i shifted by 1000·(i + 1): the same probabilities; exp(1000) is inf, and a shift by the batch's
+        # one max sends the other columns to exp(−1000) = 0, then 0/0
+        large = setting.X + 1000.0 * np.arange(1, setting.X.shape[1] + 1)
         return [
             (
-                "forward on scores near 1000",
+                "forward on scores of 1000 and more",
                 large,
-                "exp(1000) overflows to inf: subtract each column's max before exp (softmax is unchanged by a shift)",
+                "exp(1000) overflows to inf (and a shift by the batch's max underflows the other columns to 0/0): "
+                "subtract each column's own max before exp (softmax is unchanged by a shift)",
             )
         ]
 

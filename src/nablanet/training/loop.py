@@ -251,12 +251,16 @@ def _optimizer(optimizer, learning_rate):
 
 def _warn_if_not_learning(history: History, parameters, before, epoch: int, optimizer) -> None:
     if all(np.array_equal(old, parameter.value) for old, parameter in zip(before, parameters, strict=True)):
-        warnings.warn(
-            f"epoch {epoch + 1} changed no weight at all: the learning rate {optimizer.learning_rate:g} is too "
-            f"small for {parameters[0].value.dtype} arithmetic",
-            TrainingWarning,
-            stacklevel=3,
-        )
+        if not any(np.any(parameter.gradient) for parameter in parameters):
+            why = (
+                "every gradient the layers hand out is 0: a layer that puts its gradient in a new array "
+                "(self.gradient = …) instead of writing into the one parameters() gave (self.gradient[...] = …), "
+                "or units that are all dead"
+            )
+        else:
+            dtype = parameters[0].value.dtype
+            why = f"the learning rate {optimizer.learning_rate:g} is too small for {dtype} arithmetic"
+        warnings.warn(f"epoch {epoch + 1} changed no weight at all: {why}", TrainingWarning, stacklevel=3)
     first, last = history.loss[0], history.loss[-1]
     if len(history.loss) > 1 and last > 2 * first and history.loss[-2] <= 2 * first:
         warnings.warn(
