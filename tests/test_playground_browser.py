@@ -1,6 +1,7 @@
 """The playground in a real browser: `nablanet serve` started as a user starts it, on a free port of
 127.0.0.1, and driven by Selenium in Debian's headless Chromium — a 1 and a 7 drawn with pointer
-actions, a spiral trained in the Train tab — with no error in the browser's console and no failed request.
+actions, a spiral and a regression trained in the Train tab — with no error in the browser's console and no
+failed request.
 Every wait is on a condition of the page (WebDriverWait), never a pause.
 
 Screenshots go to the test's temporary folder; with ``NABLANET_SCREENSHOTS=folder`` they are also copied
@@ -203,5 +204,35 @@ def test_the_spiral_is_learned_in_the_train_tab(url, tmp_path):
         wait_for(browser, lambda: int(text(browser, "epoch")) == epoch + 1, what="one step")
         assert loss_curve.get_attribute("aria-label").startswith(f"loss over epochs 1 to {epoch + 1}, on a scale")
         screenshot(browser, tmp_path, "playground-train.png")
+        assert console_errors(browser) == []
+        assert failed_requests(browser) == []
+
+
+def test_a_regression_in_the_train_tab_shows_its_mean_squared_error_and_no_accuracy(url, tmp_path):
+    with chromium(1400, 900) as browser:
+        browser.get(url + "#train")
+        wait_for(browser, lambda: shown(browser, "boundary"), what="the first boundary")
+        change(browser, "dataset", "gaussians")
+        wait_for(
+            browser, lambda: text(browser, "plane-title") == "Regression: the predicted value ŷ", what="a regression"
+        )
+        assert not shown(browser, "classes-label")  # a regression has no classes to choose
+        browser.find_element("id", "run").click()
+        wait_for(
+            browser,
+            lambda: text(browser, "test-loss") not in ("", "–") and float(text(browser, "test-loss")) < 0.02,
+            seconds=120,
+            what="a test mean squared error below 0.02",
+        )
+        browser.find_element("id", "run").click()  # Pause
+        wait_for(browser, lambda: text(browser, "run") == "Train", what="the pause")
+        stats = browser.find_element("css selector", "#train .stats").text
+        assert "training loss (mean squared error)" in stats and "test loss (mean squared error)" in stats
+        assert "accuracy" not in browser.find_element("id", "train").text  # nowhere on the tab, for a regression
+        assert not shown(browser, "accuracy") and not shown(browser, "test-accuracy")
+        scale = text(browser, "plane-scale")
+        assert scale.startswith("-1.1") and "1.1" in scale and "one scale" in scale  # ±1.1: the targets' range
+        assert text(browser, "loss-title") == "Training loss (mean squared error)"
+        screenshot(browser, tmp_path, "playground-regression.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []

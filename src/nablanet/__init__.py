@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
-    from .data.toy import toy_dataset
+    from .data.toy import toy_dataset, toy_regression
     from .exercises.checker import check
     from .files.serialization import ModelFileError, load, save
     from .training.callbacks import Callback, EarlyStopping
@@ -98,6 +98,7 @@ __all__ = [
     "softmax",
     "softmax_jacobian",
     "toy_dataset",
+    "toy_regression",
 ]
 
 # The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps

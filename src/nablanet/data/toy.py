@@ -1,4 +1,5 @@
-"""Two-dimensional toy data sets — points in the plane, a class each — for seeing a decision boundary.
+"""Two-dimensional toy data sets — points in the plane, a class or a number each — for seeing what a
+network learns over the whole plane.
 
 Each generator is registered in ``TOY_DATASETS`` under the name the playground and
 :func:`toy_dataset` use:
@@ -10,6 +11,17 @@ Each generator is registered in ``TOY_DATASETS`` under the name the playground a
 * ``"xor"``: points uniform in the square [−1, 1]², class 1 where x₁ x₂ > 0 — the problem a single
   neuron cannot learn (Minsky & Papert);
 * ``"blobs"``: one Gaussian cloud per class, the cloud centres evenly spaced on a circle of radius 0.7.
+
+The regressions — a real number y for each point, TensorFlow Playground's "plane" and "multi gaussian" —
+are registered in ``TOY_REGRESSIONS`` and made by :func:`toy_regression`; their points are uniform in the
+square [−1, 1]², and without noise every target lies in [−1, 1]:
+
+* ``"plane"``: y = 0.6 x₁ + 0.4 x₂ — a network with no hidden layer (a linear model) fits it;
+* ``"gaussians"``: y = Σₖ sₖ exp(−‖x − cₖ‖² / (2 · 0.35²)), four bumps at cₖ = (±0.5, ±0.5), up (sₖ = +1) at
+  (0.5, 0.5) and (−0.5, −0.5), down (sₖ = −1) at the other two — no plane fits it: it needs hidden units.
+
+Their noise is Gaussian, added to the target (its standard deviation; the mean squared error of the true
+function itself is its square).
 
 The points come in the notebooks' layout, a (2, N) matrix X with one column per point, so they go
 straight into ``model.fit(X, Y)``. Coordinates lie roughly in [−1.2, 1.2].
@@ -119,12 +131,119 @@ def toy_dataset(
         raise ValueError(f"classes must be an integer from 2 to 10, received: {classes!r}")
     if samples < classes:
         raise ValueError(f"{samples} samples are fewer than the {classes} classes")
-    noise = info.noise if noise is None else noise
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 10:
-        raise ValueError(f"noise must be a number from 0 to 10, received: {noise!r}")
+    noise = _noise(info.noise if noise is None else noise)
     dtype = _checks.float_dtype("dtype", dtype)
-    train_rng, test_rng = (np.random.default_rng(stream) for stream in np.random.SeedSequence(seed).spawn(2))
-    X_train, y_train = info.make(samples, classes, float(noise), train_rng)
-    X_test, y_test = info.make(samples, classes, float(noise), test_rng)
+    train_rng, test_rng = _streams(seed)
+    X_train, y_train = info.make(samples, classes, noise, train_rng)
+    X_test, y_test = info.make(samples, classes, noise, test_rng)
     class_names = tuple(str(k) for k in range(classes))
     return Dataset(name, X_train.T.astype(dtype), y_train, X_test.T.astype(dtype), y_test, class_names)
+
+
+def _noise(noise) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 10:
+        raise ValueError(f"noise must be a number from 0 to 10, received: {noise!r}")
+    return float(noise)
+
+
+def _streams(seed) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent generators from one seed: the training points', the test points'."""
+    train, test = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(train), np.random.default_rng(test)
+
+
+# ---------------------------------------------------------------------------------------------- regressions
+
+
+@dataclass(frozen=True)
+class RegressionInfo:
+    """A registered toy regression: ``make(n, noise, rng)`` → (points (n, 2), targets (n,)), its default noise,
+    and ``limit``: without noise every target lies in [−limit, limit]."""
+
+    make: Callable[[int, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+    noise: float
+    limit: float
+
+
+TOY_REGRESSIONS: Registry[RegressionInfo] = Registry("toy regression")
+
+
+def _regression(name: str, *, noise: float, limit: float):
+    def register(function):
+        def make(n, noise, rng):
+            points = rng.uniform(-1, 1, (n, 2))
+            return points, function(points) + noise * rng.standard_normal(n)
+
+        TOY_REGRESSIONS.register(name)(RegressionInfo(make, noise, limit))
+        return function
+
+    return register
+
+
+@_regression("plane", noise=0.05, limit=1.0)
+def plane(points: np.ndarray) -> np.ndarray:
+    """y = 0.6 x₁ + 0.4 x₂ for each row of ``points`` (n, 2): in [−1, 1] on the square [−1, 1]²."""
+    return points @ np.array([0.6, 0.4])
+
+
+BUMP_CENTRES = np.array([[0.5, 0.5], [-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5]])
+BUMP_SIGNS = np.array([1.0, 1.0, -1.0, -1.0])
+BUMP_WIDTH = 0.35
+
+
+@_regression("gaussians", noise=0.05, limit=1.0)
+def gaussians(points: np.ndarray) -> np.ndarray:
+    """y = Σₖ sₖ exp(−‖x − cₖ‖² / (2 · 0.35²)) for each row x of ``points`` (n, 2): two bumps up, two down,
+    each of height 1 where the others add less than 0.04, so that |y| < 1 everywhere."""
+    distances = ((points[:, None, :] - BUMP_CENTRES[None, :, :]) ** 2).sum(axis=2)  # (n, 4)
+    return np.exp(-distances / (2 * BUMP_WIDTH**2)) @ BUMP_SIGNS
+
+
+@dataclass(frozen=True)
+class ToyRegression:
+    """A toy regression in the notebook's layout: points ``X_train``, ``X_test`` (2, N) and their targets
+    ``Y_train``, ``Y_test`` (1, N), one real number per point — what ``model.fit(X, Y, loss="mse")`` takes.
+    ``limit``: without noise every target lies in [−limit, limit]."""
+
+    name: str
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    limit: float
+
+
+def toy_regression(name: str, samples: int = 300, *, noise: float | None = None, seed=0, dtype=np.float64):
+    """The toy regression ``name`` ("plane", "gaussians"): ``samples`` training points, uniform in [−1, 1]²,
+    and as many test points, each with its target y (the function plus Gaussian noise of standard deviation
+    ``noise``).
+
+    A :class:`~nablanet.Dataset` holds classes; a regression's targets are numbers, so this returns a
+    :class:`ToyRegression` whose ``Y_train`` and ``Y_test`` are (1, N) rows of them.
+
+    Args:
+        name: "plane" or "gaussians".
+        samples: Training points, and as many test points.
+        noise: The targets' noise (a standard deviation), ≥ 0; None: the data set's own (0.05).
+        seed (int): Seeds both the training and the test points.
+        dtype (numpy.float32 | numpy.float64): Of X and Y.
+
+    >>> data = toy_regression("plane", 200, noise=0.0)
+    >>> data.X_train.shape, data.Y_train.shape, bool(abs(data.Y_train).max() <= data.limit)
+    ((2, 200), (1, 200), True)
+    """
+    info = TOY_REGRESSIONS.lookup(name, argument="toy regression")
+    samples = _checks.positive_int("samples", samples)
+    noise = _noise(info.noise if noise is None else noise)
+    dtype = _checks.float_dtype("dtype", dtype)
+    train_rng, test_rng = _streams(seed)
+    X_train, y_train = info.make(samples, noise, train_rng)
+    X_test, y_test = info.make(samples, noise, test_rng)
+    return ToyRegression(
+        name,
+        X_train.T.astype(dtype),
+        y_train[None, :].astype(dtype),
+        X_test.T.astype(dtype),
+        y_test[None, :].astype(dtype),
+        info.limit,
+    )

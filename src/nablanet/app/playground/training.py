@@ -6,11 +6,17 @@ and a callback that, after every epoch, publishes a :meth:`~ToySession.snapshot`
 decision boundary as a picture, the weight norms), keeps the chosen pace, and waits while the session is
 paused. Pause, resume, one step and close are thread-safe; the server reads the latest snapshot, already
 encoded as JSON, without waiting for training.
+
+A data set of ``TOY_REGRESSIONS`` ("plane", "gaussians") makes the session a regression: the network ends in
+a Dense layer of one unit (no Softmax), trains with ``loss="mse"``, and its snapshots carry the training and
+test mean squared errors and no accuracy (a number is near or far, never right or wrong); the picture is the
+predicted value over the plane, on one fixed colour scale that also colours the points by their targets.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import threading
@@ -22,20 +28,21 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
 from ...core.activations import ACTIVATIONS
-from ...core.layers import Dense
+from ...core.layers import Dense, Layer
 from ...core.optimizers import OPTIMIZERS
-from ...data.toy import TOY_DATASETS, toy_dataset
+from ...data.toy import TOY_DATASETS, TOY_REGRESSIONS, toy_dataset, toy_regression
 from ...training.callbacks import Callback
 from ...training.loop import History, TrainingDiverged
-from ...training.model import build_classifier
+from ...training.model import Sequential, build_classifier
 from ..terminal import describe
-from .inside import png_url
+from .inside import colour_scale, png_data_url, png_url
 
 SPEEDS = {"slow": 20.0, "normal": 200.0, "fast": float("inf")}  # epochs per second at most
 GRID = 96  # the decision boundary is evaluated on GRID × GRID points
 CURVE_POINTS = 400  # at most this many points of each curve go to the page
 SNAPSHOT_SECONDS = 0.05  # the page is updated at most 20 times a second
 PALETTE = colormaps["tab10"](np.arange(10))[:, :3]  # ten well-separated class colours, RGB in [0, 1]
+VALUES = "RdBu_r"  # a regression's colours: blue (low) through white (0) to red (high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +77,15 @@ class ToySettings:
         settings.check()
         return settings
 
+    @property
+    def regression(self) -> bool:
+        """Whether the data set is a regression (of ``TOY_REGRESSIONS``) rather than classes."""
+        return self.dataset in TOY_REGRESSIONS
+
     def check(self) -> None:
-        TOY_DATASETS.lookup(self.dataset, argument="dataset")
+        if self.dataset not in TOY_DATASETS and not self.regression:
+            known = sorted([*TOY_DATASETS, *TOY_REGRESSIONS])
+            raise ValueError(f"dataset must be one of {known}, received: {self.dataset!r}"[:300])
         ACTIVATIONS.lookup(self.activation, argument="activation")
         OPTIMIZERS.lookup(self.optimizer, argument="optimizer")
         if not isinstance(self.speed, str) or self.speed not in SPEEDS:
@@ -84,7 +98,15 @@ class ToySettings:
             raise ValueError(f"learning_rate must be a number, received: {self.learning_rate!r}")
         if not 1e-6 <= self.learning_rate <= 10:
             raise ValueError(f"learning_rate must be from 1e-06 to 10, received: {self.learning_rate!r}")
-        toy_dataset(self.dataset, self.samples, classes=self.classes, noise=self.noise)  # its own checks, cheap
+        if self.regression and self.classes is not None:
+            raise ValueError(
+                f"the {self.dataset} data set is a regression: its targets are numbers, not classes; "
+                f"leave classes out (null), received: {self.classes!r}"[:200]
+            )
+        if self.regression:  # their own checks, cheap
+            toy_regression(self.dataset, self.samples, noise=self.noise)
+        else:
+            toy_dataset(self.dataset, self.samples, classes=self.classes, noise=self.noise)
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
@@ -109,8 +131,19 @@ def choices() -> dict[str, Any]:
     return {
         "defaults": {**dataclasses.asdict(ToySettings()), "hidden": list(ToySettings().hidden)},
         "datasets": {
-            name: {"classes": info.classes, "noise": info.noise, "choose_classes": info.choose_classes}
-            for name, info in TOY_DATASETS.items()
+            **{
+                name: {
+                    "task": "classification",
+                    "classes": info.classes,
+                    "noise": info.noise,
+                    "choose_classes": info.choose_classes,
+                }
+                for name, info in TOY_DATASETS.items()
+            },
+            **{
+                name: {"task": "regression", "classes": None, "noise": info.noise, "choose_classes": False}
+                for name, info in TOY_REGRESSIONS.items()
+            },
         },
         "activations": list(ACTIVATIONS.names()),
         "optimizers": list(OPTIMIZERS.names()),
@@ -147,12 +180,24 @@ class ToySession:
 
     def __init__(self, settings: ToySettings):
         self.settings = settings
-        self.data = toy_dataset(
-            settings.dataset, settings.samples, classes=settings.classes, noise=settings.noise, seed=settings.seed
-        )
-        self.model = build_classifier(
-            2, self.data.num_classes, settings.hidden, activation=settings.activation, rng=settings.seed
-        )
+        self.data: Any
+        if settings.regression:
+            self.data = toy_regression(settings.dataset, settings.samples, noise=settings.noise, seed=settings.seed)
+            self.model = regressor(settings.hidden, settings.activation, rng=settings.seed)
+            self.loss = "mse"
+            # one colour scale for the whole session: the targets' range, widened to the largest noisy target
+            targets = np.concatenate([self.data.Y_train, self.data.Y_test], axis=1)
+            limit = max(self.data.limit, math.ceil(10 * float(np.abs(targets).max())) / 10)
+            self.scale: dict[str, Any] | None = colour_scale(VALUES, -limit, limit)
+        else:
+            self.data = toy_dataset(
+                settings.dataset, settings.samples, classes=settings.classes, noise=settings.noise, seed=settings.seed
+            )
+            self.model = build_classifier(
+                2, self.data.num_classes, settings.hidden, activation=settings.activation, rng=settings.seed
+            )
+            self.loss = "auto"  # the fused softmax cross-entropy
+            self.scale = None
         self.optimizer = OPTIMIZERS.lookup(settings.optimizer)(settings.learning_rate)
         self.history = History()
         self.norms: list[list[float]] = []  # ‖W‖ of each Dense layer, per epoch
@@ -228,6 +273,7 @@ class ToySession:
                 epochs=settings.epochs,
                 batch_size=settings.batch_size,
                 optimizer=self.optimizer,
+                loss=self.loss,
                 rng=settings.seed,
                 history=self.history,
                 callbacks=[_Control(self)],
@@ -269,8 +315,13 @@ class ToySession:
     # ------------------------------------------------------------------ what the page sees
 
     def boundary(self) -> str:
-        """The decision boundary: each grid point in its predicted class's colour, paler where the model is
-        unsure (the colour is the probability-weighted mix of the class colours)."""
+        """The picture of the plane. A classifier's decision boundary: each grid point in its predicted class's
+        colour, paler where the model is unsure (the colour is the probability-weighted mix of the class
+        colours). A regression's predicted value ŷ at each grid point, on the session's colour scale (a value
+        beyond its ends takes the colour of the end)."""
+        if self.scale is not None:
+            values = self.model.predict_proba(self._grid).reshape(GRID, GRID)  # the output itself: no Softmax
+            return png_data_url(values, VALUES, low=self.scale["low"], high=self.scale["high"])
         probabilities = self.model.predict_proba(self._grid)  # (classes, GRID²)
         colours = probabilities.T @ PALETTE[: probabilities.shape[0]]
         confidence = (probabilities.max(axis=0) - 1 / len(probabilities)) / (1 - 1 / len(probabilities))
@@ -280,20 +331,30 @@ class ToySession:
         return png_url(pixels)
 
     def snapshot(self) -> dict[str, Any]:
+        """The page's view now: the training loss (the mean over the last epoch's batches) and, for a classifier,
+        the training and test accuracies; for a regression the test loss instead (both mean squared errors),
+        and no accuracy at all."""
         history = self.history
         epoch = len(history.loss)
         norms = self.norms[-1] if self.norms else self._norms()
+        test = self.model.evaluate(self.data.X_test, self.data.Y_test, loss=self.loss)
+        if self.settings.regression:
+            figures: dict[str, Any] = {"test_loss": test["loss"]}
+        else:
+            figures = {
+                "accuracy": history.accuracy[-1] if epoch else None,
+                "test_accuracy": test["accuracy"],
+                "accuracy_curve": _downsample(history.accuracy),
+            }
         return {
             "state": self.state,
             "message": self.message,
             "epoch": epoch,
             "epochs": self.settings.epochs,
             "loss": history.loss[-1] if epoch else None,
-            "accuracy": history.accuracy[-1] if epoch else None,
-            "test_accuracy": self.model.evaluate(self.data.X_test, self.data.Y_test)["accuracy"],
+            **figures,
             "boundary": self.boundary(),
             "loss_curve": _downsample(history.loss),
-            "accuracy_curve": _downsample(history.accuracy),
             "norms": norms,
             "norm_curves": [_downsample([row[i] for row in self.norms]) for i in range(len(norms))],
         }
@@ -314,15 +375,45 @@ class ToySession:
             self.version += 1
 
     def description(self) -> dict[str, Any]:
-        """What the page needs once: the points, the class colours, the plane's bounds, the model."""
+        """What the page needs once: the task, the points and the colour of each, the class colours (which
+        also tell the weight norms apart), the plane's bounds, the model; a classifier's labels, or a
+        regression's targets and its colour scale."""
+        if self.scale is not None:
+            targets = self.data.Y_train[0]
+            scaled = (targets - self.scale["low"]) / (self.scale["high"] - self.scale["low"])
+            point_colours = [to_hex(colour) for colour in colormaps[VALUES](scaled)]
+            task: dict[str, Any] = {
+                "task": "regression",
+                "targets": np.round(targets, 4).tolist(),
+                "scale": self.scale,
+            }
+        else:
+            point_colours = [to_hex(PALETTE[label]) for label in self.data.y_train]
+            task = {"task": "classification", "labels": self.data.y_train.tolist()}
         return {
             "settings": {**dataclasses.asdict(self.settings), "hidden": list(self.settings.hidden)},
+            **task,
             "bounds": self.bounds,
             "points": np.round(self.data.X_train.T, 4).tolist(),
-            "labels": self.data.y_train.tolist(),
+            "point_colours": point_colours,
             "colours": [to_hex(colour) for colour in PALETTE],
             "summary": self.model.summary(),
         }
+
+
+def regressor(hidden: tuple[int, ...], activation: str, *, rng=None) -> Sequential:
+    """A regression network on 2-D points: Dense layers of sizes ``hidden``, each followed by ``activation``,
+    then Dense(·, 1) with nothing after it — its output ŷ = wᵀa + b can be any real number, as a target can.
+    Initialised as :func:`~nablanet.build_classifier` initialises a classifier: He for ReLU-family hidden layers,
+    Glorot otherwise, Glorot for the output."""
+    activation_layer = ACTIVATIONS.lookup(activation, argument="activation")
+    hidden_init = "he_normal" if "relu" in activation else "glorot_uniform"
+    rng = np.random.default_rng(rng)
+    layers: list[Layer] = []
+    sizes = [2, *hidden]
+    for size_in, size_out in itertools.pairwise(sizes):
+        layers += [Dense(size_in, size_out, init=hidden_init, rng=rng), activation_layer()]
+    return Sequential([*layers, Dense(sizes[-1], 1, init="glorot_uniform", rng=rng)])
 
 
 class _Control(Callback):

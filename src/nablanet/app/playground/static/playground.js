@@ -339,7 +339,12 @@ const Train = {
     const form = $("#settings");
     const fill = (name, values) =>
       form.elements[name].replaceChildren(...values.map((value) => element("option", { value, text: value })));
-    fill("dataset", Object.keys(this.choices.datasets));
+    const tasks = ["classification", "regression"].map((task) =>
+      element("optgroup", { label: task }, Object.entries(this.choices.datasets)
+        .filter(([, info]) => info.task === task)
+        .map(([name]) => element("option", { value: name, text: name }))),
+    );
+    form.elements.dataset.replaceChildren(...tasks);
     fill("activation", this.choices.activations);
     fill("optimizer", this.choices.optimizers);
     fill("speed", this.choices.speeds);
@@ -435,6 +440,7 @@ const Train = {
       $("#settings-message").textContent = "";
       $("#toy-summary").textContent = description.summary;
       $("#train-state").textContent = "";
+      this.showTask();
       this.drawPoints();
       this.events = new EventSource(`/api/sessions/${description.id}/events`);
       this.events.onmessage = (message) => this.update(JSON.parse(message.data));
@@ -463,19 +469,36 @@ const Train = {
     this.control(this.state === "running" ? "pause" : "resume");
   },
 
+  // the words of the page for the session's task: a regression has a mean squared error and no accuracy
+  showTask() {
+    const { task, scale } = this.description;
+    const regression = task === "regression";
+    $("#plane-title").textContent = regression ? "Regression: the predicted value ŷ" : "Decision boundary";
+    $("#boundary").alt = regression ? "the predicted value over the plane" : "decision boundary";
+    $("#loss-label").textContent = regression ? "training loss (mean squared error)" : "training loss (cross-entropy)";
+    $("#loss-title").textContent = regression ? "Training loss (mean squared error)" : "Training loss (cross-entropy)";
+    $("#classification-stats").hidden = regression;
+    $("#regression-stats").hidden = !regression;
+    $("#plane-scale").replaceChildren(...(regression ? [scaleBar(scale, "ŷ (background) and target y (points): one scale")] : []));
+    $("#plane-note").textContent = regression
+      ? "A regression: each point's target is a number. Background: the value the network predicts there; " +
+        "points: their targets, on the same scale (a value beyond its ends takes the colour of the end)."
+      : "Background: the class the network predicts there, paler where it is less sure.";
+  },
+
   drawPoints() {
     const canvas = $("#points");
     const context = canvas.getContext("2d");
-    const { bounds, points, labels, colours } = this.description;
+    const { bounds, points, point_colours, task } = this.description;
     context.clearRect(0, 0, canvas.width, canvas.height);
     points.forEach(([x, y], i) => {
       const px = ((x - bounds[0]) / (bounds[1] - bounds[0])) * canvas.width;
       const py = ((bounds[3] - y) / (bounds[3] - bounds[2])) * canvas.height;
       context.beginPath();
       context.arc(px, py, 3.2, 0, 2 * Math.PI);
-      context.fillStyle = colours[labels[i]];
+      context.fillStyle = point_colours[i];
       context.fill();
-      context.strokeStyle = "#fff";
+      context.strokeStyle = task === "regression" ? "#1d2330" : "#fff"; // a white point on a white background: outlined
       context.lineWidth = 1;
       context.stroke();
     });
@@ -486,9 +509,14 @@ const Train = {
     $("#boundary").src = snapshot.boundary;
     $("#boundary").hidden = false;
     $("#epoch").textContent = snapshot.epoch;
-    $("#loss").textContent = snapshot.loss === null ? "–" : snapshot.loss.toFixed(4);
-    $("#accuracy").textContent = snapshot.accuracy === null ? "–" : `${(100 * snapshot.accuracy).toFixed(1)} %`;
-    $("#test-accuracy").textContent = `${(100 * snapshot.test_accuracy).toFixed(1)} %`;
+    const figure = (value) => (value === null ? "–" : value.toFixed(4)); // null: no epoch yet, or diverged
+    $("#loss").textContent = figure(snapshot.loss);
+    if (this.description.task === "regression") {
+      $("#test-loss").textContent = figure(snapshot.test_loss);
+    } else {
+      $("#accuracy").textContent = snapshot.accuracy === null ? "–" : `${(100 * snapshot.accuracy).toFixed(1)}\u00a0%`;
+      $("#test-accuracy").textContent = `${(100 * snapshot.test_accuracy).toFixed(1)}\u00a0%`;
+    }
     $("#run").textContent = snapshot.state === "running" ? "Pause" : "Train";
     $("#run").disabled = $("#step").disabled = !["running", "paused"].includes(snapshot.state);
     $("#train-state").textContent = snapshot.message;
