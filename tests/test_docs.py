@@ -30,7 +30,7 @@ from check_site import external_loads  # noqa: E402
 from hooks import plain_math, tex_to_text  # noqa: E402
 
 pytestmark = pytest.mark.slow
-COMMANDS = ("train", "evaluate", "predict", "gradcheck", "inspect", "toy", "serve")
+COMMANDS = ("train", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +177,12 @@ def test_the_cross_references_of_the_docstrings_are_links(site):
 
 
 def test_the_prose_pages_have_no_latex_braces_outside_the_formulas(site):
-    # the notebooks write their math as $…$ in Markdown cells (MathJax typesets it), so they are left out
+    # the notebooks (course and exercises) write their math as $…$ in Markdown cells (MathJax typesets it), so
+    # they are left out
     leftovers = {
         str(page.relative_to(site)): re.findall(r".{0,30}[_^]\{.{0,30}", prose(page))
         for page in pages(site)
-        if "examples" not in page.parts
+        if "examples" not in page.parts and "exercises" not in page.parts
     }
     assert {page: found for page, found in leftovers.items() if found} == {}
 
