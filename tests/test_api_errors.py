@@ -173,3 +173,8 @@ def test_a_vector_of_samples_of_one_feature_is_refused_with_x_as_a_row():
     with pytest.raises(ValueError, match=r"shape \(5,\): N samples of one feature are one row, x\[None, :\]"):
         model.predict_proba(np.arange(5.0))
     assert model.predict_proba(np.arange(5.0)[None, :]).shape == (1, 5)
+
+
+def test_a_layer_given_one_sample_as_a_vector_is_told_to_make_it_a_column():
+    with pytest.raises(ValueError, match=r"received shape \(3,\): one sample is a column, input\[:, None\]"):
+        nn.Dense(3, 2, rng=0).forward(np.zeros(3))

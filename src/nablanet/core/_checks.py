@@ -98,7 +98,8 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array, received: {type(array).__name__}")
     if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (features, batch) matrix, received shape {array.shape}")
+        column = f": one sample is a column, {name}[:, None]" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D (features, batch) matrix, received shape {array.shape}{column}")
     if rows is not None and array.shape[0] != rows:
         raise ValueError(f"{name} must have {rows} rows (features, batch), received shape {array.shape}")
     if array.dtype.kind != "f":

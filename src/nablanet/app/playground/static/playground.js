@@ -214,7 +214,7 @@ const Draw = {
           ? `weight Wₖ[p], one scale for the templates of the first ${templates.length} of ${details.templates_of} classes`
           : `weight Wₖ[p], one scale for all ${templates.length} templates`,
       )] : []));
-    $("#inside-title").textContent = templates.length ? "Why it thinks so: Wₖ ⊙ x, each pixel's share of the score zₖ" : "Inside the network: each layer's output";
+    $("#inside-title").textContent = templates.length ? "Why it thinks so: Wₖ ⊙ x, each pixel's share of the score zₖ" : "Inside the network: each activation and pooling layer's output";
     if (this.hasInk) this.schedule(0);
   },
 
