@@ -107,7 +107,7 @@ class Loss:
         return self.value_and_gradient(Y, Yhat)[0]
 
     def gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
-        """The per-sample gradients ∇_{ŷ⁽ⁱ⁾} L_i, shaped like Ŷ.
+        """The per-sample gradients ∇_ŷ⁽ⁱ⁾ L_i, shaped like Ŷ.
 
         Args:
             Y: The targets, (outputs, b): one column per sample.
