@@ -37,6 +37,7 @@ LONE_UNDERSCORE = re.compile(r"(?<!\w)_|_(?!\w)")
 ARGS = re.compile(r"^Args:\n((?:[ \t]+.*\n?|\n(?=[ \t]))*)", re.M)  # "Args:" and its indented lines
 ARG_NAME = re.compile(r"^    \*{0,2}(\w+)", re.M)  # an argument's first line (its continuation is deeper)
 NO_ARGS = ("self", "cls")
+FIRST_ARG = re.compile(r"^(Args:\n)    \S.*\n(?:        .*\n)*", re.M)  # "Args:" and its first argument's lines
 
 
 class DocstringMarkdown(griffe.Extension):
@@ -67,7 +68,8 @@ def _objects(module: griffe.Module):
 
 
 def _fit_as_a_method(package: griffe.Module) -> None:
-    """``Sequential.fit``: a copy of ``training.loop.fit`` whose first parameter, the model, is ``self``."""
+    """``Sequential.fit``: a copy of ``training.loop.fit`` whose first parameter, the model, is ``self`` (its
+    "Args:" line left out)."""
     loop_fit = package["training.loop.fit"]
     sequential = package["training.model.Sequential"]
     parameters = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)]
@@ -79,7 +81,9 @@ def _fit_as_a_method(package: griffe.Module) -> None:
         parameters=griffe.Parameters(*parameters),
         returns=loop_fit.returns,
         docstring=griffe.Docstring(
-            loop_fit.docstring.value, parser=loop_fit.docstring.parser, parser_options=loop_fit.docstring.parser_options
+            FIRST_ARG.sub("\\1", loop_fit.docstring.value, count=1),
+            parser=loop_fit.docstring.parser,
+            parser_options=loop_fit.docstring.parser_options,
         ),
     )
     method.labels.add("method")

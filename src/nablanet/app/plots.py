@@ -24,14 +24,23 @@ from ..training.callbacks import jupyter_kernel
 
 
 def save_figure(figure: Figure, path) -> Path:
-    """Write ``figure`` as a PNG to ``path`` atomically (temporary file, then ``os.replace``)."""
+    """Write ``figure`` as a PNG to ``path`` atomically (temporary file, then ``os.replace``).
+
+    Args:
+        figure: The matplotlib Figure to write.
+        path (str | Path): The PNG file to write; its folder must exist.
+    """
     with atomic_write(path) as file:
         figure.savefig(file, format="png", dpi=100)
     return Path(path)
 
 
 def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG data, cropped to what it draws (what a notebook displays)."""
+    """The figure as PNG data, cropped to what it draws (what a notebook displays).
+
+    Args:
+        figure: The matplotlib Figure to draw.
+    """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
@@ -67,7 +76,13 @@ def _epoch_axis(axis, epochs: int) -> None:
 
 def describe_sample(true: str, predicted: str, probability: float) -> str:
     """What a picture's title says of one sample: "true 5, predicted 3 (p(3) = 0.62)", ``probability`` being
-    the model's for the predicted class."""
+    the model's for the predicted class.
+
+    Args:
+        true: The name of the sample's true class.
+        predicted: The name of the class the model predicts.
+        probability: The model's probability for the predicted class, in [0, 1].
+    """
     return f"true {true}, predicted {predicted} (p({predicted}) = {probability:.2f})"
 
 
@@ -101,7 +116,14 @@ def _draw_metric(axis, history: dict, metric: str) -> None:
 
 
 def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
-    """``metric`` ("loss" or "accuracy") per epoch: training, and validation when recorded."""
+    """``metric`` ("loss" or "accuracy") per epoch: training, and validation when recorded.
+
+    Args:
+        history: Per-epoch figures by name, ``History.as_dict()``: "loss" and "accuracy", and "val_loss" and
+            "val_accuracy" when validation was recorded.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        metric: "loss" or "accuracy".
+    """
     figure = Figure(figsize=(6, 4))
     _draw_metric(figure.subplots(), history, metric)
     figure.tight_layout()
@@ -110,7 +132,13 @@ def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
 
 def plot_training(history: dict, path=None) -> Figure:
     """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws); the loss
-    alone for a history without accuracy (a regression's)."""
+    alone for a history without accuracy (a regression's).
+
+    Args:
+        history: Per-epoch figures by name, ``History.as_dict()``: "loss" and "accuracy", and "val_loss" and
+            "val_accuracy" when validation was recorded.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+    """
     metrics = ["loss", "accuracy"] if history.get("accuracy") else ["loss"]
     figure = Figure(figsize=(5.5 * len(metrics), 4))
     for axis, metric in zip(figure.subplots(1, len(metrics), squeeze=False).flat, metrics, strict=True):
@@ -131,7 +159,17 @@ def plot_misclassified(
 ) -> Figure:
     """A grid of misclassified images (columns of X, 28×28), chosen at random, each titled with its true class,
     the predicted class and the model's probability for it; ``probabilities`` is (classes, samples), the
-    model's output (the prediction is its largest entry)."""
+    model's output (the prediction is its largest entry).
+
+    Args:
+        X: The images, (784, N): one 28×28 image per column.
+        y_true: The true class of each column, (N,) integers.
+        probabilities: The model's output for X, (classes, N): ``model.predict_proba(X)``.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        num_images: At most this many images are shown (a positive integer).
+        class_names (Sequence[str] | None): A name per class, in class order; None: the class numbers.
+        rng (int | numpy.random.Generator | None): Seed or generator that picks the images; None: a fresh one.
+    """
     if np.ndim(probabilities) != 2:
         raise ValueError(
             f"probabilities must be (classes, samples), the model's predict_proba(X); received shape "
@@ -166,7 +204,15 @@ def plot_confusion_matrix(
     (``nablanet evaluate`` gives both).
 
     The diagonal (correct) and the off-diagonal (errors) are coloured on two scales, each with its colour
-    bar: on one scale the diagonal's thousands would leave every error cell as pale as an empty one."""
+    bar: on one scale the diagonal's thousands would leave every error cell as pale as an empty one.
+
+    Args:
+        y_true: The true class of each sample, (N,) integers in [0, classes).
+        y_pred: The predicted class of each sample, (N,) integers in [0, classes).
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        class_names (Sequence[str]): A name per class, in class order: their number is the matrix's size.
+        title: The picture's title.
+    """
     size = len(class_names)
     counts = np.zeros((size, size), dtype=np.int64)
     np.add.at(counts, (y_true, y_pred), 1)
@@ -202,6 +248,13 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
     For a softmax classifier (one Dense layer) these are the 10 class templates, titled by class;
     for a deeper network, the ``num_units`` first-layer units with the largest weight norms. The colour
     map diverges around 0: red pixels raise the score, blue ones lower it.
+
+    Args:
+        model (Sequential): A Sequential whose first Dense layer has 784 = 28×28 inputs.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        class_names (Sequence[str] | None): A name per class, for the titles of a softmax
+            classifier's templates; None: the class numbers.
+        num_units: How many units a deeper network shows (a positive integer).
     """
     dense = [layer for layer in model.layers if isinstance(layer, Dense)]
     if not dense or dense[0].input_size != 784:
@@ -237,7 +290,13 @@ def plot_weight_templates(model, path=None, *, class_names=None, num_units: int 
 
 def plot_filters(model, path=None, *, max_filters: int = 64) -> Figure:
     """The first Conv2D layer's filters W[f, c] as k×k images (up to ``max_filters``; for a filter of several
-    input channels, channel 0), on one diverging colour scale: red weights raise the response, blue lower it."""
+    input channels, channel 0), on one diverging colour scale: red weights raise the response, blue lower it.
+
+    Args:
+        model (Sequential): A Sequential with a Conv2D layer.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        max_filters: At most this many filters are shown (a positive integer).
+    """
     convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
     if not convolutions:
         raise ValueError("filters need a Conv2D layer")
@@ -265,7 +324,15 @@ def plot_feature_maps(model, image: np.ndarray, path=None, *, max_maps: int = 8,
     """One image through the model: a row for the image and for the output of every Conv2D, of the activation
     after it, and of every pooling layer — the first ``MAX_MAP_ROWS`` of them — showing its first ``max_maps``
     channels (feature maps): what each filter found where. Each row says how many of the layer's maps it shows
-    and has one colour scale, with its colour bar; ``sample`` says what the image is ("test image: true 7, …")."""
+    and has one colour scale, with its colour bar; ``sample`` says what the image is ("test image: true 7, …").
+
+    Args:
+        model (Sequential): A Sequential with Conv2D or pooling layers, whose ``input_shape`` is fixed.
+        image: One image, of the model's input shape (C, H, W) or flat, (C·H·W,) or (C·H·W, 1).
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        max_maps: At most this many channels are shown per layer (a positive integer).
+        sample: What the image is, for the title.
+    """
 
     def shown(position: int, layer, shape) -> bool:
         after_convolution = position and isinstance(model.layers[position - 1], Conv2D)
@@ -336,7 +403,16 @@ def plot_softmax_jacobian(
     A sample the model is sure of (a ≈ one-hot) has a Jacobian of ≈ 0 everywhere — softmax saturates —
     so pick one it hesitates on (:func:`nablanet.app.model_commands.uncertain_sample`). ``formula`` titles the
     probabilities: ``"a = softmax(W̃ x̃)"`` for the softmax classifier; ``sample`` titles the image, with its
-    true class (:func:`describe_sample`)."""
+    true class (:func:`describe_sample`).
+
+    Args:
+        image: The sample, 784 values (a 28×28 image), flat or not.
+        probabilities: Its probabilities a, (classes,): the model's output for it.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        class_names (Sequence[str] | None): A name per class, in class order; None: the class numbers.
+        formula: The title of the probabilities' bar chart.
+        sample: The title of the image.
+    """
     jacobian = softmax_jacobian(probabilities)
     size = probabilities.size
     names = class_names or [str(k) for k in range(size)]
@@ -376,7 +452,17 @@ def plot_misclassified_probabilities(
     class_names=None,
     rng=None,
 ) -> Figure:
-    """Misclassified images, each beside a bar chart of its top-3 probabilities (true class in green)."""
+    """Misclassified images, each beside a bar chart of its top-3 probabilities (true class in green).
+
+    Args:
+        X: The images, (784, N): one 28×28 image per column.
+        y_true: The true class of each column, (N,) integers.
+        probabilities: The model's output for X, (classes, N): ``model.predict_proba(X)``.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        num_images: At most this many images are shown (a positive integer).
+        class_names (Sequence[str] | None): A name per class, in class order; None: the class numbers.
+        rng (int | numpy.random.Generator | None): Seed or generator that picks the images; None: a fresh one.
+    """
     y_pred = probabilities.argmax(axis=0)
     wrong = np.flatnonzero(y_true != y_pred)
     if wrong.size == 0:
@@ -460,7 +546,13 @@ _CAN_DIE = ("ReLU",)  # activations whose units can output exactly 0 for every i
 def plot_dynamics(dynamics: dict, path=None) -> Figure:
     """Training dynamics recorded by :class:`~nablanet.training.callbacks.Dynamics`: the gradient norm against
     the layer, per-epoch gradient and weight norms per layer, the fraction of dead units of the ReLU layers
-    (a sigmoid or tanh unit is never exactly 0: no panel) and the last epoch's activation histograms."""
+    (a sigmoid or tanh unit is never exactly 0: no panel) and the last epoch's activation histograms.
+
+    Args:
+        dynamics: The ``dynamics`` of a Dynamics callback: per-layer lists by figure ("gradient_norm",
+            "weight_norm", and "dead_fraction" and "activation_histogram" when recorded).
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+    """
     layers = list(dynamics["gradient_norm"])
     hidden = list(dynamics.get("activation_histogram", {}))
     mortal = [layer for layer in dynamics.get("dead_fraction", {}) if layer.partition(" ")[2] in _CAN_DIE]

@@ -55,12 +55,24 @@ class Layer:
     output: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        """The output of the layer for ``input`` (features, b); keeps what ``backward`` needs."""
+        """The output of the layer for ``input`` (features, b); keeps what ``backward`` needs.
+
+        Args:
+            input: X, (features, b): the model's input or the output of the layer before — (C·H·W, b) for
+                images, one flattened image per column.
+        """
         raise NotImplementedError
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         """∇_X L from ∇_output L (the output's shape); stores the parameter gradients, and with a learning rate
-        takes the SGD step."""
+        takes the SGD step.
+
+        Args:
+            output_gradient: ∇_output L, the per-sample gradients of the loss with respect to the last forward
+                pass's output, of its shape.
+            learning_rate: η of the plain SGD step W ← W − η ∇_W L (a positive number); None: store the
+                gradients only, for an optimizer to apply.
+        """
         raise NotImplementedError
 
     def parameters(self) -> list[Parameter]:
@@ -77,6 +89,9 @@ class Layer:
 
         Only the constructor's own arguments are accepted (never ``rng``), so a config read from an
         untrusted file can choose values but not smuggle in anything else.
+
+        Args:
+            config: The constructor's arguments by name, as :meth:`get_config` returns them.
         """
         if not isinstance(config, dict):
             raise ValueError(f"the config of a {cls.__name__} must be a dict, received {type(config).__name__}")
@@ -93,7 +108,11 @@ class Layer:
         """Take the shape of one input sample — (C, H, W) for images, (n,) for vectors — and return the shape
         of one output sample; ``None``: this layer does not say. ``Sequential`` calls it whenever it works
         out its shapes (``summary``, batch sizing, checking data), so it may run many times, always with the
-        same shape: it checks the shape and remembers it, and makes nothing else (no weights)."""
+        same shape: it checks the shape and remembers it, and makes nothing else (no weights).
+
+        Args:
+            input_shape: The shape of one input sample, without the batch axis: (n,) or (C, H, W).
+        """
         return None
 
     def __repr__(self) -> str:
@@ -280,13 +299,23 @@ class Dense(BiasTrickLayer):
         return self.weights[:, :-1]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b)."""
+        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b).
+
+        Args:
+            input: The batch X, (input_size, b).
+        """
         self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
         self.output = ops.affine(self.W, input, self.b)  # Z = W X + b 1ᵀ
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        """∇_Z L (output_size, b) → ∇_X L = Wᵀ ∇_Z L (input_size, b); ∇_W̃ L goes to ``weights_gradient``."""
+        """∇_Z L (output_size, b) → ∇_X L = Wᵀ ∇_Z L (input_size, b); ∇_W̃ L goes to ``weights_gradient``.
+
+        Args:
+            output_gradient: ∇_Z L, (output_size, b): the per-sample gradients, one column per sample.
+            learning_rate: η of the plain SGD step W̃ ← W̃ − η ∇_W̃ L (a positive number); None: store the
+                gradient only, for an optimizer to apply.
+        """
         self._parameter_gradients(output_gradient)  # ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ
         input_gradient = ops.product(self.W.T, output_gradient)  # ∇_X L = Wᵀ ∇_Z L, with W before the update
         sgd_step(self, learning_rate)
@@ -302,7 +331,11 @@ class Dense(BiasTrickLayer):
         np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
 
     def build(self, input_shape: Shape) -> Shape:
-        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does."""
+        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does.
+
+        Args:
+            input_shape: The shape of one input sample: (input_size,), or any shape of input_size values.
+        """
         size = math.prod(input_shape)
         if size != self.input_size:
             raise ValueError(f"Dense expects {self.input_size} input features, received {size}")

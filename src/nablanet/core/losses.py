@@ -97,26 +97,51 @@ class Loss:
     vector_hint = "the N targets of a single output are one row, y[None, :]"
 
     def value(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
-        """The batch mean L."""
+        """The batch mean L.
+
+        Args:
+            Y: The targets, (outputs, b): one column per sample.
+            Yhat: Ŷ, the model's outputs, (outputs, b), the shape of Y.
+        """
         _check_arguments(Y, Yhat)
         return self.value_and_gradient(Y, Yhat)[0]
 
     def gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
-        """The per-sample gradients ∇_ŷ⁽ⁱ⁾ L_i, shaped like Ŷ."""
+        """The per-sample gradients ∇_ŷ⁽ⁱ⁾ L_i, shaped like Ŷ.
+
+        Args:
+            Y: The targets, (outputs, b): one column per sample.
+            Yhat: Ŷ, the model's outputs, (outputs, b), the shape of Y.
+        """
         _check_arguments(Y, Yhat)
         return self.value_and_gradient(Y, Yhat)[1]
 
     def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both at once, as the trainer needs them; no argument checks (``fit`` checked the data once)."""
+        """Both at once, as the trainer needs them; no argument checks (``fit`` checked the data once).
+
+        Args:
+            Y: The targets, (outputs, b): one column per sample.
+            Yhat: Ŷ, the model's outputs, (outputs, b), the shape of Y.
+        """
         raise NotImplementedError(f"{type(self).__name__} must give value_and_gradient(Y, Yhat)")
 
     def correct(self, Y: np.ndarray, output: np.ndarray) -> int | None:
         """How many samples (columns) ``output`` predicts right; None where right and wrong mean nothing (a
-        regression): then ``fit`` and ``evaluate`` report no accuracy."""
+        regression): then ``fit`` and ``evaluate`` report no accuracy.
+
+        Args:
+            Y: The targets, (outputs, b).
+            output: The model's output for the batch, (outputs, b): probabilities, or the scores of a fused
+                loss.
+        """
         return None
 
     def check_targets(self, Y: np.ndarray) -> None:
-        """A ``ValueError`` unless the (outputs, N) matrix Y can be this loss's targets (any finite numbers)."""
+        """A ``ValueError`` unless the (outputs, N) matrix Y can be this loss's targets (any finite numbers).
+
+        Args:
+            Y: The targets of the whole data set, (outputs, N).
+        """
 
 
 class _Classes(Loss):
@@ -166,7 +191,12 @@ class CategoricalCrossEntropy(_Classes):
         return cce_gradient(Y, Yhat)
 
     def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both at once, as the trainer needs them."""
+        """Both at once, as the trainer needs them.
+
+        Args:
+            Y: One-hot targets, (classes, b).
+            Yhat: Ŷ, the predicted probabilities, (classes, b).
+        """
         return cce(Y, Yhat), cce_gradient(Y, Yhat)
 
 
@@ -189,6 +219,10 @@ class SoftmaxCrossEntropy(_Classes):
         """Both from one exponentiation: log ŷ = z − max z − log s and ŷ = e^(z − max z) / s.
 
         The trainer's hot path: no argument checks (``fit`` checked the data once).
+
+        Args:
+            Y: One-hot (or probability) targets, (classes, b).
+            Z: The raw scores, (classes, b): the input a final Softmax layer would get.
         """
         shifted = Z - Z.max(axis=0, keepdims=True)
         exponentials = np.exp(shifted)
@@ -216,7 +250,12 @@ class MeanSquaredError(Loss):
     """
 
     def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both from one difference Ŷ − Y; no argument checks (the trainer's hot path)."""
+        """Both from one difference Ŷ − Y; no argument checks (the trainer's hot path).
+
+        Args:
+            Y: The targets, (k, b): any real numbers.
+            Yhat: Ŷ, the model's outputs, (k, b).
+        """
         difference = Yhat - Y
         value = float(np.vdot(difference, difference)) / difference.size
         difference *= 2.0 / Y.shape[0]  # now the gradients (2/k)(ŷ − y)
@@ -244,7 +283,12 @@ class BinaryCrossEntropy(_Labels):
     needs = Sigmoid
 
     def value_and_gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both at once; no argument checks (the trainer's hot path)."""
+        """Both at once; no argument checks (the trainer's hot path).
+
+        Args:
+            Y: Labels 0 or 1 (or probabilities in [0, 1]), (k, b): one row per output.
+            Yhat: Ŷ, the predicted probabilities, (k, b), in [0, 1].
+        """
         yes, no = guard(Yhat), guard(1.0 - Yhat)  # ŷ and 1 − ŷ
         value = -float(np.vdot(Y, np.log(yes)) + np.vdot(1.0 - Y, np.log(no))) / Y.shape[1]
         return value, (1.0 - Y) / no - Y / yes
@@ -269,7 +313,12 @@ class SigmoidBinaryCrossEntropy(_Labels):
     threshold = 0.0
 
     def value_and_gradient(self, Y: np.ndarray, Z: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both at once; no argument checks (the trainer's hot path)."""
+        """Both at once; no argument checks (the trainer's hot path).
+
+        Args:
+            Y: Labels 0 or 1 (or probabilities in [0, 1]), (k, b): one row per output.
+            Z: The raw scores, (k, b): the input a final Sigmoid layer would get.
+        """
         value = float(np.sum(np.logaddexp(0.0, Z)) - np.vdot(Y, Z)) / Y.shape[1]
         return value, sigmoid(Z) - Y
 

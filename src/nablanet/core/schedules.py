@@ -27,7 +27,12 @@ class Schedule:
 
     @classmethod
     def for_epochs(cls, learning_rate: float, epochs: int) -> Schedule:
-        """The schedule with its defaults, for a training run of ``epochs`` epochs."""
+        """The schedule with its defaults, for a training run of ``epochs`` epochs.
+
+        Args:
+            learning_rate: η₀, the rate of the first epoch (a positive number).
+            epochs: The training run's epochs (a positive integer).
+        """
         return cls(learning_rate)  # type: ignore[call-arg]
 
 
@@ -104,7 +109,12 @@ class CosineDecay(Schedule):
 
     @classmethod
     def for_epochs(cls, learning_rate: float, epochs: int) -> CosineDecay:
-        """Decay to 0 at the last epoch."""
+        """Decay to 0 at the last epoch.
+
+        Args:
+            learning_rate: η₀, the rate of the first epoch (a positive number).
+            epochs: The training run's epochs (a positive integer): η reaches 0 there.
+        """
         return cls(learning_rate, epochs=epochs)
 
     def __call__(self, epoch: int) -> float:

@@ -25,19 +25,38 @@ class Callback:
     model: Any = None  # the model being trained, from on_train_begin on
 
     def on_train_begin(self, model) -> None:
-        pass
+        """Called once, before the first epoch: reset any state kept across epochs here.
+
+        Args:
+            model (Sequential): The Sequential that ``fit`` trains.
+        """
 
     def on_epoch_begin(self, epoch: int, num_batches: int) -> None:
-        pass
+        """Called before each epoch's first batch.
+
+        Args:
+            epoch: The epoch's number, from 0.
+            num_batches: How many mini-batches the epoch has.
+        """
 
     def on_batch_end(self, batch: int, loss: float) -> None:
-        pass
+        """Called after each mini-batch's step.
+
+        Args:
+            batch: The batch's number within the epoch, from 0.
+            loss: The batch's mean loss, before the step.
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        pass
+        """Called after each epoch (and its validation); set ``model.stop_training = True`` to end training.
+
+        Args:
+            epoch: The epoch's number, from 0.
+            logs: The epoch's figures by name: ``loss``, ``accuracy`` (a classifier), ``val_loss``, … .
+        """
 
     def on_train_end(self) -> None:
-        pass
+        """Called once, after the last epoch."""
 
 
 class EarlyStopping(Callback):
@@ -46,6 +65,12 @@ class EarlyStopping(Callback):
 
     Each ``fit`` starts afresh (best = ∞, no wait), unless :meth:`restore` was given the state a
     checkpoint recorded: then the next ``fit`` continues from it.
+
+    Args:
+        monitor: The figure of ``logs`` to watch, lower is better: "val_loss", "loss", … .
+        patience: Epochs without improvement before training stops (a positive integer).
+        min_delta: How much lower than the best a value must be to count as an improvement (≥ 0).
+        restore_best_weights: True: put back the best epoch's weights when training ends.
     """
 
     def __init__(
@@ -71,7 +96,11 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
 
     def restore(self, state: dict[str, Any] | None) -> None:
-        """Continue from a checkpoint's :meth:`state` in the next ``fit`` instead of starting afresh."""
+        """Continue from a checkpoint's :meth:`state` in the next ``fit`` instead of starting afresh.
+
+        Args:
+            state: What :meth:`state` returned; None: start afresh.
+        """
         self._restored = state
 
     def on_train_begin(self, model):
@@ -133,6 +162,11 @@ class ProgressBar(Callback):
       line, so that a log holds no control characters;
     * 2: the epoch's line only, ``Epoch 3/20: loss = 0.683426, accuracy = …``;
     * 0: nothing (``fit`` then adds no ProgressBar at all).
+
+    Args:
+        epochs: The number of epochs of the training, shown as "Epoch 3/20".
+        stream (TextIO | None): The text file the bar and lines go to; None: sys.stdout.
+        verbose: 1 or "auto", 2 or 0, as above.
     """
 
     def __init__(self, epochs: int, stream=None, verbose: int | str = 1):

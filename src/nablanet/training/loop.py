@@ -138,6 +138,29 @@ def fit(
     during ``fit`` and in the mode they were in before, afterwards.
 
     This function is ``Sequential.fit``: ``model.fit(X, Y, ...)`` calls it with the model.
+
+    Args:
+        model (Sequential): The Sequential to train (``self`` in ``model.fit``).
+        X: The training inputs, (features, N) — (C·H·W, N), one flattened image per column, for images.
+        Y: The targets, (outputs, N): one-hot columns for a classifier, labels 0/1 for ``"bce"``, numbers
+            for ``"mse"``.
+        epochs: The number of epochs in all (a positive integer), counted from the start of the first run, not
+            from ``initial_epoch``.
+        batch_size: Samples per mini-batch (a positive integer); the last batch of an epoch may be smaller.
+        optimizer (Optimizer | str | None): An optimizer object (SGD, Adam, AdamW) or its name
+            ("sgd", "adam", "adamw"); None: SGD.
+        learning_rate: η for an optimizer given by name or the default SGD (0.01 if None); not with an
+            optimizer object.
+        loss: A loss object or a name: "auto", "cce", "softmax_cce", "mse", "bce" or "sigmoid_bce".
+        rng (int | numpy.random.Generator | None): Seed or generator that shuffles the batches; None: a fresh one.
+        validation_data (tuple[ndarray, ndarray] | None): (X_val, Y_val), shaped as X and Y, scored
+            after every epoch; None: no validation.
+        validation_split: The fraction of the columns, taken from the end, held out for validation, in
+            [0, 1); not with ``validation_data``.
+        callbacks (Iterable[Callback]): :class:`~nablanet.Callback` objects, called in order at every hook.
+        initial_epoch: The epoch to start from (0 ≤ initial_epoch ≤ epochs), to continue an earlier run.
+        history: The :class:`History` of an earlier run, to append this run's epochs to; None: a new one.
+        verbose: 1 or "auto" (a progress bar and a line per epoch), 2 (the line only) or 0 (silence).
     """
     epochs = _checks.positive_int("epochs", epochs)
     batch_size = _checks.positive_int("batch_size", batch_size)

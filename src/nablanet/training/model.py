@@ -90,6 +90,10 @@ class Sequential:
         says nothing (``None``, a learner's layer without one) shapes are unknown until the next layer that
         fixes its own; an image layer there, which cannot work without its input's shape, is an error that
         says which ``build`` to write. A ``ValueError`` names the layer whose input does not fit.
+
+        Args:
+            input_shape: The shape of one input sample, without the batch axis: (n,) or (C, H, W); None: from
+                the first layer that fixes it.
         """
         shape, silent = input_shape, None
         result: list[tuple[int, ...] | None] = []
@@ -114,12 +118,20 @@ class Sequential:
         return [parameter for layer in self.layers for parameter in layer.parameters()]
 
     def train(self, training: bool = True) -> None:
-        """Switch layers such as Dropout between training (``True``) and inference (``False``)."""
+        """Switch layers such as Dropout between training (``True``) and inference (``False``).
+
+        Args:
+            training: True for training mode (Dropout drops), False for inference mode.
+        """
         for layer in self.layers:
             layer.training = training
 
     def output_size(self, input_size: int | None) -> int | None:
-        """Number of output features for ``input_size`` inputs; raises if two layers do not fit."""
+        """Number of output features for ``input_size`` inputs; raises if two layers do not fit.
+
+        Args:
+            input_size: Features per input sample (the rows of X); None gives None.
+        """
         if input_size is None:
             return None
         shape = self.input_shape
@@ -129,11 +141,22 @@ class Sequential:
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Apply every layer to X (features, b) and return the last output; each layer keeps what its
-        backward pass needs (see :meth:`predict_proba` for a run that keeps nothing)."""
+        backward pass needs (see :meth:`predict_proba` for a run that keeps nothing).
+
+        Args:
+            X: The batch, (features, b) — (C·H·W, b), one flattened image per column, for images.
+        """
         return run(self.layers, X)
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
-        """Back-propagate ∇_output L through every layer; with a learning rate, also take SGD steps."""
+        """Back-propagate ∇_output L through every layer; with a learning rate, also take SGD steps.
+
+        Args:
+            output_gradient: ∇_output L, the per-sample gradients with respect to the last forward pass's
+                output, of its shape (outputs, b).
+            learning_rate: η of the plain SGD step each layer takes (a positive number); None: store the
+                gradients only, for an optimizer to apply.
+        """
         for layer in reversed(self.layers):
             output_gradient = layer.backward(output_gradient, learning_rate)
         return output_gradient
@@ -142,7 +165,12 @@ class Sequential:
         """What one sample's forward pass costs — operations, the numbers kept (the one memory estimate, which
         batch sizing and the loading of model files use), Python steps and passes — worked out from the
         layers' shapes alone (see :mod:`nablanet.training.budget`). ``input_size`` is for a model whose
-        first layer does not fix it."""
+        first layer does not fix it.
+
+        Args:
+            input_size: Features per input sample, for a model whose first layer does not fix it (a positive
+                integer); None: from the first layer.
+        """
         first = self.input_shape or ((input_size,) if input_size else None)  # Dropout first: the next's
         if first is None:
             raise ValueError("no layer fixes the input's size: start with Dense or give input_shape")
@@ -150,7 +178,12 @@ class Sequential:
 
     def inference_batch_size(self, budget: int = 64 * 2**20, *, input_size: int | None = None) -> int:
         """How many samples to push through at once in inference: as many as keep what they make
-        (``cost().values``) within ``budget`` bytes; between 1 and 10,000."""
+        (``cost().values``) within ``budget`` bytes; between 1 and 10,000.
+
+        Args:
+            budget: Bytes the samples in flight may take (a positive integer; 64 MiB by default).
+            input_size: Features per input sample, for a model whose first layer does not fix it.
+        """
         itemsize = np.dtype(self.dtype or np.float64).itemsize
         values = self.cost(input_size).values
         return int(min(10_000, max(1, budget // (values * itemsize))))
@@ -159,7 +192,13 @@ class Sequential:
         """The model's output for X (features, N), in inference mode: (classes, N) probabilities.
         ``batch_size`` samples go through at once (default: :meth:`inference_batch_size`). The layers keep
         nothing of it (see :func:`~nablanet.core.layers.outputs`): several threads may predict with one model
-        at once, and beside its training."""
+        at once, and beside its training.
+
+        Args:
+            X: The input, (features, N) — (C·H·W, N), one flattened image per column, for images.
+            batch_size: Samples that go through at once (a positive integer; default:
+                :meth:`inference_batch_size`).
+        """
         check_data(self, X)
         batch_size = _checks.positive_int(
             "batch_size", self.inference_batch_size(input_size=X.shape[0]) if batch_size is None else batch_size
@@ -237,7 +276,11 @@ class Sequential:
     @classmethod
     def parameter_specs(cls, config: dict[str, Any]) -> dict[str, ArraySpec]:
         """The arrays a model config needs, named as :meth:`get_weights` names them, with their shapes and
-        dtypes — worked out from the config alone, so that a file can be checked before anything is built."""
+        dtypes — worked out from the config alone, so that a file can be checked before anything is built.
+
+        Args:
+            config: A model config, as :meth:`get_config` returns it: ``{"layers": [{"type", "config"}, …]}``.
+        """
         specs = {}
         for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
@@ -250,7 +293,12 @@ class Sequential:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
         """Build a model from :meth:`get_config`'s output. Only registered layers are built (never a name
-        imported from the config); anything malformed is a ``ValueError`` that says where."""
+        imported from the config); anything malformed is a ``ValueError`` that says where.
+
+        Args:
+            config: A model config, as :meth:`get_config` returns it: ``{"layers": [{"type", "config"}, …]}``
+                and optionally ``"metadata"``.
+        """
         layers = []
         for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
@@ -279,7 +327,13 @@ class Sequential:
 
         ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable and
         C-ordered), with zero gradients, instead of copying them: how a model file is read into a model built
-        inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory."""
+        inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory.
+
+        Args:
+            arrays: The parameter arrays by name, ``layer{position}.{parameter name}``, as :meth:`get_weights`
+                returns them.
+            adopt: True: make the arrays themselves the parameters; False: copy them into the existing ones.
+        """
         if not isinstance(arrays, dict) or not all(isinstance(value, np.ndarray) for value in arrays.values()):
             raise ValueError("set_weights needs a dict of NumPy arrays, named as get_weights names them")
         named = {
@@ -394,6 +448,20 @@ def build_classifier(
     the notebook's initialiser for it, He for convolutions and ReLU-family hidden layers, Glorot
     otherwise. ``input_shape`` (C, H, W) is what the convolutions see; by default a square grey image
     of ``input_size`` pixels (784 → (1, 28, 28)).
+
+    Args:
+        input_size: Features per sample, the rows of X (784 for MNIST).
+        num_classes: Classes, the rows of the Softmax output.
+        hidden (Sequence[int]): Sizes of the hidden Dense layers, first to last (positive integers); empty: none.
+        conv (Sequence[int]): Filters of each 3×3 Conv2D block, first to last (positive integers); empty: none.
+        input_shape (tuple[int, int, int] | None): (C, H, W) of one image, for the convolutions; None: a
+            square grey image of ``input_size`` pixels.
+        activation: The hidden layers' activation: "relu", "leaky_relu", "sigmoid" or "tanh".
+        dropout: Dropout rate p after the convolutional features and each hidden layer, in [0, 1); 0: none.
+        init: How the weights are drawn: "auto" (see above), or one initialiser for every layer: "notebook",
+            "he_normal", "he_uniform", "glorot_normal" or "glorot_uniform".
+        dtype (numpy.float32 | numpy.float64): Of the weights, and so of the outputs and gradients.
+        rng (int | numpy.random.Generator | None): Seed or generator of the initial weights and the dropout masks.
 
     >>> build_classifier(784, 10, [32], rng=0)
     Sequential([Dense(input_size=784, output_size=32, init='he_normal', dtype='float64'), ReLU(), \
