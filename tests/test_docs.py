@@ -220,14 +220,6 @@ def test_the_plots_are_documented(site):
         assert f'id="nablanet.app.plots.{name}"' in page
 
 
-# Entries under nablanet.exercises whose docstrings have no "Args:" yet (the exercises' engineer fills them):
-# delete a name once its entry describes every parameter, and the set once it is empty.
-UNDESCRIBED_EXERCISE_ENTRIES = {
-    "nablanet.exercises.checker.CheckReport",
-    "nablanet.exercises.checker.Verdict",
-}
-
-
 class ParameterTables(HTMLParser):
     """Each parameter table of a page (Name / Type / Description / Default) as (the entry's id, its rows: the
     text of each cell), the entry being the heading of the function or class above the table."""
@@ -276,12 +268,8 @@ def parameter_rows(page: Path) -> list[tuple[str, str, str]]:
 def test_every_parameter_has_a_description(site, page):
     rows = parameter_rows(site / page)
     assert len(rows) > (100 if page == "api.html" else 40)  # the tables were found and read
-    empty = [f"{entry}: {name}" for entry, name, description in rows if not description and not exempt(entry)]
+    empty = [f"{entry}: {name}" for entry, name, description in rows if not description]
     assert not empty, "add these to their docstring's Args: section"
-
-
-def exempt(entry: str) -> bool:
-    return any(entry == name or entry.startswith(name + ".") for name in UNDESCRIBED_EXERCISE_ENTRIES)
 
 
 def save_screenshot(browser, folder: Path, name: str) -> Path:

@@ -37,8 +37,14 @@ LEARNING_RATE = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """One check: what was checked, whether it passed (``None``: not run, an earlier step failed or is not
-    written yet), what was measured, and on failure the likely cause."""
+    """One check: what was checked, whether it passed, what was measured, and on failure the likely cause.
+
+    Args:
+        check: What was checked, e.g. "backward: ∇ of weights".
+        passed: True, False, or None where it was not run (an earlier step failed or is not written yet).
+        measured: What was found: a relative error, a shape, an exception's words.
+        hint: On failure, the likely mistake and its fix (empty on success).
+    """
 
     check: str
     passed: bool | None
@@ -53,7 +59,14 @@ class Verdict:
 @dataclasses.dataclass(frozen=True, repr=False)
 class CheckReport:
     """The checker's verdicts on one learner's class or function: ``passed`` when every check passed. Printed,
-    it is plain lines (one a check, a hint under each failure); in Jupyter, a table."""
+    it is plain lines (one a check, a hint under each failure); in Jupyter, a table.
+
+    Args:
+        subject: The name of the learner's class or function.
+        reference: The name of nablanet's layer or function it was checked against.
+        setting: The shapes and numbers it was checked on, in words.
+        verdicts: One :class:`Verdict` a check, in the order they ran.
+    """
 
     subject: str
     reference: str
