@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,13 @@ def failed_requests(browser) -> list[str]:
         elif event["method"] == "Network.loadingFailed" and not params.get("canceled"):
             failed.append(f"{params['errorText']} {urls.get(params['requestId'], params['requestId'])}")
     return failed
+
+
+def save_screenshot(browser, folder: Path, name: str) -> Path:
+    """The window's screenshot as ``folder/name``, also copied to ``$NABLANET_SCREENSHOTS`` where that is set
+    (to keep the pictures of a run for a note)."""
+    path = folder / name
+    browser.save_screenshot(str(path))
+    if os.environ.get("NABLANET_SCREENSHOTS"):
+        shutil.copy(path, Path(os.environ["NABLANET_SCREENSHOTS"]) / name)
+    return path

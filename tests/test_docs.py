@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import nablanet as nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
-from browser import chromium, console_errors, failed_requests, needs_chromium  # noqa: E402
+from browser import chromium, console_errors, failed_requests, needs_chromium, save_screenshot  # noqa: E402
 from check_site import external_loads  # noqa: E402
 from hooks import plain_math, tex_to_text  # noqa: E402
 
@@ -270,14 +269,6 @@ def test_every_parameter_has_a_description(site, page):
     assert len(rows) > (100 if page == "api.html" else 40)  # the tables were found and read
     empty = [f"{entry}: {name}" for entry, name, description in rows if not description]
     assert not empty, "add these to their docstring's Args: section"
-
-
-def save_screenshot(browser, folder: Path, name: str) -> Path:
-    path = folder / name
-    browser.save_screenshot(str(path))
-    if os.environ.get("NABLANET_SCREENSHOTS"):
-        shutil.copy(path, Path(os.environ["NABLANET_SCREENSHOTS"]) / name)
-    return path
 
 
 def settled(browser) -> bool:

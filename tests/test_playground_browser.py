@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import time
-from pathlib import Path
 
 import pytest
-from browser import chromium, console_errors, failed_requests, needs_chromium
+from browser import chromium, console_errors, failed_requests, needs_chromium, save_screenshot
 from playground_drawing import PAD, STROKES
 from playground_process import start_playground
 
@@ -42,14 +40,6 @@ def url(tmp_path_factory):
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=20)
     assert process.returncode == 130 and "Traceback" not in errors, errors  # Ctrl-C: one line, no traceback
-
-
-def screenshot(browser, folder: Path, name: str) -> Path:
-    path = folder / name
-    browser.save_screenshot(str(path))
-    if os.environ.get("NABLANET_SCREENSHOTS"):
-        shutil.copy(path, Path(os.environ["NABLANET_SCREENSHOTS"]) / name)
-    return path
 
 
 def wait_for(browser, condition, seconds: float = 30, what: str = "the page"):
@@ -142,7 +132,7 @@ def test_a_drawn_1_and_7_are_recognised(url, tmp_path):
         assert "z = Σ W⊙x + b" in text(browser, "contributions")
         assert "one scale for the 3 maps" in text(browser, "contributions-scale")
         assert "one scale for all 10 templates" in text(browser, "templates-scale")
-        screenshot(browser, tmp_path, "playground-draw.png")
+        save_screenshot(browser, tmp_path, "playground-draw.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []
 
@@ -203,7 +193,7 @@ def test_the_spiral_is_learned_in_the_train_tab(url, tmp_path):
         browser.find_element("id", "step").click()
         wait_for(browser, lambda: int(text(browser, "epoch")) == epoch + 1, what="one step")
         assert loss_curve.get_attribute("aria-label").startswith(f"loss over epochs 1 to {epoch + 1}, on a scale")
-        screenshot(browser, tmp_path, "playground-train.png")
+        save_screenshot(browser, tmp_path, "playground-train.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []
 
@@ -233,6 +223,6 @@ def test_a_regression_in_the_train_tab_shows_its_mean_squared_error_and_no_accur
         scale = text(browser, "plane-scale")
         assert scale.startswith("-1.1") and "1.1" in scale and "one scale" in scale  # ±1.1: the targets' range
         assert text(browser, "loss-title") == "Training loss (mean squared error)"
-        screenshot(browser, tmp_path, "playground-regression.png")
+        save_screenshot(browser, tmp_path, "playground-regression.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []
