@@ -427,6 +427,7 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
 ]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the mutants' own overflows and 0/0: what they are about
 @pytest.mark.parametrize(
     ("exercise", "mutant", "failing", "diagnosis"), MUTATIONS, ids=[mutant.__name__ for _, mutant, _, _ in MUTATIONS]
 )
