@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..files.atomic import atomic_write
 from ..files.folders import claim_folder
@@ -655,7 +656,7 @@ def _settle(study, plan: _Plan) -> None:
 def _write_results(study, plan: _Plan) -> SweepResult:
     """results.csv, best-model.npz (a copy of the best trial's model) and the pictures, in the sweep's folder."""
     rows = _rows(study)
-    folder, written = plan.folder, []
+    folder, written = plan.folder, list[str]()
     complete = [row for row in rows if row.state == "complete" and (folder / row.folder / "model.npz").is_file()]
     best = complete[0] if complete else None
     result = SweepResult(folder, plan.storage, plan.study, rows, best, written)
@@ -715,6 +716,15 @@ def parameter_importances(study) -> dict[str, float]:
         return {}
 
 
+def _scatter_trials(axis, rows: Sequence[TrialRow], xs: Sequence[float]) -> None:
+    """One dot a trial at (x, validation accuracy in %): complete trials filled, pruned ones hollow."""
+    for state, label in (("complete", "complete trial"), ("pruned", "pruned trial (when stopped)")):
+        points = [(x, 100 * (row.val_accuracy or 0.0)) for row, x in zip(rows, xs, strict=True) if row.state == state]
+        if points:
+            face = "C0" if state == "complete" else "none"
+            axis.scatter(*zip(*points, strict=True), facecolors=face, edgecolors="C0", label=label)
+
+
 def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
     """The optimisation history: each trial's validation accuracy by trial number (pruned ones hollow,
     with their accuracy when stopped), and the best so far.
@@ -726,12 +736,7 @@ def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
     figure = Figure(figsize=(6.5, 4))
     axis = figure.subplots()
     ordered = sorted(rows, key=lambda row: row.number)
-    for state, style in (("complete", {"color": "C0"}), ("pruned", {"facecolors": "none", "edgecolors": "C1"})):
-        chosen = [row for row in ordered if row.state == state]
-        if chosen:
-            axis.scatter(
-                [r.number for r in chosen], [100 * r.val_accuracy for r in chosen], label=f"{state} trial", **style
-            )
+    _scatter_trials(axis, ordered, [row.number for row in ordered])
     best, running = [], -math.inf
     for row in ordered:
         if row.state == "complete":
@@ -740,6 +745,7 @@ def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
     shown = [(row.number, 100 * value) for row, value in zip(ordered, best, strict=True) if value > -math.inf]
     if shown:
         axis.step(*zip(*shown, strict=True), where="post", color="C2", label="best so far")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("Trial number")
     axis.set_ylabel("Validation accuracy (%)")
     axis.set_ylim(0, 100)
@@ -752,7 +758,7 @@ def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
 
 def plot_accuracy_against(rows: Sequence[TrialRow], name: str = "lr", path=None) -> Figure:
     """Validation accuracy against one hyper-parameter (a logarithmic axis for the learning rate), one dot
-    a trial, coloured by the other choices where there is one categorical parameter.
+    a trial (pruned ones hollow, at their accuracy when stopped).
 
     Args:
         rows: The complete and pruned trials.
@@ -762,15 +768,7 @@ def plot_accuracy_against(rows: Sequence[TrialRow], name: str = "lr", path=None)
     figure = Figure(figsize=(6.5, 4))
     axis = figure.subplots()
     chosen = [row for row in rows if name in row.params]
-    for state, style in (("complete", {}), ("pruned", {"facecolors": "none", "edgecolors": "grey"})):
-        points = [row for row in chosen if row.state == state]
-        if points:
-            axis.scatter(
-                [row.params[name] for row in points],
-                [100 * row.val_accuracy for row in points],
-                label=f"{state} trial",
-                **style,
-            )
+    _scatter_trials(axis, chosen, [row.params[name] for row in chosen])
     if name == "lr":
         axis.set_xscale("log")
     axis.set_xlabel("Learning rate" if name == "lr" else name)
@@ -790,13 +788,21 @@ def plot_importances(importances: Mapping[str, float], path=None) -> Figure:
         importances: Each parameter's importance, from :func:`parameter_importances` (they add up to 1).
         path (str | Path | None): Where to write the PNG; None: write nothing.
     """
-    names = sorted(importances, key=importances.get)
+    names = sorted(importances, key=lambda name: importances[name])
     figure = Figure(figsize=(6.5, 1.2 + 0.45 * len(names)))
     axis = figure.subplots()
     shares = np.array([100 * importances[name] for name in names])
     axis.barh(names, shares, color="C0")
-    for position, share in enumerate(shares):
-        axis.text(share + 1, position, f"{share:.0f} %", va="center")
+    for position, share in enumerate(shares):  # the figure beside its bar, or inside a bar that nearly fills the axis
+        inside = share > 85
+        axis.text(
+            share - 1 if inside else share + 1,
+            position,
+            f"{share:.0f} %",
+            va="center",
+            ha="right" if inside else "left",
+            color="white" if inside else "black",
+        )
     axis.set_xlim(0, 100)
     axis.set_xlabel("Importance (%, PED-ANOVA; the parameters add up to 100 %)")
     axis.set_title("Which hyper-parameter matters most")
