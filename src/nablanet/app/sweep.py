@@ -35,6 +35,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import math
 import multiprocessing
 import os
@@ -258,10 +259,13 @@ def _storage(plan: _Plan):
     import optuna
 
     options: dict[str, Any] = {}
-    if plan.storage.startswith("sqlite"):
+    url = plan.storage
+    if url.startswith(("postgresql://", "postgres://")):  # the driver the sweep extra installs: psycopg 3
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 120}  # workers wait for each other's writes
     return optuna.storages.RDBStorage(
-        plan.storage, engine_kwargs=options, heartbeat_interval=plan.heartbeat, grace_period=3 * plan.heartbeat
+        url, engine_kwargs=options, heartbeat_interval=plan.heartbeat, grace_period=3 * plan.heartbeat
     )
 
 
@@ -269,8 +273,13 @@ def _sampler(plan: _Plan, worker: int):
     import optuna
 
     seed = plan.seed + worker  # each worker its own sequence: two workers must not propose the same points
-    if plan.sampler == "grid":
-        return optuna.samplers.GridSampler({d.name: [_label(v) for v in d.values] for d in plan.space}, seed=seed)
+    if plan.sampler == "grid":  # its points are queued in the study (see _queue_grid), every value fixed
+
+        class QueueOnly(optuna.samplers.RandomSampler):
+            def sample_independent(self, study, trial, param_name, param_distribution):
+                raise _Surplus("every point of the grid was taken")
+
+        return QueueOnly()
     if plan.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -313,7 +322,12 @@ def _objective(plan: _Plan, say: Callable[[str], None]) -> Callable:
     import optuna
 
     def objective(trial) -> float:
-        chosen = {dimension.name: dimension.suggest(trial) for dimension in plan.space}
+        trial.set_user_attr("pid", os.getpid())  # which worker runs it
+        try:
+            chosen = {dimension.name: dimension.suggest(trial) for dimension in plan.space}
+        except _Surplus:
+            trial.set_user_attr("failed", "surplus")
+            raise
         folder = plan.folder / f"trial-{trial.number:04d}"
         trial.set_user_attr("folder", folder.name)
         described = ", ".join(f"{_option(name)} {_shown(_label(value))}" for name, value in chosen.items())
@@ -358,9 +372,10 @@ def _counts(study) -> dict[str, int]:
 def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
     """Run trials until the study holds ``plan.trials`` finished ones (complete or pruned) — counted in the
     study, so that workers on other machines share the budget. A failed trial does not count (a new one
-    replaces it) unless as many trials as the budget have failed. When the last trials run elsewhere, wait
-    for them: a worker killed meanwhile leaves a trial that the heartbeat check fails, and its place is
-    taken here."""
+    replaces it) unless as many trials as the budget have failed; in a grid sweep, whose points wait in the
+    study's queue, each point is run once (the database hands a queued trial to one worker only). When the
+    last trials run elsewhere, wait for them: a worker killed meanwhile leaves a trial whose heartbeat
+    stops, and :func:`optuna.storages.fail_stale_trials` marks it failed so that its place is taken here."""
     import optuna
 
     _quiet(optuna)
@@ -371,13 +386,42 @@ def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
     while True:
         counts = _counts(study)
         finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-        if finished >= plan.trials or counts.get("FAIL", 0) >= plan.trials:
+        failed, running, waiting = counts.get("FAIL", 0), counts.get("RUNNING", 0), counts.get("WAITING", 0)
+        if plan.sampler == "grid":
+            if not waiting and not running:
+                return
+        elif finished >= plan.trials or failed >= plan.trials:
             return
-        if finished + counts.get("RUNNING", 0) + counts.get("WAITING", 0) >= plan.trials:
+        if not waiting and (plan.sampler == "grid" or finished + running >= plan.trials):
             optuna.storages.fail_stale_trials(study)
             time.sleep(1)  # the last trials run in other workers: look again in a second
             continue
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ValueError), gc_after_trial=False)
+        study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ValueError, _Surplus), gc_after_trial=False)
+
+
+def _queue_grid(study, plan: _Plan) -> None:
+    """A grid sweep's points wait in the study's queue, each to be handed to one worker: queue those that
+    have no trial yet, or only one stopped by an interruption (not one that failed by itself). Done when
+    no trial runs or waits — a new study, or one continued — not by a worker that joins a busy one."""
+    trials = study.get_trials(deepcopy=False)
+    if any(trial.state.name in ("RUNNING", "WAITING") for trial in trials):
+        return
+    done = {
+        tuple(sorted(trial.params.items()))
+        for trial in trials
+        if trial.state.name != "FAIL" or "failed" in trial.user_attrs
+    }
+    names = [dimension.name for dimension in plan.space]
+    grid = [dict(zip(names, point, strict=True)) for point in itertools.product(*(d.values for d in plan.space))]
+    labelled = [{name: _label(value) for name, value in point.items()} for point in grid][: plan.trials]
+    for params in labelled:
+        if tuple(sorted(params.items())) not in done:
+            study.enqueue_trial(params)
+
+
+class _Surplus(Exception):
+    """A trial of a grid sweep that the queue did not hand out (two workers asked for its last point at
+    once): it fails at once, noted as such, and is left out of the results."""
 
 
 def _worker_main(plan: _Plan, worker: int) -> None:
@@ -435,6 +479,9 @@ def _run_workers(plan: _Plan, jobs: int) -> None:
                 if worker.pid is not None:
                     worker.join()
         raise
+    failed = [index for index, worker in enumerate(workers) if worker.exitcode and worker.exitcode > 0]
+    if failed:  # a worker's error (said in its own line above); one killed by a signal leaves its trial to the others
+        raise RuntimeError(f"worker {failed[0]} stopped with an error (exit status {workers[failed[0]].exitcode})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -522,6 +569,8 @@ _ORDER = {"complete": 0, "pruned": 1, "running": 2, "fail": 3, "waiting": 4}
 def _rows(study) -> list[TrialRow]:
     rows = []
     for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("failed") == "surplus":
+            continue
         state = trial.state.name.lower()
         values = list(trial.intermediate_values.values())
         value = trial.value if trial.value is not None else (values[-1] if values else None)
@@ -608,6 +657,8 @@ def sweep(
         except Exception as error:  # a database that cannot be reached: one line that names it
             raise ValueError(f"--storage {url}: {one_line(str(error)).split(' (Background')[0][:200]}") from None
         _settle(made, plan)
+        if sampler == "grid":
+            _queue_grid(made, plan)
         kept = sum(1 for trial in made.get_trials(deepcopy=False) if trial.state.is_finished())
         report(
             f"Sweep {study!r} in {url}: {trials} trials, {sampler} sampler, pruning {'on' if prune else 'off'}, "
