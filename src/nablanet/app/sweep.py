@@ -54,6 +54,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..core import _checks
+from ..core.activations import ACTIVATIONS
+from ..core.initializers import INITIALIZERS
+from ..core.optimizers import OPTIMIZERS
+from ..core.schedules import SCHEDULES
 from ..files.atomic import atomic_write
 from ..files.folders import claim_folder
 from ..training.callbacks import Callback
@@ -123,6 +128,17 @@ def _label(value: Any, *, bracket: bool = False) -> Any:
         joined = ",".join(map(str, value))
         return f"[{joined}]" if bracket else joined or "none"
     return f"{value:g}" if bracket and isinstance(value, float) else value
+
+
+def _named_choices() -> dict[str, tuple[str, ...]]:
+    """The settings that name something registered, with the names ``train`` accepts (its parser's choices)."""
+    return {
+        "optimizer": tuple(OPTIMIZERS.names()),
+        "activation": tuple(ACTIVATIONS.names()),
+        "schedule": tuple(SCHEDULES.names()),
+        "init": ("auto", *INITIALIZERS.names()),
+        "dtype": tuple(np.dtype(dtype).name for dtype in _checks.FLOAT_DTYPES),
+    }
 
 
 def _split(arguments: str) -> list[str]:
@@ -202,6 +218,9 @@ def parse_dimension(text: str, base: TrainingSettings = DEFAULTS) -> Dimension:
         if kind == "loguniform" and values[0] <= 0:
             raise ValueError(f"{where}: loguniform needs numbers above 0 (it is uniform in their logarithm)")
     for value in values:
+        if name in _named_choices() and value not in _named_choices()[name]:
+            names = ", ".join(_named_choices()[name])
+            raise ValueError(f"{where}: {value!r:.40} is not a choice of {_option(name)} ({names})")
         try:
             if name in VALUE_CHECKS:
                 VALUE_CHECKS[name](_option(name), value)
