@@ -48,8 +48,9 @@ def study_of(folder: Path, name: str = "sweep"):
 
 
 def wait_until(condition, process, limit: float = 240.0):
-    """Poll ``condition()`` (reading the study's storage) until it returns something; fail if the process
-    ends first or the limit passes."""
+    """Once the sweep has said that its study is ready (its first line), poll ``condition()`` (reading the
+    study's storage) until it returns something; fail if the process ends first or the limit passes."""
+    assert process.stdout.readline().startswith("Sweep "), process.communicate()
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         with_value = condition()
@@ -222,8 +223,6 @@ def test_a_worker_killed_with_minus_9_leaves_a_failed_trial_and_the_budget_is_co
     )
 
     def running_after_its_first_epoch():
-        if not (tmp_path / "s" / "sweep.db").exists():
-            return None
         for trial in study_of(tmp_path / "s").get_trials():
             if trial.state.name == "RUNNING" and trial.intermediate_values and "pid" in trial.user_attrs:
                 return trial

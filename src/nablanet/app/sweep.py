@@ -407,7 +407,7 @@ def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
         finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
         failed, running, waiting = counts.get("FAIL", 0), counts.get("RUNNING", 0), counts.get("WAITING", 0)
         if plan.sampler == "grid":
-            if not waiting and not running:
+            if not waiting and not running and counts:  # (no trial at all: the study's creator is queueing them)
                 return
         elif finished >= plan.trials or failed >= plan.trials:
             return
@@ -669,14 +669,9 @@ def sweep(
         url = storage or f"sqlite:///{(folder / 'sweep.db').resolve()}"
         plan = _Plan(base, dimensions, trials, sampler, prune, seed, url, study, folder, heartbeat)
         _quiet(optuna)
-        try:
-            made = optuna.create_study(
-                study_name=study, storage=_storage(plan), direction="maximize", load_if_exists=True
-            )
-        except Exception as error:  # a database that cannot be reached: one line that names it
-            raise ValueError(f"--storage {url}: {one_line(str(error)).split(' (Background')[0][:200]}") from None
+        made, created = _open_study(plan)
         _settle(made, plan)
-        if sampler == "grid":
+        if sampler == "grid" and (created or _counts(made)):  # a new study's creator, or a study continued
             _queue_grid(made, plan)
         kept = sum(1 for trial in made.get_trials(deepcopy=False) if trial.state.is_finished())
         report(
@@ -703,6 +698,26 @@ def sweep(
             f"validation accuracy {best.val_accuracy:.4f}, test accuracy {best.test_accuracy:.4f}"
         )
     return result
+
+
+def _open_study(plan: _Plan, attempts: int = 5):
+    """The study, created here or already in the storage; and whether it was created here. Sweeps started on
+    several machines at once race to create the database's tables and the study: the loser tries again."""
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            storage = _storage(plan)
+            try:
+                return optuna.create_study(study_name=plan.study, storage=storage, direction="maximize"), True
+            except optuna.exceptions.DuplicatedStudyError:
+                return optuna.load_study(study_name=plan.study, storage=storage), False
+        except Exception as error:  # a database that cannot be reached, or a race lost: one line that names it
+            if attempt == attempts - 1:
+                message = one_line(str(error)).split(" (Background")[0]
+                raise ValueError(f"--storage {plan.storage}: {message[:200]}") from None
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _checks_positive(name: str, value: Any) -> None:
