@@ -29,7 +29,7 @@ from check_site import external_loads  # noqa: E402
 from hooks import plain_math, tex_to_text  # noqa: E402
 
 pytestmark = pytest.mark.slow
-COMMANDS = ("train", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
+COMMANDS = ("train", "sweep", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
 
 
 @pytest.fixture(scope="module")
