@@ -314,16 +314,17 @@ def _pruner(plan: _Plan):
 
 class TrialReport(Callback):
     """Reports a trial's validation accuracy to Optuna after every epoch; where the pruner finds the trial
-    hopeless (below the median of the trials before it at that epoch), ends its training as early stopping
-    does and notes ``pruned``.
+    hopeless (below the median of the trials before it at that epoch) and epochs are left to save, ends its
+    training as early stopping does and notes ``pruned``.
 
     Args:
         trial (optuna.trial.Trial): The trial being trained.
+        epochs: The epochs the trial would run.
         prune: Whether the pruner may end the trial.
     """
 
-    def __init__(self, trial, prune: bool = True):
-        self.trial, self.prune, self.pruned = trial, prune, False
+    def __init__(self, trial, epochs: int, prune: bool = True):
+        self.trial, self.epochs, self.prune, self.pruned = trial, epochs, prune, False
 
     def on_train_begin(self, model) -> None:
         """Keep the model, whose ``stop_training`` ends a pruned trial."""
@@ -332,7 +333,7 @@ class TrialReport(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         """Report ``logs["val_accuracy"]`` as the trial's value at step ``epoch``; stop a hopeless trial."""
         self.trial.report(logs["val_accuracy"], epoch)
-        if self.prune and self.trial.should_prune():
+        if self.prune and epoch + 1 < self.epochs and self.trial.should_prune():
             self.pruned = True
             self.model.stop_training = True
 
@@ -350,9 +351,9 @@ def _objective(plan: _Plan, say: Callable[[str], None]) -> Callable:
         folder = plan.folder / f"trial-{trial.number:04d}"
         trial.set_user_attr("folder", folder.name)
         described = ", ".join(f"{_option(name)} {_shown(_label(value))}" for name, value in chosen.items())
-        report = TrialReport(trial, plan.prune)
+        settings = dataclasses.replace(plan.base, **chosen)
+        report = TrialReport(trial, settings.epochs, plan.prune)
         try:
-            settings = dataclasses.replace(plan.base, **chosen)
             with contextlib.redirect_stdout(io.StringIO()):  # the epochs' lines: one line per trial is said instead
                 result = train_run(
                     settings, out=folder, report=lambda line: None, command=described, callbacks=[report]
