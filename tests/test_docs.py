@@ -55,6 +55,7 @@ def test_the_site_has_its_pages(site):
         "examples/04_hidden_layer_network.html",
         "examples/05_convolution_from_scratch.html",
         "examples/06_regression.html",
+        "examples/07_tuning.html",
         "exercises.html",
         "exercises/1_softmax_classifier_gradient.html",
         "exercises/2_dense_layer.html",

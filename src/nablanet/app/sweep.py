@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import io
 import itertools
 import math
 import multiprocessing
@@ -108,7 +107,11 @@ class Dimension:
     values: tuple
 
     def suggest(self, trial) -> Any:
-        """The value Optuna's ``trial`` chooses, as the training setting takes it."""
+        """The value Optuna's ``trial`` chooses, as the training setting takes it.
+
+        Args:
+            trial (optuna.trial.Trial): The trial that chooses.
+        """
         if self.kind == "choice":
             labels = [_label(value) for value in self.values]
             return self.values[labels.index(trial.suggest_categorical(self.name, labels))]
@@ -327,11 +330,20 @@ class TrialReport(Callback):
         self.trial, self.epochs, self.prune, self.pruned = trial, epochs, prune, False
 
     def on_train_begin(self, model) -> None:
-        """Keep the model, whose ``stop_training`` ends a pruned trial."""
+        """Keep the model, whose ``stop_training`` ends a pruned trial.
+
+        Args:
+            model (Sequential): The model the trial trains.
+        """
         self.model = model
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        """Report ``logs["val_accuracy"]`` as the trial's value at step ``epoch``; stop a hopeless trial."""
+        """Report ``logs["val_accuracy"]`` as the trial's value at step ``epoch``; stop a hopeless trial.
+
+        Args:
+            epoch: The epoch's number, from 0 (Optuna's step).
+            logs: The epoch's figures; "val_accuracy" among them.
+        """
         self.trial.report(logs["val_accuracy"], epoch)
         if self.prune and epoch + 1 < self.epochs and self.trial.should_prune():
             self.pruned = True
@@ -354,10 +366,9 @@ def _objective(plan: _Plan, say: Callable[[str], None]) -> Callable:
         settings = dataclasses.replace(plan.base, **chosen)
         report = TrialReport(trial, settings.epochs, plan.prune)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the epochs' lines: one line per trial is said instead
-                result = train_run(
-                    settings, out=folder, report=lambda line: None, command=described, callbacks=[report]
-                )
+            result = train_run(
+                settings, out=folder, report=lambda line: None, command=described, callbacks=[report], progress=False
+            )
         except (TrainingDiverged, ValueError) as error:  # a NaN loss, a refused combination: the trial fails
             trial.set_user_attr("failed", one_line(str(error))[:300])
             say(f"trial {trial.number} failed ({described}): {one_line(str(error))[:200]}")
@@ -556,7 +567,11 @@ class SweepResult:
         return sum(row.epochs for row in self.trials)
 
     def table(self, rows: int | None = None) -> str:
-        """The results as a text table, best validation accuracy first (the first ``rows`` trials)."""
+        """The results as a text table, best validation accuracy first.
+
+        Args:
+            rows: Show only the first ``rows`` trials; None: all.
+        """
         names = sorted({name for row in self.trials for name in row.params})
         header = ["trial", "state", "val acc", "test acc", "epochs", *names]
         lines = [header]
@@ -670,13 +685,14 @@ def sweep(
         url = storage or f"sqlite:///{(folder / 'sweep.db').resolve()}"
         plan = _Plan(base, dimensions, trials, sampler, prune, seed, url, study, folder, heartbeat)
         _quiet(optuna)
+        shown = _without_password(storage) if storage else str(folder / "sweep.db")
         made, created = _open_study(plan)
         _settle(made, plan)
         if sampler == "grid" and (created or _counts(made)):  # a new study's creator, or a study continued
             _queue_grid(made, plan)
         kept = sum(1 for trial in made.get_trials(deepcopy=False) if trial.state.is_finished())
         report(
-            f"Sweep {study!r} in {url}: {trials} trials, {sampler} sampler, pruning {'on' if prune else 'off'}, "
+            f"Sweep {study!r} in {shown}: {trials} trials, {sampler} sampler, pruning {'on' if prune else 'off'}, "
             f"{jobs} worker{'s' if jobs > 1 else ''}" + (f"; continuing after {kept} trials" if kept else "")
         )
         try:
@@ -689,7 +705,7 @@ def sweep(
                 finished = sum(1 for row in _rows(made) if row.state in ("complete", "pruned"))
                 _write_results(made, plan)
             raise type(stop)(
-                f"{finished} finished trials are kept in {url}: the same command continues the sweep"
+                f"{finished} finished trials are kept in {shown}: the same command continues the sweep"
             ) from None
         result = _write_results(made, plan)
     if result.best is not None:
@@ -699,6 +715,17 @@ def sweep(
             f"validation accuracy {best.val_accuracy:.4f}, test accuracy {best.test_accuracy:.4f}"
         )
     return result
+
+
+def _without_password(url: str) -> str:
+    """A database URL as it may be printed: its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _open_study(plan: _Plan, attempts: int = 5):
@@ -716,7 +743,7 @@ def _open_study(plan: _Plan, attempts: int = 5):
         except Exception as error:  # a database that cannot be reached, or a race lost: one line that names it
             if attempt == attempts - 1:
                 message = one_line(str(error)).split(" (Background")[0]
-                raise ValueError(f"--storage {plan.storage}: {message[:200]}") from None
+                raise ValueError(f"--storage {_without_password(plan.storage)}: {message[:200]}") from None
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
@@ -734,7 +761,7 @@ def _settle(study, plan: _Plan) -> None:
     elif saved != plan.record():
         differing = next(key for key in plan.record() if saved.get(key) != plan.record()[key])
         raise ValueError(
-            f"--study {plan.study} in {plan.storage} searches with another {differing} "
+            f"--study {plan.study} in {_without_password(plan.storage)} searches with another {differing} "
             f"({str(saved.get(differing))[:120]}): give the same options to continue it, or another --study"
         )
 
@@ -773,7 +800,8 @@ def _write_results(study, plan: _Plan) -> SweepResult:
         plot_history(ended, folder / "history.png")
         written.append("history.png")
     if any("lr" in row.params for row in ended):
-        plot_accuracy_against(ended, "lr", folder / "accuracy_vs_lr.png")
+        by = next((d.name for d in plan.space if d.kind == "choice" and 1 < len(d.values) <= 6), None)
+        plot_accuracy_against(ended, "lr", folder / "accuracy_vs_lr.png", by=by)
         written.append("accuracy_vs_lr.png")
     importances = parameter_importances(study)
     if importances:
@@ -802,13 +830,37 @@ def parameter_importances(study) -> dict[str, float]:
         return {}
 
 
-def _scatter_trials(axis, rows: Sequence[TrialRow], xs: Sequence[float]) -> None:
-    """One dot a trial at (x, validation accuracy in %): complete trials filled, pruned ones hollow."""
-    for state, label in (("complete", "complete trial"), ("pruned", "pruned trial (when stopped)")):
-        points = [(x, 100 * (row.val_accuracy or 0.0)) for row, x in zip(rows, xs, strict=True) if row.state == state]
-        if points:
-            face = "C0" if state == "complete" else "none"
-            axis.scatter(*zip(*points, strict=True), facecolors=face, edgecolors="C0", label=label)
+def _scatter_trials(axis, rows: Sequence[TrialRow], xs: Sequence[float], by: str | None = None) -> None:
+    """One dot a trial at (x, validation accuracy in %): complete trials filled, pruned ones hollow; with
+    ``by``, one colour for each value of that parameter. The legend goes beside the axes."""
+    groups = sorted({str(row.params.get(by)) for row in rows}, key=_natural) if by else [None]
+    for colour, group in enumerate(groups):
+        members = [(row, x) for row, x in zip(rows, xs, strict=True) if by is None or str(row.params.get(by)) == group]
+        for state in ("complete", "pruned"):
+            points = [(x, 100 * (row.val_accuracy or 0.0)) for row, x in members if row.state == state]
+            if not points:
+                continue
+            if by:  # one legend entry a colour; the hollow dots are explained once, below
+                label = (
+                    f"{by} {group}"
+                    if state == "complete" or not any(r.state == "complete" for r, _ in members)
+                    else None
+                )
+            else:
+                label = "complete trial" if state == "complete" else "pruned trial\n(when stopped)"
+            face = f"C{colour}" if state == "complete" else "none"
+            axis.scatter(*zip(*points, strict=True), facecolors=face, edgecolors=f"C{colour}", label=label)
+    if by and any(row.state == "pruned" for row in rows):
+        axis.scatter([], [], facecolors="none", edgecolors="grey", label="hollow: pruned\n(when stopped)")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+
+
+def _natural(text: str) -> tuple:
+    """Sort "64" before "256", numbers before words."""
+    try:
+        return (0, float(text.split(",")[0]), text)
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
@@ -819,7 +871,7 @@ def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
         rows: The complete and pruned trials.
         path (str | Path | None): Where to write the PNG; None: write nothing.
     """
-    figure = Figure(figsize=(6.5, 4))
+    figure = Figure(figsize=(8, 4))
     axis = figure.subplots()
     ordered = sorted(rows, key=lambda row: row.number)
     _scatter_trials(axis, ordered, [row.number for row in ordered])
@@ -837,24 +889,25 @@ def plot_history(rows: Sequence[TrialRow], path=None) -> Figure:
     axis.set_ylim(0, 100)
     axis.set_title("Optimisation history")
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.tight_layout()
     return plots._finish(figure, path)
 
 
-def plot_accuracy_against(rows: Sequence[TrialRow], name: str = "lr", path=None) -> Figure:
+def plot_accuracy_against(rows: Sequence[TrialRow], name: str = "lr", path=None, *, by: str | None = None) -> Figure:
     """Validation accuracy against one hyper-parameter (a logarithmic axis for the learning rate), one dot
-    a trial (pruned ones hollow, at their accuracy when stopped).
+    a trial (pruned ones hollow, at their accuracy when stopped), coloured by another parameter if asked.
 
     Args:
         rows: The complete and pruned trials.
         name: The parameter on the x axis.
         path (str | Path | None): Where to write the PNG; None: write nothing.
+        by: A parameter with a few values (a choice, such as "batch_size") whose values get a colour each.
     """
-    figure = Figure(figsize=(6.5, 4))
+    figure = Figure(figsize=(8, 4))
     axis = figure.subplots()
     chosen = [row for row in rows if name in row.params]
-    _scatter_trials(axis, chosen, [row.params[name] for row in chosen])
+    _scatter_trials(axis, chosen, [row.params[name] for row in chosen], by)
     if name == "lr":
         axis.set_xscale("log")
     axis.set_xlabel("Learning rate" if name == "lr" else name)
@@ -862,7 +915,6 @@ def plot_accuracy_against(rows: Sequence[TrialRow], name: str = "lr", path=None)
     axis.set_ylim(0, 100)
     axis.set_title(f"Validation accuracy against the {'learning rate' if name == 'lr' else name}")
     axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="lower left")
     figure.tight_layout()
     return plots._finish(figure, path)
 
