@@ -189,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--study", default="sweep", help="the study's name in --storage (default: sweep)")
     sweep.add_argument("--out", type=Path, default=None, help="the sweep's folder (default: sweeps/STUDY)")
     sweep.add_argument(
-        "--sweep-seed", type=non_negative_int, default=0, help="the sampler's seed; worker k uses it + k (default: 0)"
+        "--sweep-seed",
+        type=non_negative_int,
+        default=0,
+        help="the sampler's seed; worker k uses it + k, a continued study another (default: 0)",
     )
     _add_training_options(sweep)
     for action in sweep._actions:

@@ -64,7 +64,7 @@ from ..training.callbacks import Callback
 from ..training.loop import TrainingDiverged
 from . import plots
 from .run import VALUE_CHECKS, TrainingSettings, _option, train_run
-from .signals import exit_status, install, signals_ignored
+from .signals import deferred, exit_status, install, signals_ignored
 from .terminal import one_line
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -291,10 +291,12 @@ def _storage(plan: _Plan):
     )
 
 
-def _sampler(plan: _Plan, worker: int):
+def _sampler(plan: _Plan, worker: int, earlier: int = 0):
+    """The sampler of worker ``worker``, started on a study that holds ``earlier`` trials: each worker its own
+    seed, and a continued study another one, so that no two propose the same first points."""
     import optuna
 
-    seed = plan.seed + worker  # each worker its own sequence: two workers must not propose the same points
+    seed = plan.seed + worker + 1009 * earlier
     if plan.sampler == "grid":  # its points are queued in the study (see _queue_grid), every value fixed
 
         class QueueOnly(optuna.samplers.RandomSampler):
@@ -410,9 +412,8 @@ def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
     import optuna
 
     _quiet(optuna)
-    study = optuna.load_study(
-        study_name=plan.study, storage=_storage(plan), sampler=_sampler(plan, worker), pruner=_pruner(plan)
-    )
+    study = optuna.load_study(study_name=plan.study, storage=_storage(plan), pruner=_pruner(plan))
+    study.sampler = _sampler(plan, worker, len(study.get_trials(deepcopy=False)))
     objective = _objective(plan, say)
     while True:
         counts = _counts(study)
@@ -427,7 +428,8 @@ def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
             optuna.storages.fail_stale_trials(study)
             time.sleep(1)  # the last trials run in other workers: look again in a second
             continue
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ValueError, _Surplus), gc_after_trial=False)
+        with deferred():  # a signal waits for a safe point in the training, or for the trial's result to be recorded
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ValueError, _Surplus), gc_after_trial=False)
 
 
 def _queue_grid(study, plan: _Plan) -> None:
@@ -608,7 +610,7 @@ def _rows(study) -> list[TrialRow]:
             continue
         state = trial.state.name.lower()
         values = list(trial.intermediate_values.values())
-        value = trial.value if trial.value is not None else (values[-1] if values else None)
+        value = trial.value if trial.value is not None else (values[-1] if values and state == "pruned" else None)
         rows.append(
             TrialRow(
                 trial.number,
@@ -618,7 +620,7 @@ def _rows(study) -> list[TrialRow]:
                 trial.user_attrs.get("test_accuracy"),
                 trial.user_attrs.get("epochs", len(values)),
                 trial.user_attrs.get("folder", ""),
-                trial.user_attrs.get("failed", ""),
+                trial.user_attrs.get("failed", "stopped: interrupted, or its worker killed" if state == "fail" else ""),
             )
         )
     return sorted(rows, key=lambda row: (_ORDER.get(row.state, 5), -(row.val_accuracy or 0.0), row.number))
@@ -659,7 +661,8 @@ def sweep(
         storage: The study's database URL, e.g. "postgresql://host/db"; default: SQLite in ``out``.
         study: The study's name in the storage; several sweeps started with one name and storage share a study.
         out: The sweep's folder: trial folders, results and pictures (default: sweeps/STUDY).
-        seed: The sampler's seed (worker ``k`` uses seed + k); the weights' seed is ``base.seed``.
+        seed: The sampler's seed (worker ``k`` uses seed + k, a continued study another); the weights' seed is
+            ``base.seed``.
         report: Receives a line for each trial and for the end.
         heartbeat: Seconds between a running trial's heartbeats; a trial silent for three times as long (its
             worker was killed) is marked failed.
@@ -705,7 +708,8 @@ def sweep(
                 finished = sum(1 for row in _rows(made) if row.state in ("complete", "pruned"))
                 _write_results(made, plan)
             raise type(stop)(
-                f"{finished} finished trials are kept in {shown}: the same command continues the sweep"
+                f"{finished} finished trial{' is' if finished == 1 else 's are'} kept in {shown}: "
+                "the same command continues the sweep"
             ) from None
         result = _write_results(made, plan)
     if result.best is not None:
