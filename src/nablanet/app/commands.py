@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=positive_int,
         default=1,
-        help="worker processes on this machine, one BLAS thread each (default: 1)",
+        help="worker processes on this machine, one BLAS thread each (default: 1, which trains in this process "
+        "with NumPy's own BLAS threads; set OPENBLAS_NUM_THREADS=1 to hold those to one too)",
     )
     sweep.add_argument(
         "--storage",
