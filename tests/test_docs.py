@@ -29,7 +29,7 @@ from check_site import external_loads  # noqa: E402
 from hooks import plain_math, tex_to_text  # noqa: E402
 
 pytestmark = pytest.mark.slow
-COMMANDS = ("train", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
+COMMANDS = ("train", "sweep", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_the_site_has_its_pages(site):
         "examples/04_hidden_layer_network.html",
         "examples/05_convolution_from_scratch.html",
         "examples/06_regression.html",
+        "examples/07_tuning.html",
         "exercises.html",
         "exercises/1_softmax_classifier_gradient.html",
         "exercises/2_dense_layer.html",

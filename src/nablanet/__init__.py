@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     # for type checkers and documentation tools; at run time each name loads on first use
     from .app.live import LivePlot
+    from .app.sweep import SweepResult, sweep
     from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
     from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
@@ -80,6 +81,7 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "StepDecay",
+    "SweepResult",
     "Tanh",
     "TrainingDiverged",
     "build_classifier",
@@ -97,6 +99,7 @@ __all__ = [
     "save",
     "softmax",
     "softmax_jacobian",
+    "sweep",
     "toy_dataset",
     "toy_regression",
 ]
@@ -123,6 +126,7 @@ _MODULES = (
     "training.model",
     "exercises.checker",
     "app.live",
+    "app.sweep",
 )
 
 

@@ -27,6 +27,7 @@ from ..core.optimizers import OPTIMIZERS
 from ..core.schedules import SCHEDULES
 from ..data.datasets import DATASETS
 from . import model_commands, run
+from . import sweep as sweeps
 from .run import TrainingSettings
 from .terminal import one_line
 
@@ -118,114 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes model.npz, loss.png, misclassified.png and metrics.json to --out (with --val-split also "
         "accuracy.png and confusion_matrix.png, with --dynamics dynamics.png).",
     )
-    train.add_argument(
-        "--dataset",
-        choices=datasets,
-        default=DEFAULTS.dataset,
-        help=f"data set (default: {DEFAULTS.dataset}, bundled; the others are read from the system or downloaded)",
-    )
-    train.add_argument("--data-home", default=None, help="folder for downloaded data sets")
-    train.add_argument(
-        "--hidden",
-        type=layer_sizes,
-        default=DEFAULTS.hidden,
-        metavar="SIZES",
-        help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)",
-    )
-    train.add_argument(
-        "--conv",
-        type=layer_sizes,
-        default=DEFAULTS.conv,
-        metavar="FILTERS",
-        help="convolution blocks before the hidden layers, comma-separated numbers of filters, e.g. 32,64: each "
-        "is a 3×3 Conv2D, the activation and a 2×2 MaxPool2D, then Flatten (default: none)",
-    )
-    train.add_argument(
-        "--activation",
-        choices=activations,
-        default=DEFAULTS.activation,
-        help=f"activation of the hidden layers (default: {DEFAULTS.activation})",
-    )
-    train.add_argument(
-        "--init",
-        choices=("auto", *INITIALIZERS.names()),
-        default=DEFAULTS.init,
-        help="weight initialiser (default: auto — the notebook's for the softmax "
-        "classifier, He for ReLU layers, Glorot otherwise)",
-    )
-    train.add_argument(
-        "--epochs", type=positive_int, default=DEFAULTS.epochs, help=f"number of epochs (default: {DEFAULTS.epochs})"
-    )
-    train.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULTS.batch_size,
-        help=f"mini-batch size (default: {DEFAULTS.batch_size})",
-    )
-    train.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS.names(),
-        default=DEFAULTS.optimizer,
-        help=f"optimizer (default: {DEFAULTS.optimizer})",
-    )
-    train.add_argument(
-        "--lr",
-        type=positive_float,
-        default=DEFAULTS.lr,
-        help="learning rate (default: 0.01 for sgd, 0.001 for the others)",
-    )
-    train.add_argument(
-        "--momentum",
-        type=fraction,
-        default=DEFAULTS.momentum,
-        help=f"SGD momentum in [0, 1) (default: {DEFAULTS.momentum:g})",
-    )
-    train.add_argument("--nesterov", action="store_true", help="use Nesterov momentum (needs --momentum)")
-    train.add_argument(
-        "--schedule",
-        choices=SCHEDULES.names(),
-        default=DEFAULTS.schedule,
-        help="learning-rate schedule: step divides by 10 every 10 epochs; cosine decays to 0 at the "
-        f"last epoch (default: {DEFAULTS.schedule})",
-    )
-    train.add_argument(
-        "--weight-decay",
-        type=non_negative_float,
-        default=DEFAULTS.weight_decay,
-        help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
-    )
-    train.add_argument(
-        "--dropout",
-        type=fraction,
-        default=DEFAULTS.dropout,
-        help="dropout rate after the flattened convolutions and each hidden layer (default: 0)",
-    )
-    train.add_argument(
-        "--val-split",
-        type=fraction,
-        default=DEFAULTS.val_split,
-        help="fraction of the training set held out for validation (default: 0)",
-    )
-    train.add_argument(
-        "--early-stopping",
-        type=positive_int,
-        default=DEFAULTS.early_stopping,
-        metavar="PATIENCE",
-        help="stop after PATIENCE epochs without a better validation loss, keep the best weights",
-    )
-    train.add_argument(
-        "--dtype",
-        choices=tuple(np.dtype(dtype).name for dtype in _checks.FLOAT_DTYPES),
-        default=DEFAULTS.dtype,
-        help=f"floating-point type of data and weights (default: {DEFAULTS.dtype}, 1.5–2× faster "
-        "than float64 here with the same printed figures; see the README)",
-    )
-    train.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=DEFAULTS.seed,
-        help=f"random seed for weights and batch order (default: {DEFAULTS.seed})",
-    )
+    _add_training_options(train)
     train.add_argument(
         "--out", type=Path, default=None, help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)"
     )
@@ -240,11 +134,74 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run saved in --checkpoint-dir, with the settings saved there",
     )
-    train.add_argument(
-        "--dynamics",
-        action="store_true",
-        help="record gradient and weight norms, dead units and activations per epoch; writes dynamics.png",
+    sweep = commands.add_parser(
+        "sweep",
+        help="train many runs with hyper-parameters searched by Optuna, on one machine or many",
+        description="Search hyper-parameters with Optuna: each trial is a training run (the options below, as for "
+        "train, with the values of --space) in its own folder trial-NNNN under --out; a trial's score is its "
+        "validation accuracy after its last epoch. Writes results.csv (best first), best-model.npz, history.png, "
+        "accuracy_vs_lr.png and importances.png. The study lives in --storage: the same command continues a "
+        "stopped sweep, and the same --study and --storage on several machines share one. With --jobs N each "
+        "worker process starts with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS (and the like) set to "
+        "1 before NumPy is imported, so that N workers share the cores instead of fighting over them.",
     )
+    sweep.add_argument(
+        "--space",
+        action="append",
+        required=True,
+        metavar="NAME=KIND(VALUES)",
+        help="a dimension of the search space over a train option, repeated: loguniform(LOW,HIGH), "
+        "uniform(LOW,HIGH), int(LOW,HIGH) or choice(A,B,...), e.g. --space 'lr=loguniform(1e-4,1e-1)' "
+        "--space 'hidden=choice(64,128,[256,128])' --space 'optimizer=choice(sgd,adam)'",
+    )
+    sweep.add_argument(
+        "--trials",
+        type=positive_int,
+        default=20,
+        help="trials that must end complete or pruned, counted in the study (failed ones are replaced; default: 20)",
+    )
+    sweep.add_argument(
+        "--sampler",
+        choices=sweeps.SAMPLERS,
+        default="tpe",
+        help="how values are chosen: tpe (Optuna's Tree-structured Parzen Estimator, learns from earlier trials), "
+        "random, or grid (every combination of a space of choices; default: tpe)",
+    )
+    sweep.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        help="train every trial to its last epoch (default: Optuna's median pruner stops a trial whose validation "
+        "accuracy lies below the median of earlier trials at the same epoch)",
+    )
+    sweep.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="worker processes on this machine, one BLAS thread each (default: 1, which trains in this process "
+        "with NumPy's own BLAS threads; set OPENBLAS_NUM_THREADS=1 to hold those to one too)",
+    )
+    sweep.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="the study's database, e.g. postgresql://user@host/db (default: SQLite, sweep.db in --out)",
+    )
+    sweep.add_argument("--study", default="sweep", help="the study's name in --storage (default: sweep)")
+    sweep.add_argument("--out", type=Path, default=None, help="the sweep's folder (default: sweeps/STUDY)")
+    sweep.add_argument(
+        "--sweep-seed",
+        type=non_negative_int,
+        default=0,
+        help="the sampler's seed; worker k uses it + k, a continued study another (default: 0)",
+    )
+    _add_training_options(sweep)
+    for action in sweep._actions:
+        if action.dest == "val_split":
+            action.default = sweeps.SWEEP_DEFAULTS.val_split
+            action.help = (
+                "fraction of the training set held out for validation, on which trials are compared (default: 0.1)"
+            )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -377,6 +334,125 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options of what a run computes (the fields of TrainingSettings), shared by train and sweep."""
+    datasets = DATASETS.names()
+    activations = ACTIVATIONS.names()
+    parser.add_argument(
+        "--dataset",
+        choices=datasets,
+        default=DEFAULTS.dataset,
+        help=f"data set (default: {DEFAULTS.dataset}, bundled; the others are read from the system or downloaded)",
+    )
+    parser.add_argument("--data-home", default=None, help="folder for downloaded data sets")
+    parser.add_argument(
+        "--hidden",
+        type=layer_sizes,
+        default=DEFAULTS.hidden,
+        metavar="SIZES",
+        help="hidden layer sizes, comma-separated, e.g. 256,128 (default: none, the softmax classifier)",
+    )
+    parser.add_argument(
+        "--conv",
+        type=layer_sizes,
+        default=DEFAULTS.conv,
+        metavar="FILTERS",
+        help="convolution blocks before the hidden layers, comma-separated numbers of filters, e.g. 32,64: each "
+        "is a 3×3 Conv2D, the activation and a 2×2 MaxPool2D, then Flatten (default: none)",
+    )
+    parser.add_argument(
+        "--activation",
+        choices=activations,
+        default=DEFAULTS.activation,
+        help=f"activation of the hidden layers (default: {DEFAULTS.activation})",
+    )
+    parser.add_argument(
+        "--init",
+        choices=("auto", *INITIALIZERS.names()),
+        default=DEFAULTS.init,
+        help="weight initialiser (default: auto — the notebook's for the softmax "
+        "classifier, He for ReLU layers, Glorot otherwise)",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=DEFAULTS.epochs, help=f"number of epochs (default: {DEFAULTS.epochs})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS.batch_size,
+        help=f"mini-batch size (default: {DEFAULTS.batch_size})",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS.names(),
+        default=DEFAULTS.optimizer,
+        help=f"optimizer (default: {DEFAULTS.optimizer})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=DEFAULTS.lr,
+        help="learning rate (default: 0.01 for sgd, 0.001 for the others)",
+    )
+    parser.add_argument(
+        "--momentum",
+        type=fraction,
+        default=DEFAULTS.momentum,
+        help=f"SGD momentum in [0, 1) (default: {DEFAULTS.momentum:g})",
+    )
+    parser.add_argument("--nesterov", action="store_true", help="use Nesterov momentum (needs --momentum)")
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES.names(),
+        default=DEFAULTS.schedule,
+        help="learning-rate schedule: step divides by 10 every 10 epochs; cosine decays to 0 at the "
+        f"last epoch (default: {DEFAULTS.schedule})",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=DEFAULTS.weight_decay,
+        help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=fraction,
+        default=DEFAULTS.dropout,
+        help="dropout rate after the flattened convolutions and each hidden layer (default: 0)",
+    )
+    parser.add_argument(
+        "--val-split",
+        type=fraction,
+        default=DEFAULTS.val_split,
+        help="fraction of the training set held out for validation (default: 0)",
+    )
+    parser.add_argument(
+        "--early-stopping",
+        type=positive_int,
+        default=DEFAULTS.early_stopping,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation loss, keep the best weights",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(np.dtype(dtype).name for dtype in _checks.FLOAT_DTYPES),
+        default=DEFAULTS.dtype,
+        help=f"floating-point type of data and weights (default: {DEFAULTS.dtype}, 1.5–2× faster "
+        "than float64 here with the same printed figures; see the README)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=DEFAULTS.seed,
+        help=f"random seed for weights and batch order (default: {DEFAULTS.seed})",
+    )
+    parser.add_argument(
+        "--dynamics",
+        action="store_true",
+        help="record gradient and weight norms, dead units and activations per epoch; writes dynamics.png",
+    )
+
+
 def _port(text):
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, received {text!r}")
@@ -411,6 +487,26 @@ def command_train(args) -> int:
         report=_say,
         command=" ".join(args.argv),
     )
+    print(f"Wrote {', '.join(result.written)} to {one_line(result.folder)}")
+    return 0
+
+
+def command_sweep(args) -> int:
+    fields = {field: getattr(args, field) for field in TrainingSettings.__dataclass_fields__}
+    result = sweeps.sweep(
+        args.space,
+        TrainingSettings(**fields),
+        trials=args.trials,
+        sampler=args.sampler,
+        prune=args.prune,
+        jobs=args.jobs,
+        storage=args.storage,
+        study=args.study,
+        out=args.out,
+        seed=args.sweep_seed,
+        report=_say,
+    )
+    print(result.table(rows=10))
     print(f"Wrote {', '.join(result.written)} to {one_line(result.folder)}")
     return 0
 
@@ -506,6 +602,7 @@ def command_serve(args) -> int:
 
 COMMANDS = {
     "train": command_train,
+    "sweep": command_sweep,
     "toy": command_toy,
     "evaluate": command_evaluate,
     "predict": command_predict,

@@ -272,13 +272,15 @@ def _save_model(model: Sequential, path: Path, checkpoint: Path | None, kept: _K
 class _RunContext:
     """Where a run writes and how it reports: the run folder, the checkpoint folder (None: no checkpoint
     after each epoch), the function that receives each line of progress, and the command line that started
-    the run (kept in ``metrics.json``)."""
+    the run (kept in ``metrics.json``), the callbacks added to the run's own, and whether a progress bar and
+    a line per epoch are shown."""
 
     folder: Path
     checkpoint_dir: Path | None
     report: Callable[[str], None]
     command: str
     callbacks: tuple[Callback, ...] = ()
+    progress: bool = True
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -302,6 +304,7 @@ def train_run(
     report: Callable[[str], None] = print,
     command: str = "",
     callbacks: Sequence[Callback] = (),
+    progress: bool = True,
 ) -> RunResult:
     """Run a whole training as ``nablanet train`` does, and write its files to ``out`` (default: a new
     folder under ``runs/``).
@@ -310,7 +313,8 @@ def train_run(
     is refused unless ``resume=True``, which continues that run with its settings (see
     :func:`resume_settings`; ``given`` names the options the user typed — by default those that differ
     from the defaults). Both folders are locked for the run. ``report`` receives each line of progress;
-    ``callbacks`` are called by ``fit`` after the run's own (the playground shows its epochs with one).
+    ``callbacks`` are called by ``fit`` after the run's own (the playground shows its epochs with one);
+    ``progress=False`` leaves out the progress bar and the line per epoch (a sweep's trials say one line each).
 
     Nothing is lost on the way: Ctrl-C or SIGTERM during training writes the last finished epoch's state
     and raises the interruption again, with a message that says where the state is; the model is saved
@@ -349,7 +353,9 @@ def train_run(
             locks.enter_context(claim_folder(folder))
         try:
             with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
-                return _train(settings, state, _RunContext(folder, checkpoints, report, command, tuple(callbacks)))
+                return _train(
+                    settings, state, _RunContext(folder, checkpoints, report, command, tuple(callbacks), progress)
+                )
         except BaseException:
             if created:
                 with contextlib.suppress(OSError):
@@ -472,7 +478,8 @@ def _start(
     )
     # the dynamics before the checkpoint, which keeps their record; an epoch's line is printed once its state is saved
     callbacks: list[Callback] = [callback for callback in (stopper, dynamics) if callback is not None]
-    callbacks += [checkpoint, ProgressBar(settings.epochs), *run.callbacks, _SafePoints()]
+    progress = ProgressBar(settings.epochs, verbose=1 if run.progress else 0)  # at 0, silent (fit adds none then)
+    callbacks += [checkpoint, progress, *run.callbacks, _SafePoints()]
     return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
 
 
