@@ -6,6 +6,7 @@ another host, and every page opened without a console error or a failed request,
 Screenshots go to the test's temporary folder; with ``NABLANET_SCREENSHOTS=folder`` they are also copied there.
 """
 
+import contextlib
 import functools
 import http.server
 import json
@@ -359,18 +360,26 @@ def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_pat
 @needs_chromium
 @pytest.mark.parametrize("how", ["file", "http"])
 def test_the_search_works_from_disk_and_over_http_and_its_snippets_have_no_latex(site, served, tmp_path, how):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium(1300, 1500, network=True) as browser:  # tall: Dense's entry is among the results in sight
         open_and_settle(browser, (site / "index.html").as_uri() if how == "file" else f"{served}/index.html")
         box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
         box.click()
         box.send_keys("Dense backward")
-        deadline = time.monotonic() + 30
+        # the index loads, the worker answers and the list fills in, item by item: read the texts in one script
+        # (no element reference to go stale as the list re-renders) until Dense's entry is among them
+        read = "return [...document.querySelectorAll('.md-search-result__item')].map(item => item.innerText)"
         results: list[str] = []
-        while not results and time.monotonic() < deadline:  # the index loads and the worker answers
-            results = [item.text for item in browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item")]
-            time.sleep(0.1)
+
+        def dense_found(browser) -> bool:
+            results[:] = browser.execute_script(read)
+            return any(result.startswith("API reference\nDense\n") for result in results)
+
+        with contextlib.suppress(TimeoutException):  # the asserts below then say what was found
+            WebDriverWait(browser, 30, poll_frequency=0.1).until(dense_found)
         save_screenshot(browser, tmp_path, f"docs-search-{how}.png")
         problems = console_errors(browser) + failed_requests(browser)
     assert any(result.startswith("API reference\nDense\n") for result in results)
