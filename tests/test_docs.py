@@ -20,6 +20,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.support.ui import WebDriverWait
 
 import nablanet as nn
 
@@ -283,9 +285,8 @@ def settled(browser) -> bool:
 
 def open_and_settle(browser, url: str) -> None:
     browser.get(url)
-    deadline = time.monotonic() + 30
-    while not settled(browser) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(browser, 30, poll_frequency=0.1).until(settled)
     assert settled(browser), f"{url} did not finish loading within 30 s"
 
 
@@ -344,9 +345,8 @@ def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_pat
                     rows: [...table.querySelectorAll('tbody tr')].map(
                         row => [...row.querySelectorAll('td')].map(cell => cell.innerText.trim()))};"""
         )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not browser.execute_script(HEADER_SWAPPED):
-            time.sleep(0.05)
+        with contextlib.suppress(TimeoutException):  # the header bar's fade, for the screenshot only
+            WebDriverWait(browser, 5, poll_frequency=0.05).until(lambda browser: browser.execute_script(HEADER_SWAPPED))
         save_screenshot(browser, tmp_path, "docs-api-dense.png")
     assert " ".join(entry["signature"].split()) == (
         'Dense( input_size: int, output_size: int, *, init: str = "notebook", rng=None, dtype=float64, )'
@@ -360,9 +360,7 @@ def test_the_dense_entry_shows_its_signature_and_a_parameter_table(site, tmp_pat
 @needs_chromium
 @pytest.mark.parametrize("how", ["file", "http"])
 def test_the_search_works_from_disk_and_over_http_and_its_snippets_have_no_latex(site, served, tmp_path, how):
-    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium(1300, 1500, network=True) as browser:  # tall: Dense's entry is among the results in sight
         open_and_settle(browser, (site / "index.html").as_uri() if how == "file" else f"{served}/index.html")

@@ -179,20 +179,18 @@ def test_a_diverging_trial_is_marked_failed_and_the_sweep_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_keeps_the_finished_trials_and_the_same_command_continues(tmp_path):
-    command = ["sweep", "--space", "lr=loguniform(0.01,1)", "--trials", "3", "--sampler", "random", *TINY_OPTIONS]
+    command = ["sweep", "--space", "lr=loguniform(0.01,1)", "--trials", "5", "--sampler", "random", *TINY_OPTIONS]
     command += ["--out", "s"]
     process = nablanet_process(*command, cwd=tmp_path)
-    wait_until(
-        lambda: (
-            (tmp_path / "s" / "sweep.db").exists()
-            and any(trial.state.name == "COMPLETE" for trial in study_of(tmp_path / "s").get_trials())
-        ),
-        process,
-    )
+    # the controlled point: the sweep's own line that a trial is complete (it is recorded before a stop);
+    # with four trials left, the sweep cannot end before the signal comes
+    for line in process.stdout:
+        if " complete (" in line:
+            break
+    else:
+        pytest.fail(f"the sweep ended without completing a trial: {process.communicate()}")
     process.send_signal(signal.SIGTERM)
     _, error = process.communicate(timeout=120)
-    if process.returncode == 0:  # the last trials finished before the signal: nothing left to stop
-        pytest.skip("the sweep ended before SIGTERM came")
     assert process.returncode == 143
     assert error.count("\n") == 1 and "kept in s/sweep.db: the same command continues" in error
     kept = [trial for trial in study_of(tmp_path / "s").get_trials() if trial.state.name == "COMPLETE"]
@@ -202,7 +200,7 @@ def test_sigterm_keeps_the_finished_trials_and_the_same_command_continues(tmp_pa
     assert again.returncode == 0, error
     assert f"continuing after {len(kept)}" in output or "continuing after" in output
     trials = study_of(tmp_path / "s").get_trials()
-    assert sum(trial.state.name == "COMPLETE" for trial in trials) == 3
+    assert sum(trial.state.name == "COMPLETE" for trial in trials) == 5
     assert all(trial.state.name != "RUNNING" for trial in trials)
     learning_rates = [trial.params["lr"] for trial in trials]
     assert len(set(learning_rates)) == len(learning_rates)  # the continued study's sampler does not start over
