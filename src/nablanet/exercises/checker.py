@@ -320,7 +320,7 @@ def _check_layer(subject: Any, exercise: Exercise, setting: Setting) -> list[Ver
     forward_failed = not verdicts[0].passed
     for name, inputs, hint in exercise.extra_inputs(setting):
         try:
-            output = _call(exercise, "forward", _fresh(subject, exercise, setting).forward, inputs)
+            output = _call(exercise, "forward", _built(subject, exercise, setting).forward, inputs)
         except (_NotWritten, _Crashed) as reason:
             verdicts.append(Verdict(name, False, str(reason), getattr(reason, "hint", "")))
             continue
@@ -379,16 +379,9 @@ def _built(subject: type, exercise: Exercise, setting: Setting):
     return learner
 
 
-def _fresh(subject: type, exercise: Exercise, setting: Setting):
-    try:
-        return _built(subject, exercise, setting)
-    except (_NotWritten, _Crashed):
-        return None
-
-
 def _finite_differences(subject: type, exercise: Exercise, setting: Setting, earlier_failed: bool) -> Verdict:
     name = "∇ against central finite differences"
-    learner = _fresh(subject, exercise, setting)
+    learner = _built(subject, exercise, setting)
     see_above = "the failed checks above say where" if earlier_failed else "compare it with the formula, term by term"
     try:
         report = gradcheck(learner, setting.X)
@@ -408,7 +401,7 @@ def _sgd_step(subject: type, exercise: Exercise, setting: Setting) -> list[Verdi
     """backward(g, η): the step W ← W − η ∇_W L, and ∇_X L with W before it."""
     step = "backward(g, η) takes the step W ← W − η ∇_W L"
     before_name = "backward(g, η): ∇ of the input, W before the step"
-    learner = _fresh(subject, exercise, setting)
+    learner = _built(subject, exercise, setting)
     reference = setting.reference
     reference.forward(setting.X)
     expected_input_gradient = reference.backward(setting.G)
@@ -447,7 +440,7 @@ def _sgd_step(subject: type, exercise: Exercise, setting: Setting) -> list[Verdi
 def _one_sample(subject: type, exercise: Exercise, setting: Setting, earlier_failed: bool) -> Verdict:
     """The same layer on a batch of one sample: the shapes (k, 1) that loops and squeezes get wrong."""
     name = "a batch of one sample"
-    learner = _fresh(subject, exercise, setting)
+    learner = _built(subject, exercise, setting)
     X, G = setting.X[:, :1].copy(), setting.G[:, :1].copy()
     reference = setting.reference
     try:

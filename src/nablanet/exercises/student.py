@@ -87,11 +87,6 @@ def student_version(notebook: dict[str, Any], *, keep_outputs: bool = False) -> 
     return student
 
 
-def solution_cells(notebook: dict[str, Any]) -> int:
-    """How many code cells hold a solution block."""
-    return sum(cell["cell_type"] == "code" and BEGIN in "".join(cell["source"]) for cell in notebook.get("cells", []))
-
-
 def write_exercises(folder: Path | str, *, solutions: bool = False) -> list[Path]:
     """Write the student version of every exercise notebook into ``folder`` (created if need be), and with
     ``solutions`` the solution notebooks beside them (``*_solution.ipynb``); return the paths written.
