@@ -331,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--runs", type=Path, default=Path("runs"), help="folder searched for models (default: runs)")
     serve.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    serve.add_argument(
+        "--max-sessions",
+        type=_max_sessions,
+        default=8,
+        help="Train-tab sessions open at once (default: 8; at most 200); for a class, one per student who trains",
+    )
     return parser
 
 
@@ -456,6 +462,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 def _port(text):
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, received {text!r}")
+    return int(text)
+
+
+def _max_sessions(text):
+    if not text.isdigit() or not 1 <= int(text) <= 200:
+        raise argparse.ArgumentTypeError(f"expected a number of sessions from 1 to 200, received {text!r}")
     return int(text)
 
 
@@ -596,7 +608,15 @@ def command_serve(args) -> int:
         raise RuntimeError(
             f"the playground needs {error.name or 'its web server'}: pip install 'nablanet[playground]'"
         ) from None
-    serve(args.models, host=args.host, port=args.port, runs=args.runs, open_browser=args.open, report=_say)
+    serve(
+        args.models,
+        host=args.host,
+        port=args.port,
+        runs=args.runs,
+        open_browser=args.open,
+        report=_say,
+        max_sessions=args.max_sessions,
+    )
     return 0
 
 

@@ -196,9 +196,10 @@ def find_models(paths, runs: Path, report) -> list[ServedModel]:
 class Playground:
     """The state the routes share: the served models and the Train-tab sessions."""
 
-    def __init__(self, models: list[ServedModel], runs: Path):
+    def __init__(self, models: list[ServedModel], runs: Path, max_sessions: int = MAX_SESSIONS):
         self.models = models
         self.runs = runs
+        self.max_sessions = max_sessions
         self.sessions: dict[str, ToySession] = {}
         self.stopping = False  # set when the server is asked to stop: event streams end
         self.heavy = asyncio.Semaphore(HEAVY_AT_ONCE)  # predictions and evaluations: a bounded queue
@@ -227,10 +228,10 @@ class Playground:
         key = secrets.token_urlsafe(12)
         with self._lock:
             self.sessions[key] = session
-            while len(self.sessions) > MAX_SESSIONS:
+            while len(self.sessions) > self.max_sessions:
                 oldest = min(self.sessions, key=lambda name: self.sessions[name].last_used)
                 self.sessions.pop(oldest).close(
-                    f"closed: more than {MAX_SESSIONS} training sessions were open, and this one was used least "
+                    f"closed: more than {self.max_sessions} training sessions were open, and this one was used least "
                     "recently; press Reset for a new one"
                 )
         return key
@@ -626,11 +627,15 @@ def host_check(listening: str):
 
 
 def create_app(
-    models: list[ServedModel], runs: Path | str = "runs", host: str = "127.0.0.1", report=print
+    models: list[ServedModel],
+    runs: Path | str = "runs",
+    host: str = "127.0.0.1",
+    report=print,
+    max_sessions: int = MAX_SESSIONS,
 ) -> Starlette:
     """The playground's ASGI app serving ``models``; ``host`` is the address it listens on (on a loopback
     address, requests must name 127.0.0.1 or localhost as their Host); ``report`` receives error lines."""
-    playground = Playground(models, Path(runs))
+    playground = Playground(models, Path(runs), max_sessions)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -714,7 +719,16 @@ def _protocol_with_deadline():
     return Protocol
 
 
-def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs", open_browser=False, report=print):
+def serve(
+    model_paths,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    runs="runs",
+    open_browser=False,
+    report=print,
+    max_sessions: int = MAX_SESSIONS,
+):
     """Run the playground until Ctrl-C or SIGTERM: ``nablanet serve``. The socket is bound before anything
     else, so that a port in use is one clear error and ``port=0`` gets a free port, whose address is printed."""
     import uvicorn  # only here: the routes and their tests need no server
@@ -744,7 +758,7 @@ def serve(model_paths, *, host: str = "127.0.0.1", port: int = 8000, runs="runs"
     else:
         report(f"no model under {runs}/: the page offers to train the notebook's classifier there")
     report(f"nablanet playground at {url} (Ctrl-C stops it)")
-    app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"))
+    app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"), max_sessions=max_sessions)
     logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
     config = uvicorn.Config(
         app, http=_protocol_with_deadline(), log_level="warning", access_log=False, timeout_graceful_shutdown=1
