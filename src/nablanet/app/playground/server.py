@@ -65,6 +65,7 @@ from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
 from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
 from .training import ToySession, ToySettings, choices, finite
+from .turns import Turns
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
@@ -76,6 +77,7 @@ MAX_TEMPLATES = 100  # weight templates in a model's details: the first 100 clas
 MAX_IMAGE_PIXELS = 1_000_000  # the pad has 78,400; a small PNG of huge size would cost memory and time
 MAX_JSON_BYTES = 16 * 2**10
 MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left unused longest
+TRAINING_AT_ONCE = 1  # sessions computing at once, after the drawings (see turns.py)
 MAX_MODELS = 50
 EVENT_PERIOD = 0.05  # seconds between looks at a session for a new snapshot
 KEEP_ALIVE = 15.0  # seconds: a comment line keeps an idle event stream open through proxies
@@ -204,6 +206,7 @@ class Playground:
         self.stopping = False  # set when the server is asked to stop: event streams end
         self.heavy = asyncio.Semaphore(HEAVY_AT_ONCE)  # predictions and evaluations: a bounded queue
         self.heavy_waiting = 0
+        self.turns = Turns(TRAINING_AT_ONCE)  # the sessions' share of the CPU: what drawing leaves
         self._lock = threading.Lock()
         self._training_recipe = threading.Lock()
         self.recipe: RecipeProgress | None = None  # the last training of the notebook's classifier
@@ -329,15 +332,16 @@ async def _heavy(request: Request, work, *arguments, for_this_client: bool = Fal
     playground = _playground(request)
     if playground.heavy_waiting >= HEAVY_WAITING:
         raise HTTPException(503, "the playground is busy: try again in a moment", headers={"retry-after": "1"})
-    playground.heavy_waiting += 1
-    try:
-        await _turn(playground.heavy, request if for_this_client else None)
-    finally:
-        playground.heavy_waiting -= 1
-    try:
-        return await in_daemon_thread(work, *arguments)
-    finally:
-        playground.heavy.release()
+    with playground.turns.drawing():  # the trainings wait for it, from the moment it comes
+        playground.heavy_waiting += 1
+        try:
+            await _turn(playground.heavy, request if for_this_client else None)
+        finally:
+            playground.heavy_waiting -= 1
+        try:
+            return await in_daemon_thread(work, *arguments)
+        finally:
+            playground.heavy.release()
 
 
 async def _turn(places: asyncio.Semaphore, request: Request | None) -> None:
@@ -490,7 +494,7 @@ async def create_session(request: Request) -> Response:
         settings = ToySettings.from_request(await _json(request))
     except (ValueError, TypeError) as error:
         raise HTTPException(400, str(error)) from None
-    session = await run_in_threadpool(ToySession, settings)
+    session = await run_in_threadpool(ToySession, settings, _playground(request).turns)
     key = _playground(request).add_session(session)
     return JSONResponse({"id": key, **session.description()}, status_code=201)
 

@@ -36,11 +36,11 @@ from ...training.loop import History, TrainingDiverged
 from ...training.model import Sequential, build_classifier
 from ..terminal import describe
 from .inside import colour_scale, png_data_url, png_url
+from .turns import Turns
 
 SPEEDS = {"slow": 20.0, "normal": 200.0, "fast": float("inf")}  # epochs per second at most
 GRID = 96  # the decision boundary is evaluated on GRID × GRID points
 CURVE_POINTS = 400  # at most this many points of each curve go to the page
-SNAPSHOT_SECONDS = 0.05  # the page is updated at most 20 times a second
 PALETTE = colormaps["tab10"](np.arange(10))[:, :3]  # ten well-separated class colours, RGB in [0, 1]
 VALUES = "RdBu_r"  # a regression's colours: blue (low) through white (0) to red (high)
 
@@ -175,11 +175,13 @@ class ToySession:
     """One Train-tab run: the data, the model, its optimizer and history, and the thread that trains it.
 
     It starts paused at epoch 0; :meth:`resume` trains until ``settings.epochs`` (or :meth:`pause`),
-    :meth:`step` trains one epoch while paused, :meth:`close` stops it for good.
+    :meth:`step` trains one epoch while paused, :meth:`close` stops it for good. ``turns``: the
+    :class:`~.turns.Turns` it shares the server's CPU by (default: its own, without limits).
     """
 
-    def __init__(self, settings: ToySettings):
+    def __init__(self, settings: ToySettings, turns: Turns | None = None):
         self.settings = settings
+        self.turns = turns or Turns(at_once=None)
         self.data: Any
         if settings.regression:
             self.data = toy_regression(settings.dataset, settings.samples, noise=settings.noise, seed=settings.seed)
@@ -259,10 +261,14 @@ class ToySession:
 
     def _start(self) -> None:  # with the condition held
         if self._thread is None:
-            self._thread = threading.Thread(target=self._train, name="nablanet-toy-training", daemon=True)
+            self._thread = threading.Thread(target=self._train_by_turns, name="nablanet-toy-training", daemon=True)
             self._thread.start()
 
     # ------------------------------------------------------------------ the training thread
+
+    def _train_by_turns(self) -> None:
+        with self.turns.trainer():
+            self._train()
 
     def _train(self) -> None:
         settings = self.settings
@@ -295,18 +301,24 @@ class ToySession:
         self.norms.append(self._norms())
         pace = 1.0 / SPEEDS[self.settings.speed]
         if pace:
+            self.turns.give()  # no place held while it waits
             time.sleep(max(0.0, self._epoch_started + pace - time.monotonic()))
+            self.turns.take()
         with self._condition:  # held while publishing, so that a pause cannot slip in before the wait
             stepping = self._steps > 0
             self._steps = max(0, self._steps - 1)
             last = epoch + 1 >= self.settings.epochs
             waiting = self.state == "paused" and self._steps == 0 and not last
-            if stepping or waiting or time.monotonic() - self._published >= SNAPSHOT_SECONDS:
+            if stepping or waiting or time.monotonic() - self._published >= self.turns.snapshot_seconds():
                 self._publish()  # the model is not training between epochs: a full snapshot is safe here
+            if waiting:
+                self.turns.give()
             while self.state == "paused" and self._steps == 0 and not last:
                 self._condition.wait()
             if self.state == "closed":
                 model.stop_training = True
+        if waiting:
+            self.turns.take()
         self._epoch_started = time.monotonic()
 
     _epoch_started = 0.0
@@ -424,6 +436,9 @@ class _Control(Callback):
     def on_train_begin(self, model):
         self.model = model
         self.session._epoch_started = time.monotonic()
+
+    def on_batch_end(self, batch, loss):
+        self.session.turns.switch()
 
     def on_epoch_end(self, epoch, logs):
         self.session.after_epoch(self.model, epoch)
