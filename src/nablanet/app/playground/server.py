@@ -65,7 +65,7 @@ from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
 from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
 from .training import ToySession, ToySettings, choices, finite
-from .turns import Turns
+from .turns import Turns, one_blas_thread
 
 STATIC = Path(__file__).parent / "static"
 MAX_IMAGE_BYTES = 2 * 2**20  # a 280×280 canvas is ~10 KB as PNG
@@ -762,6 +762,7 @@ def serve(
     else:
         report(f"no model under {runs}/: the page offers to train the notebook's classifier there")
     report(f"nablanet playground at {url} (Ctrl-C stops it)")
+    one_blas_thread()  # requests and trainings side by side, each on one core (see turns.py)
     app = create_app(models, runs, host, report=lambda line: report(f"error: {line}"), max_sessions=max_sessions)
     logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
     config = uvicorn.Config(
