@@ -1,19 +1,21 @@
 """A classroom on one server: 30 students drawing while 10 others train, against ``nablanet serve``.
 
-    python benchmarks/classroom_load.py [--students 30] [--trainings 10] [--seconds 30] [-- SERVE OPTIONS]
+    python benchmarks/classroom_load.py [--students 30] [--trainings 10] [--seconds 30] [--servers 1]
 
 It starts ``nablanet serve --port 0 --max-sessions TRAININGS`` on 127.0.0.1 (loopback only) with the MLP
 784-256-128-10 (float32) of ``playground_latency.py``, opens TRAININGS Train-tab sessions with the page's
 defaults (the spiral, 200 epochs a second at most) and watches each one's event stream as its page does;
 then, for ``--seconds``, each of STUDENTS simulated students sends a drawn digit for prediction every
 ``--period`` seconds (each on its own keep-alive connection, starting at a random moment of the first
-period). It prints:
+period). ``--servers 2``: two such servers, each with half the students and half the trainings, as a
+proxy that sends each client to the same server (sticky routing) would share them out. It prints:
 
 * the predict latency seen by the students (median, 99th percentile, the worst) and inside the server
   (``server_ms``);
 * each training session's epochs per second (from its event stream's last snapshot);
-* the server's memory (resident now, and its peak), sampled from /proc;
-* what the full server answers: one more training session, and a burst of predictions beyond its queue;
+* the server's memory (resident now, and its peak; with several servers, their sum), sampled from /proc;
+* what the full server answers: one more training session, and a burst of predictions beyond its queue
+  (of the first server);
 * every status other than 200/201 counted, and whether any request got a 500 or no answer within
   ``--timeout`` seconds (a hang): then the exit status is 1.
 
@@ -49,11 +51,11 @@ import nablanet as nn
 EPOCH = re.compile(rb'"epoch": (\d+)')
 
 
-def start_server(runs: Path, trainings: int, options: list[str]) -> tuple[subprocess.Popen, str, int]:
+def start_server(runs: Path, trainings: int) -> tuple[subprocess.Popen, str, int]:
     """``nablanet serve`` on a free port of 127.0.0.1; the process, its host and its port."""
     process = subprocess.Popen(
         [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(runs)]
-        + ["--max-sessions", str(trainings), *options],
+        + ["--max-sessions", str(trainings)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -208,7 +210,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the students draw")
     parser.add_argument("--period", type=float, default=0.5, help="seconds between one student's drawings")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds without an answer: a hang")
-    parser.add_argument("serve_options", nargs="*", help="more options for nablanet serve (after --)")
+    parser.add_argument("--servers", type=int, default=1, help="servers sharing the students and trainings")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; load average before: {load_average()}", flush=True)
 
@@ -221,10 +223,19 @@ def main() -> int:
     pictures = [drawn_png(digit) for digit in "170"]
 
     tally = Tally()
-    process, host, port = start_server(runs, args.trainings, args.serve_options)
+    each = -(-args.trainings // args.servers)  # the sessions of one server, at most
+    servers = [start_server(runs, each) for _ in range(args.servers)]
+    process, host, port = servers[0]  # the one filled up at the end
+    pids = [server[0].pid for server in servers]
+
+    def resident() -> int:
+        return sum(memory(pid)["VmRSS"] for pid in pids)
+
     try:
-        print(f"server {process.pid}: {memory(process.pid)['VmRSS']} MiB resident at start", flush=True)
-        trainings = [Training(host, port, seed, tally, args.timeout) for seed in range(args.trainings)]
+        print(f"{args.servers} server(s): {resident()} MiB resident at start", flush=True)
+        trainings = [
+            Training(*servers[seed % args.servers][1:], seed, tally, args.timeout) for seed in range(args.trainings)
+        ]
         time.sleep(2.0)  # the trainings under way
         started = time.monotonic()
         epochs_before = [training.epoch() for training in trainings]
@@ -234,21 +245,22 @@ def main() -> int:
         students = [
             threading.Thread(
                 target=student,
-                args=(host, port, pictures, args.period, until, latencies, inside, tally, args.timeout),
+                args=(*servers[number % args.servers][1:], pictures, args.period, until, latencies, inside, tally)
+                + (args.timeout,),
             )
-            for _ in range(args.students)
+            for number in range(args.students)
         ]
         for thread in students:
             thread.start()
         peak_rss = 0
         while time.monotonic() < until:
-            peak_rss = max(peak_rss, memory(process.pid)["VmRSS"])
+            peak_rss = max(peak_rss, resident())
             time.sleep(0.5)
         for thread in students:
             thread.join()
         seconds = time.monotonic() - started
         rates = [(training.epoch() - before) / seconds for training, before in zip(trainings, epochs_before)]
-        figures = memory(process.pid)
+        now = resident()
         print(
             f"{args.students} students drawing every {args.period} s for {seconds:.1f} s while {args.trainings} "
             f"sessions train; load average after: {load_average()}"
@@ -259,26 +271,27 @@ def main() -> int:
             f"  training: {statistics.mean(rates):.1f} epochs/s per session on average "
             f"(from {min(rates):.1f} to {max(rates):.1f}; {sum(rates):.0f} in all)"
         )
-        print(f"  server memory: {figures['VmRSS']} MiB resident, {max(peak_rss, figures['VmRSS'])} MiB at most")
+        print(f"  server memory: {now} MiB resident, {max(peak_rss, now)} MiB at most")
 
         print("once full:")
         connection = http.client.HTTPConnection(host, port, timeout=args.timeout)
         status, body = request(connection, "POST", "/api/sessions", tally, b"{}", "application/json")
-        watched = sum(not training.ended for training in trainings)
         print(f"  one more training session: {status} {body[:300].decode('utf-8', 'replace')}")
         time.sleep(0.5)
-        print(f"  sessions still watched by their page: {sum(not t.ended for t in trainings)} of {watched}")
+        print(f"  training sessions whose stream is still open: {sum(not t.ended for t in trainings)}")
         statuses = burst(host, port, 40, pictures[0], tally, args.timeout)
         print(f"  40 predictions at once: {dict(sorted(statuses.items(), key=str))}")
         for code, message in sorted(tally.messages.items()):
             print(f"  {code}: {message}")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            print("the server did not stop within 10 s of Ctrl-C: killed")
+        for process, _, _ in servers:
+            process.send_signal(signal.SIGINT)
+        for process, _, _ in servers:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                print("a server did not stop within 10 s of Ctrl-C: killed")
     print(f"statuses: {dict(sorted(tally.statuses.items()))}; no answer within {args.timeout:.0f} s: {tally.hangs}")
     failed = tally.statuses[500] + tally.hangs
     print("no 500, no hang" if not failed else f"FAILED: {tally.statuses[500]} answers 500, {tally.hangs} hangs")

@@ -100,6 +100,7 @@ CASES = [  # (what the user typed, after `nablanet`; a fragment of the one-line 
     ("--hidden 32 train", "options go after the command, as in: nablanet train --hidden"),
     ("gradcheck --loss CCE", "invalid choice: 'CCE' (choose from 'auto', 'cce'); did you mean 'cce'?"),
     ("serve --port 70000", "argument --port: expected a port number from 0 to 65535, received '70000'"),
+    ("serve --max-sessions 0", "argument --max-sessions: expected a number of sessions from 1 to 200, received '0'"),
     ("serve --host= --port 0", "nablanet serve: error: --host must be an IPv4 address such as 127.0.0.1"),
     ("serve --runs {dir}/model.npz --port 0", "--runs {dir}/model.npz is a file, not a folder of runs"),
     ("serve {dir}/missing.npz --port 0", "no model file at {dir}/missing.npz"),

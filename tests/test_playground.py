@@ -456,7 +456,8 @@ def test_bad_session_requests(client):
     assert client.post(f"/api/sessions/{key}/explode").status_code == 404
 
 
-def test_too_many_sessions_close_the_oldest(client):
+def test_too_many_sessions_close_the_oldest(client, monkeypatch):
+    monkeypatch.setattr(server, "SESSION_GRACE", 0.0)  # none is watched, and none has been used for 0 s
     keys = [client.post("/api/sessions", json={}).json()["id"] for _ in range(server.MAX_SESSIONS + 2)]
     assert client.post(f"/api/sessions/{keys[0]}/pause").status_code == 404
     assert client.post(f"/api/sessions/{keys[-1]}/pause").status_code == 200
@@ -571,7 +572,9 @@ def test_a_client_that_goes_away_while_queued_gives_its_place_up():
     done = []
 
     async def scenario():
-        playground = types.SimpleNamespace(heavy=asyncio.Semaphore(server.HEAVY_AT_ONCE), heavy_waiting=0)
+        playground = types.SimpleNamespace(
+            heavy=asyncio.Semaphore(server.HEAVY_AT_ONCE), heavy_waiting=0, turns=server.Turns(server.TRAINING_AT_ONCE)
+        )
         for _ in range(server.HEAVY_AT_ONCE):
             await playground.heavy.acquire()  # every place taken
         disconnect = asyncio.Event()
@@ -612,7 +615,8 @@ def test_a_step_on_the_last_epoch_ends_the_session():
     assert session.state == "done" and len(session.history.loss) == 2
 
 
-def test_an_evicted_session_says_why(client):
+def test_an_evicted_session_says_why(client, monkeypatch):
+    monkeypatch.setattr(server, "SESSION_GRACE", 0.0)
     first = client.post("/api/sessions", json={}).json()["id"]
     session = client.app.state.playground.sessions[first]
     for _ in range(server.MAX_SESSIONS):

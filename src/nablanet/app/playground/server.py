@@ -28,6 +28,7 @@ the page may load nothing from another host (Content-Security-Policy).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import ipaddress
@@ -76,7 +77,8 @@ HEAVY_WAITING = 16  # more waiting than this: "busy", at once
 MAX_TEMPLATES = 100  # weight templates in a model's details: the first 100 classes
 MAX_IMAGE_PIXELS = 1_000_000  # the pad has 78,400; a small PNG of huge size would cost memory and time
 MAX_JSON_BYTES = 16 * 2**10
-MAX_SESSIONS = 8  # Train-tab sessions at once; a new one closes the one left unused longest
+MAX_SESSIONS = 8  # Train-tab sessions at once (--max-sessions); see Playground.add_session when full
+SESSION_GRACE = 10.0  # seconds: a session used this recently is in use, even if no page watches it (yet)
 TRAINING_AT_ONCE = 1  # sessions computing at once, after the drawings (see turns.py)
 MAX_MODELS = 50
 EVENT_PERIOD = 0.05  # seconds between looks at a session for a new snapshot
@@ -203,6 +205,7 @@ class Playground:
         self.runs = runs
         self.max_sessions = max_sessions
         self.sessions: dict[str, ToySession] = {}
+        self.watched: collections.Counter[str] = collections.Counter()  # each session's open event streams
         self.stopping = False  # set when the server is asked to stop: event streams end
         self.heavy = asyncio.Semaphore(HEAVY_AT_ONCE)  # predictions and evaluations: a bounded queue
         self.heavy_waiting = 0
@@ -227,16 +230,38 @@ class Playground:
         session.last_used = time.monotonic()
         return session
 
+    def make_room(self) -> None:
+        """Make room for one more session: with ``max_sessions`` open, close the one left unused longest among
+        those no page watches (and unused for ``SESSION_GRACE`` seconds); if every one is in use, a 503 that
+        says so — a student's training is never closed under their eyes."""
+        with self._lock:
+            if len(self.sessions) < self.max_sessions:
+                return
+            now = time.monotonic()
+            unused = [
+                key
+                for key, session in self.sessions.items()
+                if not self.watched[key] and now - session.last_used >= SESSION_GRACE
+            ]
+            if not unused:
+                raise HTTPException(
+                    503,
+                    f"the playground's {self.max_sessions} training sessions are all in use, each by an open page: "
+                    "try again when one is closed (a server for a class is started with a larger --max-sessions)",
+                    headers={"retry-after": "10"},
+                )
+            oldest = min(unused, key=lambda key: self.sessions[key].last_used)
+            self.sessions.pop(oldest).close(
+                f"closed: more than {self.max_sessions} training sessions were open, and this one was used least "
+                "recently; press Reset for a new one"
+            )
+
     def add_session(self, session: ToySession) -> str:
+        """Keep ``session`` under a new random key (after :meth:`make_room`, which may refuse it); the key."""
+        self.make_room()
         key = secrets.token_urlsafe(12)
         with self._lock:
             self.sessions[key] = session
-            while len(self.sessions) > self.max_sessions:
-                oldest = min(self.sessions, key=lambda name: self.sessions[name].last_used)
-                self.sessions.pop(oldest).close(
-                    f"closed: more than {self.max_sessions} training sessions were open, and this one was used least "
-                    "recently; press Reset for a new one"
-                )
         return key
 
     def close(self) -> None:
@@ -494,8 +519,10 @@ async def create_session(request: Request) -> Response:
         settings = ToySettings.from_request(await _json(request))
     except (ValueError, TypeError) as error:
         raise HTTPException(400, str(error)) from None
-    session = await run_in_threadpool(ToySession, settings, _playground(request).turns)
-    key = _playground(request).add_session(session)
+    playground = _playground(request)
+    playground.make_room()  # a full server refuses before it computes anything
+    session = await run_in_threadpool(ToySession, settings, playground.turns)
+    key = playground.add_session(session)
     return JSONResponse({"id": key, **session.description()}, status_code=201)
 
 
@@ -523,20 +550,27 @@ async def close_session(request: Request) -> Response:
 async def session_events(request: Request) -> Response:
     playground = _playground(request)
     session = playground.session(request)
+    key = request.path_params["id"]
 
     async def events():
         seen, quiet_since = -1, time.monotonic()
-        while session.state != "closed" and not playground.stopping:
-            session.last_used = time.monotonic()  # a session someone watches is in use
-            if session.version != seen:
-                seen = session.version
-                yield f"data: {session.snapshot_json}\n\n"
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > KEEP_ALIVE:
-                yield ": still here\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(EVENT_PERIOD)
-        yield f"data: {session.snapshot_json}\n\n"
+        playground.watched[key] += 1  # a session someone watches is in use: never closed to make room
+        try:
+            while session.state != "closed" and not playground.stopping:
+                session.last_used = time.monotonic()
+                if session.version != seen:
+                    seen = session.version
+                    yield f"data: {session.snapshot_json}\n\n"
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > KEEP_ALIVE:
+                    yield ": still here\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(EVENT_PERIOD)
+            yield f"data: {session.snapshot_json}\n\n"
+        finally:
+            playground.watched[key] -= 1
+            if playground.watched[key] <= 0:
+                del playground.watched[key]
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
