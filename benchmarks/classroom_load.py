@@ -53,9 +53,9 @@ EPOCH = re.compile(rb'"epoch": (\d+)')
 
 def start_server(runs: Path, trainings: int) -> tuple[subprocess.Popen, str, int]:
     """``nablanet serve`` on a free port of 127.0.0.1; the process, its host and its port."""
+    command = ["serve", "--port", "0", "--runs", str(runs), "--max-sessions", str(trainings)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "nablanet.app.cli", "serve", "--port", "0", "--runs", str(runs)]
-        + ["--max-sessions", str(trainings)],
+        [sys.executable, "-m", "nablanet.app.cli", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -82,7 +82,7 @@ class Tally:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.statuses: collections.Counter = collections.Counter()
-        self.messages: dict[int, str] = {}
+        self.messages: dict[tuple[int, str], int] = collections.Counter()  # (status, message): how many
         self.hangs = 0
 
     def record(self, status: int | None, body: bytes = b"") -> None:
@@ -91,8 +91,8 @@ class Tally:
                 self.hangs += 1
                 return
             self.statuses[status] += 1
-            if status >= 400 and status not in self.messages:
-                self.messages[status] = body[:200].decode("utf-8", "replace")
+            if status >= 400:
+                self.messages[status, body[:300].decode("utf-8", "replace")] += 1
 
 
 def request(connection, method: str, path: str, tally: Tally, body=None, content_type=None):
@@ -143,9 +143,9 @@ class Training:
         return int(found.group(1)) if found else 0
 
 
-def student(host, port, pictures, period, until, latencies, inside, tally, timeout) -> None:
+def student(address, pictures, period, until, latencies, inside, tally, timeout) -> None:
     """Send a drawing every ``period`` seconds until ``until`` (a late answer: the next one at once)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    connection = http.client.HTTPConnection(*address, timeout=timeout)
     due = time.monotonic() + random.uniform(0, period)
     while True:
         time.sleep(max(0.0, due - time.monotonic()))
@@ -245,8 +245,16 @@ def main() -> int:
         students = [
             threading.Thread(
                 target=student,
-                args=(*servers[number % args.servers][1:], pictures, args.period, until, latencies, inside, tally)
-                + (args.timeout,),
+                args=(
+                    servers[number % args.servers][1:],
+                    pictures,
+                    args.period,
+                    until,
+                    latencies,
+                    inside,
+                    tally,
+                    args.timeout,
+                ),
             )
             for number in range(args.students)
         ]
@@ -259,7 +267,9 @@ def main() -> int:
         for thread in students:
             thread.join()
         seconds = time.monotonic() - started
-        rates = [(training.epoch() - before) / seconds for training, before in zip(trainings, epochs_before)]
+        rates = [
+            (training.epoch() - before) / seconds for training, before in zip(trainings, epochs_before, strict=True)
+        ]
         now = resident()
         print(
             f"{args.students} students drawing every {args.period} s for {seconds:.1f} s while {args.trainings} "
@@ -281,8 +291,9 @@ def main() -> int:
         print(f"  training sessions whose stream is still open: {sum(not t.ended for t in trainings)}")
         statuses = burst(host, port, 40, pictures[0], tally, args.timeout)
         print(f"  40 predictions at once: {dict(sorted(statuses.items(), key=str))}")
-        for code, message in sorted(tally.messages.items()):
-            print(f"  {code}: {message}")
+        print("every refusal, from the start:")
+        for (code, message), count in sorted(tally.messages.items()):
+            print(f"  {count} × {code} {message}")
     finally:
         for process, _, _ in servers:
             process.send_signal(signal.SIGINT)

@@ -23,6 +23,10 @@ bounded and read only after their declared size is checked; POST bodies must dec
 (``application/json``, ``image/png``), so another web site cannot send them without the browser's
 permission, which this server never gives; the Host header must name this server (no DNS rebinding);
 the page may load nothing from another host (Content-Security-Policy).
+
+Shared by a class (``--max-sessions``): at most that many Train-tab sessions, and a full server refuses one
+more with a 503 unless one is left that no page watches (:meth:`Playground.make_room`); the sessions train by
+turns, after the drawings (:mod:`.turns`).
 """
 
 from __future__ import annotations
