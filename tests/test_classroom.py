@@ -143,6 +143,8 @@ def test_trainings_wait_while_a_drawing_is_under_way():
         session.resume()
         until(lambda: len(turns._waiting) == 1)  # its training thread waits for its first turn
         assert len(session.history.loss) == 0 and not turns._computing
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert os.getpriority(os.PRIO_PROCESS, session._thread.native_id) == min(19, niceness + 10)
     until(lambda: len(session.history.loss) >= 3)  # the drawing done, it trains
     with turns.drawing():  # a drawing under way: it stops at the end of a batch, and waits
         until(lambda: len(turns._waiting) == 1)

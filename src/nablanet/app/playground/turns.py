@@ -2,8 +2,9 @@
 
 A classroom is 30 students drawing (a prediction every half second each) while 10 others train. Left
 alone, 10 training threads, each computing its epochs and its page's pictures as fast as it can, keep the
-2 cores and Python's one interpreter lock busy, and a prediction waits behind them: 0.4 s instead of 5 ms
-(``benchmarks/classroom_load.py``). :class:`Turns` orders that work:
+2 cores and Python's one interpreter lock busy, and a prediction of a few milliseconds waits behind them
+for a second or more (``benchmarks/classroom_load.py``; the README's "A classroom on one server" has the
+figures). :class:`Turns` orders that work:
 
 * **Drawing first.** While a prediction (or an evaluation) is under way or waiting, no session starts a
   batch: a training thread gives its place up at the end of its batch and waits until no drawing is left.
@@ -12,6 +13,8 @@ alone, 10 training threads, each computing its epochs and its page's pictures as
   and make everyone else wait longer for it). A session holds its place while it computes and gives it up
   whenever it would wait anyway (its pace, a pause), and at the end of a batch after ``SLICE`` seconds
   if another session is waiting.
+* **Lower priority.** A training thread asks the operating system for a lower priority (``TRAINING_NICENESS``),
+  so that on cores busy with other work the threads that answer requests run first.
 * **Pictures shared out.** A session's page gets a new snapshot (whose picture of the plane costs more than
   an epoch) at most every :meth:`snapshot_seconds`: ``SNAPSHOT_SECONDS`` × the number of sessions training,
   so that all the pages together get about 1 / ``SNAPSHOT_SECONDS`` snapshots a second, however many train.
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import threading
 import time
 
 SLICE = 0.02  # seconds a session computes before it lets a waiting one have its turn
 SNAPSHOT_SECONDS = 0.05  # one session alone: a snapshot every 0.05 s at most (20 a second)
+TRAINING_NICENESS = 10  # how much lower a training thread's priority is than the server's (for the system)
 
 
 class Turns:
@@ -103,6 +108,8 @@ class Turns:
         (given up when it ends, however it ends)."""
         with self._condition:
             self.training += 1
+        if self.at_once is not None:
+            lower_priority()
         self.take()
         try:
             yield
@@ -110,6 +117,14 @@ class Turns:
             self.give()
             with self._condition:
                 self.training -= 1
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's priority by ``TRAINING_NICENESS`` (its "nice" value, at most 19), where
+    each thread has its own (Linux); elsewhere nothing happens."""
+    with contextlib.suppress(AttributeError, OSError):  # no os.setpriority (Windows), or no thread priorities
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + TRAINING_NICENESS))
 
 
 BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
