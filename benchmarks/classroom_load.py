@@ -13,6 +13,7 @@ proxy that sends each client to the same server (sticky routing) would share the
 * the predict latency seen by the students (median, 99th percentile, the worst) and inside the server
   (``server_ms``);
 * each training session's epochs per second (from its event stream's last snapshot);
+* the CPU time the server used (how much of the 2 cores it got: other work on the machine takes the rest);
 * the server's memory (resident now, and its peak; with several servers, their sum), sampled from /proc;
 * what the full server answers: one more training session, and a burst of predictions beyond its queue
   (of the first server);
@@ -170,6 +171,13 @@ def memory(pid: int) -> dict[str, int]:
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far (user and system, all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+        fields = file.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(values: list[float]) -> str:
     if len(values) < 2:
         return "too few answers"
@@ -223,7 +231,7 @@ def main() -> int:
     pictures = [drawn_png(digit) for digit in "170"]
 
     tally = Tally()
-    each = -(-args.trainings // args.servers)  # the sessions of one server, at most
+    each = max(1, -(-args.trainings // args.servers))  # the sessions of one server, at most
     servers = [start_server(runs, each) for _ in range(args.servers)]
     process, host, port = servers[0]  # the one filled up at the end
     pids = [server[0].pid for server in servers]
@@ -237,7 +245,7 @@ def main() -> int:
             Training(*servers[seed % args.servers][1:], seed, tally, args.timeout) for seed in range(args.trainings)
         ]
         time.sleep(2.0)  # the trainings under way
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), sum(cpu_seconds(pid) for pid in pids)
         epochs_before = [training.epoch() for training in trainings]
         until = started + args.seconds
         latencies: list[float] = []
@@ -267,6 +275,7 @@ def main() -> int:
         for thread in students:
             thread.join()
         seconds = time.monotonic() - started
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         rates = [
             (training.epoch() - before) / seconds for training, before in zip(trainings, epochs_before, strict=True)
         ]
@@ -277,10 +286,12 @@ def main() -> int:
         )
         print(f"  predict, as the students see it: {percentiles(latencies)} ({len(latencies)} answers)")
         print(f"  predict, inside the server:      {percentiles(inside)}")
-        print(
-            f"  training: {statistics.mean(rates):.1f} epochs/s per session on average "
-            f"(from {min(rates):.1f} to {max(rates):.1f}; {sum(rates):.0f} in all)"
-        )
+        if rates:
+            print(
+                f"  training: {statistics.mean(rates):.1f} epochs/s per session on average "
+                f"(from {min(rates):.1f} to {max(rates):.1f}; {sum(rates):.0f} in all)"
+            )
+        print(f"  server CPU: {cpu:.1f} s in {seconds:.1f} s ({cpu / seconds:.2f} of a core)")
         print(f"  server memory: {now} MiB resident, {max(peak_rss, now)} MiB at most")
 
         print("once full:")

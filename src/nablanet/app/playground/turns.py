@@ -99,7 +99,8 @@ class Turns:
             self.take()
 
     def snapshot_seconds(self) -> float:
-        """The least time between two snapshots of one session: ``SNAPSHOT_SECONDS`` × the sessions training."""
+        """The least time between two snapshots of one session: ``SNAPSHOT_SECONDS`` × the sessions training
+        (a paused one included: its thread is there, waiting)."""
         return SNAPSHOT_SECONDS * max(1, self.training)
 
     @contextlib.contextmanager
