@@ -3,7 +3,7 @@
 A classroom is 30 students drawing (a prediction every half second each) while 10 others train. Left
 alone, 10 training threads, each computing its epochs and its page's pictures as fast as it can, keep the
 2 cores and Python's one interpreter lock busy, and a prediction of a few milliseconds waits behind them
-for a second or more (``benchmarks/classroom_load.py``; the README's "A classroom on one server" has the
+for most of a second (``benchmarks/classroom_load.py``; the README's "A classroom on one server" has the
 figures). :class:`Turns` orders that work:
 
 * **Drawing first.** While a prediction (or an evaluation) is under way or waiting, no session starts a
@@ -137,10 +137,11 @@ def one_blas_thread() -> bool:
 
     Why: a prediction's product W x of a 256×784 layer is split over OpenBLAS's threads, one per core, which
     wait for each other; on a machine whose cores are all busy (ten trainings, or anyone else's work) the
-    one that is not scheduled holds the others up: in ``benchmarks/classroom_load.py`` on a busy machine,
-    predictions took 4 to 7 times longer and the trainings ran 30 times slower than on one thread (the
-    README's "A classroom on one server"). A server's requests run side by side anyway; a product this
-    small gains nothing from a second core.
+    one that is not scheduled holds the others up: in one run each of ``benchmarks/classroom_load.py`` on a
+    busy 2-core machine (load average 16), OpenBLAS's two threads made the predictions' median 80 ms and
+    their 99th percentile 489 ms, and the trainings 1.2 epochs/s a session; one thread: 12 ms, 100 ms and
+    36 epochs/s. A server's requests run side by side anyway; a product this small gains nothing from a
+    second core.
     """
     import ctypes
 
