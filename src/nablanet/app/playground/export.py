@@ -68,8 +68,9 @@ def cells(session: ToySession) -> list[tuple[str, str]]:
         [
             f"seed = {settings.seed}",
             data,
-            f"P_train, Y_train, P_test, Y_test = split_points(data.X_train, data.Y_train, {settings.train_percent} / 100, "
-            "seed=seed)",
+            "P_train, Y_train, P_test, Y_test = split_points(",
+            f"    data.X_train, data.Y_train, {settings.train_percent} / 100, seed=seed",
+            ")",
             f"features = {list(settings.features)}",
             "X_train, X_test = toy_features(P_train, features), toy_features(P_test, features)",
             model,

@@ -65,8 +65,8 @@ from ...training.model import Sequential
 from .. import run
 from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
-from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
 from . import export
+from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
 from .training import ToySession, ToySettings, choices, finite
 
 STATIC = Path(__file__).parent / "static"
