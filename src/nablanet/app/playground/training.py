@@ -441,9 +441,9 @@ class ToySession:
             self._steps = max(0, self._steps - 1)
             last = epoch + 1 >= self.settings.epochs
             waiting = self.state == "paused" and self._steps == 0 and not last
-            self._idle = True
             if stepping or waiting or time.monotonic() - self._published >= SNAPSHOT_SECONDS:
                 self._publish()  # the model is not training between epochs: a full snapshot is safe here
+            self._idle = True  # published first: whoever sees the session idle sees this epoch's snapshot
             while self.state == "paused" and self._steps == 0 and not last:
                 self._condition.wait()
             self._idle = last  # after the last epoch fit returns: nothing changes the weights any more
