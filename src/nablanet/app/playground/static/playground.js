@@ -362,7 +362,11 @@ const Train = {
     });
     form.elements.train_percent.addEventListener("input", () => this.showPercent());
     form.addEventListener("change", (event) => {
-      if (event.target.id === "show-test") this.drawPoints();
+      this.showPercent();
+      if (event.target.id === "show-test") {
+        this.drawPoints();
+        if (this.description) history.replaceState(null, "", this.address());
+      }
       else if (event.target.name !== "dataset") this.reset();
     });
     form.addEventListener("submit", (event) => event.preventDefault());
@@ -373,7 +377,10 @@ const Train = {
       event.preventDefault();
       this.setWeight();
     });
-    if (ignored.length) $("#settings-message").textContent = `the link's ${ignored.join("; ")}: ignored`;
+    if (ignored.length) {
+      $("#settings-message").textContent = `the link's ${ignored.join("; ")}: ignored`;
+      this.keepMessage = true; // shown until the next change, not cleared by the first session
+    }
     return ignored;
     window.addEventListener("pagehide", () => {
       if (this.session) fetch(`/api/sessions/${this.session}`, { method: "DELETE", keepalive: true });
@@ -522,6 +529,7 @@ const Train = {
   },
 
   generation: 0,
+  keepMessage: false,
 
   // a new session from the form; a refused one changes nothing: the session in use goes on, and the form
   // shows its settings again, under the message that says what was refused
@@ -687,14 +695,13 @@ const Train = {
   },
 
   drawNetwork() {
-    const diagram = $("#diagram");
     const { sizes, drawn, features, task, colours } = this.description;
-    if (!drawn) {
-      diagram.replaceChildren(element("p", { class: "note", text: "The diagram is drawn for hidden layers of at most 16 units." }));
-      return;
-    }
+    $("#diagram-svg").hidden = !drawn;
+    $("#diagram-too-large").hidden = drawn;
+    if (!drawn) return;
+    const namespace = $("#diagram-svg").namespaceURI; // SVG's, as the HTML parser gave it to the empty <svg>
     const svg = (tag, attributes = {}) => {
-      const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+      const node = document.createElementNS(namespace, tag);
       for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
       return node;
     };
@@ -702,7 +709,11 @@ const Train = {
     const height = Math.max(...sizes) * gap + 30;
     const width = (sizes.length - 1) * step + 170;
     const position = (column, unit) => [70 + column * step, 20 + (height - 30 - sizes[column] * gap) / 2 + unit * gap];
-    const picture = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `a network of layers ${sizes.join(", ")}` });
+    const picture = $("#diagram-svg");
+    picture.replaceChildren();
+    for (const [key, value] of Object.entries({ width, height, viewBox: `0 0 ${width} ${height}`, "aria-label": `a network of layers ${sizes.join(", ")}` })) {
+      picture.setAttribute(key, value);
+    }
     const network = this.network;
     if (network) {
       network.weights.forEach((matrix, layer) =>
@@ -743,7 +754,6 @@ const Train = {
         }
       }
     });
-    diagram.replaceChildren(picture);
     $("#diagram-info").textContent = this.info();
   },
 
