@@ -222,7 +222,7 @@ def test_a_regression_in_the_train_tab_shows_its_mean_squared_error_and_no_accur
         assert not shown(browser, "accuracy") and not shown(browser, "test-accuracy")
         scale = text(browser, "plane-scale")
         assert scale.startswith("-1.1") and "1.1" in scale and "one scale" in scale  # ±1.1: the targets' range
-        assert text(browser, "loss-title") == "Training loss (mean squared error)"
+        assert text(browser, "loss-title") == "Loss (mean squared error)"  # the training and the test loss
         save_screenshot(browser, tmp_path, "playground-regression.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []

@@ -30,7 +30,7 @@ def url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium(1400, 1500) as browser:
+    with chromium(1400, 1750) as browser:
         yield browser
 
 
@@ -165,7 +165,7 @@ def test_a_link_restores_the_setup_in_a_fresh_browser_with_its_controls_hidden(u
     assert 'noise="abc"' in message and 'path_hide="true"' in message and message.endswith("ignored")
     link = browser.current_url  # the page's own address of its setup: every setting
     there = js(browser, "Train.description")
-    with chromium(1400, 1500) as fresh:
+    with chromium(1400, 1750) as fresh:
         opened(fresh, link)
         here = js(fresh, "Train.description")
         assert here["settings"] == there["settings"] and here["points"] == there["points"]

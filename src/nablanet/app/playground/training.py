@@ -302,6 +302,7 @@ class ToySession:
             limit = max(self.data.limit or 1.0, math.ceil(10 * float(np.abs(targets).max())) / 10)
             self.scale: dict[str, Any] | None = colour_scale(VALUES, -limit, limit)
         else:
+            assert self.data.num_classes is not None  # a classifier's data has classes
             self.model = build_classifier(
                 inputs, self.data.num_classes, settings.hidden, activation=settings.activation, rng=settings.seed
             )

@@ -769,7 +769,7 @@ const Train = {
     $("#plane-title").textContent = regression ? "Regression: the predicted value ŷ" : "Decision boundary";
     $("#boundary").alt = regression ? "the predicted value over the plane" : "decision boundary";
     $("#loss-label").textContent = regression ? "training loss (mean squared error)" : "training loss (cross-entropy)";
-    $("#loss-title").textContent = regression ? "Training loss (mean squared error)" : "Training loss (cross-entropy)";
+    $("#loss-title").textContent = regression ? "Loss (mean squared error)" : "Loss (cross-entropy)";
     $("#classification-stats").hidden = regression;
     $("#test-loss-label").textContent = regression ? "test loss (mean squared error)" : "test loss (cross-entropy)";
     $("#plane-scale").replaceChildren(...(regression ? [scaleBar(scale, "ŷ (background) and target y (points): one scale")] : []));
