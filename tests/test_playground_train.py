@@ -4,6 +4,8 @@ that reproduce it to the last digit."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import subprocess
@@ -13,9 +15,11 @@ import nbformat
 import numpy as np
 import pytest
 from notebook_outputs import execute
+from PIL import Image
 from starlette.testclient import TestClient
 
-from nablanet.app.playground import export, server
+from nablanet import Dense
+from nablanet.app.playground import export, server, training
 from nablanet.app.playground.training import ToySession, ToySettings
 
 
@@ -109,8 +113,15 @@ def test_the_diagram_has_every_weight_its_gradient_and_a_picture_per_hidden_unit
     ).json()
     session = client.app.state.playground.sessions[created["id"]]
     first = json.loads(session.snapshot_json)["network"]
-    assert first["gradients"] is None and [len(units) for units in first["neurons"]] == [3, 2]
-    assert all(picture.startswith("data:image/png;base64,") for units in first["neurons"] for picture in units)
+    assert first["gradients"] is None and len(first["neurons"]) == 2
+    size = training.NEURON_GRID
+    for strip, activations in zip(first["neurons"], hidden_activations(session), strict=True):
+        pixels = picture(strip)  # the units side by side, each on its own scale: its largest |a| full red or blue
+        assert pixels.shape == (size, len(activations) * size, 3)
+        for unit, values in enumerate(activations):
+            place = int(np.abs(values).argmax())
+            full = training._VALUE_COLOURS[255 if values[place] > 0 else 0]
+            np.testing.assert_array_equal(pixels[place // size, unit * size + place % size], full)
     step_to(session, 1)
     network = json.loads(session.snapshot_json)["network"]
     for layer, weights, gradients in zip(session.dense_layers(), network["weights"], network["gradients"], strict=True):
@@ -121,6 +132,21 @@ def test_the_diagram_has_every_weight_its_gradient_and_a_picture_per_hidden_unit
         not wide["drawn"]
         and json.loads(client.app.state.playground.sessions[wide["id"]].snapshot_json)["network"] is None
     )
+
+
+def hidden_activations(session: ToySession) -> list[np.ndarray]:
+    """Each hidden layer's activations on the diagram's grid, computed here layer by layer: (units, points)."""
+    values, found = session._neuron_grid, []
+    for layer in session.model.layers[: 2 * len(session.settings.hidden)]:
+        values = layer.forward(values)
+        if not isinstance(layer, Dense):
+            found.append(values)
+    return found
+
+
+def picture(url: str) -> np.ndarray:
+    """A PNG data URL's pixels, (height, width, 3)."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
 def test_a_weight_is_edited_only_while_paused_and_only_if_it_exists(client):

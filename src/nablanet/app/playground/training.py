@@ -479,8 +479,8 @@ class ToySession:
     def network(self) -> dict[str, Any] | None:
         """The diagram's numbers, for a network of hidden layers of at most ``DIAGRAM_UNITS`` units (None for a
         larger one): each Dense layer's W̃ = [W | b] and its stored gradient ∇_W̃ L (that of the last
-        mini-batch, with the regularizer's term), and each hidden unit's activation over the plane as a picture,
-        every unit on its own scale (white 0, red its largest positive value, blue the negative)."""
+        mini-batch, with the regularizer's term), and for each hidden layer its units' activations over the plane
+        as one picture (:func:`_pictures`)."""
         if not self.drawn:
             return None
         layers = list(outputs(self.model.layers, self._neuron_grid, inference=True))
@@ -489,7 +489,7 @@ class ToySession:
         return {
             "weights": [_rounded(layer.weights) for layer in self.dense_layers()],
             "gradients": [_rounded(layer.weights_gradient) for layer in self.dense_layers()] if stepped else None,
-            "neurons": [[_picture(row) for row in values] for values in hidden],
+            "neurons": [_pictures(values) for values in hidden],
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -541,8 +541,8 @@ class ToySession:
     def description(self) -> dict[str, Any]:
         """What the page needs once: the task, the training and the test points and the colour of each, the
         class colours (which also tell the weight norms apart), the plane's bounds, the model and the sizes of
-        its layers, each input feature's picture over the plane; a classifier's labels, or a regression's
-        targets and its colour scale."""
+        its layers, the input features' values over the plane as pictures (:func:`_pictures`); a classifier's
+        labels, or a regression's targets and its colour scale."""
         if self.scale is not None:
             scale = self.scale
 
@@ -574,10 +574,9 @@ class ToySession:
             "summary": self.model.summary(),
             "sizes": [dense[0].input_size, *(layer.units for layer in dense)],
             "drawn": self.drawn,
-            "features": [
-                {"name": name, "label": TOY_FEATURES[name][0], "picture": _picture(values)}
-                for name, values in zip(self.settings.features, self._neuron_grid, strict=True)
-            ],
+            "features": [{"name": name, "label": TOY_FEATURES[name][0]} for name in self.settings.features],
+            "feature_pictures": _pictures(self._neuron_grid),
+            "picture_size": NEURON_GRID,
         }
 
 
@@ -586,11 +585,19 @@ def _rounded(array: np.ndarray) -> list:
     return [[float(f"{value:.6g}") for value in row] for row in array.tolist()]
 
 
-def _picture(values: np.ndarray) -> str:
-    """A unit's (or a feature's) values over the plane, ``NEURON_GRID``² of them row by row from the top, as a
-    picture on its own scale: white 0, full red its largest |value| if positive, full blue if negative."""
-    limit = float(np.abs(values).max()) or 1.0
-    return png_data_url(values.reshape(NEURON_GRID, NEURON_GRID), VALUES, low=-limit, high=limit)
+_VALUE_COLOURS = colormaps[VALUES](np.linspace(0, 1, 256), bytes=True)[:, :3]  # the colour map as a table
+
+
+def _pictures(values: np.ndarray) -> str:
+    """Units' (or features') values over the plane, (units, ``NEURON_GRID``²), each row the grid's points row by
+    row from the top, as one picture of the units side by side (NEURON_GRID high, units × NEURON_GRID wide),
+    each on its own scale: white 0, full red its largest |value| if positive, full blue if negative. One PNG and
+    a table of 256 colours: a diagram has dozens of these pictures, 20 times a second."""
+    limits = np.abs(values).max(axis=1, keepdims=True)
+    levels = np.rint((values / np.where(limits > 0, limits, 1.0) + 1) * 127.5).astype(np.uint8)
+    side = (len(values), NEURON_GRID, NEURON_GRID)
+    strip = levels.reshape(side).transpose(1, 0, 2).reshape(NEURON_GRID, len(values) * NEURON_GRID)
+    return png_url(np.ascontiguousarray(_VALUE_COLOURS[strip]))
 
 
 def regressor(hidden: tuple[int, ...], activation: str, *, rng=None, inputs: int = 2) -> Sequential:

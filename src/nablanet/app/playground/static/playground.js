@@ -695,7 +695,7 @@ const Train = {
   },
 
   drawNetwork() {
-    const { sizes, drawn, features, task, colours } = this.description;
+    const { sizes, drawn, feature_pictures, picture_size, task, colours } = this.description;
     $("#diagram-svg").hidden = !drawn;
     $("#diagram-too-large").hidden = drawn;
     if (!drawn) return;
@@ -735,13 +735,17 @@ const Train = {
       for (let unit = 0; unit < units; unit++) {
         const [x, y] = position(column, unit);
         const output = column === sizes.length - 1;
-        let source = null;
-        if (column === 0) source = features[unit].picture;
-        else if (!output && network) source = network.neurons[column - 1][unit];
-        else if (output && task === "regression") source = $("#boundary").src || null;
-        const node = source
-          ? svg("image", { href: source, x, y, width: size, height: size, preserveAspectRatio: "none" })
-          : svg("rect", { x, y, width: size, height: size, fill: output && task !== "regression" ? colours[unit % colours.length] : "#fff" });
+        // a unit's picture: its square of its layer's strip of pictures, side by side (one PNG a layer)
+        const strip = column === 0 ? feature_pictures : !output && network ? network.neurons[column - 1] : null;
+        let node;
+        if (strip) {
+          node = svg("svg", { x, y, width: size, height: size, viewBox: `${unit * picture_size} 0 ${picture_size} ${picture_size}`, preserveAspectRatio: "none" });
+          node.append(svg("image", { href: strip, width: units * picture_size, height: picture_size, preserveAspectRatio: "none" }));
+        } else if (output && task === "regression" && $("#boundary").src) {
+          node = svg("image", { href: $("#boundary").src, x, y, width: size, height: size, preserveAspectRatio: "none" });
+        } else {
+          node = svg("rect", { x, y, width: size, height: size, fill: output && task !== "regression" ? colours[unit % colours.length] : "#fff" });
+        }
         node.setAttribute("class", "unit");
         node.setAttribute("data-unit", `${column},${unit}`);
         node.addEventListener("mouseenter", () => this.hover({ kind: "unit", column, unit }));
