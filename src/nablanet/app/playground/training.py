@@ -378,7 +378,10 @@ class ToySession:
         _number("value", value, -100, 100)
         with self._condition:
             if self.state != "paused" or not self._idle:
-                raise ValueError("a weight can be edited only while the training is paused: press Pause first")
+                raise ValueError(
+                    "a weight can be edited only while the training is paused between epochs: press Pause first "
+                    "(a pause takes effect when the epoch under way ends)"
+                )
             if len(self.edits) >= MAX_EDITS:
                 raise ValueError(f"a session keeps at most {MAX_EDITS} edits: press Reset for a new one")
             dense[layer].weights[row, column] = value
