@@ -172,6 +172,8 @@ def test_a_weight_is_edited_only_while_paused_and_only_if_it_exists(client):
     assert client.get(f"/api/sessions/{key}/export.py").status_code == 409
     client.post(f"/api/sessions/{key}/pause")
     assert len(session.edits) == 1
+    for gone in (client.post("/api/sessions/nope/weight", json=edit), client.get("/api/sessions/nope/export.py")):
+        assert gone.status_code == 404 and "no such training session" in gone.json()["error"]
 
 
 def printed(text: str) -> dict[str, str]:
