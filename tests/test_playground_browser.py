@@ -221,8 +221,9 @@ def test_a_regression_in_the_train_tab_shows_its_mean_squared_error_and_no_accur
         assert "accuracy" not in browser.find_element("id", "train").text  # nowhere on the tab, for a regression
         assert not shown(browser, "accuracy") and not shown(browser, "test-accuracy")
         scale = text(browser, "plane-scale")
-        assert scale.startswith("-1.1") and "1.1" in scale and "one scale" in scale  # ±1.1: the targets' range
-        assert text(browser, "loss-title") == "Training loss (mean squared error)"
+        # ±1.2: the targets' range (the largest |y| of the 600 noisy points, 1.11, rounded up to a tenth)
+        assert scale.startswith("-1.2") and "1.2" in scale and "one scale" in scale
+        assert text(browser, "loss-title") == "Loss (mean squared error)"  # the training and the test loss
         save_screenshot(browser, tmp_path, "playground-regression.png")
         assert console_errors(browser) == []
         assert failed_requests(browser) == []

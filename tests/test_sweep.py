@@ -222,9 +222,10 @@ def test_a_worker_killed_with_minus_9_leaves_a_failed_trial_and_the_budget_is_co
         text=True,
     )
 
-    def running_after_its_first_epoch():
+    def running_after_its_first_epoch():  # in a worker process the sweep started, not in the sweep's own (worker 0)
         for trial in study_of(tmp_path / "s").get_trials():
-            if trial.state.name == "RUNNING" and trial.intermediate_values and "pid" in trial.user_attrs:
+            pid = trial.user_attrs.get("pid")
+            if trial.state.name == "RUNNING" and trial.intermediate_values and pid not in (None, process.pid):
                 return trial
         return None
 

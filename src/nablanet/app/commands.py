@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train, with the values of --space) in its own folder trial-NNNN under --out; a trial's score is its "
         "validation accuracy after its last epoch. Writes results.csv (best first), best-model.npz, history.png, "
         "accuracy_vs_lr.png and importances.png. The study lives in --storage: the same command continues a "
-        "stopped sweep, and the same --study and --storage on several machines share one. With --jobs N each "
-        "worker process starts with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS (and the like) set to "
-        "1 before NumPy is imported, so that N workers share the cores instead of fighting over them.",
+        "stopped sweep, and the same --study and --storage on several machines share one. With --jobs N this process "
+        "and N-1 worker processes train, each with one BLAS thread (the workers start with OMP_NUM_THREADS, "
+        "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and the like set to 1; this one is held to one by threadpoolctl), "
+        "so that N workers share the cores instead of fighting over them.",
     )
     sweep.add_argument(
         "--space",
@@ -178,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=positive_int,
         default=1,
-        help="worker processes on this machine, one BLAS thread each (default: 1, which trains in this process "
-        "with NumPy's own BLAS threads; set OPENBLAS_NUM_THREADS=1 to hold those to one too)",
+        help="workers on this machine, this process among them, one BLAS thread each (default: 1, which trains "
+        "in this process with NumPy's own BLAS threads; set OPENBLAS_NUM_THREADS=1 to hold those to one too)",
     )
     sweep.add_argument(
         "--storage",

@@ -492,18 +492,24 @@ def _one_blas_thread() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _run_workers(plan: _Plan, jobs: int) -> None:
-    """``jobs`` worker processes, started fresh (spawn) with one BLAS thread each; a Ctrl-C or SIGTERM here
-    sends SIGTERM to each, which ends its trial (marked failed) and exits, and is raised again."""
+def _run_workers(plan: _Plan, jobs: int, report: Callable[[str], None]) -> None:
+    """``jobs`` workers: this process is worker 0 — its BLAS limited to one thread while it trains (with
+    threadpoolctl: NumPy is loaded here already) — and ``jobs - 1`` more are started fresh (spawn) with one
+    BLAS thread each. A Ctrl-C or SIGTERM here ends this process's trial as it ends a training and sends
+    SIGTERM to each other worker, which ends its trial (marked failed) and exits; it is raised again."""
+    from threadpoolctl import threadpool_limits
+
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker_main, args=(plan, index), daemon=False) for index in range(jobs)]
+    workers = [context.Process(target=_worker_main, args=(plan, index), daemon=False) for index in range(1, jobs)]
     try:
         with _one_blas_thread():
             for worker in workers:
                 worker.start()
+        with threadpool_limits(limits=1):
+            _work(plan, 0, lambda line: report(f"worker 0: {line}"))
         for worker in workers:
             worker.join()
-    except KeyboardInterrupt:
+    except BaseException:
         with signals_ignored():
             for worker in workers:
                 if worker.pid is not None and worker.is_alive():
@@ -512,9 +518,10 @@ def _run_workers(plan: _Plan, jobs: int) -> None:
                 if worker.pid is not None:
                     worker.join()
         raise
-    failed = [index for index, worker in enumerate(workers) if worker.exitcode and worker.exitcode > 0]
+    failed = [worker for worker in workers if worker.exitcode and worker.exitcode > 0]
     if failed:  # a worker's error (said in its own line above); one killed by a signal leaves its trial to the others
-        raise RuntimeError(f"worker {failed[0]} stopped with an error (exit status {workers[failed[0]].exitcode})")
+        number = workers.index(failed[0]) + 1
+        raise RuntimeError(f"worker {number} stopped with an error (exit status {failed[0].exitcode})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -656,8 +663,10 @@ def sweep(
         sampler: "tpe" (Optuna's Tree-structured Parzen Estimator), "random", or "grid" (every combination of
             a space of choices, ``trials`` at most).
         prune: Whether Optuna's median pruner stops trials below the median of earlier trials at an epoch.
-        jobs: Worker processes on this machine; each gets one BLAS thread (the environment variables in
-            :data:`BLAS_THREAD_VARIABLES` are set to 1 before it imports NumPy). 1: train here, in this process.
+        jobs: Workers on this machine, each with one BLAS thread: this process (limited with threadpoolctl)
+            and ``jobs - 1`` processes started for the sweep (the environment variables in
+            :data:`BLAS_THREAD_VARIABLES` set to 1 before they import NumPy). 1: train here, in this process,
+            with NumPy's BLAS threads.
         storage: The study's database URL, e.g. "postgresql://host/db"; default: SQLite in ``out``.
         study: The study's name in the storage; several sweeps started with one name and storage share a study.
         out: The sweep's folder: trial folders, results and pictures (default: sweeps/STUDY).
@@ -702,7 +711,7 @@ def sweep(
             if jobs == 1:
                 _work(plan, 0, report)
             else:
-                _run_workers(plan, jobs)
+                _run_workers(plan, jobs, report)
         except KeyboardInterrupt as stop:
             with signals_ignored():
                 finished = sum(1 for row in _rows(made) if row.state in ("complete", "pruned"))

@@ -247,3 +247,55 @@ def toy_regression(name: str, samples: int = 300, *, noise: float | None = None,
         y_test[None, :].astype(dtype),
         info.limit,
     )
+
+
+# ---------------------------------------------------------------------------------------------- input features
+
+TOY_FEATURES: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    "x1": ("x₁", lambda x1, x2: x1),
+    "x2": ("x₂", lambda x1, x2: x2),
+    "x1sq": ("x₁²", lambda x1, x2: x1 * x1),
+    "x2sq": ("x₂²", lambda x1, x2: x2 * x2),
+    "x1x2": ("x₁x₂", lambda x1, x2: x1 * x2),
+    "sinx1": ("sin x₁", lambda x1, x2: np.sin(x1)),
+    "sinx2": ("sin x₂", lambda x1, x2: np.sin(x2)),
+}
+"""The input features a toy network may take instead of the point itself (TensorFlow Playground's): name →
+(how it is written, the function of the point's coordinates x₁, x₂)."""
+
+
+def toy_features(points: np.ndarray, features) -> np.ndarray:
+    """The features named in ``features`` (of ``TOY_FEATURES``: "x1", "x2", "x1sq", "x2sq", "x1x2", "sinx1",
+    "sinx2") of each point: ``points`` (2, N) → (len(features), N), one row per feature in the order given.
+
+    >>> toy_features(np.array([[1.0, 2.0], [3.0, -1.0]]), ["x1x2", "x1sq"]).tolist()
+    [[3.0, -2.0], [1.0, 4.0]]
+    """
+    points = _checks.matrix("points", points, rows=2)
+    names = list(features) if isinstance(features, (list, tuple)) else None
+    if not names or any(not isinstance(name, str) or name not in TOY_FEATURES for name in names):
+        raise ValueError(f"features must be a non-empty list of {list(TOY_FEATURES)}, received: {features!r}"[:300])
+    if len(set(names)) != len(names):
+        raise ValueError(f"features must name each feature once, received: {names!r}")
+    return np.stack([TOY_FEATURES[name][1](points[0], points[1]) for name in names])
+
+
+def split_points(X: np.ndarray, Y: np.ndarray, train_fraction: float, *, seed=0):
+    """A random split of the columns of ``X`` (features, N) and ``Y`` (outputs, N) into training and test data:
+    ``round(train_fraction · N)`` columns, drawn by a permutation seeded with ``seed``, train; the rest test.
+    Returns (X_train, Y_train, X_test, Y_test); each part keeps at least one column.
+
+    >>> X_train, Y_train, X_test, Y_test = split_points(np.arange(10.0)[None], np.arange(10.0)[None], 0.7)
+    >>> X_train.shape, X_test.shape, sorted([*X_train[0], *X_test[0]]) == list(range(10))
+    ((1, 7), (1, 3), True)
+    """
+    X, Y = _checks.matrix("X", X), _checks.matrix("Y", Y)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X and Y must have the same number of columns, received {X.shape[1]} and {Y.shape[1]}")
+    train_fraction = _checks.fraction("train_fraction", train_fraction)
+    count = round(train_fraction * X.shape[1])
+    if not 1 <= count < X.shape[1]:
+        raise ValueError(f"train_fraction {train_fraction} of {X.shape[1]} points leaves no training or no test point")
+    order = np.random.default_rng(seed).permutation(X.shape[1])
+    train, test = order[:count], order[count:]
+    return X[:, train], Y[:, train], X[:, test], Y[:, test]

@@ -18,6 +18,7 @@ from ..core.layers import mode, parameter_gradients, run
 from ..core.losses import Loss, resolve_loss
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.preprocessing import generate_batch_indices
+from ..core.regularizers import Regularizer, resolve_regularizer
 from .callbacks import ProgressBar
 
 
@@ -114,6 +115,7 @@ def fit(
     optimizer=None,
     learning_rate: float | None = None,
     loss: str | Loss = "auto",
+    regularizer=None,
     rng=None,
     validation_data=None,
     validation_split: float = 0.0,
@@ -128,7 +130,9 @@ def fit(
     ``SGD(learning_rate or 0.01)``. ``loss`` is a name of :data:`~nablanet.core.losses.LOSSES` or a loss
     object: ``"auto"`` uses the fused softmax + cross-entropy when the model ends in Softmax (the fused
     sigmoid + binary cross-entropy after Sigmoid); ``"cce"`` runs the notebook's Softmax layer + ``cce``
-    path; ``"mse"`` trains a regression (then there is no accuracy). ``rng`` (seed or Generator) shuffles the
+    path; ``"mse"`` trains a regression (then there is no accuracy). ``regularizer`` (``L1(λ)``, ``L2(λ)`` of
+    :mod:`nablanet.core.regularizers`) adds λ ∇R(W) to the weights' gradients before each step; the reported
+    loss stays the data's. ``rng`` (seed or Generator) shuffles the
     batches. ``validation_data=(X_val, Y_val)`` or ``validation_split`` (the last fraction of the
     columns) adds ``val_loss`` and ``val_accuracy``. ``callbacks`` are :class:`~nablanet.Callback`
     objects. ``initial_epoch`` and ``history`` continue an earlier run (see
@@ -152,6 +156,8 @@ def fit(
         learning_rate: η for an optimizer given by name or the default SGD (0.01 if None); not with an
             optimizer object.
         loss: A loss object or a name: "auto", "cce", "softmax_cce", "mse", "bce" or "sigmoid_bce".
+        regularizer (Regularizer | str | None): ``L1(rate)`` or ``L2(rate)``, a name ("l1", "l2": the default
+            rate 0.001) or None (no penalty).
         rng (int | numpy.random.Generator | None): Seed or generator that shuffles the batches; None: a fresh one.
         validation_data (tuple[ndarray, ndarray] | None): (X_val, Y_val), shaped as X and Y, scored
             after every epoch; None: no validation.
@@ -168,6 +174,7 @@ def fit(
     layers, loss_function = resolve_loss(model.layers, loss)
     check_data(model, X, Y, loss_function)
     optimizer = _optimizer(optimizer, learning_rate)
+    penalty = resolve_regularizer(regularizer)
     callbacks = list(callbacks or ())
     if not any(isinstance(callback, ProgressBar) for callback in callbacks):
         callbacks.append(ProgressBar(epochs, verbose=verbose))  # checks verbose; silent at 0
@@ -175,6 +182,7 @@ def fit(
     if not model.parameters():
         raise ValueError("the model has no trainable parameters: add a Dense layer")
     epoch = _Epoch(model, layers, loss_function, X, Y, batch_size, np.random.default_rng(rng), optimizer, callbacks)
+    epoch.regularizer = penalty
     history = history if history is not None else History()
     model.stop_training = False
     for callback in callbacks:
@@ -213,6 +221,8 @@ def _validation(X, Y, validation_data, validation_split):
 class _Epoch:
     """One epoch of the notebook's loop over a model's training data, run by :meth:`run`."""
 
+    regularizer: Regularizer | None = None  # adds λ ∇R(W) to the gradients before each step
+
     def __init__(self, model, layers, loss: Loss, X, Y, batch_size: int, rng, optimizer: Optimizer, callbacks) -> None:
         self.layers, self.loss = layers, loss
         self.parameters = model.parameters()
@@ -241,6 +251,8 @@ class _Epoch:
             for layer in reversed(self.layers[1:]):
                 gradient = layer.backward(gradient)
             parameter_gradients(self.layers[0], gradient)  # nothing needs ∇ of the data
+            if self.regularizer is not None:
+                self.regularizer.add_gradient(self.parameters)
             self.optimizer.step(self.parameters)
             total_loss += batch_loss
             hits.append(self.loss.correct(Y_batch, output))  # None for a regression

@@ -13,6 +13,8 @@ traceback):
 ``GET  /api/toy``                         the Train tab's choices and defaults
 ``POST /api/sessions``                    a Train-tab session from its settings (JSON), paused at epoch 0
 ``POST /api/sessions/{id}/{action}``      ``resume``, ``pause`` or ``step``
+``POST /api/sessions/{id}/weight``        set one weight while paused: ``{"layer", "row", "column", "value"}``
+``GET  /api/sessions/{id}/export.{fmt}``  the run as code that reproduces it: ``ipynb`` or ``py``
 ``GET  /api/sessions/{id}/events``        its snapshots as server-sent events, as training goes on
 ``DELETE /api/sessions/{id}``             close it
 ========================================  =============================================================
@@ -68,6 +70,7 @@ from ...training.model import Sequential
 from .. import run
 from ..model_commands import class_names, load_model_file, picture_style
 from ..terminal import describe
+from . import export
 from .inside import colour_scale, is_softmax_classifier, look_inside, templates_limit, weight_templates
 from .training import ToySession, ToySettings, choices, finite
 from .turns import Turns, one_blas_thread
@@ -542,6 +545,32 @@ async def control_session(request: Request) -> Response:
     return JSONResponse({"state": session.state})
 
 
+async def edit_weight(request: Request) -> Response:
+    session = _playground(request).session(request)
+    edit = await _json(request)
+    if not isinstance(edit, dict) or set(edit) != {"layer", "row", "column", "value"}:
+        raise HTTPException(400, 'send {"layer": …, "row": …, "column": …, "value": …}')
+    try:
+        await run_in_threadpool(session.set_weight, edit["layer"], edit["row"], edit["column"], edit["value"])
+    except ValueError as error:
+        raise HTTPException(409 if "paused" in str(error) else 400, str(error)) from None
+    return JSONResponse({"edits": len(session.edits)})
+
+
+async def export_session(request: Request) -> Response:
+    """The session's run as a notebook or a script, as a download named after the data set and the epoch."""
+    session = _playground(request).session(request)
+    kind = request.path_params["format"]
+    if kind not in export.FORMATS:
+        raise HTTPException(404, f"the formats are {', '.join(export.FORMATS)}")
+    if session.state == "running":
+        raise HTTPException(409, "pause the training first: the export reproduces the run up to the epoch shown")
+    text = export.notebook(session) if kind == "ipynb" else export.script(session)
+    name = f"nablanet-{session.settings.dataset}-epoch-{len(session.history.loss)}.{kind}"
+    disposition = {"content-disposition": f'attachment; filename="{name}"'}
+    return Response(text, media_type=export.FORMATS[kind], headers=disposition)
+
+
 async def close_session(request: Request) -> Response:
     playground = _playground(request)
     session = playground.session(request)
@@ -695,6 +724,8 @@ def create_app(
             Route("/api/toy", toy_choices),
             Route("/api/sessions", create_session, methods=["POST"]),
             Route("/api/sessions/{id:str}/events", session_events),
+            Route("/api/sessions/{id:str}/export.{format:str}", export_session),
+            Route("/api/sessions/{id:str}/weight", edit_weight, methods=["POST"]),
             Route("/api/sessions/{id:str}/{action:str}", control_session, methods=["POST"]),
             Route("/api/sessions/{id:str}", close_session, methods=["DELETE"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),

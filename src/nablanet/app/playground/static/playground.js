@@ -348,18 +348,40 @@ const Train = {
     fill("activation", this.choices.activations);
     fill("optimizer", this.choices.optimizers);
     fill("speed", this.choices.speeds);
+    fill("regularization", this.choices.regularizations);
+    $("#features").append(
+      ...Object.entries(this.choices.features).map(([name, label]) =>
+        element("label", {}, [element("input", { type: "checkbox", name: "feature", value: name }), label]),
+      ),
+    );
     this.fill(this.choices.defaults);
+    const ignored = this.fromAddress(new URLSearchParams(location.search));
     form.elements.dataset.addEventListener("change", () => {
       this.datasetDefaults();
       this.reset();
     });
+    form.elements.train_percent.addEventListener("input", () => this.showPercent());
     form.addEventListener("change", (event) => {
-      if (event.target.name !== "dataset") this.reset();
+      this.showPercent();
+      if (event.target.id === "show-test") {
+        this.drawPoints();
+        if (this.description) history.replaceState(null, "", this.address());
+      }
+      else if (event.target.name !== "dataset") this.reset();
     });
     form.addEventListener("submit", (event) => event.preventDefault());
     $("#run").addEventListener("click", () => this.toggle());
     $("#step").addEventListener("click", () => this.control("step"));
     $("#reset").addEventListener("click", () => this.reset());
+    $("#weight-editor").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.setWeight();
+    });
+    if (ignored.length) {
+      $("#settings-message").textContent = `the link's ${ignored.join("; ")}: ignored`;
+      this.keepMessage = true; // shown until the next change, not cleared by the first session
+    }
+    return ignored;
     window.addEventListener("pagehide", () => {
       if (this.session) fetch(`/api/sessions/${this.session}`, { method: "DELETE", keepalive: true });
     });
@@ -368,13 +390,93 @@ const Train = {
   // the form showing ``settings`` (the defaults, or those of the session in use)
   fill(settings) {
     const form = $("#settings").elements;
-    for (const name of ["dataset", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "speed"]) {
-      form[name].value = settings[name];
-    }
+    for (const name of Train.plain) form[name].value = settings[name];
     form.hidden.value = settings.hidden.join(",");
+    for (const box of $("#features").querySelectorAll("input")) box.checked = settings.features.includes(box.value);
+    this.showPercent();
     this.datasetDefaults();
     if (settings.classes !== null) form.classes.value = settings.classes;
     if (settings.noise !== null) form.noise.value = settings.noise;
+  },
+
+  // the settings that a form field holds as they are (the others: classes, noise, hidden, features)
+  plain: ["dataset", "samples", "train_percent", "activation", "optimizer", "learning_rate", "regularization",
+    "regularization_rate", "batch_size", "epochs", "speed", "seed"],
+
+  showPercent() {
+    $("#train-percent-shown").textContent = $("#settings").elements.train_percent.value;
+  },
+
+  // The setup a link holds (the page's address: ?dataset=xor&features=x1x2&…&features_hide=true): every value
+  // is checked here as the form checks a typed one — a choice among the form's, a number within its bounds —
+  // and a wrong one is left out (the list says which, and why); the server checks again what the form sends.
+  // "name_hide=true" hides that control (an exercise: "find the features that learn XOR", with the rest hidden).
+  fromAddress(parameters) {
+    const form = $("#settings").elements;
+    const ignored = [];
+    const known = [...this.plain, "classes", "noise", "hidden", "features", "show_test"];
+    let count = 0;
+    for (const [key, raw] of parameters) {
+      if (++count > 64) break; // a link has at most the page's ~35 parameters
+      const value = raw.slice(0, 200);
+      const shown = `${key.slice(0, 40)}=${JSON.stringify(value.slice(0, 40))}`;
+      if (key.endsWith("_hide")) {
+        const name = key.slice(0, -5);
+        const control = [...known, "export"].includes(name) && document.querySelector(`#settings [data-control="${name}"]`);
+        if (control && value === "true") control.hidden = true;
+        else ignored.push(`${shown} (a flag that hides a control: one of ${known.join(", ")}, export; =true)`);
+        continue;
+      }
+      if (!known.includes(key)) {
+        ignored.push(`${shown} (no such setting)`);
+        continue;
+      }
+      if (key === "dataset") {
+        if (value in this.choices.datasets) {
+          form.dataset.value = value;
+          this.datasetDefaults();
+        } else ignored.push(`${shown} (not a data set of this page)`);
+      }
+    }
+    for (const [key, raw] of parameters) {
+      const value = raw.slice(0, 200);
+      const shown = `${key.slice(0, 40)}=${JSON.stringify(value.slice(0, 40))}`;
+      if (key === "dataset" || key.endsWith("_hide") || !known.includes(key)) continue;
+      if (key === "features") {
+        const names = value.split(",");
+        const valid = names.length > 0 && names.every((name) => name in this.choices.features) && new Set(names).size === names.length;
+        if (valid) for (const box of $("#features").querySelectorAll("input")) box.checked = names.includes(box.value);
+        else ignored.push(`${shown} (features are distinct names of ${Object.keys(this.choices.features).join(", ")})`);
+      } else if (key === "show_test") {
+        $("#show-test").checked = value === "true";
+      } else {
+        const field = form[key];
+        const before = field.value;
+        field.value = value;
+        const options = field.tagName === "SELECT" ? [...field.options].map((option) => option.value) : null;
+        const fits = options ? options.includes(value) : field.name === "hidden" ? /^(\d{1,3}(,\d{1,3}){0,5})?$/.test(value) : value !== "" && field.checkValidity();
+        if (!fits || field.value !== value) {
+          field.value = before;
+          ignored.push(`${shown} (${field.closest("label").querySelector("[data-expects]")?.textContent || "not one of the choices"})`);
+        }
+      }
+    }
+    this.showPercent();
+    return ignored;
+  },
+
+  // the address of this setup: every setting, the "show test data" switch and the hiding flags in use
+  address() {
+    const settings = this.settings();
+    const parameters = new URLSearchParams();
+    for (const [key, value] of Object.entries(settings)) {
+      if (value !== null) parameters.set(key, Array.isArray(value) ? value.join(",") : String(value));
+    }
+    parameters.set("show_test", String($("#show-test").checked));
+    for (const control of document.querySelectorAll("#settings [data-control][hidden]")) {
+      if (control.id !== "classes-label") parameters.set(`${control.dataset.control}_hide`, "true");
+    }
+    return `?${parameters}#train`;
   },
 
   datasetDefaults() {
@@ -398,6 +500,7 @@ const Train = {
         input.name === "hidden" ? text !== "" && !/^\d+(\s*,\s*\d+)*$/.test(text) : text === "" || !input.checkValidity();
       if (wrong) return `${name} must be ${expects.textContent}, received: ${text === "" ? "nothing" : JSON.stringify(text)}`;
     }
+    if (!this.settings().features.length) return "the network needs at least one input feature: tick one";
     return null;
   },
 
@@ -409,17 +512,24 @@ const Train = {
       dataset: form.dataset.value,
       classes: info.choose_classes ? Number(form.classes.value) : null,
       noise: Number(form.noise.value),
+      samples: Number(form.samples.value),
+      train_percent: Number(form.train_percent.value),
+      features: [...$("#features").querySelectorAll("input:checked")].map((box) => box.value),
       hidden: text ? text.split(",").map(Number) : [],
       activation: form.activation.value,
       optimizer: form.optimizer.value,
       learning_rate: Number(form.learning_rate.value),
+      regularization: form.regularization.value,
+      regularization_rate: Number(form.regularization_rate.value),
       batch_size: Number(form.batch_size.value),
       epochs: Number(form.epochs.value),
       speed: form.speed.value,
+      seed: Number(form.seed.value),
     };
   },
 
   generation: 0,
+  keepMessage: false,
 
   // a new session from the form; a refused one changes nothing: the session in use goes on, and the form
   // shows its settings again, under the message that says what was refused
@@ -437,11 +547,21 @@ const Train = {
       if (this.session) api("DELETE", `/api/sessions/${this.session}`).catch(() => {});
       this.session = description.id;
       this.description = description;
-      $("#settings-message").textContent = "";
+      if (!this.keepMessage) $("#settings-message").textContent = "";
+      this.keepMessage = false;
       $("#toy-summary").textContent = description.summary;
       $("#train-state").textContent = "";
+      $("#step-change").textContent = "";
+      this.previous = null;
+      this.network = null;
+      this.hovered = null;
+      $("#weight-editor").hidden = true;
       this.showTask();
       this.drawPoints();
+      this.drawNetwork();
+      history.replaceState(null, "", this.address());
+      $("#export-ipynb").href = `/api/sessions/${description.id}/export.ipynb`;
+      $("#export-py").href = `/api/sessions/${description.id}/export.py`;
       this.events = new EventSource(`/api/sessions/${description.id}/events`);
       this.events.onmessage = (message) => this.update(JSON.parse(message.data));
     } catch (error) {
@@ -457,6 +577,7 @@ const Train = {
 
   async control(action) {
     if (!this.session) return;
+    this.stepping = action === "step";
     $("#settings-message").textContent = ""; // what was refused before: answered by this action
     try {
       await api("POST", `/api/sessions/${this.session}/${action}`);
@@ -469,6 +590,182 @@ const Train = {
     this.control(this.state === "running" ? "pause" : "resume");
   },
 
+  // after a Step: what the one epoch changed — the loss, and the weight that moved most
+  showStep(before, after) {
+    if (!this.stepping || !before || after.epoch !== before.epoch + 1) return;
+    this.stepping = false;
+    const loss = (value) => (value === null ? "–" : value.toFixed(4));
+    let change = "";
+    if (before.network && after.network) {
+      let best = null;
+      after.network.weights.forEach((matrix, layer) =>
+        matrix.forEach((row, j) =>
+          row.forEach((value, i) => {
+            const delta = value - before.network.weights[layer][j][i];
+            if (!best || Math.abs(delta) > Math.abs(best.delta)) best = { delta, layer, j, i };
+          }),
+        ),
+      );
+      if (best) change = `; the weight that moved most: ${this.weightName(best.layer, best.j, best.i)} by Δw = ${best.delta >= 0 ? "+" : ""}${best.delta.toPrecision(3)}`;
+    }
+    $("#step-change").textContent = `one step: epoch ${before.epoch} → ${after.epoch}, training loss ${loss(before.loss)} → ${loss(after.loss)}${change}`;
+  },
+
+  // ---------------------------------------------------------------- the network diagram
+
+  network: null,
+  hovered: null,
+  editing: null,
+
+  // a unit's name: x₁… for an input, a¹₃ for unit 3 of hidden layer 1, the output's ŷ or zₖ
+  unitName(column, unit) {
+    const { sizes, features, task } = this.description;
+    const sub = (n) => String(n).replace(/\d/g, (d) => "₀₁₂₃₄₅₆₇₈₉"[d]);
+    const sup = (n) => String(n).replace(/\d/g, (d) => "⁰¹²³⁴⁵⁶⁷⁸⁹"[d]);
+    if (column === 0) return features[unit].label;
+    if (column === sizes.length - 1) return task === "regression" ? "ŷ" : `z${sub(unit + 1)} (class ${unit})`;
+    return `a${sup(column)}${sub(unit + 1)}`;
+  },
+
+  weightName(layer, row, column) {
+    const inputs = this.description.sizes[layer];
+    const to = this.unitName(layer + 1, row);
+    return column === inputs ? `the bias of ${to}` : `w from ${this.unitName(layer, column)} to ${to}`;
+  },
+
+  // what hovering shows: a weight, or a unit's weights and formula with their values, and (paused) the gradients
+  info() {
+    const target = this.hovered;
+    if (!target || !this.network) return "Hover a unit: its weights and its formula.";
+    const { weights, gradients } = this.network;
+    const paused = this.state !== "running" && gradients;
+    const number = (value) => value.toPrecision(3);
+    if (target.kind === "weight") {
+      const { layer, row, column } = target;
+      const gradient = paused ? `\n∂L/∂w = ${number(gradients[layer][row][column])} (the last mini-batch's gradient)` : "";
+      return `${this.weightName(layer, row, column)}: w = ${number(weights[layer][row][column])}${gradient}\nclick to edit it`;
+    }
+    const { column, unit } = target;
+    if (column === 0) return `input ${this.unitName(0, unit)}: its value over the plane (on its own scale)`;
+    const layer = column - 1;
+    const row = weights[layer][unit];
+    const inputs = this.description.sizes[layer];
+    const terms = row.slice(0, inputs).map((w, i) => `${i ? (w < 0 ? " − " : " + ") : w < 0 ? "−" : ""}${number(Math.abs(w))}·${this.unitName(layer, i)}`);
+    const bias = row[inputs];
+    const output = column === this.description.sizes.length - 1;
+    const z = output && this.description.task === "regression" ? "ŷ" : `z`;
+    const activation = output
+      ? this.description.task === "regression" ? "ŷ = z: no activation" : "a = softmax(z): the class probabilities"
+      : `${this.unitName(column, unit)} = ${this.description.settings.activation}(z)`;
+    const lines = [
+      `${this.unitName(column, unit)}: ${output ? "output" : `unit ${unit + 1} of hidden layer ${column}`}`,
+      `${z} = w·x + b = ${terms.join("")}${bias < 0 ? " − " : " + "}${number(Math.abs(bias))}`,
+      activation,
+    ];
+    if (paused) {
+      const g = gradients[layer][unit];
+      lines.push(`the last mini-batch's gradients: ∂L/∂w = [${g.slice(0, inputs).map(number).join(", ")}], ∂L/∂b = ${number(g[inputs])}`);
+    }
+    lines.push("click the unit to edit its bias");
+    return lines.join("\n");
+  },
+
+  edit(layer, row, column) {
+    this.editing = { layer, row, column };
+    const value = this.network.weights[layer][row][column];
+    $("#weight-name").textContent = `${this.weightName(layer, row, column)} (now ${value})`;
+    $("#weight-value").value = value;
+    $("#weight-editor").hidden = false;
+    $("#weight-value").focus();
+  },
+
+  async setWeight() {
+    if (!this.session || !this.editing) return;
+    const value = Number($("#weight-value").value);
+    if (!$("#weight-value").checkValidity() || $("#weight-value").value.trim() === "") {
+      $("#train-state").textContent = "a weight must be a number from -100 to 100";
+      return;
+    }
+    try {
+      await api("POST", `/api/sessions/${this.session}/weight`, { ...this.editing, value });
+      $("#weight-editor").hidden = true;
+    } catch (error) {
+      $("#train-state").textContent = error.message;
+    }
+  },
+
+  drawNetwork() {
+    const { sizes, drawn, feature_pictures, picture_size, task, colours } = this.description;
+    $("#diagram-svg").hidden = !drawn;
+    $("#diagram-too-large").hidden = drawn;
+    if (!drawn) return;
+    const namespace = $("#diagram-svg").namespaceURI; // SVG's, as the HTML parser gave it to the empty <svg>
+    const svg = (tag, attributes = {}) => {
+      const node = document.createElementNS(namespace, tag);
+      for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+      return node;
+    };
+    const size = 30, gap = 38, step = 150;
+    const height = Math.max(...sizes) * gap + 30;
+    const width = (sizes.length - 1) * step + 170;
+    const position = (column, unit) => [70 + column * step, 20 + (height - 30 - sizes[column] * gap) / 2 + unit * gap];
+    const picture = $("#diagram-svg");
+    picture.replaceChildren();
+    for (const [key, value] of Object.entries({ width, height, viewBox: `0 0 ${width} ${height}`, "aria-label": `a network of layers ${sizes.join(", ")}` })) {
+      picture.setAttribute(key, value);
+    }
+    const network = this.network;
+    if (network) {
+      network.weights.forEach((matrix, layer) =>
+        matrix.forEach((row, j) =>
+          row.slice(0, sizes[layer]).forEach((w, i) => {
+            const [x1, y1] = position(layer, i);
+            const [x2, y2] = position(layer + 1, j);
+            const ends = { x1: x1 + size, y1: y1 + size / 2, x2, y2: y2 + size / 2 };
+            picture.append(svg("line", { ...ends, stroke: w >= 0 ? "#b2182b" : "#2166ac", "stroke-width": Math.min(8, 0.4 + 2 * Math.abs(w)), "stroke-opacity": 0.75 }));
+            const hit = svg("line", { ...ends, stroke: "transparent", "stroke-width": 7, class: "weight", "data-weight": `${layer},${j},${i}` });
+            hit.addEventListener("mouseenter", () => this.hover({ kind: "weight", layer, row: j, column: i }));
+            hit.addEventListener("click", () => this.edit(layer, j, i));
+            picture.append(hit);
+          }),
+        ),
+      );
+    }
+    sizes.forEach((units, column) => {
+      for (let unit = 0; unit < units; unit++) {
+        const [x, y] = position(column, unit);
+        const output = column === sizes.length - 1;
+        // a unit's picture: its square of its layer's strip of pictures, side by side (one PNG a layer)
+        const strip = column === 0 ? feature_pictures : !output && network ? network.neurons[column - 1] : null;
+        let node;
+        if (strip) {
+          node = svg("svg", { x, y, width: size, height: size, viewBox: `${unit * picture_size} 0 ${picture_size} ${picture_size}`, preserveAspectRatio: "none" });
+          node.append(svg("image", { href: strip, width: units * picture_size, height: picture_size, preserveAspectRatio: "none" }));
+        } else if (output && task === "regression" && $("#boundary").src) {
+          node = svg("image", { href: $("#boundary").src, x, y, width: size, height: size, preserveAspectRatio: "none" });
+        } else {
+          node = svg("rect", { x, y, width: size, height: size, fill: output && task !== "regression" ? colours[unit % colours.length] : "#fff" });
+        }
+        node.setAttribute("class", "unit");
+        node.setAttribute("data-unit", `${column},${unit}`);
+        node.addEventListener("mouseenter", () => this.hover({ kind: "unit", column, unit }));
+        if (column > 0) node.addEventListener("click", () => this.edit(column - 1, unit, sizes[column - 1]));
+        picture.append(node, svg("rect", { x, y, width: size, height: size, fill: "none", stroke: "#5d6778", "pointer-events": "none" }));
+        if (column === 0 || output) {
+          const label = svg("text", { x: column === 0 ? x - 4 : x + size + 4, y: y + size / 2 + 4, "text-anchor": column === 0 ? "end" : "start", "font-size": 11 });
+          label.textContent = this.unitName(column, unit).replace(/ \(class \d+\)/, "");
+          picture.append(label);
+        }
+      }
+    });
+    $("#diagram-info").textContent = this.info();
+  },
+
+  hover(target) {
+    this.hovered = target;
+    $("#diagram-info").textContent = this.info();
+  },
+
   // the words of the page for the session's task: a regression has a mean squared error and no accuracy
   showTask() {
     const { task, scale } = this.description;
@@ -476,9 +773,9 @@ const Train = {
     $("#plane-title").textContent = regression ? "Regression: the predicted value ŷ" : "Decision boundary";
     $("#boundary").alt = regression ? "the predicted value over the plane" : "decision boundary";
     $("#loss-label").textContent = regression ? "training loss (mean squared error)" : "training loss (cross-entropy)";
-    $("#loss-title").textContent = regression ? "Training loss (mean squared error)" : "Training loss (cross-entropy)";
+    $("#loss-title").textContent = regression ? "Loss (mean squared error)" : "Loss (cross-entropy)";
     $("#classification-stats").hidden = regression;
-    $("#regression-stats").hidden = !regression;
+    $("#test-loss-label").textContent = regression ? "test loss (mean squared error)" : "test loss (cross-entropy)";
     $("#plane-scale").replaceChildren(...(regression ? [scaleBar(scale, "ŷ (background) and target y (points): one scale")] : []));
     $("#plane-note").textContent = regression
       ? "A regression: each point's target is a number. Background: the value the network predicts there; " +
@@ -489,38 +786,45 @@ const Train = {
   drawPoints() {
     const canvas = $("#points");
     const context = canvas.getContext("2d");
-    const { bounds, points, point_colours, task } = this.description;
+    const { bounds, points, point_colours, test_points, test_point_colours, task } = this.description;
     context.clearRect(0, 0, canvas.width, canvas.height);
-    points.forEach(([x, y], i) => {
+    const dot = ([x, y], colour, test) => {
       const px = ((x - bounds[0]) / (bounds[1] - bounds[0])) * canvas.width;
       const py = ((bounds[3] - y) / (bounds[3] - bounds[2])) * canvas.height;
       context.beginPath();
       context.arc(px, py, 3.2, 0, 2 * Math.PI);
-      context.fillStyle = point_colours[i];
+      context.fillStyle = colour;
       context.fill();
-      context.strokeStyle = task === "regression" ? "#1d2330" : "#fff"; // a white point on a white background: outlined
-      context.lineWidth = 1;
+      // a white point on a white background: outlined; a test point: a black ring
+      context.strokeStyle = test ? "#000" : task === "regression" ? "#1d2330" : "#fff";
+      context.lineWidth = test ? 1.6 : 1;
       context.stroke();
-    });
+    };
+    points.forEach((point, i) => dot(point, point_colours[i], false));
+    if ($("#show-test").checked) test_points.forEach((point, i) => dot(point, test_point_colours[i], true));
+    canvas.setAttribute("aria-label", `${points.length} training points${$("#show-test").checked ? ` and ${test_points.length} test points (black rings)` : ""}`);
   },
 
   update(snapshot) {
+    this.showStep(this.previous, snapshot);
+    this.previous = snapshot;
     this.state = snapshot.state;
     $("#boundary").src = snapshot.boundary;
     $("#boundary").hidden = false;
     $("#epoch").textContent = snapshot.epoch;
     const figure = (value) => (value === null ? "–" : value.toFixed(4)); // null: no epoch yet, or diverged
     $("#loss").textContent = figure(snapshot.loss);
-    if (this.description.task === "regression") {
-      $("#test-loss").textContent = figure(snapshot.test_loss);
-    } else {
+    $("#test-loss").textContent = figure(snapshot.test_loss);
+    if (this.description.task !== "regression") {
       $("#accuracy").textContent = snapshot.accuracy === null ? "–" : `${(100 * snapshot.accuracy).toFixed(1)}\u00a0%`;
       $("#test-accuracy").textContent = `${(100 * snapshot.test_accuracy).toFixed(1)}\u00a0%`;
     }
     $("#run").textContent = snapshot.state === "running" ? "Pause" : "Train";
     $("#run").disabled = $("#step").disabled = !["running", "paused"].includes(snapshot.state);
     $("#train-state").textContent = snapshot.message;
-    plot($("#loss-curve"), [snapshot.loss_curve], ["#3b5bdb"], snapshot.epochs);
+    plot($("#loss-curve"), [snapshot.loss_curve, snapshot.test_loss_curve], ["#3b5bdb", "#e8590c"], snapshot.epochs);
+    this.network = snapshot.network;
+    this.drawNetwork();
     const colours = this.description.colours;
     plot($("#norm-curve"), snapshot.norm_curves, colours, snapshot.epochs);
     $("#norm-legend").replaceChildren(
