@@ -187,15 +187,13 @@ def test_the_pages_share_the_snapshots_of_one_session_alone():
 
 def test_the_server_holds_openblas_to_one_thread():
     script = (
-        "import ctypes, numpy\n"
+        "import numpy, threadpoolctl\n"
         "from nablanet.app.playground.turns import one_blas_thread\n"
-        "found = one_blas_thread()\n"
-        "maps = {line.split()[-1] for line in open('/proc/self/maps') if 'openblas' in line.lower()}\n"
-        "library = ctypes.CDLL(sorted(maps)[0])\n"
-        "getter = next(getattr(library, name) for name in ('scipy_openblas_get_num_threads64_', "
-        "'openblas_get_num_threads64_', 'openblas_get_num_threads') if hasattr(library, name))\n"
-        "print(found, getter())\n"
+        "before = [pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas']\n"
+        "one_blas_thread()\n"
+        "after = [pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas']\n"
+        "print(before, after)\n"
     )
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=60)
-    assert result.stdout.split() == ["True", "1"], result.stderr
+    assert result.stdout.split() == ["[2]", "[1]"], result.stderr

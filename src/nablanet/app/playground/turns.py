@@ -128,12 +128,9 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + TRAINING_NICENESS))
 
 
-BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
-
-
-def one_blas_thread() -> bool:
-    """Hold the OpenBLAS that NumPy computes with to one thread, in this whole process; False if none is found
-    (another BLAS, or a system without ``/proc``: then ``OPENBLAS_NUM_THREADS=1`` or the like does it).
+def one_blas_thread() -> None:
+    """Hold the BLAS that NumPy computes with (OpenBLAS, MKL, BLIS…) to one thread, in this whole process, with
+    threadpoolctl.
 
     Why: a prediction's product W x of a 256×784 layer is split over OpenBLAS's threads, one per core, which
     wait for each other; on a machine whose cores are all busy (ten trainings, or anyone else's work) the
@@ -143,23 +140,6 @@ def one_blas_thread() -> bool:
     36 epochs/s. A server's requests run side by side anyway; a product this small gains nothing from a
     second core.
     """
-    import ctypes
+    from threadpoolctl import threadpool_limits
 
-    import numpy  # noqa: F401  (loads its OpenBLAS, if it has one)
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            libraries = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return False
-    for path in sorted(libraries):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in BLAS_SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter(1)
-                return True
-    return False
+    threadpool_limits(limits=1, user_api="blas")
