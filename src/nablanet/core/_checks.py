@@ -111,6 +111,25 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
     return array
 
 
+def features_first(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
+    """Check that ``array`` is a float batch in the features-first layout: a (features, b) matrix, or a
+    (features, T, b) batch of sequences (one column per position of each sequence), optionally with ``rows``
+    features."""
+    if isinstance(array, np.ndarray) and array.ndim > 3:
+        raise ValueError(f"{name} must be (features, batch) or (features, T, batch), received shape {array.shape}")
+    if not isinstance(array, np.ndarray) or array.ndim != 3:
+        return matrix(name, array, rows=rows, finite=finite)
+    if rows is not None and array.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows (features, T, batch), received shape {array.shape}")
+    if array.dtype.kind != "f":
+        raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"{name} has no positions or no samples: (features, T, batch) needs T ≥ 1 and batch ≥ 1")
+    if finite and not all_finite(array):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
 def all_finite(array: np.ndarray) -> bool:
     """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
     the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""

@@ -126,7 +126,7 @@ def gradcheck(
     True
     """
     X = np.array(X, dtype=np.float64)  # a copy: the check perturbs it
-    batch_size = X.shape[1]
+    batch_size = X.shape[-1]  # the samples: the last axis of (features, b) and (features, T, b)
     if hasattr(target, "value") and hasattr(target, "gradient"):  # a loss
         if Y is None:
             raise ValueError("checking a loss needs Y")
@@ -140,7 +140,7 @@ def gradcheck(
 
 
 def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> GradcheckReport:
-    batch_size = X.shape[1]
+    batch_size = X.shape[-1]
     if Y is None:
         projection = np.random.default_rng(seed).standard_normal(run(layers, X).shape)
         objective_layers = layers

@@ -10,7 +10,7 @@ import numpy as np
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
-from ..core.layers import LAYERS, Dense, Dropout, Layer, SameShape, parameter_specs, run
+from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer_entries, parameter_specs, run
 from ..core.losses import Loss, resolve_loss
 from ..core.parameter import Parameter
 from .budget import Cost, cost
@@ -244,34 +244,13 @@ class Sequential:
 
     def get_config(self) -> dict[str, Any]:
         """The model as plain (JSON-able) data: each layer's registered name and config, and the metadata."""
-        layers = []
-        for position, layer in enumerate(self.layers):
-            name = type(layer).__name__
-            if LAYERS.get(name) is not type(layer):
-                raise TypeError(f"layer {position} ({name}) is not a registered nablanet layer: it cannot be saved")
-            layers.append({"type": name, "config": layer.get_config()})
-        return {"layers": layers, "metadata": self.metadata}
+        return {"layers": layer_configs(self.layers), "metadata": self.metadata}
 
     @staticmethod
     def _layer_entries(config: Any) -> list[tuple[type[Layer], dict[str, Any]]]:
         """(registered class, its config) for each layer of a model config; a ``ValueError`` saying where
-        anything is malformed."""
-        entries = config.get("layers") if isinstance(config, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise ValueError("the config has no list of layers")
-        checked = []
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-                raise ValueError(f"layer {position} is not of the form {{'type': name, 'config': {{...}}}}")
-            if entry["type"] not in LAYERS:
-                raise ValueError(
-                    f"layer {position} has unknown type {entry['type'][:80]!r} (known: {', '.join(LAYERS)})"
-                )
-            layer_config = entry.get("config", {})
-            if not isinstance(layer_config, dict):
-                raise ValueError(f"layer {position}: its config must be a dict")
-            checked.append((LAYERS[entry["type"]], layer_config))
-        return checked
+        anything is malformed (see :func:`~nablanet.core.layers.layer_entries`)."""
+        return layer_entries(config.get("layers") if isinstance(config, dict) else None)
 
     @classmethod
     def parameter_specs(cls, config: dict[str, Any]) -> dict[str, ArraySpec]:
