@@ -111,6 +111,19 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
     return array
 
 
+def features_first(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
+    """Check that ``array`` is a (features, b) matrix, as :func:`matrix` does, or a (features, T, b) batch of
+    sequences (T positions of b sequences), optionally with ``rows`` features."""
+    if not isinstance(array, np.ndarray) or array.ndim != 3:
+        return matrix(name, array, rows=rows, finite=finite)
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has no positions: a (features, T, b) batch needs T ≥ 1, received shape {array.shape}")
+    matrix(name, array[:, 0, :], rows=rows, finite=False)  # the features, the dtype and the samples
+    if finite and not all_finite(array):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
 def all_finite(array: np.ndarray) -> bool:
     """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
     the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""
