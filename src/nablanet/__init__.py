@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         cce,
         cce_gradient,
     )
+    from .core.normalization import BatchNorm, LayerNorm
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
@@ -54,6 +55,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "AvgPool2D",
+    "BatchNorm",
     "BinaryCrossEntropy",
     "Callback",
     "CategoricalCrossEntropy",
@@ -67,6 +69,7 @@ __all__ = [
     "Flatten",
     "History",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
     "LivePlot",
     "MaxPool2D",
@@ -113,6 +116,7 @@ _MODULES = (
     "core.gradcheck",
     "core.layers",
     "core.losses",
+    "core.normalization",
     "core.optimizers",
     "core.parameter",
     "core.preprocessing",

@@ -112,19 +112,13 @@ def matrix(name: str, array, *, rows: int | None = None, finite: bool = True) ->
 
 
 def features_first(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
-    """Check that ``array`` is a float batch in the features-first layout: a (features, b) matrix, or a
-    (features, T, b) batch of sequences (one column per position of each sequence), optionally with ``rows``
-    features."""
-    if isinstance(array, np.ndarray) and array.ndim > 3:
-        raise ValueError(f"{name} must be (features, batch) or (features, T, batch), received shape {array.shape}")
+    """Check that ``array`` is a (features, b) matrix, as :func:`matrix` does, or a (features, T, b) batch of
+    sequences (T positions of b sequences), optionally with ``rows`` features."""
     if not isinstance(array, np.ndarray) or array.ndim != 3:
         return matrix(name, array, rows=rows, finite=finite)
-    if rows is not None and array.shape[0] != rows:
-        raise ValueError(f"{name} must have {rows} rows (features, T, batch), received shape {array.shape}")
-    if array.dtype.kind != "f":
-        raise ValueError(f"{name} must hold floating-point numbers, received dtype {array.dtype}")
-    if array.shape[1] == 0 or array.shape[2] == 0:
-        raise ValueError(f"{name} has no positions or no samples: (features, T, batch) needs T ≥ 1 and batch ≥ 1")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has no positions: a (features, T, b) batch needs T ≥ 1, received shape {array.shape}")
+    matrix(name, array[:, 0, :], rows=rows, finite=False)  # the features, the dtype and the samples
     if finite and not all_finite(array):
         raise ValueError(f"{name} contains NaN or inf")
     return array

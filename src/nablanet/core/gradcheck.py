@@ -98,6 +98,7 @@ def gradcheck(
     tolerance: float = 1e-6,
     seed: int = 0,
     max_entries: int | None = None,
+    training: bool = False,
 ) -> GradcheckReport:
     """Check the backward pass of a layer, a Sequential model, or a loss against finite differences.
 
@@ -105,8 +106,11 @@ def gradcheck(
     * a model: ``gradcheck(model, X, Y)`` — objective the training loss (``loss`` as in ``fit``);
     * a loss:  ``gradcheck(loss, Yhat_or_scores, Y)`` — objective ``loss.value(Y, ·)``.
 
-    Everything is done in float64 (parameters must be float64); dropout is in inference mode during the
-    check, and every layer is left in the mode it was in.
+    Everything is done in float64 (parameters must be float64); the layers run in inference mode (no
+    dropout) unless ``training=True`` — how BatchNorm's backward pass through its batch statistics is
+    checked —, and every layer is left in the mode it was in. X may also be a (features, T, b) batch of
+    sequences: its b sequences are the samples of the mean (each the sum over its T positions), as in
+    ``fit``.
     ``max_entries`` checks at most that many randomly chosen entries of each array (seeded by
     ``seed``): two forward passes per entry add up on a large network.
     Returns a :class:`GradcheckReport` with one result per parameter and one for the input.
@@ -120,6 +124,7 @@ def gradcheck(
         tolerance: The largest relative error that passes.
         seed: Seeds the random R of a layer's objective and the choice of entries.
         max_entries: At most this many entries of each array are checked; None: all.
+        training: Run the layers in training mode (for layers whose training pass is deterministic).
 
     >>> from nablanet import Dense
     >>> gradcheck(Dense(3, 2, rng=0), np.random.default_rng(1).normal(size=(3, 4))).passed
@@ -135,7 +140,7 @@ def gradcheck(
         return GradcheckReport((_compare("input", analytic_input, numerical_input, tolerance),), tolerance, epsilon)
 
     layers = list(getattr(target, "layers", [target]))
-    with mode(layers, training=False):
+    with mode(layers, training=training):
         return _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries)
 
 

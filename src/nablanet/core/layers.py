@@ -23,7 +23,7 @@ import numpy as np
 from . import _checks, ops
 from .initializers import initialize
 from .optimizers import SGD
-from .parameter import Parameter, shapes_only, zeros
+from .parameter import Buffer, Parameter, shapes_only, zeros
 from .registry import Registry
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
@@ -42,6 +42,8 @@ class Layer:
     That is the whole contract a layer must honour — ``forward`` and ``backward``, and ``parameters()`` if
     it has weights. A class with those three trains in ``fit``, passes ``gradcheck`` and, once registered
     in ``LAYERS``, is saved and loaded. The rest is optional:
+
+    * ``buffers()``: state that is not trained but saved with the model (BatchNorm's running statistics);
 
     * ``get_config()`` / ``from_config(config)``: the constructor's arguments as plain data, which rebuild
       the layer (its arrays travel separately) — needed only by a layer whose constructor takes arguments;
@@ -77,6 +79,11 @@ class Layer:
 
     def parameters(self) -> list[Parameter]:
         """The trainable parameters, in a fixed order (none for a layer without weights)."""
+        return []
+
+    def buffers(self) -> list[Buffer]:
+        """The non-trainable state saved with the model, in a fixed order: BatchNorm's running statistics
+        (none for most layers). Optimizers never see it."""
         return []
 
     def get_config(self) -> dict[str, Any]:
@@ -182,16 +189,19 @@ def run(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) -> n
     return output
 
 
-def parameter_specs(layer_class: type[Layer], config: dict[str, Any]) -> dict[str, tuple[Shape, np.dtype]]:
-    """The parameter arrays a layer built from ``config`` has, name → (shape, dtype), worked out without
-    allocating them: the layer is built by its own constructor inside
-    :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never restated. (Arrays
-    a constructor makes with :func:`~nablanet.core.initializers.initialize` or
+def parameter_specs(
+    layer_class: type[Layer], config: dict[str, Any], *, buffers: bool = False
+) -> dict[str, tuple[Shape, np.dtype]]:
+    """The parameter arrays a layer built from ``config`` has, name → (shape, dtype) — with ``buffers=True``
+    its buffers too, after them —, worked out without allocating them: the layer is built by its own
+    constructor inside :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never
+    restated. (Arrays a constructor makes with :func:`~nablanet.core.initializers.initialize` or
     :func:`~nablanet.core.parameter.zeros` cost nothing there; others, a learner's ``np.random`` weights,
     are made in full.)"""
     with shapes_only():
         layer = layer_class.from_config(config)
-    return {parameter.name: (parameter.value.shape, parameter.value.dtype) for parameter in layer.parameters()}
+    arrays: list[Parameter | Buffer] = [*layer.parameters(), *(layer.buffers() if buffers else [])]
+    return {array.name: (array.value.shape, array.value.dtype) for array in arrays}
 
 
 @contextlib.contextmanager

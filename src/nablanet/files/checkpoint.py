@@ -179,7 +179,7 @@ def load_checkpoint(path) -> TrainingState:
 def _read_state(archive: Archive, path) -> TrainingState:
     """The training state in an open checkpoint; a ``KeyError``, ``ValueError``, … for a malformed one."""
     config = archive.config
-    parameters = list(model_specs(archive).values())
+    parameters = list(model_specs(archive, buffers=False).values())  # what the optimizer's state follows
     optimizer = _build_optimizer(config["optimizer"])
     keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
     stopping = config.get("early_stopping")

@@ -12,7 +12,8 @@ from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
 from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer_entries, parameter_specs, run
 from ..core.losses import Loss, resolve_loss
-from ..core.parameter import Parameter
+from ..core.normalization import LayerNorm  # noqa: F401 - registers the normalisation layers for model files
+from ..core.parameter import Buffer, Parameter
 from .budget import Cost, cost
 from .loop import accuracy, check_data, fit
 
@@ -253,17 +254,19 @@ class Sequential:
         return layer_entries(config.get("layers") if isinstance(config, dict) else None)
 
     @classmethod
-    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, ArraySpec]:
-        """The arrays a model config needs, named as :meth:`get_weights` names them, with their shapes and
-        dtypes — worked out from the config alone, so that a file can be checked before anything is built.
+    def parameter_specs(cls, config: dict[str, Any], *, buffers: bool = False) -> dict[str, ArraySpec]:
+        """The parameter arrays a model config needs — with ``buffers=True`` all the arrays :meth:`get_weights`
+        gives, buffers included —, named as it names them, with their shapes and dtypes: worked out from the
+        config alone, so that a file can be checked before anything is built.
 
         Args:
             config: A model config, as :meth:`get_config` returns it: ``{"layers": [{"type", "config"}, …]}``.
+            buffers: Also the layers' buffers (their running statistics), after each layer's parameters.
         """
         specs = {}
         for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
-                for name, spec in parameter_specs(layer_class, layer_config).items():
+                for name, spec in parameter_specs(layer_class, layer_config, buffers=buffers).items():
                     specs[f"layer{position}.{name}"] = spec
             except (ValueError, TypeError) as error:
                 raise ValueError(f"layer {position}: {error}") from None
@@ -293,37 +296,39 @@ class Sequential:
         return model
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Every parameter array by name, ``layer{position}.{parameter name}`` (the arrays themselves, not copies)."""
-        return {
-            f"layer{position}.{parameter.name}": parameter.value
-            for position, layer in enumerate(self.layers)
-            for parameter in layer.parameters()
-        }
+        """Every parameter and buffer array by name, ``layer{position}.{name}`` (the arrays themselves, not
+        copies): all that a model file holds besides its config."""
+        return {name: array.value for name, array in self._arrays().items()}
+
+    def _arrays(self) -> dict[str, Parameter | Buffer]:
+        """Every layer's parameters, then its buffers, by the names :meth:`get_weights` gives them."""
+        arrays: dict[str, Parameter | Buffer] = {}
+        for position, layer in enumerate(self.layers):
+            arrays.update({f"layer{position}.{array.name}": array for array in layer.parameters()})
+            arrays.update({f"layer{position}.{array.name}": array for array in layer.buffers()})
+        return arrays
 
     def set_weights(self, arrays: dict[str, np.ndarray], *, adopt: bool = False) -> None:
-        """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters. Every name must be
-        present and no other; shapes and dtypes must match and every number must be finite.
+        """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters and buffers. Every name must
+        be present and no other; shapes and dtypes must match and every number must be finite.
 
         ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable and
         C-ordered), with zero gradients, instead of copying them: how a model file is read into a model built
         inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory.
+        A buffer is replaced by assignment either way (by a copy, or the array itself with ``adopt``).
 
         Args:
-            arrays: The parameter arrays by name, ``layer{position}.{parameter name}``, as :meth:`get_weights`
+            arrays: The arrays by name, ``layer{position}.{parameter or buffer name}``, as :meth:`get_weights`
                 returns them.
             adopt: True: make the arrays themselves the parameters; False: copy them into the existing ones.
         """
         if not isinstance(arrays, dict) or not all(isinstance(value, np.ndarray) for value in arrays.values()):
             raise ValueError("set_weights needs a dict of NumPy arrays, named as get_weights names them")
-        named = {
-            f"layer{position}.{parameter.name}": parameter
-            for position, layer in enumerate(self.layers)
-            for parameter in layer.parameters()
-        }
-        for name, parameter in named.items():
+        named = self._arrays()
+        for name, holder in named.items():
             if name not in arrays:
                 raise ValueError(f"the array {name!r} is missing")
-            array, value = arrays[name], parameter.value
+            array, value = arrays[name], holder.value
             if array.shape != value.shape or array.dtype != value.dtype:
                 raise ValueError(
                     f"array {name!r} has shape {array.shape} and dtype {array.dtype}, "
@@ -334,12 +339,14 @@ class Sequential:
         extra = set(arrays) - set(named)
         if extra:
             raise ValueError(f"arrays {sorted(extra)} belong to no layer")
-        for name, parameter in named.items():
-            if adopt:
-                parameter.value = np.require(arrays[name], requirements=["C", "W"])
-                parameter.gradient = np.zeros(parameter.value.shape, parameter.value.dtype)  # no memory until used
+        for name, holder in named.items():
+            if isinstance(holder, Buffer):
+                holder.value = np.require(arrays[name], requirements=["C", "W"]) if adopt else arrays[name].copy()
+            elif adopt:
+                holder.value = np.require(arrays[name], requirements=["C", "W"])
+                holder.gradient = np.zeros(holder.value.shape, holder.value.dtype)  # no memory until used
             else:
-                parameter.value[...] = arrays[name]
+                holder.value[...] = arrays[name]
 
     def summary(self) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
