@@ -164,6 +164,14 @@ def cce_gradient(Y, Yhat):
     return -Y / np.maximum(Yhat, np.finfo(Yhat.dtype).tiny)
 
 
+def scaled_dot_product_attention(Q, K, V):
+    """O = V Aᵀ, A = softmax(QᵀK/√d_k + M) over each row, M the causal mask."""
+    scores = Q.T @ K / np.sqrt(Q.shape[0])
+    scores[np.triu_indices(scores.shape[0], 1)] = -np.inf
+    exponentials = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return V @ (exponentials / exponentials.sum(axis=1, keepdims=True)).T
+
+
 def softmax_classifier_gradient(W, x, y):
     """The first notebook's ∇_W L = (ŷ − y) x̃ᵀ for one sample, ŷ = softmax(W x̃)."""
     z = W @ x
@@ -172,7 +180,12 @@ def softmax_classifier_gradient(W, x, y):
 
 
 SOLUTIONS = {"Dense": Dense, "ReLU": ReLU, "Softmax": Softmax, "MaxPool2D": MaxPool2D, "Conv2D": Conv2D}
-FUNCTIONS = {"cce": cce, "cce_gradient": cce_gradient, "softmax_classifier_gradient": softmax_classifier_gradient}
+FUNCTIONS = {
+    "cce": cce,
+    "cce_gradient": cce_gradient,
+    "softmax_classifier_gradient": softmax_classifier_gradient,
+    "scaled_dot_product_attention": scaled_dot_product_attention,
+}
 
 
 @pytest.mark.parametrize("name", [*SOLUTIONS, *FUNCTIONS])
@@ -383,6 +396,30 @@ def gradient_unshifted(W, x, y):
     return (exponentials / exponentials.sum() - y) @ x.T
 
 
+def _attention(Q, K, V, *, scale=True, axis=1, mask=True, shift=True):
+    scores = Q.T @ K / (np.sqrt(Q.shape[0]) if scale else 1.0)
+    if mask:
+        scores[np.triu_indices(scores.shape[0], 1)] = -np.inf
+    exponentials = np.exp(scores - scores.max(axis=axis, keepdims=True) if shift else scores)
+    return V @ (exponentials / exponentials.sum(axis=axis, keepdims=True)).T
+
+
+def attention_unscaled(Q, K, V):
+    return _attention(Q, K, V, scale=False)
+
+
+def attention_over_queries(Q, K, V):
+    return _attention(Q, K, V, axis=0)
+
+
+def attention_unmasked(Q, K, V):
+    return _attention(Q, K, V, mask=False)
+
+
+def attention_unshifted(Q, K, V):
+    return _attention(Q, K, V, shift=False)
+
+
 MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, a fragment of its diagnosis)
     ("Dense", NoMean, "backward: ∇ of weights", "the 1/b is missing"),
     ("Dense", OneSample, "backward: ∇ of weights", "only the last sample counts"),
@@ -424,6 +461,10 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
     ("softmax_classifier_gradient", scores_for_probabilities, "∇_W L for one sample", "the scores z in place of"),
     ("softmax_classifier_gradient", gradient_transposed, "∇_W L for one sample", "transposed"),
     ("softmax_classifier_gradient", gradient_unshifted, "∇_W L, scores near 1000", "overflows to inf"),
+    ("scaled_dot_product_attention", attention_unscaled, "O = V Aᵀ for one sequence", "the √d_k is missing"),
+    ("scaled_dot_product_attention", attention_over_queries, "O = V Aᵀ for one sequence", "softmax over the wrong"),
+    ("scaled_dot_product_attention", attention_unmasked, "O = V Aᵀ for one sequence", "the causal mask is not"),
+    ("scaled_dot_product_attention", attention_unshifted, "O, scores in the thousands", "overflows to inf"),
 ]
 
 

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from .app.live import LivePlot
     from .app.sweep import SweepResult, sweep
     from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
+    from .core.attention import MultiHeadSelfAttention, PositionalEmbedding, TransformerBlock
     from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
-    from .core.layers import Dense, Dropout, Layer
+    from .core.layers import Composite, Dense, Dropout, Layer, Residual
     from .core.losses import (
         BinaryCrossEntropy,
         CategoricalCrossEntropy,
@@ -59,6 +60,7 @@ __all__ = [
     "BinaryCrossEntropy",
     "Callback",
     "CategoricalCrossEntropy",
+    "Composite",
     "Conv2D",
     "CosineDecay",
     "Dataset",
@@ -76,8 +78,11 @@ __all__ = [
     "MeanSquaredError",
     "MinMaxScaler",
     "ModelFileError",
+    "MultiHeadSelfAttention",
     "Parameter",
+    "PositionalEmbedding",
     "ReLU",
+    "Residual",
     "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
@@ -87,6 +92,7 @@ __all__ = [
     "SweepResult",
     "Tanh",
     "TrainingDiverged",
+    "TransformerBlock",
     "build_classifier",
     "cce",
     "cce_gradient",
@@ -112,6 +118,7 @@ __all__ = [
 # Ctrl-C in the first milliseconds of `nablanet train` then ends in one line, not a traceback.
 _MODULES = (
     "core.activations",
+    "core.attention",
     "core.convolution",
     "core.gradcheck",
     "core.layers",

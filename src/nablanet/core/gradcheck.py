@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import mode, run
+from .layers import Layer, mode, run
 from .losses import Loss, resolve_loss
 
 
@@ -139,7 +139,7 @@ def gradcheck(
         numerical_input = _numerical_gradient(lambda: target.value(Y, X), X, epsilon)
         return GradcheckReport((_compare("input", analytic_input, numerical_input, tolerance),), tolerance, epsilon)
 
-    layers = list(getattr(target, "layers", [target]))
+    layers = [target] if isinstance(target, Layer) else list(target.layers)  # a layer (a composite too), or a model
     with mode(layers, training=training):
         return _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries)
 

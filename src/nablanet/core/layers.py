@@ -50,6 +50,14 @@ class Layer:
     * ``build(input_shape)``: shape inference — take the shape of one input sample from the layer before
       and return the shape of one output sample. The default says nothing (``None``): ``Sequential`` then
       knows no shapes after the layer until one that fixes its own input (a Dense layer does).
+
+    A layer may be made of layers (a :class:`Composite`, e.g. :class:`Residual`): its forward and backward
+    passes run its sub-layers', its ``parameters()`` and ``buffers()`` are theirs, and its config nests
+    theirs by their registered names, checked like a model's list of layers before anything is built.
+
+    Sequences use the same layout, features first: a batch of b sequences of T positions is (features, T, b)
+    (a sample is a sequence; ``build`` receives (features, T)), and a layer with parameters still averages
+    over the b samples, each sample's gradient being the sum over its positions.
     """
 
     training = True
@@ -283,11 +291,12 @@ def _count_nested(entries: Any, depth: int) -> int:
 class Composite(Layer):
     """A layer made of layers (``layers``, in order): its forward and backward passes run theirs.
 
-    The sub-layers belong to it: their parameters are its ``parameters()``, in the sub-layers' order, each
-    renamed ``"{position}.{name}"`` (the weights of sub-layer 1 are ``"1.weights"``), so that a model file
-    names every array once; switching its mode switches theirs; a shallow copy of it — what an inference
-    pass runs on — copies them too, so that the copy's passes leave theirs alone. By default the forward
-    pass is the chain of the sub-layers, X → f_n(… f_1(X)), and the backward pass runs it in reverse.
+    The sub-layers belong to it: their parameters are its ``parameters()`` and their buffers its ``buffers()``,
+    in the sub-layers' order, each renamed ``"{position}.{name}"`` (the weights of sub-layer 1 are
+    ``"1.weights"``), so that a model file names every array once; switching its mode switches theirs; a
+    shallow copy of it — what an inference pass runs on — copies them too, so that the copy's passes leave
+    theirs alone. By default the forward pass is the chain of the sub-layers, X → f_n(… f_1(X)), and the
+    backward pass runs it in reverse.
 
     Args:
         layers (Iterable[Layer]): The sub-layers, first to last; at least one, each a layer of no other
@@ -304,13 +313,14 @@ class Composite(Layer):
             if getattr(layer, "_owned", False):
                 raise ValueError(f"layers[{position}] belongs to another composite already: give each its own")
             layer._owned = True  # type: ignore[attr-defined]
-            for parameter in layer.parameters():
-                parameter.name = f"{position}.{parameter.name}"
+            arrays: list[Parameter | Buffer] = [*layer.parameters(), *layer.buffers()]
+            for array in arrays:
+                array.name = f"{position}.{array.name}"
         self.layers: list[Layer] = layers
         self._training = True
         self.shapes: list[Shape | None] | None = None  # each sub-layer's output shape, once built
 
-    @property  # type: ignore[override]
+    @property
     def training(self) -> bool:
         """Training or inference mode: the composite's and every sub-layer's (setting it sets theirs)."""
         return self._training
@@ -329,6 +339,9 @@ class Composite(Layer):
 
     def parameters(self) -> list[Parameter]:
         return [parameter for layer in self.layers for parameter in layer.parameters()]
+
+    def buffers(self) -> list[Buffer]:
+        return [buffer for layer in self.layers for buffer in layer.buffers()]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """f_n(… f_1(X)): the sub-layers one after the other, X (features, b) or (features, T, b).

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..core import losses
-from ..core.activations import ReLU, Softmax
+from ..core.activations import ReLU, Softmax, softmax
+from ..core.attention import attention_loop, causal_mask
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, Layer
 from ..core.registry import Registry
@@ -509,6 +510,52 @@ class ToyGradientExercise(Exercise):
         )
 
 
+class AttentionExercise(Exercise):
+    """Causal scaled dot-product attention for one sequence: O = V softmax(QᵀK/√d_k + M)ᵀ, the softmax over the
+    keys of each query (the rows of the (T, T) scores)."""
+
+    name = "scaled_dot_product_attention"
+    function = True
+
+    def setting(self, rng):
+        d_k, d_v, steps = _sizes(rng, 3, 2, 7)
+        Q, K = rng.standard_normal((2, d_k, steps))
+        V = rng.standard_normal((d_v, steps))
+        description = f"one sequence of T = {steps}: Q, K ({d_k}, {steps}) and V ({d_v}, {steps}), float64"
+        return Setting(description, inputs=(Q, K, V))
+
+    def cases(self, setting):
+        Q, K, V = setting.inputs
+        loud = 3000 * Q  # scores in the thousands: exp overflows unless each row is shifted by its max
+        return [self._case("O = V Aᵀ for one sequence", Q, K, V), self._case("O, scores in the thousands", loud, K, V)]
+
+    @staticmethod
+    def _case(name, Q, K, V):
+        def output(scores, axis=1):
+            return V @ softmax(scores, axis=axis).T
+
+        d_k, steps = Q.shape
+        mask = causal_mask(steps)
+        scores = Q.T @ K / np.sqrt(d_k)
+        expected, _ = attention_loop(Q[:, :, None], K[:, :, None], V[:, :, None], causal=True)
+        return Case(
+            name,
+            (Q, K, V),
+            expected[:, :, 0],
+            (
+                Mistake(output(Q.T @ K + mask), "the √d_k is missing: the scores are QᵀK / √d_k"),
+                Mistake(output(scores + mask, axis=0), "softmax over the wrong axis: each query's row of A sums to 1"),
+                Mistake(output(scores), "the causal mask is not applied: query i may not see keys j > i (add −∞)"),
+                Mistake(output(scores + mask.T), "the mask hides the past: −∞ goes above the diagonal, where j > i"),
+                Mistake(
+                    V @ softmax(scores + mask, axis=1),
+                    "A is not transposed: column i of O is Σ_j A_ij v_j, so O = V Aᵀ",
+                ),
+                Mistake(None, "exp of large scores overflows to inf: subtract each row's max before exp"),
+            ),
+        )
+
+
 for _exercise in (
     ToyGradientExercise(),
     DenseExercise(),
@@ -518,5 +565,6 @@ for _exercise in (
     Conv2DExercise(),
     CCEExercise(),
     CCEGradientExercise(),
+    AttentionExercise(),
 ):
     EXERCISES.register(_exercise.name)(_exercise)
