@@ -161,11 +161,13 @@ def check(subject: type | Callable, like: str | None = None, *, seed: int = 0) -
     the mask is on the wrong side: ∇_Z L = ∇_A L ⊙ 𝟙[z > 0], the gradient flows where z was positive
 
     Args:
-        subject: The learner's layer class (not an instance), or function for ``"cce"``, ``"cce_gradient"`` and
-            ``"softmax_classifier_gradient"``. A class is built with the exercise's arguments, e.g.
+        subject: The learner's layer class (not an instance), or function for ``"cce"``, ``"cce_gradient"``,
+            ``"softmax_classifier_gradient"`` and ``"scaled_dot_product_attention"`` (Q, K, V of one sequence →
+            O, with the causal mask). A class is built with the exercise's arguments, e.g.
             ``Dense(input_size, output_size)``, and given nablanet's weights through its ``parameters()``.
         like: The reference: ``"Dense"``, ``"ReLU"``, ``"Softmax"``, ``"MaxPool2D"``, ``"Conv2D"``, ``"cce"``,
-            ``"cce_gradient"`` or ``"softmax_classifier_gradient"``; default: the subject's own ``__name__``.
+            ``"cce_gradient"``, ``"softmax_classifier_gradient"`` or ``"scaled_dot_product_attention"``; default:
+            the subject's own ``__name__``.
         seed: Chooses the random shapes and numbers.
 
     Returns:
