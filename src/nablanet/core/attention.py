@@ -37,6 +37,10 @@ from .parameter import Parameter, zeros
 def causal_mask(steps: int, dtype=np.float64) -> np.ndarray:
     """M, (T, T): 0 where key j ≤ query i, −∞ where j > i (the future), for T = ``steps``.
 
+    Args:
+        steps: T, the positions of the sequence.
+        dtype (numpy.float32 | numpy.float64): Of M.
+
     >>> causal_mask(3)
     array([[  0., -inf, -inf],
            [  0.,   0., -inf],
