@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         BinaryCrossEntropy,
         CategoricalCrossEntropy,
         MeanSquaredError,
+        SequenceCrossEntropy,
         SigmoidBinaryCrossEntropy,
         SoftmaxCrossEntropy,
         cce,
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
+    from .core.recurrent import Embedding
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
+    from .data.text import TextDataset, load_words, windows
     from .data.toy import toy_dataset, toy_regression
     from .exercises.checker import check
     from .files.serialization import ModelFileError, load, save
@@ -64,6 +67,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "Flatten",
     "History",
     "Layer",
@@ -75,6 +79,7 @@ __all__ = [
     "ModelFileError",
     "Parameter",
     "ReLU",
+    "SequenceCrossEntropy",
     "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
@@ -83,6 +88,7 @@ __all__ = [
     "StepDecay",
     "SweepResult",
     "Tanh",
+    "TextDataset",
     "TrainingDiverged",
     "build_classifier",
     "cce",
@@ -94,6 +100,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
+    "load_words",
     "one_hot",
     "read_idx",
     "save",
@@ -102,6 +109,7 @@ __all__ = [
     "sweep",
     "toy_dataset",
     "toy_regression",
+    "windows",
 ]
 
 # The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps
@@ -116,9 +124,11 @@ _MODULES = (
     "core.optimizers",
     "core.parameter",
     "core.preprocessing",
+    "core.recurrent",
     "core.schedules",
     "data.datasets",
     "data.idx",
+    "data.text",
     "data.toy",
     "files.serialization",
     "training.callbacks",
