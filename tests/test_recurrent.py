@@ -152,3 +152,86 @@ def test_fit_checks_windows_against_the_model():
         model.fit(X, np.full((16, 10), 0.5), loss="sequence", verbose=0)
     with pytest.raises(ValueError, match="input must hold token ids in"):
         model.fit(np.full((16, 10), 30.0), X, loss="sequence", verbose=0)
+
+
+RECURRENT = [nn.RNN, nn.LSTM]
+
+
+@pytest.mark.parametrize("layer_class", RECURRENT)
+@pytest.mark.parametrize("method", ["vectorized", "loop"])
+@given(
+    features=st.integers(1, 4),
+    hidden=st.integers(1, 4),
+    steps=st.integers(1, 5),
+    batch=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_recurrent_gradients_match_central_differences(layer_class, method, features, hidden, steps, batch, seed):
+    rng = np.random.default_rng(seed)
+    layer = layer_class(features, hidden, method=method, rng=rng)
+    layer.weights = 1.5 * layer.weights + 0.1 * rng.normal(size=layer.weights.shape)  # a bias too, not only 0
+    report = gradcheck(layer, rng.normal(size=(features, steps, batch)), tolerance=TOLERANCE)
+    assert [result.name for result in report.results][-1] == "input" and report.passed, report.table()
+
+
+@pytest.mark.parametrize("layer_class", RECURRENT)
+@given(features=st.integers(1, 5), hidden=st.integers(1, 5), steps=st.integers(1, 7), seed=st.integers(0, 2**32 - 1))
+def test_the_vectorized_passes_equal_the_loop_reference(layer_class, features, hidden, steps, seed):
+    rng = np.random.default_rng(seed)
+    X, G = rng.normal(size=(features, steps, 3)), rng.normal(size=(hidden, steps, 3))
+    fast, loop = layer_class(features, hidden, rng=seed), layer_class(features, hidden, method="loop", rng=seed)
+    np.testing.assert_allclose(fast.forward(X), loop.forward(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.backward(G), loop.backward(G), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.weights_gradient, loop.weights_gradient, rtol=0, atol=1e-12)
+
+
+def test_an_rnn_step_by_hand():
+    """n = h = 1, T = 2, b = 1: h_1 = tanh(w_x x_1 + b), h_2 = tanh(w_x x_2 + w_h h_1 + b), and BPTT."""
+    layer = nn.RNN(1, 1)
+    layer.weights = np.array([[0.5, -1.0, 0.1]])  # [w_x | w_h | b]
+    H = layer.forward(np.array([[[1.0], [2.0]]]))
+    h1 = np.tanh(0.5 + 0.1)
+    h2 = np.tanh(1.0 - h1 + 0.1)
+    np.testing.assert_allclose(H.ravel(), [h1, h2], rtol=1e-15)
+    dX = layer.backward(np.array([[[0.0], [1.0]]]))  # the loss reads h_2 only: L = h_2
+    delta2 = 1 - h2**2
+    delta1 = (-1.0 * delta2) * (1 - h1**2)  # what h_1 gave to step 2 comes back through w_h
+    np.testing.assert_allclose(dX.ravel(), [0.5 * delta1, 0.5 * delta2], rtol=1e-14)
+    np.testing.assert_allclose(
+        layer.weights_gradient, [[delta1 + 2 * delta2, h1 * delta2, delta1 + delta2]], rtol=1e-14
+    )
+
+
+@pytest.mark.parametrize("layer_class", RECURRENT)
+def test_recurrent_layers_read_sequences_and_say_their_shapes(layer_class):
+    layer = layer_class(3, 4, rng=0)
+    assert layer.build((3, 7)) == (4, 7)
+    with pytest.raises(ValueError, match=rf"{layer_class.__name__} expects sequences \(3, T\), received \(3,\)"):
+        layer.build((3,))
+    with pytest.raises(ValueError, match=r"input must be a batch of sequences \(features, T, batch\)"):
+        layer.forward(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="input must have 3 features"):
+        layer.forward(np.zeros((2, 5, 1)))
+    with pytest.raises(ValueError, match="method must be one of"):
+        layer_class(3, 4, method="fast")
+    assert layer_class.from_config(layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(RuntimeError, match="backward needs a forward pass first"):
+        layer_class(3, 4).backward(np.zeros((4, 1, 1)))
+
+
+def test_an_lstm_character_model_trains_saves_and_loads(tmp_path):
+    data = nn.load_words(sample=True)
+    X, Y = nn.windows(data.train, 12, dtype=np.float32)
+    model = nn.Sequential(
+        [
+            nn.Embedding(27, 8, rng=0, dtype=np.float32),
+            nn.LSTM(8, 16, rng=0, dtype=np.float32),
+            nn.Dense(16, 27, init="glorot_uniform", rng=0, dtype=np.float32),
+        ]
+    )
+    assert model.output_shape(12) == (27, 12)
+    history = model.fit(X, Y, loss="sequence", epochs=2, batch_size=64, optimizer=nn.Adam(0.02), rng=0, verbose=0)
+    assert history.loss[-1] < history.loss[0] < np.log(27)
+    nn.save(model, tmp_path / "lstm.npz")
+    loaded = nn.load(tmp_path / "lstm.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(X[:, :5]), model.predict_proba(X[:, :5]))

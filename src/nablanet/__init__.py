@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
-    from .core.recurrent import Embedding
+    from .core.recurrent import LSTM, RNN, Embedding
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from .training.model import Sequential, build_classifier
 
 __all__ = [
+    "LSTM",
+    "RNN",
     "SGD",
     "Adam",
     "AdamW",
