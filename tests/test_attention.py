@@ -155,7 +155,7 @@ def test_attention_refuses_a_matrix_and_the_wrong_features():
     layer = nn.MultiHeadSelfAttention(4, 2)
     with pytest.raises(ValueError, match=r"batch of sequences \(d, T, b\)"):
         layer.forward(np.ones((4, 3)))
-    with pytest.raises(ValueError, match="must have 4 rows"):
+    with pytest.raises(ValueError, match="must have 4 features"):
         layer.forward(np.ones((5, 3, 2)))
 
 
