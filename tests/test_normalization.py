@@ -132,6 +132,12 @@ def test_every_training_batch_moves_the_running_statistics_by_the_momentum(rng):
     np.testing.assert_allclose(layer.running_mean, 0.25 * first.mean(axis=1) + 0.5 * second.mean(axis=1))
 
 
+def test_the_running_statistics_keep_the_layers_dtype(rng):
+    layer = nn.BatchNorm(2, dtype=np.float32)
+    layer.forward(rng.normal(size=(2, 5)))  # float64 data
+    assert layer.running_mean.dtype == layer.running_variance.dtype == np.float32
+
+
 def test_weight_decay_and_optimizers_touch_no_buffer_and_neither_gamma_nor_beta(rng):
     layer = nn.BatchNorm(2)
     layer.forward(rng.normal(size=(2, 5)))

@@ -427,10 +427,9 @@ class BatchNorm(_Normalization):
         if not self.training:
             return self.running_mean[:, None, None], self.running_variance[:, None, None], False
         mean, variance = statistics(view, self._axes)
-        keep = self.momentum
-        running_mean, running_variance = self._buffers
-        running_mean.value = keep * running_mean.value + (1 - keep) * mean.reshape(-1)  # assigned, never in place
-        running_variance.value = keep * running_variance.value + (1 - keep) * variance.reshape(-1)
+        for buffer, batch in zip(self._buffers, (mean, variance), strict=True):  # assigned, never written in place
+            moved = self.momentum * buffer.value + (1 - self.momentum) * batch.reshape(-1)
+            buffer.value = moved.astype(buffer.value.dtype, copy=False)  # the layer's dtype, whatever the data's
         return mean, variance, True
 
     _axes = (1, 2)
