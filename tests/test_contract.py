@@ -1,4 +1,4 @@
-"""The layer contract: six public methods; a learner's class with forward, backward and parameters alone
+"""The layer contract: seven public methods; a learner's class with forward, backward and parameters alone
 trains, checks and saves; the fast paths live beside the layers; inference keeps no state in the layers."""
 
 import inspect
@@ -17,9 +17,9 @@ from nablanet.core.losses import LOSSES
 CORE = Path(layers_module.__file__).parent
 
 
-def test_a_layer_has_six_public_methods():
+def test_a_layer_has_seven_public_methods():
     public = {name for name, value in inspect.getmembers(Layer) if callable(value) and not name.startswith("_")}
-    assert public == {"forward", "backward", "parameters", "get_config", "from_config", "build"}
+    assert public == {"forward", "backward", "parameters", "buffers", "get_config", "from_config", "build"}
 
 
 class Affine(Layer):

@@ -156,12 +156,67 @@ class Conv2D(nn.Layer):
         return dx.reshape(batch, -1).T
 
 
+class RNN(nn.Layer):
+    """h_t = tanh(W_x x_t + W_h h_{t−1} + b) for t = 1 … T; backward through time, step T first."""
+
+    def __init__(self, input_size, hidden_size):
+        self.n = input_size
+        self.weights = np.zeros((hidden_size, input_size + hidden_size + 1))
+        self.weights_gradient = np.zeros_like(self.weights)
+        self._parameters = [nn.Parameter("weights", self.weights, self.weights_gradient)]
+
+    def parameters(self):
+        return self._parameters
+
+    def split(self):
+        return self.weights[:, : self.n], self.weights[:, self.n : -1], self.weights[:, -1:]
+
+    def forward(self, input):
+        self.input = input
+        W_x, W_h, b = self.split()
+        _, steps, batch = input.shape
+        self.states = [np.zeros((len(W_h), batch))]  # h_0 = 0
+        for t in range(steps):
+            self.states.append(np.tanh(W_x @ input[:, t] + W_h @ self.states[-1] + b))
+        return np.stack(self.states[1:], axis=1)
+
+    def deltas(self, output_gradient):
+        """δ_t = (∇_{h_t} L + W_hᵀ δ_{t+1}) ⊙ (1 − h_t²), from t = T down to 1."""
+        _, W_h, _ = self.split()
+        deltas, carry = {}, 0
+        for t in reversed(range(self.input.shape[1])):
+            deltas[t] = (output_gradient[:, t] + carry) * (1 - self.states[t + 1] ** 2)
+            carry = W_h.T @ deltas[t]
+        return deltas
+
+    def backward(self, output_gradient, learning_rate=None):
+        W_x, _, _ = self.split()
+        deltas = self.deltas(output_gradient)
+        gradient = np.zeros_like(self.weights)
+        input_gradient = np.zeros(self.input.shape)
+        for t, delta in deltas.items():
+            gradient += np.hstack([delta @ self.input[:, t].T, delta @ self.states[t].T, delta.sum(1, keepdims=True)])
+            input_gradient[:, t] = W_x.T @ delta
+        self.weights_gradient[...] = gradient / self.input.shape[2]
+        if learning_rate is not None:
+            self.weights -= learning_rate * self.weights_gradient
+        return input_gradient
+
+
 def cce(Y, Yhat):
     return -np.sum(Y * np.log(np.maximum(Yhat, np.finfo(Yhat.dtype).tiny))) / Y.shape[1]
 
 
 def cce_gradient(Y, Yhat):
     return -Y / np.maximum(Yhat, np.finfo(Yhat.dtype).tiny)
+
+
+def scaled_dot_product_attention(Q, K, V):
+    """O = V Aᵀ, A = softmax(QᵀK/√d_k + M) over each row, M the causal mask."""
+    scores = Q.T @ K / np.sqrt(Q.shape[0])
+    scores[np.triu_indices(scores.shape[0], 1)] = -np.inf
+    exponentials = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return V @ (exponentials / exponentials.sum(axis=1, keepdims=True)).T
 
 
 def softmax_classifier_gradient(W, x, y):
@@ -171,8 +226,57 @@ def softmax_classifier_gradient(W, x, y):
     return (exponentials / exponentials.sum() - y) @ x.T
 
 
-SOLUTIONS = {"Dense": Dense, "ReLU": ReLU, "Softmax": Softmax, "MaxPool2D": MaxPool2D, "Conv2D": Conv2D}
-FUNCTIONS = {"cce": cce, "cce_gradient": cce_gradient, "softmax_classifier_gradient": softmax_classifier_gradient}
+class LayerNorm(nn.Layer):
+    """x̂ = (x − μ) / √(σ² + ε) over each column's features, y = γ ⊙ x̂ + β; the backward pass through μ and σ²."""
+
+    def __init__(self, features):
+        self.gamma, self.beta = np.ones((features, 1)), np.zeros((features, 1))
+        self.gamma_gradient, self.beta_gradient = np.zeros_like(self.gamma), np.zeros_like(self.beta)
+        self._parameters = [
+            nn.Parameter("gamma", self.gamma[:, 0], self.gamma_gradient[:, 0]),
+            nn.Parameter("beta", self.beta[:, 0], self.beta_gradient[:, 0]),
+        ]
+
+    def parameters(self):
+        return self._parameters
+
+    def forward(self, input):
+        mean, variance = input.mean(axis=0, keepdims=True), input.var(axis=0, keepdims=True)
+        self.inverse_std = 1 / np.sqrt(variance + 1e-5)
+        self.normalized = (input - mean) * self.inverse_std
+        return self.gamma * self.normalized + self.beta
+
+    def input_gradient(self, g):
+        """∇_x L from g = ∇_x̂ L: (g − mean(g) − x̂ mean(g x̂)) / √(σ² + ε), the means over the features."""
+        mean_g, mean_gx = g.mean(axis=0, keepdims=True), (g * self.normalized).mean(axis=0, keepdims=True)
+        return self.inverse_std * (g - mean_g - self.normalized * mean_gx)
+
+    def backward(self, output_gradient, learning_rate=None):
+        b = output_gradient.shape[1]
+        self.gamma_gradient[...] = np.sum(output_gradient * self.normalized, axis=1, keepdims=True) / b
+        self.beta_gradient[...] = np.sum(output_gradient, axis=1, keepdims=True) / b
+        input_gradient = self.input_gradient(self.gamma * output_gradient)
+        if learning_rate is not None:
+            self.gamma -= learning_rate * self.gamma_gradient
+            self.beta -= learning_rate * self.beta_gradient
+        return input_gradient
+
+
+SOLUTIONS = {
+    "Dense": Dense,
+    "ReLU": ReLU,
+    "Softmax": Softmax,
+    "MaxPool2D": MaxPool2D,
+    "Conv2D": Conv2D,
+    "RNN": RNN,
+    "LayerNorm": LayerNorm,
+}
+FUNCTIONS = {
+    "cce": cce,
+    "cce_gradient": cce_gradient,
+    "softmax_classifier_gradient": softmax_classifier_gradient,
+    "scaled_dot_product_attention": scaled_dot_product_attention,
+}
 
 
 @pytest.mark.parametrize("name", [*SOLUTIONS, *FUNCTIONS])
@@ -342,6 +446,31 @@ class FlippedKernel(Conv2D):
         return super().kernel(weights)[:, :, ::-1, ::-1]
 
 
+class LayerNormOverTheBatch(LayerNorm):
+    def forward(self, input):  # the statistics over axis 1, the batch: BatchNorm's
+        mean, variance = input.mean(axis=1, keepdims=True), input.var(axis=1, keepdims=True)
+        self.inverse_std = 1 / np.sqrt(variance + 1e-5)
+        self.normalized = (input - mean) * self.inverse_std
+        return self.gamma * self.normalized + self.beta
+
+
+class LayerNormWithoutStatisticsTerms(LayerNorm):
+    def input_gradient(self, g):
+        return self.inverse_std * g
+
+
+class LayerNormWithoutVarianceTerm(LayerNorm):
+    def input_gradient(self, g):
+        return self.inverse_std * (g - g.mean(axis=0, keepdims=True))
+
+
+class LayerNormGammaGradientWithoutXhat(LayerNorm):
+    def backward(self, output_gradient, learning_rate=None):
+        input_gradient = super().backward(output_gradient)
+        self.gamma_gradient[...] = self.beta_gradient
+        return input_gradient
+
+
 def cce_unguarded(Y, Yhat):
     return -np.sum(Y * np.log(Yhat)) / Y.shape[1]
 
@@ -383,6 +512,55 @@ def gradient_unshifted(W, x, y):
     return (exponentials / exponentials.sum() - y) @ x.T
 
 
+def _attention(Q, K, V, *, scale=True, axis=1, mask=True, shift=True):
+    scores = Q.T @ K / (np.sqrt(Q.shape[0]) if scale else 1.0)
+    if mask:
+        scores[np.triu_indices(scores.shape[0], 1)] = -np.inf
+    exponentials = np.exp(scores - scores.max(axis=axis, keepdims=True) if shift else scores)
+    return V @ (exponentials / exponentials.sum(axis=axis, keepdims=True)).T
+
+
+def attention_unscaled(Q, K, V):
+    return _attention(Q, K, V, scale=False)
+
+
+def attention_over_queries(Q, K, V):
+    return _attention(Q, K, V, axis=0)
+
+
+def attention_unmasked(Q, K, V):
+    return _attention(Q, K, V, mask=False)
+
+
+def attention_unshifted(Q, K, V):
+    return _attention(Q, K, V, shift=False)
+
+
+class RNNWithoutCarry(RNN):
+    def deltas(self, output_gradient):
+        return {t: output_gradient[:, t] * (1 - self.states[t + 1] ** 2) for t in range(self.input.shape[1])}
+
+
+class RNNDerivativeOfThePreviousState(RNN):
+    def deltas(self, output_gradient):
+        _, W_h, _ = self.split()
+        deltas, carry = {}, 0
+        for t in reversed(range(self.input.shape[1])):
+            deltas[t] = (output_gradient[:, t] + carry) * (1 - self.states[t] ** 2)
+            carry = W_h.T @ deltas[t]
+        return deltas
+
+
+class RNNStateNotFedBack(RNN):
+    def forward(self, input):
+        W_x, W_h, b = self.split()
+        self.input = input
+        self.states = [np.zeros((len(W_h), input.shape[2]))]
+        for t in range(input.shape[1]):
+            self.states.append(np.tanh(W_x @ input[:, t] + b))
+        return np.stack(self.states[1:], axis=1)
+
+
 MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, a fragment of its diagnosis)
     ("Dense", NoMean, "backward: ∇ of weights", "the 1/b is missing"),
     ("Dense", OneSample, "backward: ∇ of weights", "only the last sample counts"),
@@ -409,10 +587,18 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
     ("Softmax", JacobianWithoutDiagonal, "backward: ∇ of the input", "the diagonal term is missing"),
     ("Softmax", JacobianDiagonalOnly, "backward: ∇ of the input", "only the Jacobian's diagonal"),
     ("Softmax", JacobianLoop, "backward: ∇ of the input", "each sample has its own"),
+    ("RNN", RNNWithoutCarry, "backward: ∇ of the input", "does not flow back through h_{t−1}"),
+    ("RNN", RNNWithoutCarry, "backward: ∇ of weights", "does not flow back through h_{t−1}"),
+    ("RNN", RNNDerivativeOfThePreviousState, "backward: ∇ of the input", "the tanh derivative at the wrong step"),
+    ("RNN", RNNStateNotFedBack, "forward: the output", "h_{t−1} is not fed back"),
     ("ReLU", ReLUWrongSide, "backward: ∇ of the input", "the mask is on the wrong side"),
     ("ReLU", ReLUTimesOutput, "backward: ∇ of the input", "multiplied by max(0, z)"),
     ("MaxPool2D", PoolToEveryElement, "backward: ∇ of the input", "every element of the window got the gradient"),
     ("Conv2D", FlippedKernel, "forward: the output", "the kernel is flipped"),
+    ("LayerNorm", LayerNormOverTheBatch, "forward: the output", "standardised over the batch (axis=1)"),
+    ("LayerNorm", LayerNormWithoutStatisticsTerms, "backward: ∇ of the input", "the terms of μ and σ² are missing"),
+    ("LayerNorm", LayerNormWithoutVarianceTerm, "backward: ∇ of the input", "the σ² term is missing"),
+    ("LayerNorm", LayerNormGammaGradientWithoutXhat, "backward: ∇ of gamma", "the x̂ is missing"),
     ("cce", cce_unguarded, "a probability of exactly 0 for a class that is not the label", "0 · log 0 gave NaN"),
     ("cce", cce_unguarded, "a probability of exactly 0 for the label", "log 0 = −inf"),
     ("cce", cce_summed, "the batch's mean loss", "the 1/b is missing"),
@@ -424,6 +610,10 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
     ("softmax_classifier_gradient", scores_for_probabilities, "∇_W L for one sample", "the scores z in place of"),
     ("softmax_classifier_gradient", gradient_transposed, "∇_W L for one sample", "transposed"),
     ("softmax_classifier_gradient", gradient_unshifted, "∇_W L, scores near 1000", "overflows to inf"),
+    ("scaled_dot_product_attention", attention_unscaled, "O = V Aᵀ for one sequence", "the √d_k is missing"),
+    ("scaled_dot_product_attention", attention_over_queries, "O = V Aᵀ for one sequence", "softmax over the wrong"),
+    ("scaled_dot_product_attention", attention_unmasked, "O = V Aᵀ for one sequence", "the causal mask is not"),
+    ("scaled_dot_product_attention", attention_unshifted, "O, scores in the thousands", "overflows to inf"),
 ]
 
 

@@ -24,24 +24,29 @@ if TYPE_CHECKING:
     from .app.live import LivePlot
     from .app.sweep import SweepResult, sweep
     from .core.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax, softmax_jacobian
+    from .core.attention import MultiHeadSelfAttention, PositionalEmbedding, TransformerBlock
     from .core.convolution import AvgPool2D, Conv2D, Flatten, MaxPool2D
     from .core.gradcheck import gradcheck
-    from .core.layers import Dense, Dropout, Layer
+    from .core.layers import Composite, Dense, Dropout, Layer, Residual
     from .core.losses import (
         BinaryCrossEntropy,
         CategoricalCrossEntropy,
         MeanSquaredError,
+        SequenceCrossEntropy,
         SigmoidBinaryCrossEntropy,
         SoftmaxCrossEntropy,
         cce,
         cce_gradient,
     )
+    from .core.normalization import BatchNorm, LayerNorm
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
+    from .core.recurrent import LSTM, RNN, Embedding
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
+    from .data.text import TextDataset, load_words, windows
     from .data.toy import toy_dataset, toy_regression
     from .exercises.checker import check
     from .files.serialization import ModelFileError, load, save
@@ -50,13 +55,17 @@ if TYPE_CHECKING:
     from .training.model import Sequential, build_classifier
 
 __all__ = [
+    "LSTM",
+    "RNN",
     "SGD",
     "Adam",
     "AdamW",
     "AvgPool2D",
+    "BatchNorm",
     "BinaryCrossEntropy",
     "Callback",
     "CategoricalCrossEntropy",
+    "Composite",
     "Conv2D",
     "CosineDecay",
     "Dataset",
@@ -64,17 +73,23 @@ __all__ = [
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "Flatten",
     "History",
     "Layer",
+    "LayerNorm",
     "LeakyReLU",
     "LivePlot",
     "MaxPool2D",
     "MeanSquaredError",
     "MinMaxScaler",
     "ModelFileError",
+    "MultiHeadSelfAttention",
     "Parameter",
+    "PositionalEmbedding",
     "ReLU",
+    "Residual",
+    "SequenceCrossEntropy",
     "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
@@ -83,7 +98,9 @@ __all__ = [
     "StepDecay",
     "SweepResult",
     "Tanh",
+    "TextDataset",
     "TrainingDiverged",
+    "TransformerBlock",
     "build_classifier",
     "cce",
     "cce_gradient",
@@ -94,6 +111,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
+    "load_words",
     "one_hot",
     "read_idx",
     "save",
@@ -102,6 +120,7 @@ __all__ = [
     "sweep",
     "toy_dataset",
     "toy_regression",
+    "windows",
 ]
 
 # The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps
@@ -109,16 +128,20 @@ __all__ = [
 # Ctrl-C in the first milliseconds of `nablanet train` then ends in one line, not a traceback.
 _MODULES = (
     "core.activations",
+    "core.attention",
     "core.convolution",
     "core.gradcheck",
     "core.layers",
     "core.losses",
+    "core.normalization",
     "core.optimizers",
     "core.parameter",
     "core.preprocessing",
+    "core.recurrent",
     "core.schedules",
     "data.datasets",
     "data.idx",
+    "data.text",
     "data.toy",
     "files.serialization",
     "training.callbacks",

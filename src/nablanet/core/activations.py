@@ -32,7 +32,7 @@ class Elementwise(SameShape):
         raise NotImplementedError
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = _checks.matrix("input", input, finite=False)
+        self.input = _checks.features_first("input", input, finite=False)
         self.output = self.function(input)
         return self.output
 
@@ -125,8 +125,8 @@ def sigmoid(scores: np.ndarray) -> np.ndarray:
     return np.where(scores >= 0, 1.0, exp_minus_abs) / (1.0 + exp_minus_abs)
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    r"""Column-wise softmax, max-shifted:
+def softmax(scores: np.ndarray, axis: int = 0) -> np.ndarray:
+    r"""Column-wise softmax (over ``axis``, 0 by default), max-shifted:
 
     $$a_k = \frac{e^{z_k - \max_j z_j}}{\sum_j e^{z_j - \max_j z_j}} = \frac{e^{z_k}}{\sum_j e^{z_j}}$$
 
@@ -141,6 +141,8 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
     Args:
         scores: Z, (classes, b), the scores of each sample in a column.
+        axis: The axis the probabilities sum over: 0, the classes of a column; attention's weights use the
+            last axis, the keys of each query.
 
     >>> softmax(np.array([[1000.0], [1000.0]]))
     array([[0.5],
@@ -148,9 +150,9 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     >>> softmax(np.array([[0.0], [-1000.0]]))[1, 0] == np.finfo(np.float64).tiny
     np.True_
     """
-    shifted = scores - scores.max(axis=0, keepdims=True)
+    shifted = scores - scores.max(axis=axis, keepdims=True)
     np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=0, keepdims=True)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
     np.maximum(shifted, np.finfo(shifted.dtype).tiny, out=shifted)
     return shifted
 

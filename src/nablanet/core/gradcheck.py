@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import mode, run
+from .layers import Layer, mode, run
 from .losses import Loss, resolve_loss
 
 
@@ -98,6 +98,7 @@ def gradcheck(
     tolerance: float = 1e-6,
     seed: int = 0,
     max_entries: int | None = None,
+    training: bool = False,
 ) -> GradcheckReport:
     """Check the backward pass of a layer, a Sequential model, or a loss against finite differences.
 
@@ -105,8 +106,15 @@ def gradcheck(
     * a model: ``gradcheck(model, X, Y)`` — objective the training loss (``loss`` as in ``fit``);
     * a loss:  ``gradcheck(loss, Yhat_or_scores, Y)`` — objective ``loss.value(Y, ·)``.
 
-    Everything is done in float64 (parameters must be float64); dropout is in inference mode during the
-    check, and every layer is left in the mode it was in.
+    Everything is done in float64 (parameters must be float64); the layers run in inference mode (no
+    dropout) unless ``training=True`` — how BatchNorm's backward pass through its batch statistics is
+    checked —, and every layer is left in the mode it was in. X may also be a (features, T, b) batch of
+    sequences: its b sequences are the samples of the mean (each the sum over its T positions), as in
+    ``fit``.
+
+    The samples are the last axis of X: the columns of a (features, b) matrix, the sequences of a
+    (features, T, b) batch or of (T, b) token ids. A first layer that reads token ids (``discrete_input``,
+    an Embedding) has no input gradient to compare: only its parameters are checked.
     ``max_entries`` checks at most that many randomly chosen entries of each array (seeded by
     ``seed``): two forward passes per entry add up on a large network.
     Returns a :class:`GradcheckReport` with one result per parameter and one for the input.
@@ -120,13 +128,14 @@ def gradcheck(
         tolerance: The largest relative error that passes.
         seed: Seeds the random R of a layer's objective and the choice of entries.
         max_entries: At most this many entries of each array are checked; None: all.
+        training: Run the layers in training mode (for layers whose training pass is deterministic).
 
     >>> from nablanet import Dense
     >>> gradcheck(Dense(3, 2, rng=0), np.random.default_rng(1).normal(size=(3, 4))).passed
     True
     """
     X = np.array(X, dtype=np.float64)  # a copy: the check perturbs it
-    batch_size = X.shape[1]
+    batch_size = X.shape[-1]  # the samples: the last axis of (features, b) and (features, T, b)
     if hasattr(target, "value") and hasattr(target, "gradient"):  # a loss
         if Y is None:
             raise ValueError("checking a loss needs Y")
@@ -134,13 +143,13 @@ def gradcheck(
         numerical_input = _numerical_gradient(lambda: target.value(Y, X), X, epsilon)
         return GradcheckReport((_compare("input", analytic_input, numerical_input, tolerance),), tolerance, epsilon)
 
-    layers = list(getattr(target, "layers", [target]))
-    with mode(layers, training=False):
+    layers = [target] if isinstance(target, Layer) else list(target.layers)  # a layer (a composite too), or a model
+    with mode(layers, training=training):
         return _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries)
 
 
 def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> GradcheckReport:
-    batch_size = X.shape[1]
+    batch_size = X.shape[-1]
     if Y is None:
         projection = np.random.default_rng(seed).standard_normal(run(layers, X).shape)
         objective_layers = layers
@@ -181,5 +190,6 @@ def _check_layers(layers, X, Y, loss, epsilon, tolerance, seed, max_entries) -> 
         _compare(name, stored, numerical(parameter.value), tolerance)
         for (name, parameter), stored in zip(parameters, analytic, strict=True)
     ]
-    results.append(_compare("input", gradient / batch_size, numerical(X), tolerance))
+    if not getattr(layers[0], "discrete_input", False):  # token ids are labels: no derivative to compare
+        results.append(_compare("input", gradient / batch_size, numerical(X), tolerance))
     return GradcheckReport(tuple(results), tolerance, epsilon)

@@ -23,7 +23,7 @@ import numpy as np
 from . import _checks, ops
 from .initializers import initialize
 from .optimizers import SGD
-from .parameter import Parameter, shapes_only, zeros
+from .parameter import Buffer, Parameter, shapes_only, zeros
 from .registry import Registry
 
 LAYERS: Registry[type[Layer]] = Registry("layer")
@@ -43,11 +43,21 @@ class Layer:
     it has weights. A class with those three trains in ``fit``, passes ``gradcheck`` and, once registered
     in ``LAYERS``, is saved and loaded. The rest is optional:
 
+    * ``buffers()``: state that is not trained but saved with the model (BatchNorm's running statistics);
+
     * ``get_config()`` / ``from_config(config)``: the constructor's arguments as plain data, which rebuild
       the layer (its arrays travel separately) — needed only by a layer whose constructor takes arguments;
     * ``build(input_shape)``: shape inference — take the shape of one input sample from the layer before
       and return the shape of one output sample. The default says nothing (``None``): ``Sequential`` then
       knows no shapes after the layer until one that fixes its own input (a Dense layer does).
+
+    A layer may be made of layers (a :class:`Composite`, e.g. :class:`Residual`): its forward and backward
+    passes run its sub-layers', its ``parameters()`` and ``buffers()`` are theirs, and its config nests
+    theirs by their registered names, checked like a model's list of layers before anything is built.
+
+    Sequences use the same layout, features first: a batch of b sequences of T positions is (features, T, b)
+    (a sample is a sequence; ``build`` receives (features, T)), and a layer with parameters still averages
+    over the b samples, each sample's gradient being the sum over its positions.
     """
 
     training = True
@@ -77,6 +87,11 @@ class Layer:
 
     def parameters(self) -> list[Parameter]:
         """The trainable parameters, in a fixed order (none for a layer without weights)."""
+        return []
+
+    def buffers(self) -> list[Buffer]:
+        """The non-trainable state saved with the model, in a fixed order: BatchNorm's running statistics
+        (none for most layers). Optimizers never see it."""
         return []
 
     def get_config(self) -> dict[str, Any]:
@@ -182,16 +197,19 @@ def run(layers: Iterable[Layer], X: np.ndarray, *, inference: bool = False) -> n
     return output
 
 
-def parameter_specs(layer_class: type[Layer], config: dict[str, Any]) -> dict[str, tuple[Shape, np.dtype]]:
-    """The parameter arrays a layer built from ``config`` has, name → (shape, dtype), worked out without
-    allocating them: the layer is built by its own constructor inside
-    :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never restated. (Arrays
-    a constructor makes with :func:`~nablanet.core.initializers.initialize` or
+def parameter_specs(
+    layer_class: type[Layer], config: dict[str, Any], *, buffers: bool = False
+) -> dict[str, tuple[Shape, np.dtype]]:
+    """The parameter arrays a layer built from ``config`` has, name → (shape, dtype) — with ``buffers=True``
+    its buffers too, after them —, worked out without allocating them: the layer is built by its own
+    constructor inside :func:`~nablanet.core.parameter.shapes_only`, so the shapes are the constructor's, never
+    restated. (Arrays a constructor makes with :func:`~nablanet.core.initializers.initialize` or
     :func:`~nablanet.core.parameter.zeros` cost nothing there; others, a learner's ``np.random`` weights,
     are made in full.)"""
     with shapes_only():
         layer = layer_class.from_config(config)
-    return {parameter.name: (parameter.value.shape, parameter.value.dtype) for parameter in layer.parameters()}
+    arrays: list[Parameter | Buffer] = [*layer.parameters(), *(layer.buffers() if buffers else [])]
+    return {array.name: (array.value.shape, array.value.dtype) for array in arrays}
 
 
 @contextlib.contextmanager
@@ -215,6 +233,224 @@ def mode(layers: Iterable[Layer], *, training: bool) -> Iterator[None]:
     finally:
         for layer, was in zip(layers, saved, strict=True):
             layer.training = was
+
+
+# -- layers made of layers
+MAX_DEPTH = 8  # composites inside composites, as a layer config may nest them
+MAX_NESTED_LAYERS = 1_000  # the layers one composite's config may describe, at every depth together
+
+
+def layer_configs(layers: Iterable[Layer]) -> list[dict[str, Any]]:
+    """``[{"type": registered name, "config": layer.get_config()}, …]``: a list of layers as plain data, as a
+    model file and a composite's config hold it; a ``TypeError`` names a layer that is not registered."""
+    configs = []
+    for position, layer in enumerate(layers):
+        name = type(layer).__name__
+        if LAYERS.get(name) is not type(layer):
+            raise TypeError(f"layer {position} ({name}) is not a registered nablanet layer: it cannot be saved")
+        configs.append({"type": name, "config": layer.get_config()})
+    return configs
+
+
+def layer_entries(entries: Any) -> list[tuple[type[Layer], dict[str, Any]]]:
+    """(registered class, its config) for each entry of a list of layers as :func:`layer_configs` writes it,
+    checked before anything is built: a non-empty list of ``{"type", "config"}`` dicts naming registered
+    layers, whose nested lists (a composite's ``"layers"``) go at most ``MAX_DEPTH`` deep and describe at most
+    ``MAX_NESTED_LAYERS`` layers in all. Anything else is a ``ValueError`` that says where."""
+    _count_nested(entries, depth=1)
+    checked = []
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise ValueError(f"layer {position} is not of the form {{'type': name, 'config': {{...}}}}")
+        if entry["type"] not in LAYERS:
+            raise ValueError(f"layer {position} has unknown type {entry['type'][:80]!r} (known: {', '.join(LAYERS)})")
+        config = entry.get("config", {})
+        if not isinstance(config, dict):
+            raise ValueError(f"layer {position}: its config must be a dict")
+        checked.append((LAYERS[entry["type"]], config))
+    return checked
+
+
+def _count_nested(entries: Any, depth: int) -> int:
+    """How many layers ``entries`` describes at every depth; a ``ValueError`` past the bounds (plain data only
+    is read: nothing is built)."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("the config has no list of layers")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"the layers nest more than {MAX_DEPTH} deep: a config may not")
+    count = len(entries)
+    for entry in entries:
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("layers"), list):
+            count += _count_nested(config["layers"], depth + 1)
+        if count > MAX_NESTED_LAYERS:
+            raise ValueError(f"the config describes more than {MAX_NESTED_LAYERS} nested layers: a config may not")
+    return count
+
+
+class Composite(Layer):
+    """A layer made of layers (``layers``, in order): its forward and backward passes run theirs.
+
+    The sub-layers belong to it: their parameters are its ``parameters()`` and their buffers its ``buffers()``,
+    in the sub-layers' order, each renamed ``"{position}.{name}"`` (the weights of sub-layer 1 are
+    ``"1.weights"``), so that a model file names every array once; switching its mode switches theirs; a
+    shallow copy of it — what an inference pass runs on — copies them too, so that the copy's passes leave
+    theirs alone. By default the forward pass is the chain of the sub-layers, X → f_n(… f_1(X)), and the
+    backward pass runs it in reverse.
+
+    Args:
+        layers (Iterable[Layer]): The sub-layers, first to last; at least one, each a layer of no other
+            composite.
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must hold at least one layer")
+        for position, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
+            if getattr(layer, "_owned", False):
+                raise ValueError(f"layers[{position}] belongs to another composite already: give each its own")
+            layer._owned = True  # type: ignore[attr-defined]
+            arrays: list[Parameter | Buffer] = [*layer.parameters(), *layer.buffers()]
+            for array in arrays:
+                array.name = f"{position}.{array.name}"
+        self.layers: list[Layer] = layers
+        self._training = True
+        self.shapes: list[Shape | None] | None = None  # each sub-layer's output shape, once built
+
+    @property
+    def training(self) -> bool:
+        """Training or inference mode: the composite's and every sub-layer's (setting it sets theirs)."""
+        return self._training
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self._training = value
+        for layer in self.layers:
+            layer.training = value
+
+    def __copy__(self) -> Composite:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.layers = [copy.copy(layer) for layer in self.layers]
+        return clone
+
+    def parameters(self) -> list[Parameter]:
+        return [parameter for layer in self.layers for parameter in layer.parameters()]
+
+    def buffers(self) -> list[Buffer]:
+        return [buffer for layer in self.layers for buffer in layer.buffers()]
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        """f_n(… f_1(X)): the sub-layers one after the other, X (features, b) or (features, T, b).
+
+        Args:
+            input: X, the batch: (features, b), or (features, T, b) for sequences.
+        """
+        self.input = input
+        self.output = run(self.layers, input)
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        """The sub-layers' backward passes in reverse order: ∇_X L from ∇_output L (the output's shape).
+
+        Args:
+            output_gradient: ∇_output L, of the last forward pass's output's shape.
+            learning_rate: η of the plain SGD step every sub-layer takes; None: store the gradients only.
+        """
+        last_pass(self, output_gradient)
+        return self._backward_chain(output_gradient, learning_rate)
+
+    def _backward_chain(self, output_gradient: np.ndarray, learning_rate: float | None) -> np.ndarray:
+        for layer in reversed(self.layers):
+            output_gradient = layer.backward(output_gradient, learning_rate)
+        return output_gradient
+
+    def build(self, input_shape: Shape) -> Shape | None:
+        """The sub-layers' ``build`` one after the other; each one's output shape is kept in ``shapes``.
+
+        Args:
+            input_shape: The shape of one input sample, without the batch axis.
+        """
+        shapes: list[Shape | None] = []
+        shape: Shape | None = tuple(input_shape)
+        for position, layer in enumerate(self.layers):
+            try:
+                shape = layer.build(shape) if shape is not None else None
+            except ValueError as error:
+                raise ValueError(f"sub-layer {position} ({type(layer).__name__}): {error}") from None
+            shapes.append(shape)
+        self.shapes = [tuple(input_shape), *shapes]
+        return shape
+
+
+@LAYERS.register()
+class Residual(Composite):
+    r"""A residual block: the input plus what its sub-layers make of it, X + f(X).
+
+    Forward, with f = f_n ∘ … ∘ f_1 the chain of the sub-layers, and backward (the identity path adds the
+    output gradient to what flows back through f):
+
+    $$\mathbf{Y} = \mathbf{X} + f(\mathbf{X}), \qquad
+    \nabla_{\mathbf{X}} L = \nabla_{\mathbf{Y}} L + \left(\frac{\partial f}{\partial \mathbf{X}}\right)^{\!\top}
+    \nabla_{\mathbf{Y}} L$$
+
+    Shapes: f must keep the shape: (features, b) or (features, T, b) in and out. The config nests the
+    sub-layers' configs (``{"layers": [{"type": name, "config": {...}}, …]}``), as a model's does.
+
+    Args:
+        layers (Iterable[Layer]): The sub-layers of f, first to last.
+
+    >>> block = Residual([Dense(3, 3, rng=0)])
+    >>> X = np.ones((3, 2))
+    >>> bool(np.allclose(block.forward(X), X + block.layers[0].W @ X + block.layers[0].b[:, None]))
+    True
+    >>> [parameter.name for parameter in block.parameters()]
+    ['0.weights']
+    """
+
+    def forward(self, input: np.ndarray) -> np.ndarray:
+        """Y = X + f(X), X (features, b) or (features, T, b).
+
+        Args:
+            input: X, the batch: (features, b), or (features, T, b) for sequences.
+        """
+        self.input = input
+        self.output = input + run(self.layers, input)
+        return self.output
+
+    def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
+        """∇_X L = ∇_Y L + (∂f/∂X)ᵀ ∇_Y L (the input's shape).
+
+        Args:
+            output_gradient: ∇_Y L, of the input's shape.
+            learning_rate: η of the plain SGD step every sub-layer takes; None: store the gradients only.
+        """
+        last_pass(self, output_gradient)
+        return output_gradient + self._backward_chain(output_gradient, learning_rate)
+
+    def build(self, input_shape: Shape) -> Shape:
+        shape = super().build(input_shape)
+        if shape is not None and tuple(shape) != tuple(input_shape):
+            raise ValueError(f"Residual needs f(X) of X's shape {tuple(input_shape)}, its layers make {shape}")
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"layers": layer_configs(self.layers)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        if not isinstance(config, dict) or set(config) != {"layers"}:
+            raise ValueError("the config of a Residual must be {'layers': [...]}")
+        layers = []
+        for position, (layer_class, layer_config) in enumerate(layer_entries(config["layers"])):
+            try:
+                layers.append(layer_class.from_config(layer_config))
+            except ValueError as error:
+                raise ValueError(f"sub-layer {position}: {error}") from None
+        return cls(layers)
 
 
 class BiasTrickLayer(Layer):
@@ -270,6 +506,10 @@ class Dense(BiasTrickLayer):
     W̃ is one array, as on the board; ``W`` and ``b`` are views into it (writing to them writes W̃).
     The ones row is never materialised: W X + b 1ᵀ is the same product without a copy of X.
 
+    On sequences the layer applies to every position: X (input_size, T, b) is read as the
+    (input_size, T·b) matrix of its positions (a view), Z is (output_size, T, b), and ∇_W̃ L still averages
+    over the b samples (each sample's gradient is the sum over its positions).
+
     Args:
         input_size: Features per sample, the rows of X.
         output_size: Units, the rows of Z.
@@ -299,43 +539,54 @@ class Dense(BiasTrickLayer):
         return self.weights[:, :-1]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b).
+        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b); a batch of sequences (input_size, T, b)
+        → (output_size, T, b), every position alike (W X over the (input_size, T·b) view).
 
         Args:
-            input: The batch X, (input_size, b).
+            input: The batch X, (input_size, b), or a batch of sequences (input_size, T, b).
         """
-        self.input = _checks.matrix("input", input, rows=self.input_size, finite=False)
-        self.output = ops.affine(self.W, input, self.b)  # Z = W X + b 1ᵀ
+        self.input = _checks.features_first("input", input, rows=self.input_size, finite=False)
+        Z = ops.affine(self.W, ops.columns(input), self.b)  # Z = W X + b 1ᵀ
+        self.output = Z.reshape(self.units, *input.shape[1:])
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         """∇_Z L (output_size, b) → ∇_X L = Wᵀ ∇_Z L (input_size, b); ∇_W̃ L goes to ``weights_gradient``.
+        On sequences, (output_size, T, b) → (input_size, T, b).
 
         Args:
-            output_gradient: ∇_Z L, (output_size, b): the per-sample gradients, one column per sample.
+            output_gradient: ∇_Z L, (output_size, b) or (output_size, T, b): the per-sample gradients, one column
+                per sample (per position of each sample).
             learning_rate: η of the plain SGD step W̃ ← W̃ − η ∇_W̃ L (a positive number); None: store the
                 gradient only, for an optimizer to apply.
         """
         self._parameter_gradients(output_gradient)  # ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ
-        input_gradient = ops.product(self.W.T, output_gradient)  # ∇_X L = Wᵀ ∇_Z L, with W before the update
+        input_gradient = ops.product(self.W.T, ops.columns(output_gradient))  # ∇_X L = Wᵀ ∇_Z L, W before the update
         sgd_step(self, learning_rate)
-        return input_gradient
+        return input_gradient.reshape(self.input_size, *output_gradient.shape[1:])
 
     def _parameter_gradients(self, output_gradient: np.ndarray) -> None:
-        """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]."""
+        """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]. For sequences
+        the products run over the T·b columns of the (features, T·b) views, and b is still the number of
+        sequences (the last axis)."""
         input, _ = last_pass(self, output_gradient)
-        batch_size = input.shape[1]
-        mean_gradient = output_gradient * (1.0 / batch_size)  # (units, b): smaller than W̃
+        batch_size = input.shape[-1]
+        input = ops.columns(input)
+        mean_gradient = ops.columns(output_gradient) * (1.0 / batch_size)  # (units, T·b): smaller than W̃
         gradient = self.weights_gradient
         np.matmul(mean_gradient, input.T, out=gradient[:, :-1])
-        np.matmul(mean_gradient, np.ones(batch_size, mean_gradient.dtype), out=gradient[:, -1])
+        np.matmul(mean_gradient, np.ones(input.shape[1], mean_gradient.dtype), out=gradient[:, -1])
 
     def build(self, input_shape: Shape) -> Shape:
-        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does.
+        """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does;
+        a sequence (input_size, T) gives (output_size, T).
 
         Args:
-            input_shape: The shape of one input sample: (input_size,), or any shape of input_size values.
+            input_shape: The shape of one input sample: (input_size,), a sequence (input_size, T), or any shape
+                of input_size values.
         """
+        if len(input_shape) == 2 and input_shape[0] == self.input_size:
+            return (self.units, input_shape[1])
         size = math.prod(input_shape)
         if size != self.input_size:
             raise ValueError(f"Dense expects {self.input_size} input features, received {size}")
@@ -372,7 +623,7 @@ class Dropout(SameShape):
         self._scaled_mask: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = _checks.matrix("input", input, finite=False)
+        self.input = _checks.features_first("input", input, finite=False)
         if not self.training or self.rate == 0.0:
             self._scaled_mask = None
             self.output = input

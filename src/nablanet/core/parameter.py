@@ -1,4 +1,5 @@
-"""A trainable array, its gradient, and the part of it that weight decay may touch."""
+"""A trainable array, its gradient, and the part of it that weight decay may touch; and a layer's
+non-trainable state (a :class:`Buffer`), saved with the model but never trained."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ class Parameter:
     decay_index: tuple = (slice(None),)
 
 
+@dataclass(eq=False)
+class Buffer:
+    """A layer's non-trainable state, ``value``, saved and loaded with its parameters: BatchNorm's running mean
+    and variance. It has no gradient, so no optimizer and no weight decay ever touches it.
+
+    A layer changes it by assignment, ``buffer.value = new``, never in place: a shallow copy of the layer that
+    runs inference at the same time (:func:`nablanet.core.layers.outputs`) then reads either the old array or
+    the new one, never one half written.
+    """
+
+    name: str
+    value: np.ndarray
+
+
 @contextlib.contextmanager
 def shapes_only() -> Iterator[None]:
     """Inside this block, :func:`zeros` — and so every layer's initial weights — costs no memory: a layer
@@ -44,9 +59,15 @@ def shapes_only() -> Iterator[None]:
 def zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
     """``np.zeros(shape, dtype)``; inside :func:`shapes_only`, a read-only stand-in of that shape and dtype
     that holds one number (every entry a view of it)."""
+    return full(shape, 0, dtype)
+
+
+def full(shape: tuple[int, ...], value: float, dtype) -> np.ndarray:
+    """``np.full(shape, value, dtype)`` — e.g. BatchNorm's γ = 1 —; inside :func:`shapes_only`, a read-only
+    stand-in as :func:`zeros` makes."""
     try:
         if _SHAPES_ONLY.get():
-            return np.broadcast_to(np.zeros((), dtype), shape)
-        return np.zeros(shape, dtype)
+            return np.broadcast_to(np.full((), value, dtype), shape)
+        return np.full(shape, value, dtype)
     except ValueError:  # NumPy's "maximum allowed dimension exceeded", "array is too big"
         raise ValueError(f"an array of shape {shape} is larger than NumPy can hold") from None

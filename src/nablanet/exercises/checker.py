@@ -161,11 +161,13 @@ def check(subject: type | Callable, like: str | None = None, *, seed: int = 0) -
     the mask is on the wrong side: ∇_Z L = ∇_A L ⊙ 𝟙[z > 0], the gradient flows where z was positive
 
     Args:
-        subject: The learner's layer class (not an instance), or function for ``"cce"``, ``"cce_gradient"`` and
-            ``"softmax_classifier_gradient"``. A class is built with the exercise's arguments, e.g.
+        subject: The learner's layer class (not an instance), or function for ``"cce"``, ``"cce_gradient"``,
+            ``"softmax_classifier_gradient"`` and ``"scaled_dot_product_attention"`` (Q, K, V of one sequence →
+            O, with the causal mask). A class is built with the exercise's arguments, e.g.
             ``Dense(input_size, output_size)``, and given nablanet's weights through its ``parameters()``.
         like: The reference: ``"Dense"``, ``"ReLU"``, ``"Softmax"``, ``"MaxPool2D"``, ``"Conv2D"``, ``"cce"``,
-            ``"cce_gradient"`` or ``"softmax_classifier_gradient"``; default: the subject's own ``__name__``.
+            ``"cce_gradient"``, ``"softmax_classifier_gradient"`` or ``"scaled_dot_product_attention"``; default:
+            the subject's own ``__name__``.
         seed: Chooses the random shapes and numbers.
 
     Returns:
@@ -441,7 +443,7 @@ def _one_sample(subject: type, exercise: Exercise, setting: Setting, earlier_fai
     """The same layer on a batch of one sample: the shapes (k, 1) that loops and squeezes get wrong."""
     name = "a batch of one sample"
     learner = _built(subject, exercise, setting)
-    X, G = setting.X[:, :1].copy(), setting.G[:, :1].copy()
+    X, G = setting.X[..., :1].copy(), setting.G[..., :1].copy()  # samples are the last axis (sequences too)
     reference = setting.reference
     try:
         output = _call(exercise, "forward", learner.forward, X)

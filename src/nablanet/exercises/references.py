@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..core import losses
-from ..core.activations import ReLU, Softmax
+from ..core.activations import ReLU, Softmax, softmax
+from ..core.attention import attention_loop, causal_mask
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, Layer
+from ..core.normalization import LayerNorm
+from ..core.recurrent import RNN
 from ..core.registry import Registry
 
 SHAPES = (
@@ -353,6 +356,78 @@ class Conv2DExercise(Exercise):
         ]
 
 
+class LayerNormExercise(Exercise):
+    name = "LayerNorm"
+    signature = "(features)"
+
+    def setting(self, rng):
+        features = _sizes(rng, 1, 3, 7)[0]
+        reference = LayerNorm(features)
+        reference.gamma[...] = rng.uniform(0.5, 2.0, features)  # γ and β that are not 1 and 0
+        reference.beta[...] = rng.standard_normal(features)
+        X = rng.normal(1.0, 2.0, (features, BATCH))
+        G = rng.standard_normal((features, BATCH))
+        return Setting(
+            f"LayerNorm({features}), a batch of {BATCH} and one of 1, float64", (features,), {}, reference, X, G
+        )
+
+    @staticmethod
+    def _standardized(setting: Setting, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x̂, 1/√(σ² + ε)) of the setting's X, with μ and σ² taken over ``axis``."""
+        X = setting.X
+        inverse_std = 1 / np.sqrt(X.var(axis=axis, keepdims=True) + setting.reference.epsilon)
+        return (X - X.mean(axis=axis, keepdims=True)) * inverse_std, inverse_std
+
+    def output_mistakes(self, setting):
+        gamma, beta = setting.reference.gamma[:, None], setting.reference.beta[:, None]
+        over_features, _ = self._standardized(setting, 0)
+        over_batch, _ = self._standardized(setting, 1)
+        return [
+            Mistake(
+                gamma * over_batch + beta,
+                "standardised over the batch (axis=1), as BatchNorm does: LayerNorm standardises each column (a "
+                "sample) over its features, axis=0",
+            ),
+            Mistake(over_features, "γ and β are missing: y = γ ⊙ x̂ + β, after the standardisation"),
+        ]
+
+    def input_gradient_mistakes(self, setting):
+        gamma, G = setting.reference.gamma[:, None], setting.G
+        normalized, inverse_std = self._standardized(setting, 0)
+        g = gamma * G
+
+        def mean(array):
+            return array.mean(axis=0, keepdims=True)
+
+        return [
+            Mistake(
+                inverse_std * g,
+                "the terms of μ and σ² are missing: every x of a column moves its μ and σ², so ∇_x L = "
+                "(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε), g = γ ⊙ ∇_y L",
+            ),
+            Mistake(
+                inverse_std * (g - mean(g)), "the σ² term is missing: − x̂ ⊙ mean(g ⊙ x̂), the means over the features"
+            ),
+            Mistake(
+                inverse_std * (g - normalized * mean(g * normalized)),
+                "the μ term is missing: − mean(g), over the features",
+            ),
+            Mistake(
+                inverse_std * (G - mean(G) - normalized * mean(G * normalized)),
+                "γ is missing: the gradient reaches x̂ through y = γ ⊙ x̂ + β, so g = γ ⊙ ∇_y L",
+            ),
+        ]
+
+    def parameter_mistakes(self, setting, name):
+        mistakes = super().parameter_mistakes(setting, name)
+        if name == "gamma":
+            b = setting.X.shape[1]
+            mistakes.append(
+                Mistake(setting.G.sum(axis=1) / b, "∇_γ L = (1/b) Σ_i ∇_y L ⊙ x̂: the x̂ is missing (that is ∇_β L)")
+            )
+        return mistakes
+
+
 def _one_hot(rng: np.random.Generator, classes: int, batch: int) -> np.ndarray:
     Y = np.zeros((classes, batch))
     Y[rng.integers(0, classes, batch), np.arange(batch)] = 1.0
@@ -509,6 +584,126 @@ class ToyGradientExercise(Exercise):
         )
 
 
+class AttentionExercise(Exercise):
+    """Causal scaled dot-product attention for one sequence: O = V softmax(QᵀK/√d_k + M)ᵀ, the softmax over the
+    keys of each query (the rows of the (T, T) scores)."""
+
+    name = "scaled_dot_product_attention"
+    function = True
+
+    def setting(self, rng):
+        d_k, d_v, steps = _sizes(rng, 3, 2, 7)
+        Q, K = rng.standard_normal((2, d_k, steps))
+        V = rng.standard_normal((d_v, steps))
+        description = f"one sequence of T = {steps}: Q, K ({d_k}, {steps}) and V ({d_v}, {steps}), float64"
+        return Setting(description, inputs=(Q, K, V))
+
+    def cases(self, setting):
+        Q, K, V = setting.inputs
+        loud = 3000 * Q  # scores in the thousands: exp overflows unless each row is shifted by its max
+        return [self._case("O = V Aᵀ for one sequence", Q, K, V), self._case("O, scores in the thousands", loud, K, V)]
+
+    @staticmethod
+    def _case(name, Q, K, V):
+        def output(scores, axis=1):
+            return V @ softmax(scores, axis=axis).T
+
+        d_k, steps = Q.shape
+        mask = causal_mask(steps)
+        scores = Q.T @ K / np.sqrt(d_k)
+        expected, _ = attention_loop(Q[:, :, None], K[:, :, None], V[:, :, None], causal=True)
+        return Case(
+            name,
+            (Q, K, V),
+            expected[:, :, 0],
+            (
+                Mistake(output(Q.T @ K + mask), "the √d_k is missing: the scores are QᵀK / √d_k"),
+                Mistake(output(scores + mask, axis=0), "softmax over the wrong axis: each query's row of A sums to 1"),
+                Mistake(output(scores), "the causal mask is not applied: query i may not see keys j > i (add −∞)"),
+                Mistake(output(scores + mask.T), "the mask hides the past: −∞ goes above the diagonal, where j > i"),
+                Mistake(
+                    V @ softmax(scores + mask, axis=1),
+                    "A is not transposed: column i of O is Σ_j A_ij v_j, so O = V Aᵀ",
+                ),
+                Mistake(None, "exp of large scores overflows to inf: subtract each row's max before exp"),
+            ),
+        )
+
+
+def _rnn_passes(weights, X, G, *, carry=True, previous_derivative=False, pair_with_current=False, feedback=True):
+    """The RNN's forward and backward passes, step by step, as a learner writes them — or with one of the
+    mistakes the flags name: (H, ∇_X L, ∇_W̃ L) for W̃ = [W_x | W_h | b], X (n, T, b) and G = ∇_H L (h, T, b)."""
+    n, steps, batch = X.shape
+    W_x, W_h, b = weights[:, :n], weights[:, n:-1], weights[:, -1:]
+    H = np.zeros((len(weights), steps + 1, batch))  # H[:, 0] is h_0 = 0; step t is at t + 1
+    for t in range(steps):
+        H[:, t + 1] = np.tanh(W_x @ X[:, t] + (W_h @ H[:, t] if feedback else 0) + b)
+    dX, dW, c = np.zeros_like(X), np.zeros_like(weights), np.zeros((len(weights), batch))
+    for t in reversed(range(steps)):
+        h = H[:, t] if previous_derivative else H[:, t + 1]
+        delta = (G[:, t] + (c if carry else 0)) * (1 - h**2)
+        paired = H[:, t + 1] if pair_with_current else H[:, t]
+        dW += np.hstack([delta @ X[:, t].T, delta @ paired.T, delta.sum(axis=1, keepdims=True)])
+        dX[:, t] = W_x.T @ delta
+        c = W_h.T @ delta
+    return H[:, 1:], dX, dW / batch
+
+
+class RNNExercise(Exercise):
+    """A vanilla RNN's step and its backpropagation through time: h_t = tanh(W_x x_t + W_h h_{t−1} + b)."""
+
+    name = "RNN"
+    signature = "(input_size, hidden_size)"
+
+    def setting(self, rng):
+        inputs, hidden = _sizes(rng, 2, 2, 6)
+        steps = int(rng.integers(3, 6))
+        reference = RNN(inputs, hidden, method="loop", rng=rng)
+        reference.weights = rng.standard_normal(reference.weights.shape) / 2  # a bias that is not 0
+        X, G = rng.standard_normal((inputs, steps, BATCH)), rng.standard_normal((hidden, steps, BATCH))
+        description = f"RNN({inputs}, {hidden}) on a batch of {BATCH} sequences of {steps} steps and one of 1, float64"
+        return Setting(description, (inputs, hidden), {}, reference, X, G)
+
+    def _mistakes(self, setting, part: int) -> list[Mistake]:
+        """The known mistakes, as the part (0: H, 1: ∇_X L, 2: ∇_W̃ L) each would give."""
+        weights, X, G = setting.reference.weights, setting.X, setting.G
+        variants = [
+            (
+                {"feedback": False},
+                "h_{t−1} is not fed back: z_t = W_x x_t + W_h h_{t−1} + b, each step reads the state of the one before",
+            ),
+            (
+                {"carry": False},
+                "the gradient does not flow back through h_{t−1}: δ_t = (∇_{h_t} L + W_hᵀ δ_{t+1}) ⊙ (1 − h_t²), "
+                "the carry from step t + 1 is added before the tanh derivative",
+            ),
+            (
+                {"previous_derivative": True},
+                "the tanh derivative at the wrong step: 1 − h_t², with h_t the output of step t (not h_{t−1})",
+            ),
+            (
+                {"pair_with_current": True},
+                "∇_{W_h} L pairs δ_t with the state step t read, h_{t−1}: (1/b) Σ_t δ_t h_{t−1}ᵀ (not h_t)",
+            ),
+        ]
+        return [Mistake(_rnn_passes(weights, X, G, **flags)[part], hint) for flags, hint in variants]
+
+    def output_mistakes(self, setting):
+        return self._mistakes(setting, 0)[:1]
+
+    def input_gradient_mistakes(self, setting):
+        return self._mistakes(setting, 1)[1:]
+
+    def parameter_mistakes(self, setting, name):
+        exact = setting.reference.weights_gradient
+        b = setting.X.shape[-1]
+        return [
+            *self._mistakes(setting, 2)[1:],
+            Mistake(b * exact, "the 1/b is missing: ∇_W̃ L is the mean over the b sequences, (1/b) Σ_i"),
+            Mistake(-exact, "the sign is wrong: the gradient points uphill, the step W − η ∇_W L goes down"),
+        ]
+
+
 for _exercise in (
     ToyGradientExercise(),
     DenseExercise(),
@@ -516,7 +711,10 @@ for _exercise in (
     SoftmaxExercise(),
     MaxPool2DExercise(),
     Conv2DExercise(),
+    LayerNormExercise(),
     CCEExercise(),
     CCEGradientExercise(),
+    AttentionExercise(),
+    RNNExercise(),
 ):
     EXERCISES.register(_exercise.name)(_exercise)

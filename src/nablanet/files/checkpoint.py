@@ -179,13 +179,14 @@ def load_checkpoint(path) -> TrainingState:
 def _read_state(archive: Archive, path) -> TrainingState:
     """The training state in an open checkpoint; a ``KeyError``, ``ValueError``, … for a malformed one."""
     config = archive.config
-    parameters = list(model_specs(archive).values())
+    parameters = list(model_specs(archive, buffers=False).values())  # what the optimizer's state follows
     optimizer = _build_optimizer(config["optimizer"])
     keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
     stopping = config.get("early_stopping")
-    stopping_arrays = len(parameters) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
+    weights = list(model_specs(archive).values())  # what early stopping keeps: the parameters and the buffers
+    stopping_arrays = len(weights) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
     others = {f"optimizer.{index}.{name}": parameters[index] for index, names in enumerate(keys) for name in names}
-    others.update({f"early_stopping.{index}": parameters[index] for index in range(stopping_arrays)})
+    others.update({f"early_stopping.{index}": weights[index] for index in range(stopping_arrays)})
     model = read_model(archive, others)
     optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
     optimizer.state = [

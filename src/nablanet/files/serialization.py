@@ -261,13 +261,14 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
-def model_specs(archive: Archive) -> dict[str, ArraySpec]:
-    """The arrays the archive's layers need, name → (shape, dtype), from the config alone."""
+def model_specs(archive: Archive, *, buffers: bool = True) -> dict[str, ArraySpec]:
+    """The arrays the archive's layers need, name → (shape, dtype), from the config alone: their parameters
+    and buffers (BatchNorm's running statistics), or with ``buffers=False`` the parameters only."""
     layers = archive.config.get("layers")
     if isinstance(layers, list) and len(layers) > MAX_LAYERS:
         raise archive.error(f"{len(layers)} layers, more than the {MAX_LAYERS} nablanet reads")
     try:
-        return Sequential.parameter_specs(archive.config)
+        return Sequential.parameter_specs(archive.config, buffers=buffers)
     except ValueError as error:
         raise archive.error(str(error)) from None
 

@@ -7,7 +7,8 @@ built inside :func:`~nablanet.core.parameter.shapes_only` costs no memory), and 
 ceiling that names the figure. :func:`cost` gives, for one sample's forward pass:
 
 * ``operations``: floating-point operations — 2 per multiply-add of a product, 1 per element of every
-  other pass (padding's and im2col's copies, a pooling window's comparison, an activation);
+  other pass (padding's and im2col's copies, a pooling window's comparison, an activation); a composite
+  layer's are its sub-layers', attention's include its (T, T) maps of every head;
 * ``values``: the numbers it keeps — every layer's output (each layer keeps its own) and the largest work
   arrays besides, a convolution's padded input (C·(H + 2p)·(W + 2p)) and X_col (C·k·k·H'·W'): the one
   memory estimate, which batch sizing and file loading use;
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.attention import MultiHeadSelfAttention
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
-from ..core.layers import Dense, Layer
+from ..core.layers import Composite, Dense, Layer
 
 Shape = tuple[int, ...]
 
@@ -61,7 +63,15 @@ def cost(layers: list[Layer], shapes: list[Shape | None], input_shape: Shape) ->
 def _layer_cost(layer: Layer, inputs: int, outputs: int, shape: Shape | None) -> tuple[int, int, int, int]:
     """(operations, work values, steps, passes) of one layer, for ``inputs`` numbers in and ``outputs`` out."""
     if isinstance(layer, Dense):
-        return 2 * inputs * outputs, 0, 0, 1
+        return 2 * layer.input_size * outputs, 0, 0, 1  # at every position of a sequence: input_size · units each
+    if isinstance(layer, MultiHeadSelfAttention) and shape is not None:
+        features, steps = shape  # the projections (sub-layers), then QᵀK and V Aᵀ: 2·T²·d each, and A (h·T²)
+        inner = cost(layer.layers, [(3 * features, steps), shape], shape)
+        maps = layer.heads * steps * steps
+        return inner.operations + 4 * steps * steps * features + 5 * maps, inner.values + 3 * maps, 0, inner.passes + 8
+    if isinstance(layer, Composite) and layer.shapes is not None and layer.shapes[0] is not None:
+        inner = cost(layer.layers, layer.shapes[1:], layer.shapes[0])
+        return inner.operations + outputs, inner.values, inner.steps, inner.passes + 1
     if isinstance(layer, Conv2D) and shape is not None and layer.input_shape is not None:
         filters, height, width = shape
         channels, in_height, in_width = layer.input_shape

@@ -10,9 +10,11 @@ import numpy as np
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
-from ..core.layers import LAYERS, Dense, Dropout, Layer, SameShape, parameter_specs, run
+from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer_entries, parameter_specs, run
 from ..core.losses import Loss, resolve_loss
-from ..core.parameter import Parameter
+from ..core.normalization import BatchNorm
+from ..core.parameter import Buffer, Parameter
+from ..core.recurrent import Embedding  # noqa: F401 — registers the sequence layers in LAYERS
 from .budget import Cost, cost
 from .loop import accuracy, check_data, fit
 
@@ -132,12 +134,21 @@ class Sequential:
         Args:
             input_size: Features per input sample (the rows of X); None gives None.
         """
+        last = self.output_shape(input_size)
+        return math.prod(last) if last is not None else None
+
+    def output_shape(self, input_size: int | None) -> tuple[int, ...] | None:
+        """The shape of one output sample for ``input_size`` input rows — (V, T) for a character model given
+        (T, N) windows of token ids; None if a layer does not say; raises if two layers do not fit.
+
+        Args:
+            input_size: Rows of X (features per input sample, or positions T of token ids); None gives None.
+        """
         if input_size is None:
             return None
         shape = self.input_shape
         shape = shape if shape is not None and math.prod(shape) == input_size else (input_size,)
-        last = self.shapes(shape)[-1]
-        return math.prod(last) if last is not None else None
+        return self.shapes(shape)[-1]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Apply every layer to X (features, b) and return the last output; each layer keeps what its
@@ -244,47 +255,28 @@ class Sequential:
 
     def get_config(self) -> dict[str, Any]:
         """The model as plain (JSON-able) data: each layer's registered name and config, and the metadata."""
-        layers = []
-        for position, layer in enumerate(self.layers):
-            name = type(layer).__name__
-            if LAYERS.get(name) is not type(layer):
-                raise TypeError(f"layer {position} ({name}) is not a registered nablanet layer: it cannot be saved")
-            layers.append({"type": name, "config": layer.get_config()})
-        return {"layers": layers, "metadata": self.metadata}
+        return {"layers": layer_configs(self.layers), "metadata": self.metadata}
 
     @staticmethod
     def _layer_entries(config: Any) -> list[tuple[type[Layer], dict[str, Any]]]:
         """(registered class, its config) for each layer of a model config; a ``ValueError`` saying where
-        anything is malformed."""
-        entries = config.get("layers") if isinstance(config, dict) else None
-        if not isinstance(entries, list) or not entries:
-            raise ValueError("the config has no list of layers")
-        checked = []
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-                raise ValueError(f"layer {position} is not of the form {{'type': name, 'config': {{...}}}}")
-            if entry["type"] not in LAYERS:
-                raise ValueError(
-                    f"layer {position} has unknown type {entry['type'][:80]!r} (known: {', '.join(LAYERS)})"
-                )
-            layer_config = entry.get("config", {})
-            if not isinstance(layer_config, dict):
-                raise ValueError(f"layer {position}: its config must be a dict")
-            checked.append((LAYERS[entry["type"]], layer_config))
-        return checked
+        anything is malformed (see :func:`~nablanet.core.layers.layer_entries`)."""
+        return layer_entries(config.get("layers") if isinstance(config, dict) else None)
 
     @classmethod
-    def parameter_specs(cls, config: dict[str, Any]) -> dict[str, ArraySpec]:
-        """The arrays a model config needs, named as :meth:`get_weights` names them, with their shapes and
-        dtypes — worked out from the config alone, so that a file can be checked before anything is built.
+    def parameter_specs(cls, config: dict[str, Any], *, buffers: bool = False) -> dict[str, ArraySpec]:
+        """The parameter arrays a model config needs — with ``buffers=True`` all the arrays :meth:`get_weights`
+        gives, buffers included —, named as it names them, with their shapes and dtypes: worked out from the
+        config alone, so that a file can be checked before anything is built.
 
         Args:
             config: A model config, as :meth:`get_config` returns it: ``{"layers": [{"type", "config"}, …]}``.
+            buffers: Also the layers' buffers (their running statistics), after each layer's parameters.
         """
         specs = {}
         for position, (layer_class, layer_config) in enumerate(cls._layer_entries(config)):
             try:
-                for name, spec in parameter_specs(layer_class, layer_config).items():
+                for name, spec in parameter_specs(layer_class, layer_config, buffers=buffers).items():
                     specs[f"layer{position}.{name}"] = spec
             except (ValueError, TypeError) as error:
                 raise ValueError(f"layer {position}: {error}") from None
@@ -314,37 +306,39 @@ class Sequential:
         return model
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Every parameter array by name, ``layer{position}.{parameter name}`` (the arrays themselves, not copies)."""
-        return {
-            f"layer{position}.{parameter.name}": parameter.value
-            for position, layer in enumerate(self.layers)
-            for parameter in layer.parameters()
-        }
+        """Every parameter and buffer array by name, ``layer{position}.{name}`` (the arrays themselves, not
+        copies): all that a model file holds besides its config."""
+        return {name: array.value for name, array in self._arrays().items()}
+
+    def _arrays(self) -> dict[str, Parameter | Buffer]:
+        """Every layer's parameters, then its buffers, by the names :meth:`get_weights` gives them."""
+        arrays: dict[str, Parameter | Buffer] = {}
+        for position, layer in enumerate(self.layers):
+            arrays.update({f"layer{position}.{array.name}": array for array in layer.parameters()})
+            arrays.update({f"layer{position}.{array.name}": array for array in layer.buffers()})
+        return arrays
 
     def set_weights(self, arrays: dict[str, np.ndarray], *, adopt: bool = False) -> None:
-        """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters. Every name must be
-        present and no other; shapes and dtypes must match and every number must be finite.
+        """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters and buffers. Every name must
+        be present and no other; shapes and dtypes must match and every number must be finite.
 
         ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable and
         C-ordered), with zero gradients, instead of copying them: how a model file is read into a model built
         inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory.
+        A buffer is replaced by assignment either way (by a copy, or the array itself with ``adopt``).
 
         Args:
-            arrays: The parameter arrays by name, ``layer{position}.{parameter name}``, as :meth:`get_weights`
+            arrays: The arrays by name, ``layer{position}.{parameter or buffer name}``, as :meth:`get_weights`
                 returns them.
             adopt: True: make the arrays themselves the parameters; False: copy them into the existing ones.
         """
         if not isinstance(arrays, dict) or not all(isinstance(value, np.ndarray) for value in arrays.values()):
             raise ValueError("set_weights needs a dict of NumPy arrays, named as get_weights names them")
-        named = {
-            f"layer{position}.{parameter.name}": parameter
-            for position, layer in enumerate(self.layers)
-            for parameter in layer.parameters()
-        }
-        for name, parameter in named.items():
+        named = self._arrays()
+        for name, holder in named.items():
             if name not in arrays:
                 raise ValueError(f"the array {name!r} is missing")
-            array, value = arrays[name], parameter.value
+            array, value = arrays[name], holder.value
             if array.shape != value.shape or array.dtype != value.dtype:
                 raise ValueError(
                     f"array {name!r} has shape {array.shape} and dtype {array.dtype}, "
@@ -355,18 +349,26 @@ class Sequential:
         extra = set(arrays) - set(named)
         if extra:
             raise ValueError(f"arrays {sorted(extra)} belong to no layer")
-        for name, parameter in named.items():
-            if adopt:
-                parameter.value = np.require(arrays[name], requirements=["C", "W"])
-                parameter.gradient = np.zeros(parameter.value.shape, parameter.value.dtype)  # no memory until used
+        for name, holder in named.items():
+            if isinstance(holder, Buffer):
+                holder.value = np.require(arrays[name], requirements=["C", "W"]) if adopt else arrays[name].copy()
+            elif adopt:
+                holder.value = np.require(arrays[name], requirements=["C", "W"])
+                holder.gradient = np.zeros(holder.value.shape, holder.value.dtype)  # no memory until used
             else:
-                parameter.value[...] = arrays[name]
+                holder.value[...] = arrays[name]
 
-    def summary(self) -> str:
+    def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
-        vectors, of which a batch holds b as the columns of a matrix — and the parameter counts."""
+        vectors, of which a batch holds b as the columns of a matrix; (features, T) for sequences — and the
+        parameter counts (a composite layer's: all of its sub-layers').
+
+        Args:
+            input_shape: The shape of one input sample, for a model whose first layer does not fix it: (T,) for
+                the token ids of a character model; None: from the first layer that fixes it.
+        """
         self.input_shape  # noqa: B018 — an image layer that cannot know its input's shape is an error that says why
-        shapes = self.shapes()
+        shapes = self.shapes(input_shape)
         rows = [("Layer", "Output shape", "Parameters")]
         for layer, shape in zip(self.layers, shapes, strict=True):
             count = sum(parameter.value.size for parameter in layer.parameters())
@@ -436,13 +438,15 @@ def build_classifier(
     input_shape=None,
     activation: str = "relu",
     dropout: float = 0.0,
+    batch_norm: bool = False,
     init: str = "auto",
     dtype=np.float64,
     rng=None,
 ) -> Sequential:
     """A classifier: for each entry F of ``conv`` a 3×3 Conv2D of F filters, ``activation`` and a 2×2
     MaxPool2D (then Flatten); Dense layers of sizes ``hidden`` with ``activation``; Dense + Softmax.
-    ``dropout`` follows the flattened convolutional features and every hidden layer.
+    ``dropout`` follows the flattened convolutional features and every hidden layer. ``batch_norm`` puts a
+    BatchNorm between every Conv2D or hidden Dense layer and its activation (per channel after a Conv2D).
 
     With neither, this is the notebook's softmax classifier ("0-layer network"). ``init="auto"`` picks
     the notebook's initialiser for it, He for convolutions and ReLU-family hidden layers, Glorot
@@ -458,6 +462,7 @@ def build_classifier(
             square grey image of ``input_size`` pixels.
         activation: The hidden layers' activation: "relu", "leaky_relu", "sigmoid" or "tanh".
         dropout: Dropout rate p after the convolutional features and each hidden layer, in [0, 1); 0: none.
+        batch_norm: True: BatchNorm before the activation of each convolution and hidden layer.
         init: How the weights are drawn: "auto" (see above), or one initialiser for every layer: "notebook",
             "he_normal", "he_uniform", "glorot_normal" or "glorot_uniform".
         dtype (numpy.float32 | numpy.float64): Of the weights, and so of the outputs and gradients.
@@ -468,6 +473,8 @@ def build_classifier(
 Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), Softmax(method='vectorized')])
     >>> [type(layer).__name__ for layer in build_classifier(784, 10, conv=[4], rng=0).layers]
     ['Conv2D', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense', 'Softmax']
+    >>> [type(layer).__name__ for layer in build_classifier(784, 10, [32], conv=[4], batch_norm=True, rng=0).layers]
+    ['Conv2D', 'BatchNorm', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense', 'BatchNorm', 'ReLU', 'Dense', 'Softmax']
     """
     activation_layer = ACTIVATIONS.lookup(activation, argument="activation")
     rng = np.random.default_rng(rng)
@@ -481,6 +488,9 @@ Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), So
 
     def drop() -> list[Layer]:
         return [Dropout(dropout, rng=int(rng.integers(2**63)))] if dropout else []  # each its own stream
+
+    def normalize(features: int) -> list[Layer]:
+        return [BatchNorm(features, dtype=dtype)] if batch_norm else []
 
     layers: list[Layer] = []
     size = input_size
@@ -502,12 +512,13 @@ Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), So
                 dtype=dtype,
             )
             pool = MaxPool2D(2)
-            layers += [convolution, activation_layer(), pool]
+            layers += [convolution, *normalize(filters), activation_layer(), pool]
             shape = pool.build(convolution.build(shape))
         layers += [Flatten(), *drop()]
         size = math.prod(shape)
     for units in hidden:
-        layers += [Dense(size, units, init=hidden_init, rng=rng, dtype=dtype), activation_layer(), *drop()]
+        dense = Dense(size, units, init=hidden_init, rng=rng, dtype=dtype)
+        layers += [dense, *normalize(units), activation_layer(), *drop()]
         size = units
     layers += [Dense(size, num_classes, init=output_init, rng=rng, dtype=dtype), Softmax()]
     return Sequential(layers)
