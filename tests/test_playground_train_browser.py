@@ -178,3 +178,19 @@ def test_a_link_restores_the_setup_in_a_fresh_browser_with_its_controls_hidden(u
         assert fresh.find_element("id", "settings-message").text == ""
         save_screenshot(fresh, tmp_path, "play-link.png")
         clean(fresh)
+
+
+def test_a_regularised_run_names_its_gradient_with_the_penalty(url, browser):
+    """Paused with L2 on, the stored gradient is ∇(L + λR): the hover text says so, not ∂L/∂w."""
+    opened(browser, url + "?dataset=xor&hidden=2&regularization=l2&regularization_rate=0.5&epochs=5#train")
+    browser.find_element("id", "step").click()
+    wait_for(browser, lambda: js(browser, "Train.previous.epoch") == 1, what="one step")
+    hit = browser.find_element("css selector", '[data-weight="0,1,0"]')
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseenter'))", hit)
+    info = browser.find_element("id", "diagram-info").text
+    assert "∂(L + λR)/∂w = " in info and "λ = 0.5" in info and "∂L/∂w" not in info, info
+    unit = browser.find_element("css selector", '[data-unit="1,0"]')
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseenter'))", unit)
+    info = browser.find_element("id", "diagram-info").text
+    assert "∂(L + λR)/∂w = [" in info and "∂L/∂b = " in info, info  # the bias has no penalty
+    clean(browser)

@@ -640,9 +640,16 @@ const Train = {
     const { weights, gradients } = this.network;
     const paused = this.state !== "running" && gradients;
     const number = (value) => value.toPrecision(3);
+    // with a penalty, a weight's stored gradient is ∇(L + λR): fit adds λ∇R before the step (a bias has none)
+    const { regularization, regularization_rate: rate } = this.description.settings;
+    const dw = regularization === "none" ? "∂L/∂w" : "∂(L + λR)/∂w";
     if (target.kind === "weight") {
       const { layer, row, column } = target;
-      const gradient = paused ? `\n∂L/∂w = ${number(gradients[layer][row][column])} (the last mini-batch's gradient)` : "";
+      const bias = column === this.description.sizes[layer];
+      const penalty = regularization === "none" || bias ? "" : `, with ${regularization.toUpperCase()}'s λ = ${rate}`;
+      const gradient = paused
+        ? `\n${bias ? "∂L/∂b" : dw} = ${number(gradients[layer][row][column])} (the last mini-batch's gradient${penalty})`
+        : "";
       return `${this.weightName(layer, row, column)}: w = ${number(weights[layer][row][column])}${gradient}\nclick to edit it`;
     }
     const { column, unit } = target;
@@ -664,7 +671,7 @@ const Train = {
     ];
     if (paused) {
       const g = gradients[layer][unit];
-      lines.push(`the last mini-batch's gradients: ∂L/∂w = [${g.slice(0, inputs).map(number).join(", ")}], ∂L/∂b = ${number(g[inputs])}`);
+      lines.push(`the last mini-batch's gradients: ${dw} = [${g.slice(0, inputs).map(number).join(", ")}], ∂L/∂b = ${number(g[inputs])}`);
     }
     lines.push("click the unit to edit its bias");
     return lines.join("\n");
