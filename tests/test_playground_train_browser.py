@@ -10,7 +10,9 @@ Screenshots: /work/shots-like folders with ``NABLANET_SCREENSHOTS=folder`` (see 
 from __future__ import annotations
 
 import signal
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 from browser import chromium, console_errors, failed_requests, needs_chromium, save_screenshot
@@ -194,3 +196,19 @@ def test_a_regularised_run_names_its_gradient_with_the_penalty(url, browser):
     info = browser.find_element("id", "diagram-info").text
     assert "∂(L + λR)/∂w = [" in info and "∂L/∂b = " in info, info  # the bias has no penalty
     clean(browser)
+
+
+def test_leaving_the_page_closes_its_session(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&epochs=5#train")
+    export = f"{url.rstrip('/')}/api/sessions/{js(browser, 'Train.session')}/export.py"
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(export, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status() == 200
+    browser.get("about:blank")  # pagehide: the page sends DELETE for its session
+    wait_for(browser, lambda: status() == 404, seconds=10, what="the session's close")

@@ -381,10 +381,10 @@ const Train = {
       $("#settings-message").textContent = `the link's ${ignored.join("; ")}: ignored`;
       this.keepMessage = true; // shown until the next change, not cleared by the first session
     }
-    return ignored;
     window.addEventListener("pagehide", () => {
       if (this.session) fetch(`/api/sessions/${this.session}`, { method: "DELETE", keepalive: true });
     });
+    return ignored;
   },
 
   // the form showing ``settings`` (the defaults, or those of the session in use)
