@@ -212,3 +212,23 @@ def test_leaving_the_page_closes_its_session(url, browser):
     assert status() == 200
     browser.get("about:blank")  # pagehide: the page sends DELETE for its session
     wait_for(browser, lambda: status() == 404, seconds=10, what="the session's close")
+
+
+def test_an_export_refused_while_training_says_why_on_the_page(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&speed=slow&epochs=2000#train")
+    failed_requests(browser)  # read: only this test's requests are looked at below
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.state") == "running", what="the training")
+    browser.find_element("id", "export-py").click()
+    message = browser.find_element("id", "export-message")
+    wait_for(browser, lambda: "pause the training first" in message.text, seconds=10, what="the refusal")
+    assert browser.current_url.endswith("#train") and js(browser, "Train.state") == "running"
+    assert [request.split()[0] for request in failed_requests(browser)] == ["409"]
+    assert console_errors(browser) == [] or all("409" in error for error in console_errors(browser))
+    browser.find_element("id", "run").click()  # Pause: then the export is the run shown
+    wait_for(browser, lambda: js(browser, "Train.previous.state") == "paused", what="the pause")
+    epoch = js(browser, "Train.previous.epoch")
+    name = browser.execute_async_script(
+        "Train.exportRun(new Event('click'), document.querySelector('#export-py')).then(arguments[0])"
+    )
+    assert name == f"nablanet-xor-epoch-{epoch}.py" and message.text == ""

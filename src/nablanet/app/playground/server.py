@@ -527,7 +527,7 @@ async def export_session(request: Request) -> Response:
     kind = request.path_params["format"]
     if kind not in export.FORMATS:
         raise HTTPException(404, f"the formats are {', '.join(export.FORMATS)}")
-    if not session.between_epochs:
+    if not await run_in_threadpool(lambda: session.between_epochs):  # it may wait for a snapshot's publishing
         raise HTTPException(
             409,
             "pause the training first, and let the epoch under way end: the export reproduces the run up to the "

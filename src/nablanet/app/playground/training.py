@@ -391,8 +391,10 @@ class ToySession:
     @property
     def between_epochs(self) -> bool:
         """Whether the model is the one of the last epoch shown, and stays so: paused between epochs, or the
-        training over. Not while running, nor once Pause was pressed but the epoch under way has not ended."""
-        return self.state not in ("running", "paused") or (self.state == "paused" and self._idle)
+        training over. Not while running, nor once Pause was pressed but the epoch under way has not ended. It
+        waits for a snapshot being published (the page may see a paused one before the thread is idle)."""
+        with self._condition:
+            return self.state not in ("running", "paused") or (self.state == "paused" and self._idle)
 
     def close(self, message: str = "closed") -> None:
         with self._condition:

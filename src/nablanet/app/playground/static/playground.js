@@ -373,6 +373,7 @@ const Train = {
     $("#run").addEventListener("click", () => this.toggle());
     $("#step").addEventListener("click", () => this.control("step"));
     $("#reset").addEventListener("click", () => this.reset());
+    for (const link of [$("#export-ipynb"), $("#export-py")]) link.addEventListener("click", (event) => this.exportRun(event, link));
     $("#weight-editor").addEventListener("submit", (event) => {
       event.preventDefault();
       this.setWeight();
@@ -583,6 +584,25 @@ const Train = {
       await api("POST", `/api/sessions/${this.session}/${action}`);
     } catch (error) {
       $("#train-state").textContent = error.message;
+    }
+  },
+
+  // an export link: the file when the run can be exported, else the server's reason beside the links (a plain
+  // download link would save the refusal itself as the file). Returns the file's name, null if refused.
+  async exportRun(event, link) {
+    event.preventDefault();
+    $("#export-message").textContent = "";
+    try {
+      const response = await fetch(link.href);
+      if (!response.ok) throw new Error((await response.json().catch(() => ({}))).error || `HTTP ${response.status}`);
+      const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition"))[1];
+      const address = URL.createObjectURL(await response.blob());
+      element("a", { href: address, download: name }).click();
+      setTimeout(() => URL.revokeObjectURL(address), 60000);
+      return name;
+    } catch (error) {
+      $("#export-message").textContent = `not exported: ${error.message}`;
+      return null;
     }
   },
 
