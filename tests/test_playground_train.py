@@ -254,3 +254,14 @@ def test_the_export_waits_for_the_epoch_under_way_when_pause_was_pressed_during_
         session.join(0.01)
     exported = client.get(f"/api/sessions/{key}/export.py")
     assert exported.status_code == 200 and "xor, 1 epochs" in exported.text
+
+
+def test_a_weight_edit_after_the_last_epoch_says_the_run_is_over_not_press_pause(client):
+    key = client.post("/api/sessions", json={"dataset": "xor", "hidden": [2], "samples": 40, "epochs": 2}).json()["id"]
+    client.post(f"/api/sessions/{key}/resume")
+    client.app.state.playground.sessions[key].join(60)
+    edit = {"layer": 0, "row": 0, "column": 0, "value": 1.0}
+    refused = client.post(f"/api/sessions/{key}/weight", json=edit)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "the training is done" in error and "press Reset" in error and "press Pause" not in error, error

@@ -377,6 +377,11 @@ class ToySession:
         _integer("column", column, 0, dense[layer].input_size)
         _number("value", value, -100, 100)
         with self._condition:
+            if self.state not in ("running", "paused"):
+                raise ValueError(
+                    f"the training is {self.state}: a weight can be edited only in a run paused between epochs; "
+                    "press Reset for a new one"
+                )
             if self.state != "paused" or not self.between_epochs:
                 raise ValueError(
                     "a weight can be edited only while the training is paused between epochs: press Pause first "
