@@ -227,6 +227,7 @@ def test_an_export_refused_while_training_says_why_on_the_page(url, browser):
     assert console_errors(browser) == [] or all("409" in error for error in console_errors(browser))
     browser.find_element("id", "run").click()  # Pause: then the export is the run shown
     wait_for(browser, lambda: js(browser, "Train.previous.state") == "paused", what="the pause")
+    assert message.text == ""  # answered by the pause: no stale "pause the training first"
     epoch = js(browser, "Train.previous.epoch")
     name = browser.execute_async_script(
         "Train.exportRun(new Event('click'), document.querySelector('#export-py')).then(arguments[0])"

@@ -580,6 +580,7 @@ const Train = {
     if (!this.session) return;
     this.stepping = action === "step";
     $("#settings-message").textContent = ""; // what was refused before: answered by this action
+    $("#export-message").textContent = "";
     try {
       await api("POST", `/api/sessions/${this.session}/${action}`);
     } catch (error) {
