@@ -265,3 +265,15 @@ def test_a_weight_edit_after_the_last_epoch_says_the_run_is_over_not_press_pause
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert "the training is done" in error and "press Reset" in error and "press Pause" not in error, error
+
+
+@pytest.mark.parametrize("dataset", ["xor", "plane"])
+def test_the_exported_code_imports_only_what_it_uses(dataset):
+    import ast
+
+    settings = ToySettings(dataset=dataset, samples=40, hidden=(3,), regularization="l2")
+    tree = ast.parse(export.script(ToySession(settings)))
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom | ast.Import)
+                for alias in node.names}  # fmt: skip
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert imported - used == set()
