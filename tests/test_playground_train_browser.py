@@ -233,3 +233,23 @@ def test_an_export_refused_while_training_says_why_on_the_page(url, browser):
         "Train.exportRun(new Event('click'), document.querySelector('#export-py')).then(arguments[0])"
     )
     assert name == f"nablanet-xor-epoch-{epoch}.py" and message.text == ""
+
+
+def test_a_weight_edit_refused_while_training_says_why_in_the_editor(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&speed=slow&epochs=2000#train")
+    failed_requests(browser)  # read: only this test's requests are looked at below
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.state") == "running", what="the training")
+    # the diagram is drawn anew with each snapshot: found and clicked in one go
+    browser.execute_script("document.querySelector('[data-weight=\"0,1,0\"]').dispatchEvent(new MouseEvent('click'))")
+    browser.find_element("id", "weight-value").send_keys("1")
+    browser.find_element("id", "weight-set").click()
+    message = browser.find_element("id", "weight-message")
+    wait_for(browser, lambda: "press Pause first" in message.text, seconds=10, what="the refusal")
+    assert browser.find_element("id", "weight-editor").is_displayed()  # still open: pause, then Set again
+    assert [request.split()[0] for request in failed_requests(browser)] == ["409"]
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.previous.state") == "paused", what="the pause")
+    browser.find_element("id", "weight-set").click()
+    wait_for(browser, lambda: not browser.find_element("id", "weight-editor").is_displayed(), what="the edit")
+    assert js(browser, "Train.previous.edits") == 1 and message.text == ""

@@ -703,22 +703,25 @@ const Train = {
     const value = this.network.weights[layer][row][column];
     $("#weight-name").textContent = `${this.weightName(layer, row, column)} (now ${value})`;
     $("#weight-value").value = value;
+    $("#weight-message").textContent = "";
     $("#weight-editor").hidden = false;
     $("#weight-value").focus();
   },
 
+  // the editor's Set; a refusal is said in the editor (the training state's line is rewritten by every snapshot)
   async setWeight() {
     if (!this.session || !this.editing) return;
     const value = Number($("#weight-value").value);
     if (!$("#weight-value").checkValidity() || $("#weight-value").value.trim() === "") {
-      $("#train-state").textContent = "a weight must be a number from -100 to 100";
+      $("#weight-message").textContent = "a weight must be a number from -100 to 100";
       return;
     }
     try {
       await api("POST", `/api/sessions/${this.session}/weight`, { ...this.editing, value });
+      $("#weight-message").textContent = "";
       $("#weight-editor").hidden = true;
     } catch (error) {
-      $("#train-state").textContent = error.message;
+      $("#weight-message").textContent = error.message;
     }
   },
 
