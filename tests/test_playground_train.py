@@ -225,3 +225,55 @@ def test_the_exported_notebook_from_the_page_reproduces_its_run(client, tmp_path
     text = "".join(output.get("text", "") for cell in ran.cells for output in cell.get("outputs", []))
     assert printed(text) == page_figures(session), text
     assert client.get(f"/api/sessions/{key}/export.pdf").status_code == 404
+
+
+def test_the_export_waits_for_the_epoch_under_way_when_pause_was_pressed_during_it(client, monkeypatch):
+    """Pause takes effect when the epoch under way ends: until then the page will still show one more epoch, so
+    an export (of the epochs done so far) would not be the page's run."""
+    import threading
+
+    key = client.post("/api/sessions", json={"dataset": "xor", "hidden": [2], "samples": 60, "epochs": 4}).json()["id"]
+    session = client.app.state.playground.sessions[key]
+    arrived, go = threading.Event(), threading.Event()
+    after_epoch = session.after_epoch
+
+    def held(model, epoch):  # the training thread, its epoch trained, not yet back between epochs
+        arrived.set()
+        go.wait(60)
+        after_epoch(model, epoch)
+
+    monkeypatch.setattr(session, "after_epoch", held)
+    client.post(f"/api/sessions/{key}/resume")
+    assert arrived.wait(60)
+    client.post(f"/api/sessions/{key}/pause")
+    refused = client.get(f"/api/sessions/{key}/export.py")
+    assert refused.status_code == 409, refused.text
+    assert "the epoch under way" in refused.json()["error"]
+    go.set()
+    while not session._idle:
+        session.join(0.01)
+    exported = client.get(f"/api/sessions/{key}/export.py")
+    assert exported.status_code == 200 and "xor, 1 epochs" in exported.text
+
+
+def test_a_weight_edit_after_the_last_epoch_says_the_run_is_over_not_press_pause(client):
+    key = client.post("/api/sessions", json={"dataset": "xor", "hidden": [2], "samples": 40, "epochs": 2}).json()["id"]
+    client.post(f"/api/sessions/{key}/resume")
+    client.app.state.playground.sessions[key].join(60)
+    edit = {"layer": 0, "row": 0, "column": 0, "value": 1.0}
+    refused = client.post(f"/api/sessions/{key}/weight", json=edit)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "the training is done" in error and "press Reset" in error and "press Pause" not in error, error
+
+
+@pytest.mark.parametrize("dataset", ["xor", "plane"])
+def test_the_exported_code_imports_only_what_it_uses(dataset):
+    import ast
+
+    settings = ToySettings(dataset=dataset, samples=40, hidden=(3,), regularization="l2")
+    tree = ast.parse(export.script(ToySession(settings)))
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom | ast.Import)
+                for alias in node.names}  # fmt: skip
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert imported - used == set()

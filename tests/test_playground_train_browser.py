@@ -10,7 +10,9 @@ Screenshots: /work/shots-like folders with ``NABLANET_SCREENSHOTS=folder`` (see 
 from __future__ import annotations
 
 import signal
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 from browser import chromium, console_errors, failed_requests, needs_chromium, save_screenshot
@@ -178,3 +180,76 @@ def test_a_link_restores_the_setup_in_a_fresh_browser_with_its_controls_hidden(u
         assert fresh.find_element("id", "settings-message").text == ""
         save_screenshot(fresh, tmp_path, "play-link.png")
         clean(fresh)
+
+
+def test_a_regularised_run_names_its_gradient_with_the_penalty(url, browser):
+    """Paused with L2 on, the stored gradient is ∇(L + λR): the hover text says so, not ∂L/∂w."""
+    opened(browser, url + "?dataset=xor&hidden=2&regularization=l2&regularization_rate=0.5&epochs=5#train")
+    browser.find_element("id", "step").click()
+    wait_for(browser, lambda: js(browser, "Train.previous.epoch") == 1, what="one step")
+    hit = browser.find_element("css selector", '[data-weight="0,1,0"]')
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseenter'))", hit)
+    info = browser.find_element("id", "diagram-info").text
+    assert "∂(L + λR)/∂w = " in info and "λ = 0.5" in info and "∂L/∂w" not in info, info
+    unit = browser.find_element("css selector", '[data-unit="1,0"]')
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseenter'))", unit)
+    info = browser.find_element("id", "diagram-info").text
+    assert "∂(L + λR)/∂w = [" in info and "∂L/∂b = " in info, info  # the bias has no penalty
+    clean(browser)
+
+
+def test_leaving_the_page_closes_its_session(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&epochs=5#train")
+    export = f"{url.rstrip('/')}/api/sessions/{js(browser, 'Train.session')}/export.py"
+
+    def status() -> int:
+        try:
+            with urllib.request.urlopen(export, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status() == 200
+    browser.get("about:blank")  # pagehide: the page sends DELETE for its session
+    wait_for(browser, lambda: status() == 404, seconds=10, what="the session's close")
+
+
+def test_an_export_refused_while_training_says_why_on_the_page(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&speed=slow&epochs=2000#train")
+    failed_requests(browser)  # read: only this test's requests are looked at below
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.state") == "running", what="the training")
+    browser.find_element("id", "export-py").click()
+    message = browser.find_element("id", "export-message")
+    wait_for(browser, lambda: "pause the training first" in message.text, seconds=10, what="the refusal")
+    assert browser.current_url.endswith("#train") and js(browser, "Train.state") == "running"
+    assert [request.split()[0] for request in failed_requests(browser)] == ["409"]
+    assert console_errors(browser) == [] or all("409" in error for error in console_errors(browser))
+    browser.find_element("id", "run").click()  # Pause: then the export is the run shown
+    wait_for(browser, lambda: js(browser, "Train.previous.state") == "paused", what="the pause")
+    assert message.text == ""  # answered by the pause: no stale "pause the training first"
+    epoch = js(browser, "Train.previous.epoch")
+    name = browser.execute_async_script(
+        "Train.exportRun(new Event('click'), document.querySelector('#export-py')).then(arguments[0])"
+    )
+    assert name == f"nablanet-xor-epoch-{epoch}.py" and message.text == ""
+
+
+def test_a_weight_edit_refused_while_training_says_why_in_the_editor(url, browser):
+    opened(browser, url + "?dataset=xor&hidden=2&speed=slow&epochs=2000#train")
+    failed_requests(browser)  # read: only this test's requests are looked at below
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.state") == "running", what="the training")
+    # the diagram is drawn anew with each snapshot: found and clicked in one go
+    browser.execute_script("document.querySelector('[data-weight=\"0,1,0\"]').dispatchEvent(new MouseEvent('click'))")
+    browser.find_element("id", "weight-value").send_keys("1")
+    browser.find_element("id", "weight-set").click()
+    message = browser.find_element("id", "weight-message")
+    wait_for(browser, lambda: "press Pause first" in message.text, seconds=10, what="the refusal")
+    assert browser.find_element("id", "weight-editor").is_displayed()  # still open: pause, then Set again
+    assert [request.split()[0] for request in failed_requests(browser)] == ["409"]
+    browser.find_element("id", "run").click()
+    wait_for(browser, lambda: js(browser, "Train.previous.state") == "paused", what="the pause")
+    browser.find_element("id", "weight-set").click()
+    wait_for(browser, lambda: not browser.find_element("id", "weight-editor").is_displayed(), what="the edit")
+    assert js(browser, "Train.previous.edits") == 1 and message.text == ""

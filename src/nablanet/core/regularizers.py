@@ -2,8 +2,9 @@ r"""Weight penalties: L1 and L2 regularisation of the weights (never of a bias),
 
 Training with a regularizer of rate λ minimises L + λ R(W) over every weight w of the model's layers:
 
-* ``"l1"``: R(W) = Σ |w|, whose gradient λ sign(w) pulls every weight towards 0 by the same step — it makes
-  weights exactly 0 (a sparse network);
+* ``"l1"``: R(W) = Σ |w|, whose gradient λ sign(w) pulls every weight towards 0 by the same step, however
+  small the weight — the weights the loss hardly needs end up near 0 (an almost sparse network; a gradient step
+  seldom lands on 0 exactly, so they hover around it rather than become 0);
 * ``"l2"``: R(W) = ½ Σ w², whose gradient λ w pulls each weight in proportion to its size — it keeps every
   weight small (weight decay, as TensorFlow Playground's L2).
 

@@ -26,7 +26,7 @@ def cells(session: ToySession) -> list[tuple[str, str]]:
     settings, epoch = session.settings, len(session.history.loss)
     optimizer = OPTIMIZERS.lookup(settings.optimizer).__name__
     activation = ACTIVATIONS.lookup(settings.activation).__name__
-    imports = ["import numpy as np", "", f"from nablanet import {optimizer}, Sequential, build_classifier, toy_dataset"]
+    imports = ["import numpy as np", "", f"from nablanet import {optimizer}, build_classifier, toy_dataset"]
     if settings.regression:
         imports[-1] = f"from nablanet import {activation}, {optimizer}, Dense, Sequential, toy_regression"
     imports.append("from nablanet.data.toy import split_points, toy_features")

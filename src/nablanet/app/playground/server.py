@@ -563,8 +563,12 @@ async def export_session(request: Request) -> Response:
     kind = request.path_params["format"]
     if kind not in export.FORMATS:
         raise HTTPException(404, f"the formats are {', '.join(export.FORMATS)}")
-    if session.state == "running":
-        raise HTTPException(409, "pause the training first: the export reproduces the run up to the epoch shown")
+    if not await run_in_threadpool(lambda: session.between_epochs):  # it may wait for a snapshot's publishing
+        raise HTTPException(
+            409,
+            "pause the training first, and let the epoch under way end: the export reproduces the run up to the "
+            "epoch shown",
+        )
     text = export.notebook(session) if kind == "ipynb" else export.script(session)
     name = f"nablanet-{session.settings.dataset}-epoch-{len(session.history.loss)}.{kind}"
     disposition = {"content-disposition": f'attachment; filename="{name}"'}

@@ -379,7 +379,12 @@ class ToySession:
         _integer("column", column, 0, dense[layer].input_size)
         _number("value", value, -100, 100)
         with self._condition:
-            if self.state != "paused" or not self._idle:
+            if self.state not in ("running", "paused"):
+                raise ValueError(
+                    f"the training is {self.state}: a weight can be edited only in a run paused between epochs; "
+                    "press Reset for a new one"
+                )
+            if self.state != "paused" or not self.between_epochs:
                 raise ValueError(
                     "a weight can be edited only while the training is paused between epochs: press Pause first "
                     "(a pause takes effect when the epoch under way ends)"
@@ -389,6 +394,14 @@ class ToySession:
             dense[layer].weights[row, column] = value
             self.edits.append(Edit(len(self.history.loss), layer, row, column, float(value)))
             self._publish()
+
+    @property
+    def between_epochs(self) -> bool:
+        """Whether the model is the one of the last epoch shown, and stays so: paused between epochs, or the
+        training over. Not while running, nor once Pause was pressed but the epoch under way has not ended. It
+        waits for a snapshot being published (the page may see a paused one before the thread is idle)."""
+        with self._condition:
+            return self.state not in ("running", "paused") or (self.state == "paused" and self._idle)
 
     def close(self, message: str = "closed") -> None:
         with self._condition:

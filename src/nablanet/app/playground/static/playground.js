@@ -373,6 +373,7 @@ const Train = {
     $("#run").addEventListener("click", () => this.toggle());
     $("#step").addEventListener("click", () => this.control("step"));
     $("#reset").addEventListener("click", () => this.reset());
+    for (const link of [$("#export-ipynb"), $("#export-py")]) link.addEventListener("click", (event) => this.exportRun(event, link));
     $("#weight-editor").addEventListener("submit", (event) => {
       event.preventDefault();
       this.setWeight();
@@ -381,10 +382,10 @@ const Train = {
       $("#settings-message").textContent = `the link's ${ignored.join("; ")}: ignored`;
       this.keepMessage = true; // shown until the next change, not cleared by the first session
     }
-    return ignored;
     window.addEventListener("pagehide", () => {
       if (this.session) fetch(`/api/sessions/${this.session}`, { method: "DELETE", keepalive: true });
     });
+    return ignored;
   },
 
   // the form showing ``settings`` (the defaults, or those of the session in use)
@@ -579,10 +580,30 @@ const Train = {
     if (!this.session) return;
     this.stepping = action === "step";
     $("#settings-message").textContent = ""; // what was refused before: answered by this action
+    $("#export-message").textContent = "";
     try {
       await api("POST", `/api/sessions/${this.session}/${action}`);
     } catch (error) {
       $("#train-state").textContent = error.message;
+    }
+  },
+
+  // an export link: the file when the run can be exported, else the server's reason beside the links (a plain
+  // download link would save the refusal itself as the file). Returns the file's name, null if refused.
+  async exportRun(event, link) {
+    event.preventDefault();
+    $("#export-message").textContent = "";
+    try {
+      const response = await fetch(link.href);
+      if (!response.ok) throw new Error((await response.json().catch(() => ({}))).error || `HTTP ${response.status}`);
+      const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition"))[1];
+      const address = URL.createObjectURL(await response.blob());
+      element("a", { href: address, download: name }).click();
+      setTimeout(() => URL.revokeObjectURL(address), 60000);
+      return name;
+    } catch (error) {
+      $("#export-message").textContent = `not exported: ${error.message}`;
+      return null;
     }
   },
 
@@ -640,9 +661,16 @@ const Train = {
     const { weights, gradients } = this.network;
     const paused = this.state !== "running" && gradients;
     const number = (value) => value.toPrecision(3);
+    // with a penalty, a weight's stored gradient is ∇(L + λR): fit adds λ∇R before the step (a bias has none)
+    const { regularization, regularization_rate: rate } = this.description.settings;
+    const dw = regularization === "none" ? "∂L/∂w" : "∂(L + λR)/∂w";
     if (target.kind === "weight") {
       const { layer, row, column } = target;
-      const gradient = paused ? `\n∂L/∂w = ${number(gradients[layer][row][column])} (the last mini-batch's gradient)` : "";
+      const bias = column === this.description.sizes[layer];
+      const penalty = regularization === "none" || bias ? "" : `, with ${regularization.toUpperCase()}'s λ = ${rate}`;
+      const gradient = paused
+        ? `\n${bias ? "∂L/∂b" : dw} = ${number(gradients[layer][row][column])} (the last mini-batch's gradient${penalty})`
+        : "";
       return `${this.weightName(layer, row, column)}: w = ${number(weights[layer][row][column])}${gradient}\nclick to edit it`;
     }
     const { column, unit } = target;
@@ -664,7 +692,7 @@ const Train = {
     ];
     if (paused) {
       const g = gradients[layer][unit];
-      lines.push(`the last mini-batch's gradients: ∂L/∂w = [${g.slice(0, inputs).map(number).join(", ")}], ∂L/∂b = ${number(g[inputs])}`);
+      lines.push(`the last mini-batch's gradients: ${dw} = [${g.slice(0, inputs).map(number).join(", ")}], ∂L/∂b = ${number(g[inputs])}`);
     }
     lines.push("click the unit to edit its bias");
     return lines.join("\n");
@@ -675,22 +703,25 @@ const Train = {
     const value = this.network.weights[layer][row][column];
     $("#weight-name").textContent = `${this.weightName(layer, row, column)} (now ${value})`;
     $("#weight-value").value = value;
+    $("#weight-message").textContent = "";
     $("#weight-editor").hidden = false;
     $("#weight-value").focus();
   },
 
+  // the editor's Set; a refusal is said in the editor (the training state's line is rewritten by every snapshot)
   async setWeight() {
     if (!this.session || !this.editing) return;
     const value = Number($("#weight-value").value);
     if (!$("#weight-value").checkValidity() || $("#weight-value").value.trim() === "") {
-      $("#train-state").textContent = "a weight must be a number from -100 to 100";
+      $("#weight-message").textContent = "a weight must be a number from -100 to 100";
       return;
     }
     try {
       await api("POST", `/api/sessions/${this.session}/weight`, { ...this.editing, value });
+      $("#weight-message").textContent = "";
       $("#weight-editor").hidden = true;
     } catch (error) {
-      $("#train-state").textContent = error.message;
+      $("#weight-message").textContent = error.message;
     }
   },
 
