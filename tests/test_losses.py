@@ -190,7 +190,8 @@ def test_a_learners_loss_object_trains_a_regression():
         (
             "msa",
             ValueError,
-            r"loss must be one of \('auto', 'cce', 'softmax_cce', 'mse', 'bce', 'sigmoid_bce'\), received: 'msa'",
+            r"loss must be one of \('auto', 'cce', 'softmax_cce', 'mse', 'bce', 'sigmoid_bce', 'sequence'\), "
+            r"received: 'msa'",
         ),
         (nn.MeanSquaredError, TypeError, r"loss must be a loss object, MeanSquaredError\(\), or a name"),
         (
@@ -240,7 +241,7 @@ def test_each_loss_name_gives_its_loss_and_the_layers_it_is_computed_after(name,
     kept, loss = resolve_loss(layers, name)
     expected = {"auto": nn.SoftmaxCrossEntropy if last is nn.Softmax else nn.SigmoidBinaryCrossEntropy}
     assert type(loss) is expected.get(name, LOSSES.get(name)) and kept == layers[:layers_left]
-    assert LOSSES.names() == ("cce", "softmax_cce", "mse", "bce", "sigmoid_bce")
+    assert LOSSES.names() == ("cce", "softmax_cce", "mse", "bce", "sigmoid_bce", "sequence")
 
 
 def test_a_loss_on_probabilities_takes_a_learners_own_last_layer_at_its_word():

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         BinaryCrossEntropy,
         CategoricalCrossEntropy,
         MeanSquaredError,
+        SequenceCrossEntropy,
         SigmoidBinaryCrossEntropy,
         SoftmaxCrossEntropy,
         cce,
@@ -41,9 +42,11 @@ if TYPE_CHECKING:
     from .core.optimizers import SGD, Adam, AdamW
     from .core.parameter import Parameter
     from .core.preprocessing import MinMaxScaler, generate_batch_indices, one_hot
+    from .core.recurrent import LSTM, RNN, Embedding
     from .core.schedules import CosineDecay, StepDecay
     from .data.datasets import Dataset, load_dataset, load_fashion_mnist, load_mnist
     from .data.idx import DatasetError, read_idx
+    from .data.text import TextDataset, load_words, windows
     from .data.toy import toy_dataset, toy_regression
     from .exercises.checker import check
     from .files.serialization import ModelFileError, load, save
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     from .training.model import Sequential, build_classifier
 
 __all__ = [
+    "LSTM",
+    "RNN",
     "SGD",
     "Adam",
     "AdamW",
@@ -68,6 +73,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "Flatten",
     "History",
     "Layer",
@@ -83,6 +89,7 @@ __all__ = [
     "PositionalEmbedding",
     "ReLU",
     "Residual",
+    "SequenceCrossEntropy",
     "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
@@ -91,6 +98,7 @@ __all__ = [
     "StepDecay",
     "SweepResult",
     "Tanh",
+    "TextDataset",
     "TrainingDiverged",
     "TransformerBlock",
     "build_classifier",
@@ -103,6 +111,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
+    "load_words",
     "one_hot",
     "read_idx",
     "save",
@@ -111,6 +120,7 @@ __all__ = [
     "sweep",
     "toy_dataset",
     "toy_regression",
+    "windows",
 ]
 
 # The modules the public names live in, searched in order by __getattr__. Loading them lazily keeps
@@ -127,9 +137,11 @@ _MODULES = (
     "core.optimizers",
     "core.parameter",
     "core.preprocessing",
+    "core.recurrent",
     "core.schedules",
     "data.datasets",
     "data.idx",
+    "data.text",
     "data.toy",
     "files.serialization",
     "training.callbacks",

@@ -124,6 +124,39 @@ def features_first(name: str, array, *, rows: int | None = None, finite: bool = 
     return array
 
 
+def activations(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
+    """Check that ``array`` is a (features, b) matrix or a (features, T, b) batch of sequences of floats,
+    optionally with ``rows`` features (see :func:`matrix`)."""
+    if isinstance(array, np.ndarray) and array.ndim == 3:
+        if rows is not None and array.shape[0] != rows:
+            raise ValueError(f"{name} must have {rows} features (features, T, batch), received shape {array.shape}")
+        matrix(name, array.reshape(array.shape[0], -1), finite=finite)
+        if array.shape[2] == 0:
+            raise ValueError(f"{name} has no sequences: it needs at least one")
+        return array
+    return matrix(name, array, rows=rows, finite=finite)
+
+
+def token_ids(name: str, array, vocabulary_size: int) -> np.ndarray:
+    """Check that ``array`` is a (T, b) float or integer array of token ids — whole numbers in
+    [0, vocabulary_size) — and return them as integers (``numpy.intp``), for indexing."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array of token ids, received: {type(array).__name__}")
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty (T, batch) matrix of token ids, received shape {array.shape}")
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must hold token ids (whole numbers), received dtype {array.dtype}")
+    if array.dtype.kind == "f" and not all_finite(array):
+        raise ValueError(f"{name} must hold token ids (whole numbers), received NaN or inf")
+    low, high = array.min(), array.max()
+    if low < 0 or high >= vocabulary_size:
+        raise ValueError(f"{name} must hold token ids in [0, {vocabulary_size}), received ids from {low:g} to {high:g}")
+    ids = array.astype(np.intp)
+    if array.dtype.kind == "f" and not np.array_equal(ids, array):
+        raise ValueError(f"{name} must hold whole numbers (token ids), received fractions")
+    return ids
+
+
 def all_finite(array: np.ndarray) -> bool:
     """True if no entry is NaN or ±inf. A finite sum proves it without a temporary array as large as
     the data (NaN and inf propagate through a sum); only a sum that overflows needs the full check."""

@@ -562,7 +562,7 @@ class Dense(BiasTrickLayer):
         # ∇_X L = Wᵀ ∇_Z L, with W before the update
         input_gradient = ops.sequences(ops.product(self.W.T, ops.positions(output_gradient)), output_gradient)
         sgd_step(self, learning_rate)
-        return input_gradient
+        return input_gradient.reshape(self.input_size, *output_gradient.shape[1:])
 
     def _parameter_gradients(self, output_gradient: np.ndarray) -> None:
         """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1] (b samples:

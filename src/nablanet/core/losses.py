@@ -10,7 +10,9 @@ under in :data:`LOSSES`:
 
 * for classes (one-hot Y): ``"cce"`` on a final Softmax's probabilities, ``"softmax_cce"`` fused with it;
 * for labels 0/1 (one per output row): ``"bce"`` on a final Sigmoid's probabilities, ``"sigmoid_bce"`` fused;
-* for numbers (a regression): ``"mse"``, the mean squared error of a model that ends in a Dense layer.
+* for numbers (a regression): ``"mse"``, the mean squared error of a model that ends in a Dense layer;
+* for sequences of token ids (a character model): ``"sequence"``, softmax cross-entropy at every position,
+  from a final Dense layer's logits (V, T, b) and the next-token ids (T, b).
 
 ``"auto"`` picks the fused loss for a model that ends in Softmax or Sigmoid. Besides the three methods,
 :class:`Loss` says what a loss may say: the last layer it needs or does itself, how it counts a sample as
@@ -19,6 +21,7 @@ predicted right (accuracy; a regression has none), and what its targets must be.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -142,6 +145,18 @@ class Loss:
         Args:
             Y: The targets of the whole data set, (outputs, N).
         """
+
+    def check_output_shape(self, Y: np.ndarray, shape: tuple[int, ...]) -> None:
+        """A ``ValueError`` unless targets Y fit a model whose output sample has ``shape``: here, one row of Y
+        per output number.
+
+        Args:
+            Y: The targets of the whole data set, (outputs, N).
+            shape: The shape of one output sample of the model, as ``Sequential.shapes`` says it.
+        """
+        outputs = math.prod(shape)
+        if Y.shape[0] != outputs:
+            raise ValueError(f"Y has {Y.shape[0]} rows, the model has {outputs} outputs")
 
 
 class _Classes(Loss):
@@ -321,6 +336,93 @@ class SigmoidBinaryCrossEntropy(_Labels):
         """
         value = float(np.sum(np.logaddexp(0.0, Z)) - np.vdot(Y, Z)) / Y.shape[1]
         return value, sigmoid(Z) - Y
+
+
+@LOSSES.register("sequence")
+class SequenceCrossEntropy(Loss):
+    r"""Softmax cross-entropy at every position of a batch of sequences, from the logits: a character model's
+    loss, in nats, the mean over the T·b positions.
+
+    Z: (V, T, b), the scores of the V tokens at each position t of each sequence i (what a final Dense layer
+    gives); Y: (T, b), the id of the next token at each position, a whole number in [0, V) (stored in a
+    float dtype). With z_{t,i} the column of Z at (t, i), ŷ_{t,i} = softmax(z_{t,i}) and e_y the one-hot
+    column of id y:
+
+    $$L = \frac{1}{b}\sum_{i=1}^{b} L_i, \qquad
+    L_i = \frac{1}{T}\sum_{t=1}^{T} -\log \hat{y}_{t,i}[Y_{t,i}], \qquad
+    \nabla_{\mathbf{z}_{t,i}} L_i = \frac{1}{T}\big(\hat{\mathbf{y}}_{t,i} - \mathbf{e}_{Y_{t,i}}\big)$$
+
+    A sample is a sequence: as everywhere in nablanet, the gradient returned is the per-sample ∇L_i (here of
+    the mean over its T positions), and the layers with parameters apply the batch mean's 1/b. The value is
+    computed with a stable log-softmax over axis 0. A model trained with this loss reports no accuracy.
+
+    >>> Z = np.zeros((4, 2, 3))  # V = 4 tokens, T = 2 positions, b = 3 sequences: uniform predictions
+    >>> round(SequenceCrossEntropy().value(np.zeros((2, 3)), Z), 6)  # log 4 nats: a guess among 4 tokens
+    1.386294
+    """
+
+    vector_hint = "token ids are a (T, N) matrix: one column per sequence"
+
+    @staticmethod
+    def _checked(Y: np.ndarray, Z: np.ndarray) -> None:
+        if not isinstance(Z, np.ndarray) or Z.ndim != 3 or Z.dtype.kind != "f":
+            raise ValueError(f"Z must be (V, T, b) float logits, received {getattr(Z, 'shape', type(Z).__name__)}")
+        _checks.token_ids("Y", Y, Z.shape[0])
+        if Y.shape != Z.shape[1:]:
+            raise ValueError(f"Y must be (T, b) = {Z.shape[1:]}, the shape of the logits without V, received {Y.shape}")
+
+    def value(self, Y: np.ndarray, Yhat: np.ndarray) -> float:
+        """L, the mean over the T·b positions, in nats.
+
+        Args:
+            Y: The next-token ids, (T, b).
+            Yhat: Z, the logits, (V, T, b).
+        """
+        self._checked(Y, Yhat)
+        return self.value_and_gradient(Y, Yhat)[0]
+
+    def gradient(self, Y: np.ndarray, Yhat: np.ndarray) -> np.ndarray:
+        """The per-sequence gradients (1/T)(ŷ − e_y) at every position, (V, T, b).
+
+        Args:
+            Y: The next-token ids, (T, b).
+            Yhat: Z, the logits, (V, T, b).
+        """
+        self._checked(Y, Yhat)
+        return self.value_and_gradient(Y, Yhat)[1]
+
+    def value_and_gradient(self, Y: np.ndarray, Z: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both from one exponentiation (as :class:`SoftmaxCrossEntropy`); no argument checks (the trainer's hot
+        path: ``fit`` checked the data once).
+
+        Args:
+            Y: The next-token ids, (T, b).
+            Z: The logits, (V, T, b).
+        """
+        steps = Y.shape[0]
+        ids = Y.astype(np.intp)[None]  # (1, T, b): the row of each position's target
+        shifted = Z - Z.max(axis=0, keepdims=True)
+        exponentials = np.exp(shifted)
+        sums = exponentials.sum(axis=0, keepdims=True)
+        target_log_probabilities = np.take_along_axis(shifted, ids, axis=0) - np.log(sums)
+        value = -float(target_log_probabilities.sum()) / Y.size
+        exponentials *= (1.0 / steps) / sums  # now ŷ / T
+        np.put_along_axis(exponentials, ids, np.take_along_axis(exponentials, ids, axis=0) - 1.0 / steps, axis=0)
+        return value, exponentials
+
+    def check_targets(self, Y: np.ndarray) -> None:
+        if Y.min() < 0 or not np.array_equal(Y, np.round(Y)):
+            raise ValueError("Y must hold next-token ids, whole numbers ≥ 0: a (T, N) matrix, one column per window")
+
+    def check_output_shape(self, Y: np.ndarray, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2:
+            raise ValueError(
+                f"loss 'sequence' needs a model whose output is (V, T) logits per sequence, this one's is {shape}"
+            )
+        if shape[1] != Y.shape[0]:
+            raise ValueError(f"Y has {Y.shape[0]} rows, the model's output has {shape[1]} positions")
+        if Y.max() >= shape[0]:
+            raise ValueError(f"Y holds token id {Y.max():g}, the model predicts only {shape[0]} tokens")
 
 
 def loss_object(loss: str | Loss, layers: Sequence[Layer] = ()) -> Loss:

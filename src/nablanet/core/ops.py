@@ -32,6 +32,12 @@ def product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return (B.T @ A.T).T
 
 
+def columns(X: np.ndarray) -> np.ndarray:
+    """A batch of sequences (features, T, b) as the (features, T·b) matrix of its positions (a view when its
+    memory allows, as nablanet's layers' outputs do); a (features, b) matrix as it is."""
+    return X.reshape(X.shape[0], -1)
+
+
 def affine(W: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Z = W X + b 1ᵀ, sample-major (see :func:`product`); the bias is added row by row in memory."""
     Z = product(W, X)

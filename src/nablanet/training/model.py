@@ -14,6 +14,7 @@ from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer
 from ..core.losses import Loss, resolve_loss
 from ..core.normalization import LayerNorm  # noqa: F401 - registers the normalisation layers for model files
 from ..core.parameter import Buffer, Parameter
+from ..core.recurrent import Embedding  # noqa: F401 — registers the sequence layers in LAYERS
 from .budget import Cost, cost
 from .loop import accuracy, check_data, fit
 
@@ -133,12 +134,21 @@ class Sequential:
         Args:
             input_size: Features per input sample (the rows of X); None gives None.
         """
+        last = self.output_shape(input_size)
+        return math.prod(last) if last is not None else None
+
+    def output_shape(self, input_size: int | None) -> tuple[int, ...] | None:
+        """The shape of one output sample for ``input_size`` input rows — (V, T) for a character model given
+        (T, N) windows of token ids; None if a layer does not say; raises if two layers do not fit.
+
+        Args:
+            input_size: Rows of X (features per input sample, or positions T of token ids); None gives None.
+        """
         if input_size is None:
             return None
         shape = self.input_shape
         shape = shape if shape is not None and math.prod(shape) == input_size else (input_size,)
-        last = self.shapes(shape)[-1]
-        return math.prod(last) if last is not None else None
+        return self.shapes(shape)[-1]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Apply every layer to X (features, b) and return the last output; each layer keeps what its
