@@ -3,6 +3,7 @@ initial weights, the same data in the same order, the same optimizer and the sam
 
     nablanet train --dataset words --model transformer --optimizer adam --batch-size 32 --epochs 2 --seed 0
     python benchmarks/torch_lm.py --batch-size 32 --epochs 2 --seed 0
+    python benchmarks/torch_lm.py --check    # one batch in float64: the same loss and gradients, to ~1e-15
 
 * data: the `words` windows of --context characters, as nablanet cuts them (nablanet.app.language.load_text);
 * initial weights: nablanet builds its model with `numpy.random.default_rng(seed)`, exactly as `nablanet train`
@@ -26,7 +27,7 @@ import math
 import os
 import time
 
-THREADS = 2
+THREADS = int(os.environ.get("NABLANET_BENCH_THREADS", "2"))  # 1 on a machine whose cores are all busy
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(THREADS)
 
@@ -35,6 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from nablanet.app import language  # noqa: E402
+from nablanet.core.losses import LOSSES  # noqa: E402
 from nablanet.core.preprocessing import generate_batch_indices  # noqa: E402
 from nablanet.core.schedules import make_schedule  # noqa: E402
 
@@ -100,6 +102,32 @@ def validation_loss(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, ch
     return total / Y.numel()
 
 
+def check_gradients(data, args) -> None:
+    """Print the largest differences between nablanet's and PyTorch's loss and gradients on one batch, both in
+    float64 from the same weights: the two models are the same function when these are ~1e-15."""
+    reference = language.build_text_model(
+        "transformer", data.size, context=args.context, embed=args.embed, heads=args.heads, blocks=args.blocks,
+        dtype=np.float64, rng=args.seed,
+    )  # fmt: skip
+    model = Transformer(reference, args.heads).double()
+    X, Y = data.X_train[:, : args.batch_size].astype(np.float64), data.Y_train[:, : args.batch_size]
+    loss, gradient = LOSSES["sequence"]().value_and_gradient(Y, reference.forward(X))
+    for layer in reversed(reference.layers):
+        gradient = layer.backward(gradient)
+    theirs = F.cross_entropy(model(torch.from_numpy(X.T.astype(np.int64))).flatten(0, 1),
+                             torch.from_numpy(Y.T.astype(np.int64)).flatten())  # fmt: skip
+    theirs.backward()
+    for parameter in reference.parameters():  # torch_weights names the gradients when they stand in the values
+        parameter.value, parameter.gradient = parameter.gradient, parameter.value
+    ours = torch_weights(reference)
+    worst = max(
+        (float(np.abs(ours[name] - model.w[name].grad.numpy()).max() / np.abs(model.w[name].grad.numpy()).max()), name)
+        for name in ours
+    )
+    print(f"loss: nablanet {loss:.15f}, PyTorch {theirs.item():.15f}")
+    print(f"largest relative difference of a gradient: {worst[0]:.1e} ({worst[1]})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--context", type=int, default=32)
@@ -113,10 +141,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=tuple(TORCH_DTYPES), default="float32")
     parser.add_argument("--sample", action="store_true", help="the 3,000 bundled words (nablanet's words-sample)")
+    parser.add_argument(
+        "--check", action="store_true", help="compare the loss and gradients of one batch in float64, then stop"
+    )
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
     data = language.load_text("words-sample" if args.sample else "words", args.context, np.dtype(args.dtype))
+    if args.check:
+        check_gradients(data, args)
+        return
     rng = np.random.default_rng(args.seed)  # as nablanet train: the weights, then every epoch's order
     reference = language.build_text_model(
         "transformer",
