@@ -16,7 +16,8 @@ from nablanet.app import language
 from nablanet.app.cli import main
 from nablanet.files.serialization import write_archive
 
-TINY = "--dataset words-sample --context 8 --embed 16 --heads 2 --blocks 1 --batch-size 64 --optimizer adam".split()
+TINY = "--dataset words-sample --context 8 --batch-size 64 --optimizer adam".split()
+TRANSFORMER = "--model transformer --embed 16 --heads 2 --blocks 1".split()
 
 
 def status_of(arguments):
@@ -34,9 +35,7 @@ def transformer_run(tmp_path_factory):
     lines = []
     capture.setattr("nablanet.app.commands._say", lines.append)
     try:
-        assert (
-            main(["train", *TINY, "--model", "transformer", "--epochs", "2", "--lr", "0.01", "--out", str(folder)]) == 0
-        )
+        assert main(["train", *TINY, *TRANSFORMER, "--epochs", "2", "--lr", "0.01", "--out", str(folder)]) == 0
     finally:
         capture.undo()
     return folder, lines
@@ -78,7 +77,7 @@ def test_sample_writes_count_words_that_start_with_the_prompt_the_same_for_the_s
 
 @pytest.mark.parametrize("model", ["bigram", "lstm"])
 def test_the_bigram_and_the_lstm_train_and_write_too(model, tmp_path, capsys):
-    options = ["--hidden", "16"] if model == "lstm" else []
+    options = ["--hidden", "16", "--embed", "16"] if model == "lstm" else []
     out = tmp_path / model
     assert main(["train", *TINY, "--model", model, *options, "--epochs", "1", "--lr", "0.02", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["validation_loss"] < math.log(27)
@@ -115,6 +114,8 @@ CHARACTER_CASES = [  # (what the user typed, after `nablanet`; a fragment of the
         "--hidden does not apply to --model lstm (lstm: one size)",
     ),
     ("train --dataset words-sample --model bigram --val-split 0.1", "(words-sample has its own validation set)"),
+    ("train --dataset words-sample --model bigram --embed 32", "--embed does not apply to --model bigram"),
+    ("train --dataset words-sample --model lstm --heads 2", "--heads does not apply to --model lstm"),
     ("train --dataset words-sample --model bigram --context 0", "argument --context: expected a positive integer"),
     ("sample {dir}/lm.npz --count 0", "argument --count: expected an integer from 1 to 1000, received '0'"),
     ("sample {dir}/lm.npz --temperature 0", "argument --temperature: expected a positive number"),

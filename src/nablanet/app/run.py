@@ -160,6 +160,10 @@ class TrainingSettings:
         ):
             if not used:
                 raise ValueError(f"{option} does not apply to --model {self.model}{note}: leave it out")
+        unused = {"bigram": ("embed", "heads", "blocks"), "lstm": ("heads", "blocks"), "transformer": ()}[self.model]
+        for name in unused:
+            if getattr(self, name) != getattr(TrainingSettings, name):
+                raise ValueError(f"{_option(name)} does not apply to --model {self.model}: leave it out")
         if self.model == "transformer" and self.embed % self.heads:
             raise ValueError(f"--embed {self.embed} must be a multiple of --heads {self.heads}")
 
