@@ -87,6 +87,16 @@ def test_the_bigram_and_the_lstm_train_and_write_too(model, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
+def test_a_model_whose_outputs_overflow_is_one_line_from_sample(files, tmp_path, capsys):
+    model = language.build_text_model("transformer", 27, context=8, embed=8, heads=2, blocks=1, rng=0)
+    model.metadata = {"dataset": "words", "model": "transformer", "context": 8, "vocabulary": [10, *range(97, 123)]}
+    model.layers[-1].W[...] = np.finfo(np.float32).max  # the logits W x overflow to ±inf in float32
+    nn.save(model, tmp_path / "overflow.npz")
+    assert main(["sample", str(tmp_path / "overflow.npz")]) == 2
+    error = capsys.readouterr().err
+    assert "not finite numbers (NaN or inf)" in error and len(error.strip().splitlines()) == 1
+
+
 def test_a_low_temperature_writes_the_likeliest_characters():
     model = language.build_text_model("bigram", 27, rng=0, dtype=np.float64)
     model.metadata = {"model": "bigram", "context": 8, "vocabulary": [10, *range(ord("a"), ord("z") + 1)]}

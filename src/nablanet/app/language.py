@@ -208,7 +208,10 @@ def generate(
     done = np.zeros(count, dtype=bool)
     while text.shape[0] <= max_length and not done.all():
         window = text[-facts.context :].astype(model.dtype)
-        logits = run(model.layers, window, inference=True)[:, -1, :].astype(np.float64) / temperature  # (V, count)
+        with np.errstate(all="ignore"):  # an overflow is said below, in one line
+            logits = run(model.layers, window, inference=True)[:, -1, :].astype(np.float64) / temperature  # (V, b)
+        if not np.isfinite(logits).all():
+            raise ValueError("the model's outputs are not finite numbers (NaN or inf): its weights overflow")
         probabilities = np.exp(logits - logits.max(axis=0))
         probabilities /= probabilities.sum(axis=0)
         cumulative = probabilities.cumsum(axis=0)
