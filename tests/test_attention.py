@@ -155,7 +155,7 @@ def test_attention_refuses_a_matrix_and_the_wrong_features():
     layer = nn.MultiHeadSelfAttention(4, 2)
     with pytest.raises(ValueError, match=r"batch of sequences \(d, T, b\)"):
         layer.forward(np.ones((4, 3)))
-    with pytest.raises(ValueError, match="must have 4 rows"):
+    with pytest.raises(ValueError, match="must have 4 features"):
         layer.forward(np.ones((5, 3, 2)))
 
 
@@ -267,18 +267,19 @@ def test_a_transformer_saves_and_loads_with_the_same_outputs(tmp_path):
     rng = np.random.default_rng(0)
     model = nn.Sequential(
         [
+            nn.Embedding(5, 4, rng=rng),
             nn.PositionalEmbedding(6, 4, rng=rng),
             nn.TransformerBlock(4, 2, hidden=8, rng=rng),
             nn.Residual([nn.Dense(4, 4, rng=rng), nn.Tanh()]),
-            nn.Dense(4, 3, rng=rng),
+            nn.Dense(4, 5, rng=rng),
         ]
     )
-    X = rng.normal(size=(4, 6, 3))
+    X = rng.integers(0, 5, size=(6, 3)).astype(np.float64)  # token ids (T, b)
     loaded = nn.load(nn.save(model, tmp_path / "model.npz"))
     np.testing.assert_array_equal(run(loaded.layers, X, inference=True), run(model.layers, X, inference=True))
     assert loaded.get_config() == model.get_config()
-    block_row = next(line for line in loaded.summary().splitlines() if line.startswith("TransformerBlock"))
-    assert block_row.split()[-1] == f"{sum(p.value.size for p in loaded.layers[1].parameters()):,}"
+    block_row = next(line for line in loaded.summary((6,)).splitlines() if line.startswith("TransformerBlock"))
+    assert block_row.split()[1:] == ["(4,", "6)", f"{sum(p.value.size for p in loaded.layers[2].parameters()):,}"]
 
 
 # -- hostile model files: huge layers are refused before anything is allocated
@@ -295,6 +296,7 @@ def hostile_file(path, layers):
 
 
 HOSTILE = {
+    "huge vocabulary": ([{"type": "Embedding", "config": {"vocabulary_size": 2**31, "dimension": 64}}], "MiB"),
     "huge embedding": ([{"type": "PositionalEmbedding", "config": {"context": 2**20, "d_model": 2**20}}], "MiB"),
     "huge context": ([{"type": "PositionalEmbedding", "config": {"context": 2**40, "d_model": 8}}], "larger|MiB"),
     "huge heads": ([{"type": "MultiHeadSelfAttention", "config": {"d_model": 2**30, "heads": 2**30}}], "larger|MiB"),

@@ -41,7 +41,7 @@ def test_dense_backward_without_learning_rate_leaves_weights(rng):
     np.testing.assert_array_equal(layer.weights, before)
 
 
-@pytest.mark.parametrize("shape", [(3, 4), (5,), (3, 4, 1), (5, 4, 1, 1)])
+@pytest.mark.parametrize("shape", [(3, 4), (5,), (4, 4, 1), (5, 4, 1, 1)])  # (5, T, b) is a batch of sequences
 def test_dense_refuses_input_of_the_wrong_shape(shape):
     with pytest.raises(ValueError, match="input"):
         nn.Dense(5, 2).forward(np.ones(shape))

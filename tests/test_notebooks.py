@@ -9,7 +9,7 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 def test_there_are_example_notebooks():
-    assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_"]
+    assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "10_"]
 
 
 @pytest.mark.parametrize(
@@ -73,6 +73,15 @@ def test_notebook_runs_top_to_bottom_and_its_outputs_are_current(path, tmp_path)
         assert len(images) >= 1  # the loss going down
     if "regression" in path.name:
         assert len(images) >= 1  # the data and the fitted curve
+    if "attention" in path.name:
+        assert len(images) >= 2  # the 4-token weights, the trained model's maps
+        text = "".join(
+            output.get("text", "")
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for output in cell.get("outputs", [])
+        )
+        assert "the layer equals the hand computation: True True" in text
     if "hidden" in path.name:
         assert len(images) >= 2  # the sigmoid network's dynamics, the three optimizers' losses
     if "tuning" in path.name:

@@ -118,23 +118,12 @@ def features_first(name: str, array, *, rows: int | None = None, finite: bool = 
         return matrix(name, array, rows=rows, finite=finite)
     if array.shape[1] == 0:
         raise ValueError(f"{name} has no positions: a (features, T, b) batch needs T ≥ 1, received shape {array.shape}")
-    matrix(name, array[:, 0, :], rows=rows, finite=False)  # the features, the dtype and the samples
+    if rows is not None and array.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} features (features, T, batch), received shape {array.shape}")
+    matrix(name, array[:, 0, :], finite=False)  # the dtype and the samples
     if finite and not all_finite(array):
         raise ValueError(f"{name} contains NaN or inf")
     return array
-
-
-def activations(name: str, array, *, rows: int | None = None, finite: bool = True) -> np.ndarray:
-    """Check that ``array`` is a (features, b) matrix or a (features, T, b) batch of sequences of floats,
-    optionally with ``rows`` features (see :func:`matrix`)."""
-    if isinstance(array, np.ndarray) and array.ndim == 3:
-        if rows is not None and array.shape[0] != rows:
-            raise ValueError(f"{name} must have {rows} features (features, T, batch), received shape {array.shape}")
-        matrix(name, array.reshape(array.shape[0], -1), finite=finite)
-        if array.shape[2] == 0:
-            raise ValueError(f"{name} has no sequences: it needs at least one")
-        return array
-    return matrix(name, array, rows=rows, finite=finite)
 
 
 def token_ids(name: str, array, vocabulary_size: int) -> np.ndarray:

@@ -106,13 +106,15 @@ def gradcheck(
     * a model: ``gradcheck(model, X, Y)`` — objective the training loss (``loss`` as in ``fit``);
     * a loss:  ``gradcheck(loss, Yhat_or_scores, Y)`` — objective ``loss.value(Y, ·)``.
 
+    Everything is done in float64 (parameters must be float64); the layers run in inference mode (no
+    dropout) unless ``training=True`` — how BatchNorm's backward pass through its batch statistics is
+    checked —, and every layer is left in the mode it was in. X may also be a (features, T, b) batch of
+    sequences: its b sequences are the samples of the mean (each the sum over its T positions), as in
+    ``fit``.
+
     The samples are the last axis of X: the columns of a (features, b) matrix, the sequences of a
     (features, T, b) batch or of (T, b) token ids. A first layer that reads token ids (``discrete_input``,
     an Embedding) has no input gradient to compare: only its parameters are checked.
-
-    Everything is done in float64 (parameters must be float64); the layers run in inference mode (no
-    dropout) unless ``training=True`` — how BatchNorm's backward pass through its batch statistics is
-    checked —, and every layer is left in the mode it was in.
     ``max_entries`` checks at most that many randomly chosen entries of each array (seeded by
     ``seed``): two forward passes per entry add up on a large network.
     Returns a :class:`GradcheckReport` with one result per parameter and one for the input.

@@ -539,13 +539,15 @@ class Dense(BiasTrickLayer):
         return self.weights[:, :-1]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b); (input_size, T, b) → (output_size, T, b).
+        """Z = W X + b 1ᵀ: input X (input_size, b) → Z (output_size, b); a batch of sequences (input_size, T, b)
+        → (output_size, T, b), every position alike (W X over the (input_size, T·b) view).
 
         Args:
             input: The batch X, (input_size, b), or a batch of sequences (input_size, T, b).
         """
         self.input = _checks.features_first("input", input, rows=self.input_size, finite=False)
-        self.output = ops.sequences(ops.affine(self.W, ops.positions(input), self.b), input)  # Z = W X + b 1ᵀ
+        Z = ops.affine(self.W, ops.columns(input), self.b)  # Z = W X + b 1ᵀ
+        self.output = Z.reshape(self.units, *input.shape[1:])
         return self.output
 
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
@@ -559,20 +561,21 @@ class Dense(BiasTrickLayer):
                 gradient only, for an optimizer to apply.
         """
         self._parameter_gradients(output_gradient)  # ∇_W̃ L = (1/b) ∇_Z L X̃ᵀ
-        # ∇_X L = Wᵀ ∇_Z L, with W before the update
-        input_gradient = ops.sequences(ops.product(self.W.T, ops.positions(output_gradient)), output_gradient)
+        input_gradient = ops.product(self.W.T, ops.columns(output_gradient))  # ∇_X L = Wᵀ ∇_Z L, W before the update
         sgd_step(self, learning_rate)
         return input_gradient.reshape(self.input_size, *output_gradient.shape[1:])
 
     def _parameter_gradients(self, output_gradient: np.ndarray) -> None:
-        """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1] (b samples:
-        on sequences the T·b columns of the positions, divided by the b samples)."""
+        """∇_W̃ L = (1/b) ∇_Z L X̃ᵀ into ``weights_gradient``: [(1/b) ∇_Z L Xᵀ | (1/b) ∇_Z L 1]. For sequences
+        the products run over the T·b columns of the (features, T·b) views, and b is still the number of
+        sequences (the last axis)."""
         input, _ = last_pass(self, output_gradient)
-        columns = ops.positions(input)
-        mean_gradient = ops.positions(output_gradient) * (1.0 / input.shape[-1])  # (units, T·b): smaller than W̃
+        batch_size = input.shape[-1]
+        input = ops.columns(input)
+        mean_gradient = ops.columns(output_gradient) * (1.0 / batch_size)  # (units, T·b): smaller than W̃
         gradient = self.weights_gradient
-        np.matmul(mean_gradient, columns.T, out=gradient[:, :-1])
-        np.matmul(mean_gradient, np.ones(columns.shape[1], mean_gradient.dtype), out=gradient[:, -1])
+        np.matmul(mean_gradient, input.T, out=gradient[:, :-1])
+        np.matmul(mean_gradient, np.ones(input.shape[1], mean_gradient.dtype), out=gradient[:, -1])
 
     def build(self, input_shape: Shape) -> Shape:
         """(output_size,) — an image (C, H, W) of C·H·W = input_size values is taken as flat, as Flatten does;

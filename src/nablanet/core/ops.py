@@ -45,19 +45,6 @@ def affine(W: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
     return Z
 
 
-# -- sequences: one column per position
-def positions(X: np.ndarray) -> np.ndarray:
-    """A (features, T, b) batch of sequences as the (features, T·b) matrix of its positions, column t·b + i
-    being position t of sample i (a view when X lies time-major in memory, (T, b, features), as the sequence
-    layers' outputs do); a (features, b) matrix as it is. What a per-position layer (Dense) multiplies."""
-    return X.reshape(X.shape[0], -1) if X.ndim == 3 else X
-
-
-def sequences(Z: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`positions`: the (k, T·b) matrix Z back as (k, T, b), T and b those of ``like``."""
-    return Z.reshape(Z.shape[0], *like.shape[1:]) if like.ndim == 3 else Z
-
-
 # -- images and matrices
 def images(X: np.ndarray, shape: Shape) -> np.ndarray:
     """The (C·H·W, b) matrix X as a (b, C, H, W) array (a view when X is sample-major, as nablanet's are)."""

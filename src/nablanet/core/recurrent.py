@@ -199,7 +199,7 @@ class Recurrent(BiasTrickLayer):
         Args:
             input: X, (n, T, b): b sequences of T positions of n features.
         """
-        _checks.activations("input", input, rows=self.input_features, finite=False)
+        _checks.features_first("input", input, rows=self.input_features, finite=False)
         if input.ndim != 3:
             raise ValueError(f"input must be a batch of sequences (features, T, batch), received shape {input.shape}")
         output, cache = self._forward_loop(input) if self.method == "loop" else self._forward(time_major(input))

@@ -358,11 +358,17 @@ class Sequential:
             else:
                 holder.value[...] = arrays[name]
 
-    def summary(self) -> str:
+    def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
-        vectors, of which a batch holds b as the columns of a matrix — and the parameter counts."""
+        vectors, of which a batch holds b as the columns of a matrix, (d, T) for sequences — and the parameter
+        counts (a composite layer's: all of its sub-layers').
+
+        Args:
+            input_shape: The shape of one input sample, e.g. (T,) for T token ids; None: from the first layer
+                that fixes it.
+        """
         self.input_shape  # noqa: B018 — an image layer that cannot know its input's shape is an error that says why
-        shapes = self.shapes()
+        shapes = self.shapes(input_shape)
         rows = [("Layer", "Output shape", "Parameters")]
         for layer, shape in zip(self.layers, shapes, strict=True):
             count = sum(parameter.value.size for parameter in layer.parameters())
