@@ -8,6 +8,7 @@ shared machines is large, so compare ratios within one run, never across runs.
     python benchmarks/bench.py --repeats 7
     python benchmarks/bench.py --only whole   # whole `nablanet train` processes against torch_train.py
     python benchmarks/bench.py --only lm      # the tiny transformer's training step, whole processes
+    python benchmarks/bench.py --only lstm    # whole char-LSTM processes (char_lstm.py), nablanet against PyTorch
 """
 
 from __future__ import annotations
@@ -320,6 +321,37 @@ def whole_process_lm(repeats: int) -> list[tuple[str, float, float, None]]:
     return [row]
 
 
+LSTM_STEPS = (10, 40)  # the short and the long run of benchmarks/char_lstm.py
+
+
+def lstm_whole_process(repeats: int) -> tuple[str, float, float, None]:
+    """Seconds per training step of the character LSTM (benchmarks/char_lstm.py: the same model, weights, data,
+    batches and Adam in both) as whole processes: the slope between a run of 10 and one of 40 steps (start-up
+    and data loading cancel), the median over ``repeats`` rounds in which nablanet's and PyTorch's runs take
+    turns."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "char_lstm.py")
+    short, long = LSTM_STEPS
+    slopes: dict[str, list[float]] = {"nablanet": [], "torch": []}
+
+    def command(framework: str, steps: int) -> list[str]:
+        return [sys.executable, script, "--framework", framework, "--steps", str(steps)]
+
+    for framework in slopes:
+        process_seconds(command(framework, short))  # warm-up: the file cache, Python's bytecode cache
+    for _ in range(repeats):
+        for framework, samples in slopes.items():
+            seconds = {steps: process_seconds(command(framework, steps)) for steps in (short, long)}
+            samples.append((seconds[long] - seconds[short]) / (long - short))
+    row = (
+        "(f) char-LSTM step, T 32, b 64, Adam, float32, whole proc.",
+        statistics.median(slopes["nablanet"]),
+        statistics.median(slopes["torch"]),
+        None,
+    )
+    print(row, "each run's slopes:", {n: [round(x, 4) for x in v] for n, v in slopes.items()}, flush=True)
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per figure (default: 5)")
@@ -331,11 +363,12 @@ def main():
     )
     parser.add_argument(
         "--only",
-        choices=("all", "cnn", "mlp", "whole", "lm"),
+        choices=("all", "cnn", "mlp", "whole", "lm", "lstm"),
         default="all",
         help="every figure; the CNN's alone; the in-process MLP and softmax figures alone; or the whole-process ones "
         "alone (`nablanet train` against benchmarks/torch_train.py as separate processes); or the tiny transformer's "
-        "training step alone (`nablanet train --model transformer` against benchmarks/torch_lm.py)",
+        "training step alone (`nablanet train --model transformer` against benchmarks/torch_lm.py); or the "
+        "char-LSTM's alone",
     )
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
@@ -350,6 +383,8 @@ def main():
         rows += whole_process(repeats)
     if args.only in ("all", "lm"):
         rows += whole_process_lm(repeats)
+    if args.only in ("all", "lstm"):
+        rows.append(lstm_whole_process(repeats))
     if args.only in ("all", "cnn"):
         data = nn.load_mnist(np.float32)
         rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)

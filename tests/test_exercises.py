@@ -156,6 +156,53 @@ class Conv2D(nn.Layer):
         return dx.reshape(batch, -1).T
 
 
+class RNN(nn.Layer):
+    """h_t = tanh(W_x x_t + W_h h_{t−1} + b) for t = 1 … T; backward through time, step T first."""
+
+    def __init__(self, input_size, hidden_size):
+        self.n = input_size
+        self.weights = np.zeros((hidden_size, input_size + hidden_size + 1))
+        self.weights_gradient = np.zeros_like(self.weights)
+        self._parameters = [nn.Parameter("weights", self.weights, self.weights_gradient)]
+
+    def parameters(self):
+        return self._parameters
+
+    def split(self):
+        return self.weights[:, : self.n], self.weights[:, self.n : -1], self.weights[:, -1:]
+
+    def forward(self, input):
+        self.input = input
+        W_x, W_h, b = self.split()
+        _, steps, batch = input.shape
+        self.states = [np.zeros((len(W_h), batch))]  # h_0 = 0
+        for t in range(steps):
+            self.states.append(np.tanh(W_x @ input[:, t] + W_h @ self.states[-1] + b))
+        return np.stack(self.states[1:], axis=1)
+
+    def deltas(self, output_gradient):
+        """δ_t = (∇_{h_t} L + W_hᵀ δ_{t+1}) ⊙ (1 − h_t²), from t = T down to 1."""
+        _, W_h, _ = self.split()
+        deltas, carry = {}, 0
+        for t in reversed(range(self.input.shape[1])):
+            deltas[t] = (output_gradient[:, t] + carry) * (1 - self.states[t + 1] ** 2)
+            carry = W_h.T @ deltas[t]
+        return deltas
+
+    def backward(self, output_gradient, learning_rate=None):
+        W_x, _, _ = self.split()
+        deltas = self.deltas(output_gradient)
+        gradient = np.zeros_like(self.weights)
+        input_gradient = np.zeros(self.input.shape)
+        for t, delta in deltas.items():
+            gradient += np.hstack([delta @ self.input[:, t].T, delta @ self.states[t].T, delta.sum(1, keepdims=True)])
+            input_gradient[:, t] = W_x.T @ delta
+        self.weights_gradient[...] = gradient / self.input.shape[2]
+        if learning_rate is not None:
+            self.weights -= learning_rate * self.weights_gradient
+        return input_gradient
+
+
 def cce(Y, Yhat):
     return -np.sum(Y * np.log(np.maximum(Yhat, np.finfo(Yhat.dtype).tiny))) / Y.shape[1]
 
@@ -179,7 +226,7 @@ def softmax_classifier_gradient(W, x, y):
     return (exponentials / exponentials.sum() - y) @ x.T
 
 
-SOLUTIONS = {"Dense": Dense, "ReLU": ReLU, "Softmax": Softmax, "MaxPool2D": MaxPool2D, "Conv2D": Conv2D}
+SOLUTIONS = {"Dense": Dense, "ReLU": ReLU, "Softmax": Softmax, "MaxPool2D": MaxPool2D, "Conv2D": Conv2D, "RNN": RNN}
 FUNCTIONS = {
     "cce": cce,
     "cce_gradient": cce_gradient,
@@ -420,6 +467,31 @@ def attention_unshifted(Q, K, V):
     return _attention(Q, K, V, shift=False)
 
 
+class RNNWithoutCarry(RNN):
+    def deltas(self, output_gradient):
+        return {t: output_gradient[:, t] * (1 - self.states[t + 1] ** 2) for t in range(self.input.shape[1])}
+
+
+class RNNDerivativeOfThePreviousState(RNN):
+    def deltas(self, output_gradient):
+        _, W_h, _ = self.split()
+        deltas, carry = {}, 0
+        for t in reversed(range(self.input.shape[1])):
+            deltas[t] = (output_gradient[:, t] + carry) * (1 - self.states[t] ** 2)
+            carry = W_h.T @ deltas[t]
+        return deltas
+
+
+class RNNStateNotFedBack(RNN):
+    def forward(self, input):
+        W_x, W_h, b = self.split()
+        self.input = input
+        self.states = [np.zeros((len(W_h), input.shape[2]))]
+        for t in range(input.shape[1]):
+            self.states.append(np.tanh(W_x @ input[:, t] + b))
+        return np.stack(self.states[1:], axis=1)
+
+
 MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, a fragment of its diagnosis)
     ("Dense", NoMean, "backward: ∇ of weights", "the 1/b is missing"),
     ("Dense", OneSample, "backward: ∇ of weights", "only the last sample counts"),
@@ -446,6 +518,10 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
     ("Softmax", JacobianWithoutDiagonal, "backward: ∇ of the input", "the diagonal term is missing"),
     ("Softmax", JacobianDiagonalOnly, "backward: ∇ of the input", "only the Jacobian's diagonal"),
     ("Softmax", JacobianLoop, "backward: ∇ of the input", "each sample has its own"),
+    ("RNN", RNNWithoutCarry, "backward: ∇ of the input", "does not flow back through h_{t−1}"),
+    ("RNN", RNNWithoutCarry, "backward: ∇ of weights", "does not flow back through h_{t−1}"),
+    ("RNN", RNNDerivativeOfThePreviousState, "backward: ∇ of the input", "the tanh derivative at the wrong step"),
+    ("RNN", RNNStateNotFedBack, "forward: the output", "h_{t−1} is not fed back"),
     ("ReLU", ReLUWrongSide, "backward: ∇ of the input", "the mask is on the wrong side"),
     ("ReLU", ReLUTimesOutput, "backward: ∇ of the input", "multiplied by max(0, z)"),
     ("MaxPool2D", PoolToEveryElement, "backward: ∇ of the input", "every element of the window got the gradient"),

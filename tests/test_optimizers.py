@@ -99,3 +99,33 @@ def test_fit_applies_the_schedule_each_epoch(rng):
     optimizer = nn.SGD(nn.StepDecay(0.1, factor=0.5, every=1))
     nn.Sequential([nn.Dense(3, 2), nn.Softmax()]).fit(X, Y, epochs=3, optimizer=optimizer, callbacks=[Recorder()])
     np.testing.assert_allclose(rates, [0.1, 0.05, 0.025])
+
+
+def test_clipping_scales_all_gradients_together_to_the_global_norm():
+    # ‖g‖ = √(0.5² + 1² + 2² + 2²) = 3.05…; with c = 1 every entry is divided by ‖g‖: the direction is kept
+    first, second = parameter(), parameter(((0.0,),))
+    first.gradient[...], second.gradient[...] = G1, [[2.0]]
+    optimizer = nn.SGD(0.1, clip_norm=1.0)
+    optimizer.step([first, second])
+    norm = np.sqrt(0.25 + 1 + 4 + 4)
+    assert optimizer.gradient_norm == pytest.approx(norm, rel=1e-15)
+    np.testing.assert_allclose(first.value, [[1 - 0.05 / norm, 2 + 0.1 / norm, 3 - 0.2 / norm]], rtol=1e-15)
+    np.testing.assert_allclose(second.value, [[-0.2 / norm]], rtol=1e-15)
+    np.testing.assert_allclose(np.sqrt(np.sum(first.gradient**2) + np.sum(second.gradient**2)), 1.0, rtol=1e-15)
+
+
+def test_a_gradient_within_the_clip_norm_is_left_as_it_is():
+    np.testing.assert_array_equal(steps(nn.SGD(0.1, clip_norm=3.1), G1), steps(nn.SGD(0.1), G1))  # ‖g‖ = 2.29
+    # Adam's first step is η g/|g| entry by entry: clipping changes nothing there, but it does in step 2
+    assert not np.array_equal(steps(nn.Adam(0.1, clip_norm=1.0), G1, G2), steps(nn.Adam(0.1), G1, G2))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_clip_norm_is_part_of_the_optimizer_config_a_checkpoint_keeps(name):
+    from nablanet.core.optimizers import OPTIMIZERS
+
+    optimizer = OPTIMIZERS[name](0.01, clip_norm=2.5)
+    assert optimizer.get_config()["clip_norm"] == 2.5
+    assert OPTIMIZERS[name](0.01, **optimizer.get_config()).clip_norm == 2.5
+    with pytest.raises(ValueError, match="clip_norm must be a positive finite number, received: 0"):
+        OPTIMIZERS[name](0.01, clip_norm=0)

@@ -490,6 +490,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="L2 weight decay λ, never on biases (decoupled for adamw; default: 0)",
     )
     parser.add_argument(
+        "--clip-norm",
+        type=positive_float,
+        default=DEFAULTS.clip_norm,
+        help="clip the gradients to this global norm before each step (default: no clipping)",
+    )
+    parser.add_argument(
         "--dropout",
         type=fraction,
         default=DEFAULTS.dropout,

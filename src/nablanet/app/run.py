@@ -83,6 +83,7 @@ class TrainingSettings:
     nesterov: bool = False
     schedule: str = "constant"
     weight_decay: float = 0.0
+    clip_norm: float | None = None
     dropout: float = 0.0
     val_split: float = 0.0
     early_stopping: int | None = None
@@ -170,7 +171,7 @@ class TrainingSettings:
     def make_optimizer(self) -> Optimizer:
         """The optimizer (with its schedule) these settings describe."""
         schedule = make_schedule(self.schedule, self.learning_rate, self.epochs)
-        options: dict[str, Any] = {"weight_decay": self.weight_decay}
+        options: dict[str, Any] = {"weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
         if "momentum" in self._optimizer_arguments():
             options.update(momentum=self.momentum, nesterov=self.nesterov)
         return OPTIMIZERS.lookup(self.optimizer, argument="optimizer")(schedule, **options)
@@ -198,6 +199,7 @@ VALUE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "lr": _checks.positive_float,
     "momentum": _checks.fraction,
     "weight_decay": _checks.non_negative_float,
+    "clip_norm": _checks.positive_float,
     "dropout": _checks.fraction,
     "val_split": _checks.fraction,
     "early_stopping": _checks.positive_int,

@@ -1,9 +1,17 @@
-"""Optimizers: objects that own their state and update a list of :class:`~nablanet.Parameter` s.
+r"""Optimizers: objects that own their state and update a list of :class:`~nablanet.Parameter` s.
 
 Every optimizer keeps one state entry per parameter (momentum, Adam moments), in the order of
 ``model.parameters()``, and is registered in ``OPTIMIZERS`` under the name the command line uses.
 ``weight_decay`` λ adds L2 decay to the weights — never to a bias column — as the gradient term λ·W
 (SGD, Adam) or, for AdamW, as the decoupled step W ← W − η λ W.
+
+``clip_norm`` c clips the gradients by their global norm before every step (the recurrent networks' guard
+against exploding gradients): with g the gradients of all the parameters as one vector,
+
+$$\lVert g \rVert = \sqrt{\textstyle\sum_{p} \lVert \nabla_p L \rVert^2}, \qquad
+g \leftarrow g \cdot \min\!\Big(1, \frac{c}{\lVert g \rVert}\Big)$$
+
+— the direction is kept, the length is at most c. The norm before clipping is kept in ``gradient_norm``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,22 @@ def _flush_subnormals(array: np.ndarray) -> None:
     array[np.abs(array) < np.finfo(array.dtype).tiny] = 0
 
 
+def clip_by_global_norm(parameters: Sequence[Parameter], clip_norm: float) -> float:
+    """Scale every stored gradient by min(1, c / ‖g‖), in place, with ‖g‖ the norm of all of them together;
+    return ‖g‖ (before the scaling).
+
+    Args:
+        parameters: The parameters whose ``gradient`` arrays are clipped together.
+        clip_norm: c, the largest global norm left (a positive number).
+    """
+    norm = math.sqrt(sum(float(np.vdot(parameter.gradient, parameter.gradient)) for parameter in parameters))
+    if norm > clip_norm:
+        scale = clip_norm / norm  # a Python float: float32 gradients stay float32
+        for parameter in parameters:
+            parameter.gradient *= scale
+    return norm
+
+
 class Optimizer:
     """Base class: ``step(parameters)`` applies one update from each parameter's stored gradient.
 
@@ -39,10 +63,12 @@ class Optimizer:
     ``start_epoch(epoch)`` so that a schedule takes effect.
     """
 
-    def __init__(self, learning_rate=0.01, weight_decay: float = 0.0):
+    def __init__(self, learning_rate=0.01, weight_decay: float = 0.0, clip_norm: float | None = None):
         self.schedule = learning_rate if callable(learning_rate) else Constant(learning_rate)
         self.learning_rate = float(self.schedule(0))
         self.weight_decay = _checks.non_negative_float("weight_decay", weight_decay)
+        self.clip_norm = None if clip_norm is None else _checks.positive_float("clip_norm", clip_norm)
+        self.gradient_norm: float | None = None  # ‖g‖ of the last step, before clipping (with clip_norm only)
         self.state: list[dict[str, np.ndarray]] = []
         self.iterations = 0
         self._scratch: list[np.ndarray] = []  # one work array per parameter: no allocation per step
@@ -71,6 +97,8 @@ class Optimizer:
         if len(self._scratch) != len(parameters):
             self._scratch = [np.empty_like(parameter.value) for parameter in parameters]
         self.iterations += 1
+        if self.clip_norm is not None:
+            self.gradient_norm = clip_by_global_norm(parameters, self.clip_norm)
         for parameter, state, scratch in zip(parameters, self.state, self._scratch, strict=True):
             self.update(parameter, state, scratch)
 
@@ -90,7 +118,7 @@ class Optimizer:
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments other than the learning rate (see ``schedule`` for that)."""
-        return {"weight_decay": self.weight_decay}
+        return {"weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
 
 
 @OPTIMIZERS.register("sgd")
@@ -106,10 +134,18 @@ class SGD(Optimizer):
         momentum: μ, in [0, 1); 0 is plain SGD.
         nesterov: Nesterov's momentum (needs a momentum > 0).
         weight_decay: λ, L2 weight decay added to the gradient (the bias column is not decayed).
+        clip_norm: c, the largest global norm of the gradients (see the module); None: no clipping.
     """
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        super().__init__(learning_rate, weight_decay)
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ):
+        super().__init__(learning_rate, weight_decay, clip_norm)
         self.momentum = _checks.fraction("momentum", momentum)
         if nesterov and not self.momentum:
             raise ValueError("nesterov=True needs a momentum > 0")
@@ -150,6 +186,7 @@ class Adam(Optimizer):
         beta2: β₂, the decay of the running mean v of their squares.
         epsilon: ε, added to √v̂ so that the step stays finite.
         weight_decay: λ, L2 weight decay added to the gradient (the bias column is not decayed).
+        clip_norm: c, the largest global norm of the gradients (see the module); None: no clipping.
     """
 
     decoupled = False
@@ -162,8 +199,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         epsilon: float = 1e-8,
         weight_decay: float = 0.0,
+        clip_norm: float | None = None,
     ):
-        super().__init__(learning_rate, weight_decay)
+        super().__init__(learning_rate, weight_decay, clip_norm)
         self.beta1 = _checks.fraction("beta1", beta1)
         self.beta2 = _checks.fraction("beta2", beta2)
         self.epsilon = _checks.positive_float("epsilon", epsilon)
@@ -217,6 +255,7 @@ class AdamW(Adam):
         beta2: β₂, the decay of the running mean v of their squares.
         epsilon: ε, added to √v̂ so that the step stays finite.
         weight_decay: λ, the decoupled weight decay (weights only, not the bias).
+        clip_norm: c, the largest global norm of the gradients (see the module); None: no clipping.
     """
 
     decoupled = True
@@ -228,5 +267,6 @@ class AdamW(Adam):
         beta2: float = 0.999,
         epsilon: float = 1e-8,
         weight_decay: float = 0.01,
+        clip_norm: float | None = None,
     ):
-        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay)
+        super().__init__(learning_rate, beta1, beta2, epsilon, weight_decay, clip_norm)

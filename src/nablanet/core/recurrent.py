@@ -331,7 +331,7 @@ class RNN(Recurrent):
         steps, batch, n = X.shape
         H = (X.reshape(-1, n) @ self.W_x.T).reshape(steps, batch, self.units)  # W_x x_t of every step at once
         H += self.b
-        W_h_T = self.W_h.T
+        W_h_T = np.ascontiguousarray(self.W_h.T)  # a contiguous copy: each step's product reads it as it is
         for t in range(steps):
             if t:
                 H[t] += H[t - 1] @ W_h_T  # z_t = W_x x_t + b + W_h h_{t−1}
@@ -339,7 +339,7 @@ class RNN(Recurrent):
         return features_first(H), {"X": X, "H": H}
 
     def _deltas(self, gradient):
-        H, W_h = self._cache["H"], self.W_h
+        H, W_h = self._cache["H"], np.ascontiguousarray(self.W_h)
         delta = gradient  # a copy of ∇_H L, time-major: δ_t is written over g_t
         for t in reversed(range(len(delta))):
             if t + 1 < len(delta):
@@ -436,7 +436,7 @@ class LSTM(Recurrent):
         C = np.empty((steps, batch, h), A.dtype)  # c_t
         tanh_C = np.empty_like(C)
         H = np.empty_like(C)
-        W_h_T = self.W_h.T
+        W_h_T = np.ascontiguousarray(self.W_h.T)  # a contiguous copy: each step's product reads it as it is
         for t in range(steps):
             a = A[t]
             if t:
@@ -453,7 +453,7 @@ class LSTM(Recurrent):
 
     def _deltas(self, gradient):
         A, C, tanh_C = self._cache["A"], self._cache["C"], self._cache["tanh_C"]
-        h, W_h = self.units, self.W_h
+        h, W_h = self.units, np.ascontiguousarray(self.W_h)
         steps, batch, _ = gradient.shape
         delta = np.empty_like(A)  # δ_t = ∇z_t L, the four blocks
         dc = np.zeros((batch, h), A.dtype)  # ∂c_{t+1} ⊙ f_{t+1}: the cell's carry

@@ -443,7 +443,7 @@ def _one_sample(subject: type, exercise: Exercise, setting: Setting, earlier_fai
     """The same layer on a batch of one sample: the shapes (k, 1) that loops and squeezes get wrong."""
     name = "a batch of one sample"
     learner = _built(subject, exercise, setting)
-    X, G = setting.X[:, :1].copy(), setting.G[:, :1].copy()
+    X, G = setting.X[..., :1].copy(), setting.G[..., :1].copy()  # samples are the last axis (sequences too)
     reference = setting.reference
     try:
         output = _call(exercise, "forward", learner.forward, X)

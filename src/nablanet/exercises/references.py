@@ -20,6 +20,7 @@ from ..core.activations import ReLU, Softmax, softmax
 from ..core.attention import attention_loop, causal_mask
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, Layer
+from ..core.recurrent import RNN
 from ..core.registry import Registry
 
 SHAPES = (
@@ -556,6 +557,80 @@ class AttentionExercise(Exercise):
         )
 
 
+def _rnn_passes(weights, X, G, *, carry=True, previous_derivative=False, pair_with_current=False, feedback=True):
+    """The RNN's forward and backward passes, step by step, as a learner writes them — or with one of the
+    mistakes the flags name: (H, ∇_X L, ∇_W̃ L) for W̃ = [W_x | W_h | b], X (n, T, b) and G = ∇_H L (h, T, b)."""
+    n, steps, batch = X.shape
+    W_x, W_h, b = weights[:, :n], weights[:, n:-1], weights[:, -1:]
+    H = np.zeros((len(weights), steps + 1, batch))  # H[:, 0] is h_0 = 0; step t is at t + 1
+    for t in range(steps):
+        H[:, t + 1] = np.tanh(W_x @ X[:, t] + (W_h @ H[:, t] if feedback else 0) + b)
+    dX, dW, c = np.zeros_like(X), np.zeros_like(weights), np.zeros((len(weights), batch))
+    for t in reversed(range(steps)):
+        h = H[:, t] if previous_derivative else H[:, t + 1]
+        delta = (G[:, t] + (c if carry else 0)) * (1 - h**2)
+        paired = H[:, t + 1] if pair_with_current else H[:, t]
+        dW += np.hstack([delta @ X[:, t].T, delta @ paired.T, delta.sum(axis=1, keepdims=True)])
+        dX[:, t] = W_x.T @ delta
+        c = W_h.T @ delta
+    return H[:, 1:], dX, dW / batch
+
+
+class RNNExercise(Exercise):
+    """A vanilla RNN's step and its backpropagation through time: h_t = tanh(W_x x_t + W_h h_{t−1} + b)."""
+
+    name = "RNN"
+    signature = "(input_size, hidden_size)"
+
+    def setting(self, rng):
+        inputs, hidden = _sizes(rng, 2, 2, 6)
+        steps = int(rng.integers(3, 6))
+        reference = RNN(inputs, hidden, method="loop", rng=rng)
+        reference.weights = rng.standard_normal(reference.weights.shape) / 2  # a bias that is not 0
+        X, G = rng.standard_normal((inputs, steps, BATCH)), rng.standard_normal((hidden, steps, BATCH))
+        description = f"RNN({inputs}, {hidden}) on a batch of {BATCH} sequences of {steps} steps and one of 1, float64"
+        return Setting(description, (inputs, hidden), {}, reference, X, G)
+
+    def _mistakes(self, setting, part: int) -> list[Mistake]:
+        """The known mistakes, as the part (0: H, 1: ∇_X L, 2: ∇_W̃ L) each would give."""
+        weights, X, G = setting.reference.weights, setting.X, setting.G
+        variants = [
+            (
+                {"feedback": False},
+                "h_{t−1} is not fed back: z_t = W_x x_t + W_h h_{t−1} + b, each step reads the state of the one before",
+            ),
+            (
+                {"carry": False},
+                "the gradient does not flow back through h_{t−1}: δ_t = (∇_{h_t} L + W_hᵀ δ_{t+1}) ⊙ (1 − h_t²), "
+                "the carry from step t + 1 is added before the tanh derivative",
+            ),
+            (
+                {"previous_derivative": True},
+                "the tanh derivative at the wrong step: 1 − h_t², with h_t the output of step t (not h_{t−1})",
+            ),
+            (
+                {"pair_with_current": True},
+                "∇_{W_h} L pairs δ_t with the state step t read, h_{t−1}: (1/b) Σ_t δ_t h_{t−1}ᵀ (not h_t)",
+            ),
+        ]
+        return [Mistake(_rnn_passes(weights, X, G, **flags)[part], hint) for flags, hint in variants]
+
+    def output_mistakes(self, setting):
+        return self._mistakes(setting, 0)[:1]
+
+    def input_gradient_mistakes(self, setting):
+        return self._mistakes(setting, 1)[1:]
+
+    def parameter_mistakes(self, setting, name):
+        exact = setting.reference.weights_gradient
+        b = setting.X.shape[-1]
+        return [
+            *self._mistakes(setting, 2)[1:],
+            Mistake(b * exact, "the 1/b is missing: ∇_W̃ L is the mean over the b sequences, (1/b) Σ_i"),
+            Mistake(-exact, "the sign is wrong: the gradient points uphill, the step W − η ∇_W L goes down"),
+        ]
+
+
 for _exercise in (
     ToyGradientExercise(),
     DenseExercise(),
@@ -566,5 +641,6 @@ for _exercise in (
     CCEExercise(),
     CCEGradientExercise(),
     AttentionExercise(),
+    RNNExercise(),
 ):
     EXERCISES.register(_exercise.name)(_exercise)
