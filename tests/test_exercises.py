@@ -226,7 +226,51 @@ def softmax_classifier_gradient(W, x, y):
     return (exponentials / exponentials.sum() - y) @ x.T
 
 
-SOLUTIONS = {"Dense": Dense, "ReLU": ReLU, "Softmax": Softmax, "MaxPool2D": MaxPool2D, "Conv2D": Conv2D, "RNN": RNN}
+class LayerNorm(nn.Layer):
+    """x̂ = (x − μ) / √(σ² + ε) over each column's features, y = γ ⊙ x̂ + β; the backward pass through μ and σ²."""
+
+    def __init__(self, features):
+        self.gamma, self.beta = np.ones((features, 1)), np.zeros((features, 1))
+        self.gamma_gradient, self.beta_gradient = np.zeros_like(self.gamma), np.zeros_like(self.beta)
+        self._parameters = [
+            nn.Parameter("gamma", self.gamma[:, 0], self.gamma_gradient[:, 0]),
+            nn.Parameter("beta", self.beta[:, 0], self.beta_gradient[:, 0]),
+        ]
+
+    def parameters(self):
+        return self._parameters
+
+    def forward(self, input):
+        mean, variance = input.mean(axis=0, keepdims=True), input.var(axis=0, keepdims=True)
+        self.inverse_std = 1 / np.sqrt(variance + 1e-5)
+        self.normalized = (input - mean) * self.inverse_std
+        return self.gamma * self.normalized + self.beta
+
+    def input_gradient(self, g):
+        """∇_x L from g = ∇_x̂ L: (g − mean(g) − x̂ mean(g x̂)) / √(σ² + ε), the means over the features."""
+        mean_g, mean_gx = g.mean(axis=0, keepdims=True), (g * self.normalized).mean(axis=0, keepdims=True)
+        return self.inverse_std * (g - mean_g - self.normalized * mean_gx)
+
+    def backward(self, output_gradient, learning_rate=None):
+        b = output_gradient.shape[1]
+        self.gamma_gradient[...] = np.sum(output_gradient * self.normalized, axis=1, keepdims=True) / b
+        self.beta_gradient[...] = np.sum(output_gradient, axis=1, keepdims=True) / b
+        input_gradient = self.input_gradient(self.gamma * output_gradient)
+        if learning_rate is not None:
+            self.gamma -= learning_rate * self.gamma_gradient
+            self.beta -= learning_rate * self.beta_gradient
+        return input_gradient
+
+
+SOLUTIONS = {
+    "Dense": Dense,
+    "ReLU": ReLU,
+    "Softmax": Softmax,
+    "MaxPool2D": MaxPool2D,
+    "Conv2D": Conv2D,
+    "LayerNorm": LayerNorm,
+    "RNN": RNN,
+}
 FUNCTIONS = {
     "cce": cce,
     "cce_gradient": cce_gradient,
@@ -402,6 +446,31 @@ class FlippedKernel(Conv2D):
         return super().kernel(weights)[:, :, ::-1, ::-1]
 
 
+class LayerNormOverTheBatch(LayerNorm):
+    def forward(self, input):  # the statistics over axis 1, the batch: BatchNorm's
+        mean, variance = input.mean(axis=1, keepdims=True), input.var(axis=1, keepdims=True)
+        self.inverse_std = 1 / np.sqrt(variance + 1e-5)
+        self.normalized = (input - mean) * self.inverse_std
+        return self.gamma * self.normalized + self.beta
+
+
+class LayerNormWithoutStatisticsTerms(LayerNorm):
+    def input_gradient(self, g):
+        return self.inverse_std * g
+
+
+class LayerNormWithoutVarianceTerm(LayerNorm):
+    def input_gradient(self, g):
+        return self.inverse_std * (g - g.mean(axis=0, keepdims=True))
+
+
+class LayerNormGammaGradientWithoutXhat(LayerNorm):
+    def backward(self, output_gradient, learning_rate=None):
+        input_gradient = super().backward(output_gradient)
+        self.gamma_gradient[...] = self.beta_gradient
+        return input_gradient
+
+
 def cce_unguarded(Y, Yhat):
     return -np.sum(Y * np.log(Yhat)) / Y.shape[1]
 
@@ -526,6 +595,10 @@ MUTATIONS = [  # (the exercise, the wrong implementation, the check that fails, 
     ("ReLU", ReLUTimesOutput, "backward: ∇ of the input", "multiplied by max(0, z)"),
     ("MaxPool2D", PoolToEveryElement, "backward: ∇ of the input", "every element of the window got the gradient"),
     ("Conv2D", FlippedKernel, "forward: the output", "the kernel is flipped"),
+    ("LayerNorm", LayerNormOverTheBatch, "forward: the output", "standardised over the batch (axis=1)"),
+    ("LayerNorm", LayerNormWithoutStatisticsTerms, "backward: ∇ of the input", "the terms of μ and σ² are missing"),
+    ("LayerNorm", LayerNormWithoutVarianceTerm, "backward: ∇ of the input", "the σ² term is missing"),
+    ("LayerNorm", LayerNormGammaGradientWithoutXhat, "backward: ∇ of gamma", "the x̂ is missing"),
     ("cce", cce_unguarded, "a probability of exactly 0 for a class that is not the label", "0 · log 0 gave NaN"),
     ("cce", cce_unguarded, "a probability of exactly 0 for the label", "log 0 = −inf"),
     ("cce", cce_summed, "the batch's mean loss", "the 1/b is missing"),

@@ -132,6 +132,12 @@ def test_every_training_batch_moves_the_running_statistics_by_the_momentum(rng):
     np.testing.assert_allclose(layer.running_mean, 0.25 * first.mean(axis=1) + 0.5 * second.mean(axis=1))
 
 
+def test_the_running_statistics_keep_the_layers_dtype(rng):
+    layer = nn.BatchNorm(2, dtype=np.float32)
+    layer.forward(rng.normal(size=(2, 5)))  # float64 data
+    assert layer.running_mean.dtype == layer.running_variance.dtype == np.float32
+
+
 def test_weight_decay_and_optimizers_touch_no_buffer_and_neither_gamma_nor_beta(rng):
     layer = nn.BatchNorm(2)
     layer.forward(rng.normal(size=(2, 5)))
@@ -222,10 +228,61 @@ def test_a_checkpoint_restores_the_running_statistics(tmp_path, rng):
     model = batch_norm_model(rng)
     optimizer = nn.Adam(0.01)
     optimizer.step(model.parameters())
-    checkpoint = Checkpoint(None, optimizer=optimizer, rng=rng, history=nn.History())
+    stopper = nn.EarlyStopping(monitor="loss")
+    stopper.on_train_begin(model)
+    stopper.on_epoch_end(0, {"loss": 1.0})  # keeps the best weights: the parameters and the buffers
+    checkpoint = Checkpoint(None, optimizer=optimizer, rng=rng, history=nn.History(), early_stopping=stopper)
     checkpoint.on_train_begin(model)
     checkpoint.write(tmp_path / "c.npz")
     state = load_checkpoint(tmp_path / "c.npz")
     for name, array in model.get_weights().items():
         np.testing.assert_array_equal(state.model.get_weights()[name], array)
     assert len(state.optimizer.state) == len(model.parameters())  # the optimizer's state follows the parameters only
+    assert [best.shape for best in state.early_stopping["best_weights"]] == [a.shape for a in stopper.best_weights]
+
+
+def test_early_stopping_puts_back_the_running_statistics_of_the_best_epoch(rng):
+    model = batch_norm_model(rng)
+    stopper = nn.EarlyStopping(monitor="loss", patience=1)
+    stopper.on_train_begin(model)
+    stopper.on_epoch_end(0, {"loss": 1.0})
+    best = {name: array.copy() for name, array in model.get_weights().items()}
+    model.layers[1].forward(rng.normal(5.0, size=(3, 4)))  # a worse epoch moves the running statistics
+    stopper.on_epoch_end(1, {"loss": 2.0})
+    stopper.on_train_end()
+    for name, array in best.items():
+        np.testing.assert_array_equal(model.get_weights()[name], array)
+
+
+def test_the_command_line_puts_batch_norm_before_every_hidden_activation():
+    from types import SimpleNamespace
+
+    from nablanet.app.commands import build_parser
+    from nablanet.app.run import TrainingSettings, _classifier
+
+    args = build_parser().parse_args(["train", "--batch-norm", "--conv", "2", "--hidden", "8", "--activation", "tanh"])
+    settings = TrainingSettings(**{field: getattr(args, field) for field in TrainingSettings.__dataclass_fields__})
+    settings.check()
+    model = _classifier(settings, SimpleNamespace(X_train=np.zeros((784, 1)), num_classes=10, name="mnist"))
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names == [
+        "Conv2D",
+        "BatchNorm",
+        "Tanh",
+        "MaxPool2D",
+        "Flatten",
+        "Dense",
+        "BatchNorm",
+        "Tanh",
+        "Dense",
+        "Softmax",
+    ]
+    assert model.shapes()[1] == (2, 26, 26) and model.layers[1].features == 2  # per channel
+    assert model.layers[6].features == 8 and model.layers[1].gamma.dtype == np.float32  # the run's --dtype
+    assert not TrainingSettings().batch_norm
+
+
+def test_a_model_may_start_with_batch_norm(rng):
+    model = nn.Sequential([nn.BatchNorm(3), nn.Dense(3, 2, rng=0)])
+    assert model.input_shape == (3,) and model.shapes() == [(3,), (2,)]
+    assert model.predict_proba(rng.normal(size=(3, 4))).shape == (2, 4)

@@ -502,6 +502,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="dropout rate after the flattened convolutions and each hidden layer (default: 0)",
     )
     parser.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="BatchNorm before the activation of every convolution and hidden layer",
+    )
+    parser.add_argument(
         "--val-split",
         type=fraction,
         default=DEFAULTS.val_split,

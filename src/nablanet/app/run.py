@@ -59,7 +59,8 @@ class TrainingSettings:
     (the softmax classifier on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01), in float32.
 
     ``conv`` adds a 3×3 convolution, activation and 2×2 max-pooling per entry (its number of filters)
-    before the hidden layers. ``lr=None`` means 0.01 for SGD and 0.001 for Adam and AdamW. ``schedule``
+    before the hidden layers; ``batch_norm`` a BatchNorm before every convolution's and hidden layer's
+    activation. ``lr=None`` means 0.01 for SGD and 0.001 for Adam and AdamW. ``schedule``
     names a registered learning-rate schedule ("step": ÷10 every 10 epochs; "cosine": to 0 at the last epoch).
     ``dynamics=True`` records gradient and weight norms, dead units and activations per epoch.
 
@@ -85,6 +86,7 @@ class TrainingSettings:
     weight_decay: float = 0.0
     clip_norm: float | None = None
     dropout: float = 0.0
+    batch_norm: bool = False
     val_split: float = 0.0
     early_stopping: int | None = None
     dtype: str = "float32"
@@ -606,6 +608,7 @@ def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Genera
             conv=settings.conv,
             activation=settings.activation,
             dropout=settings.dropout,
+            batch_norm=settings.batch_norm,
             init=settings.init,
             dtype=settings.dtype,
             rng=rng,
@@ -699,8 +702,7 @@ def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable
     its best epoch."""
     report(f"The saved run stopped early after epoch {state.epoch}: there is nothing more to train")
     if state.early_stopping and state.early_stopping["best_weights"]:
-        for parameter, best in zip(model.parameters(), state.early_stopping["best_weights"], strict=True):
-            parameter.value[...] = best
+        model.set_weights(dict(zip(model.get_weights(), state.early_stopping["best_weights"], strict=True)))
 
 
 def _fit(settings: TrainingSettings, data: Dataset | TextData, training: _Training) -> None:

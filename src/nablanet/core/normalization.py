@@ -343,12 +343,17 @@ class BatchNorm(_Normalization):
             Buffer("running_mean", zeros(shape, self.gamma.dtype)),
             Buffer("running_variance", full(shape, 1, self.gamma.dtype)),
         ]
-        self.input_shape: Shape | None = None
+        self._shape: Shape | None = None  # the input shape given or built with, which later builds must match
         if input_shape is not None:
             if isinstance(input_shape, (list, tuple)) and len(input_shape) == 1:
                 self.build((_checks.positive_int("input_shape", input_shape[0]),))
             else:
                 self.build(_checks.image_shape("BatchNorm", input_shape))
+
+    @property
+    def input_shape(self) -> Shape:
+        """The shape of one input sample: as given or built with, else (features,)."""
+        return self._shape if self._shape is not None else (self.features,)
 
     @property
     def running_mean(self) -> np.ndarray:
@@ -396,15 +401,15 @@ class BatchNorm(_Normalization):
                 f"BatchNorm({self.features}) takes {self.features} features or (C, H, W) images with "
                 f"C = {self.features}, received shape {shape}"
             )
-        if self.input_shape is not None and self.input_shape != shape:
-            raise ValueError(f"BatchNorm expects input of shape {self.input_shape}, received {shape}")
-        self.input_shape = shape
+        if self._shape is not None and self._shape != shape:
+            raise ValueError(f"BatchNorm expects input of shape {self._shape}, received {shape}")
+        self._shape = shape
         return shape
 
     def get_config(self) -> dict[str, Any]:
         return {
             "features": self.features,
-            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
+            "input_shape": list(self._shape) if self._shape is not None else None,
             "momentum": self.momentum,
             "epsilon": self.epsilon,
             "method": self.method,
@@ -414,7 +419,7 @@ class BatchNorm(_Normalization):
     def _pixels(self) -> int:
         """S, the values of one feature in one sample: H·W for images normalised per channel, else 1."""
         shape = self.input_shape
-        return shape[1] * shape[2] if shape is not None and len(shape) == 3 and shape[0] == self.features else 1
+        return shape[1] * shape[2] if len(shape) == 3 and shape[0] == self.features else 1
 
     def _view(self, array: np.ndarray) -> np.ndarray:
         return array.reshape(self.features, self._pixels(), -1)  # (features, S, b)
@@ -423,10 +428,9 @@ class BatchNorm(_Normalization):
         if not self.training:
             return self.running_mean[:, None, None], self.running_variance[:, None, None], False
         mean, variance = statistics(view, self._axes)
-        keep = self.momentum
-        running_mean, running_variance = self._buffers
-        running_mean.value = keep * running_mean.value + (1 - keep) * mean.reshape(-1)  # assigned, never in place
-        running_variance.value = keep * running_variance.value + (1 - keep) * variance.reshape(-1)
+        for buffer, batch in zip(self._buffers, (mean, variance), strict=True):  # assigned, never written in place
+            moved = self.momentum * buffer.value + (1 - self.momentum) * batch.reshape(-1)
+            buffer.value = moved.astype(buffer.value.dtype, copy=False)  # the layer's dtype, whatever the data's
         return mean, variance, True
 
     _axes = (1, 2)

@@ -20,6 +20,7 @@ from ..core.activations import ReLU, Softmax, softmax
 from ..core.attention import attention_loop, causal_mask
 from ..core.convolution import AvgPool2D, Conv2D, MaxPool2D
 from ..core.layers import Dense, Layer
+from ..core.normalization import LayerNorm
 from ..core.recurrent import RNN
 from ..core.registry import Registry
 
@@ -355,6 +356,78 @@ class Conv2DExercise(Exercise):
         ]
 
 
+class LayerNormExercise(Exercise):
+    name = "LayerNorm"
+    signature = "(features)"
+
+    def setting(self, rng):
+        features = _sizes(rng, 1, 3, 7)[0]
+        reference = LayerNorm(features)
+        reference.gamma[...] = rng.uniform(0.5, 2.0, features)  # γ and β that are not 1 and 0
+        reference.beta[...] = rng.standard_normal(features)
+        X = rng.normal(1.0, 2.0, (features, BATCH))
+        G = rng.standard_normal((features, BATCH))
+        return Setting(
+            f"LayerNorm({features}), a batch of {BATCH} and one of 1, float64", (features,), {}, reference, X, G
+        )
+
+    @staticmethod
+    def _standardized(setting: Setting, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x̂, 1/√(σ² + ε)) of the setting's X, with μ and σ² taken over ``axis``."""
+        X = setting.X
+        inverse_std = 1 / np.sqrt(X.var(axis=axis, keepdims=True) + setting.reference.epsilon)
+        return (X - X.mean(axis=axis, keepdims=True)) * inverse_std, inverse_std
+
+    def output_mistakes(self, setting):
+        gamma, beta = setting.reference.gamma[:, None], setting.reference.beta[:, None]
+        over_features, _ = self._standardized(setting, 0)
+        over_batch, _ = self._standardized(setting, 1)
+        return [
+            Mistake(
+                gamma * over_batch + beta,
+                "standardised over the batch (axis=1), as BatchNorm does: LayerNorm standardises each column (a "
+                "sample) over its features, axis=0",
+            ),
+            Mistake(over_features, "γ and β are missing: y = γ ⊙ x̂ + β, after the standardisation"),
+        ]
+
+    def input_gradient_mistakes(self, setting):
+        gamma, G = setting.reference.gamma[:, None], setting.G
+        normalized, inverse_std = self._standardized(setting, 0)
+        g = gamma * G
+
+        def mean(array):
+            return array.mean(axis=0, keepdims=True)
+
+        return [
+            Mistake(
+                inverse_std * g,
+                "the terms of μ and σ² are missing: every x of a column moves its μ and σ², so ∇_x L = "
+                "(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε), g = γ ⊙ ∇_y L",
+            ),
+            Mistake(
+                inverse_std * (g - mean(g)), "the σ² term is missing: − x̂ ⊙ mean(g ⊙ x̂), the means over the features"
+            ),
+            Mistake(
+                inverse_std * (g - normalized * mean(g * normalized)),
+                "the μ term is missing: − mean(g), over the features",
+            ),
+            Mistake(
+                inverse_std * (G - mean(G) - normalized * mean(G * normalized)),
+                "γ is missing: the gradient reaches x̂ through y = γ ⊙ x̂ + β, so g = γ ⊙ ∇_y L",
+            ),
+        ]
+
+    def parameter_mistakes(self, setting, name):
+        mistakes = super().parameter_mistakes(setting, name)
+        if name == "gamma":
+            b = setting.X.shape[1]
+            mistakes.append(
+                Mistake(setting.G.sum(axis=1) / b, "∇_γ L = (1/b) Σ_i ∇_y L ⊙ x̂: the x̂ is missing (that is ∇_β L)")
+            )
+        return mistakes
+
+
 def _one_hot(rng: np.random.Generator, classes: int, batch: int) -> np.ndarray:
     Y = np.zeros((classes, batch))
     Y[rng.integers(0, classes, batch), np.arange(batch)] = 1.0
@@ -638,6 +711,7 @@ for _exercise in (
     SoftmaxExercise(),
     MaxPool2DExercise(),
     Conv2DExercise(),
+    LayerNormExercise(),
     CCEExercise(),
     CCEGradientExercise(),
     AttentionExercise(),

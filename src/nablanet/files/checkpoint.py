@@ -183,9 +183,10 @@ def _read_state(archive: Archive, path) -> TrainingState:
     optimizer = _build_optimizer(config["optimizer"])
     keys = _state_keys(config["optimizer"]["state_keys"], optimizer, len(parameters))
     stopping = config.get("early_stopping")
-    stopping_arrays = len(parameters) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
+    weights = list(model_specs(archive).values())  # what early stopping keeps: the parameters and the buffers
+    stopping_arrays = len(weights) if any(name.startswith("early_stopping.") for name in archive.headers) else 0
     others = {f"optimizer.{index}.{name}": parameters[index] for index, names in enumerate(keys) for name in names}
-    others.update({f"early_stopping.{index}": parameters[index] for index in range(stopping_arrays)})
+    others.update({f"early_stopping.{index}": weights[index] for index in range(stopping_arrays)})
     model = read_model(archive, others)
     optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
     optimizer.state = [

@@ -70,7 +70,8 @@ class EarlyStopping(Callback):
         monitor: The figure of ``logs`` to watch, lower is better: "val_loss", "loss", … .
         patience: Epochs without improvement before training stops (a positive integer).
         min_delta: How much lower than the best a value must be to count as an improvement (≥ 0).
-        restore_best_weights: True: put back the best epoch's weights when training ends.
+        restore_best_weights: True: put back the best epoch's weights (and buffers, BatchNorm's running
+            statistics) when training ends.
     """
 
     def __init__(
@@ -121,7 +122,7 @@ class EarlyStopping(Callback):
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = [parameter.value.copy() for parameter in self.model.parameters()]
+                self.best_weights = [array.copy() for array in self.model.get_weights().values()]  # buffers too
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -129,8 +130,8 @@ class EarlyStopping(Callback):
 
     def on_train_end(self):
         if self.restore_best_weights and self.best_weights is not None:
-            for parameter, best in zip(self.model.parameters(), self.best_weights, strict=True):
-                parameter.value[...] = best
+            names = self.model.get_weights()
+            self.model.set_weights(dict(zip(names, self.best_weights, strict=True)))
 
 
 def format_logs(epoch: int, epochs: int, logs: dict) -> str:

@@ -12,7 +12,7 @@ from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
 from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer_entries, parameter_specs, run
 from ..core.losses import Loss, resolve_loss
-from ..core.normalization import LayerNorm  # noqa: F401 - registers the normalisation layers for model files
+from ..core.normalization import BatchNorm
 from ..core.parameter import Buffer, Parameter
 from ..core.recurrent import Embedding  # noqa: F401 — registers the sequence layers in LAYERS
 from .budget import Cost, cost
@@ -438,13 +438,15 @@ def build_classifier(
     input_shape=None,
     activation: str = "relu",
     dropout: float = 0.0,
+    batch_norm: bool = False,
     init: str = "auto",
     dtype=np.float64,
     rng=None,
 ) -> Sequential:
     """A classifier: for each entry F of ``conv`` a 3×3 Conv2D of F filters, ``activation`` and a 2×2
     MaxPool2D (then Flatten); Dense layers of sizes ``hidden`` with ``activation``; Dense + Softmax.
-    ``dropout`` follows the flattened convolutional features and every hidden layer.
+    ``dropout`` follows the flattened convolutional features and every hidden layer. ``batch_norm`` puts a
+    BatchNorm between every Conv2D or hidden Dense layer and its activation (per channel after a Conv2D).
 
     With neither, this is the notebook's softmax classifier ("0-layer network"). ``init="auto"`` picks
     the notebook's initialiser for it, He for convolutions and ReLU-family hidden layers, Glorot
@@ -460,6 +462,7 @@ def build_classifier(
             square grey image of ``input_size`` pixels.
         activation: The hidden layers' activation: "relu", "leaky_relu", "sigmoid" or "tanh".
         dropout: Dropout rate p after the convolutional features and each hidden layer, in [0, 1); 0: none.
+        batch_norm: True: BatchNorm before the activation of each convolution and hidden layer.
         init: How the weights are drawn: "auto" (see above), or one initialiser for every layer: "notebook",
             "he_normal", "he_uniform", "glorot_normal" or "glorot_uniform".
         dtype (numpy.float32 | numpy.float64): Of the weights, and so of the outputs and gradients.
@@ -470,6 +473,8 @@ def build_classifier(
 Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), Softmax(method='vectorized')])
     >>> [type(layer).__name__ for layer in build_classifier(784, 10, conv=[4], rng=0).layers]
     ['Conv2D', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense', 'Softmax']
+    >>> [type(layer).__name__ for layer in build_classifier(784, 10, [32], conv=[4], batch_norm=True, rng=0).layers]
+    ['Conv2D', 'BatchNorm', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense', 'BatchNorm', 'ReLU', 'Dense', 'Softmax']
     """
     activation_layer = ACTIVATIONS.lookup(activation, argument="activation")
     rng = np.random.default_rng(rng)
@@ -483,6 +488,9 @@ Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), So
 
     def drop() -> list[Layer]:
         return [Dropout(dropout, rng=int(rng.integers(2**63)))] if dropout else []  # each its own stream
+
+    def normalize(features: int) -> list[Layer]:
+        return [BatchNorm(features, dtype=dtype)] if batch_norm else []
 
     layers: list[Layer] = []
     size = input_size
@@ -504,12 +512,13 @@ Dense(input_size=32, output_size=10, init='glorot_uniform', dtype='float64'), So
                 dtype=dtype,
             )
             pool = MaxPool2D(2)
-            layers += [convolution, activation_layer(), pool]
+            layers += [convolution, *normalize(filters), activation_layer(), pool]
             shape = pool.build(convolution.build(shape))
         layers += [Flatten(), *drop()]
         size = math.prod(shape)
     for units in hidden:
-        layers += [Dense(size, units, init=hidden_init, rng=rng, dtype=dtype), activation_layer(), *drop()]
+        dense = Dense(size, units, init=hidden_init, rng=rng, dtype=dtype)
+        layers += [dense, *normalize(units), activation_layer(), *drop()]
         size = units
     layers += [Dense(size, num_classes, init=output_init, rng=rng, dtype=dtype), Softmax()]
     return Sequential(layers)
