@@ -125,6 +125,7 @@ CHARACTER_CASES = [  # (what the user typed, after `nablanet`; a fragment of the
     ),
     ("train --dataset words-sample --model bigram --val-split 0.1", "(words-sample has its own validation set)"),
     ("train --dataset words-sample --model bigram --embed 32", "--embed does not apply to --model bigram"),
+    ("train --dataset words-sample --model transformer --batch-norm", "--batch-norm does not apply to --model trans"),
     ("train --dataset words-sample --model lstm --heads 2", "--heads does not apply to --model lstm"),
     ("train --dataset words-sample --model bigram --context 0", "argument --context: expected a positive integer"),
     ("sample {dir}/lm.npz --count 0", "argument --count: expected an integer from 1 to 1000, received '0'"),

@@ -156,6 +156,7 @@ class TrainingSettings:
             ("--conv", not self.conv, ""),
             ("--hidden", not self.hidden or (self.model == "lstm" and len(self.hidden) == 1), " (lstm: one size)"),
             ("--dropout", not self.dropout, ""),
+            ("--batch-norm", not self.batch_norm, " (the transformer has its LayerNorms)"),
             ("--val-split", not self.val_split, f" ({self.dataset} has its own validation set)"),
             ("--dynamics", not self.dynamics, ""),
             ("--init", self.init == "auto", ""),
