@@ -268,6 +268,7 @@ SOLUTIONS = {
     "Softmax": Softmax,
     "MaxPool2D": MaxPool2D,
     "Conv2D": Conv2D,
+    "RNN": RNN,
     "LayerNorm": LayerNorm,
     "RNN": RNN,
 }

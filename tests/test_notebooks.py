@@ -9,7 +9,18 @@ NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
 def test_there_are_example_notebooks():
-    assert [path.name[:3] for path in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "10_"]
+    assert [path.name[:3] for path in NOTEBOOKS] == [
+        "01_",
+        "02_",
+        "03_",
+        "04_",
+        "05_",
+        "06_",
+        "07_",
+        "08_",
+        "09_",
+        "10_",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -84,6 +95,8 @@ def test_notebook_runs_top_to_bottom_and_its_outputs_are_current(path, tmp_path)
         assert "the layer equals the hand computation: True True" in text
     if "hidden" in path.name:
         assert len(images) >= 2  # the sigmoid network's dynamics, the three optimizers' losses
+    if "recurrent" in path.name:
+        assert len(images) >= 2  # the gradient reaching back through time, the LSTM's gradient norms
     if "normalisation" in path.name:
         assert len(images) >= 1  # the gradient norm per layer, with and without BatchNorm
     if "tuning" in path.name:

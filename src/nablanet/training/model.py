@@ -360,12 +360,12 @@ class Sequential:
 
     def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
         """A table of the layers, the shape of one sample after each — (C, H, W) for images, (n,) for
-        vectors, of which a batch holds b as the columns of a matrix, (d, T) for sequences — and the parameter
-        counts (a composite layer's: all of its sub-layers').
+        vectors, of which a batch holds b as the columns of a matrix; (features, T) for sequences — and the
+        parameter counts (a composite layer's: all of its sub-layers').
 
         Args:
-            input_shape: The shape of one input sample, e.g. (T,) for T token ids; None: from the first layer
-                that fixes it.
+            input_shape: The shape of one input sample, for a model whose first layer does not fix it: (T,) for
+                the token ids of a character model; None: from the first layer that fixes it.
         """
         self.input_shape  # noqa: B018 — an image layer that cannot know its input's shape is an error that says why
         shapes = self.shapes(input_shape)
