@@ -270,7 +270,6 @@ SOLUTIONS = {
     "Conv2D": Conv2D,
     "RNN": RNN,
     "LayerNorm": LayerNorm,
-    "RNN": RNN,
 }
 FUNCTIONS = {
     "cce": cce,
