@@ -49,7 +49,7 @@ CNN_SETTINGS = (  # with BatchNorm: its running statistics are part of what must
 
 TRANSFORMER_SETTINGS = (  # a tiny character model on the 3,000 bundled words: dropout-free, but Adam and two blocks
     "--dataset words-sample --model transformer --context 16 --embed 16 --heads 2 --blocks 2 --optimizer adam "
-    "--dtype float64 --epochs 5 --batch-size 32 --seed 7"
+    "--dtype float64 --epochs 5 --batch-size 8 --seed 7"
 )
 
 
