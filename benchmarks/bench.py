@@ -7,6 +7,7 @@ shared machines is large, so compare ratios within one run, never across runs.
     make bench                      # installs the bench extra (torch==2.13.0) and runs this
     python benchmarks/bench.py --repeats 7
     python benchmarks/bench.py --only whole   # whole `nablanet train` processes against torch_train.py
+    python benchmarks/bench.py --only lm      # the tiny transformer's training step, whole processes
     python benchmarks/bench.py --only lstm    # whole char-LSTM processes (char_lstm.py), nablanet against PyTorch
 """
 
@@ -270,6 +271,56 @@ def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+# the character model of the README: `nablanet train --dataset words-sample --model transformer` against
+# benchmarks/torch_lm.py (the same model, weights, data order and Adam), on the 3,000 bundled words so that an
+# epoch is short; the short and the long run's epochs
+LM_OPTIONS = "--context 32 --embed 64 --heads 4 --blocks 2 --batch-size 32 --lr 0.001 --seed 0".split()
+LM_EPOCHS = (1, 4)
+
+
+def whole_process_lm(repeats: int) -> list[tuple[str, float, float, None]]:
+    """Seconds per training step of the tiny transformer, whole processes: the slope between a short and a long
+    run (start-up, loading, validation passes and pictures cancel, but for the validation of the extra epochs,
+    which both do alike), in rounds in which the four commands take turns; the median over ``repeats`` rounds."""
+    from nablanet.app import language
+
+    windows = language.load_text("words-sample", 32).X_train.shape[1]
+    steps = -(-windows // 32)  # batches of an epoch
+    torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_lm.py")
+    slopes: dict[str, list[float]] = {"nablanet": [], "PyTorch": []}
+    with tempfile.TemporaryDirectory() as folder:
+
+        def command(tool: str, epochs: int) -> list[str]:
+            if tool == "PyTorch":
+                return [sys.executable, torch_script, "--sample", *LM_OPTIONS, "--epochs", str(epochs)]
+            out = os.path.join(folder, f"run{epochs}-{time.perf_counter_ns()}")
+            model = ["--dataset", "words-sample", "--model", "transformer", "--optimizer", "adam"]
+            return [
+                sys.executable,
+                "-m",
+                "nablanet.app.cli",
+                "train",
+                *model,
+                *LM_OPTIONS,
+                "--epochs",
+                str(epochs),
+                "--out",
+                out,
+            ]
+
+        short, long = LM_EPOCHS
+        for tool in slopes:
+            process_seconds(command(tool, short))  # warm-up: the file cache, Python's bytecode cache
+        for _ in range(repeats):
+            for tool in slopes:
+                seconds = {epochs: process_seconds(command(tool, epochs)) for epochs in (short, long)}
+                slopes[tool].append((seconds[long] - seconds[short]) / ((long - short) * steps))
+    work = f"(t) transformer step (2 blocks, d 64, 4 heads, T 32, batch 32, Adam), whole process, {steps} steps/epoch"
+    row = (work, statistics.median(slopes["nablanet"]), statistics.median(slopes["PyTorch"]), None)
+    print(row, "each round's step seconds:", {n: [round(x, 5) for x in v] for n, v in slopes.items()}, flush=True)
+    return [row]
+
+
 LSTM_STEPS = (10, 40)  # the short and the long run of benchmarks/char_lstm.py
 
 
@@ -312,10 +363,12 @@ def main():
     )
     parser.add_argument(
         "--only",
-        choices=("all", "cnn", "mlp", "whole", "lstm"),
+        choices=("all", "cnn", "mlp", "whole", "lm", "lstm"),
         default="all",
         help="every figure; the CNN's alone; the in-process MLP and softmax figures alone; or the whole-process ones "
-        "alone (`nablanet train` against benchmarks/torch_train.py as separate processes); or the char-LSTM's alone",
+        "alone (`nablanet train` against benchmarks/torch_train.py as separate processes); or the tiny transformer's "
+        "training step alone (`nablanet train --model transformer` against benchmarks/torch_lm.py); or the "
+        "char-LSTM's alone",
     )
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
@@ -328,6 +381,8 @@ def main():
 
     if args.only in ("all", "whole"):
         rows += whole_process(repeats)
+    if args.only in ("all", "lm"):
+        rows += whole_process_lm(repeats)
     if args.only in ("all", "lstm"):
         rows.append(lstm_whole_process(repeats))
     if args.only in ("all", "cnn"):

@@ -7,6 +7,7 @@ import pytest
 
 import nablanet as nn
 from nablanet.app.commands import build_parser
+from nablanet.app.language import TEXT_DATASETS
 from nablanet.core.activations import ACTIVATIONS
 from nablanet.core.initializers import INITIALIZERS
 from nablanet.core.layers import LAYERS, Layer
@@ -24,7 +25,8 @@ def _choices(command: str) -> dict[str, tuple]:
 
 def test_the_cli_choices_are_the_registries():
     train = _choices("train")
-    assert train["dataset"] == DATASETS.names() == ("mnist", "fashion-mnist")
+    assert DATASETS.names() == ("mnist", "fashion-mnist")
+    assert train["dataset"] == (*DATASETS.names(), *TEXT_DATASETS)  # the text data sets: train's character models
     assert train["activation"] == ACTIVATIONS.names() == ("relu", "leaky_relu", "sigmoid", "tanh")
     assert train["optimizer"] == OPTIMIZERS.names() == ("sgd", "adam", "adamw")
     assert train["schedule"] == SCHEDULES.names() == ("constant", "step", "cosine")

@@ -3,7 +3,7 @@ the layout (features, T, b), and ``fit`` on (T, N) windows of token ids."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nablanet as nn
@@ -159,6 +159,7 @@ RECURRENT = [nn.RNN, nn.LSTM]
 
 @pytest.mark.parametrize("layer_class", RECURRENT)
 @pytest.mark.parametrize("method", ["vectorized", "loop"])
+@settings(max_examples=15)  # four layers × methods; the loop reference is held equal to the vectorised passes below
 @given(
     features=st.integers(1, 4),
     hidden=st.integers(1, 4),
@@ -235,3 +236,12 @@ def test_an_lstm_character_model_trains_saves_and_loads(tmp_path):
     nn.save(model, tmp_path / "lstm.npz")
     loaded = nn.load(tmp_path / "lstm.npz")
     np.testing.assert_array_equal(loaded.predict_proba(X[:, :5]), model.predict_proba(X[:, :5]))
+
+
+def test_the_arrays_a_file_declares_are_worked_out_without_allocating_them():
+    from nablanet.core.layers import parameter_specs
+
+    table = parameter_specs(nn.Embedding, {"vocabulary_size": 10**9, "dimension": 10**6})  # 8 PB, never made
+    assert table == {"table": ((10**9, 10**6), np.dtype(np.float64))}
+    weights = parameter_specs(nn.LSTM, {"input_size": 10**6, "hidden_size": 10**6, "dtype": "float32"})
+    assert weights == {"weights": ((4 * 10**6, 2 * 10**6 + 1), np.dtype(np.float32))}

@@ -47,8 +47,16 @@ CNN_SETTINGS = (  # with BatchNorm: its running statistics are part of what must
 )
 
 
+TRANSFORMER_SETTINGS = (  # a tiny character model on the 3,000 bundled words: dropout-free, but Adam and two blocks
+    "--dataset words-sample --model transformer --context 16 --embed 16 --heads 2 --blocks 2 --optimizer adam "
+    "--dtype float64 --epochs 5 --batch-size 8 --seed 7"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("settings", [SETTINGS, CNN_SETTINGS.split()], ids=["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "settings", [SETTINGS, CNN_SETTINGS.split(), TRANSFORMER_SETTINGS.split()], ids=["mlp", "cnn", "transformer"]
+)
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(settings, tmp_path):
     uninterrupted = nablanet("train", *settings, "--out", str(tmp_path / "whole"))
     interrupted = nablanet(

@@ -1,4 +1,4 @@
-"""The ``nablanet`` commands: train, evaluate, predict, inspect, gradcheck and toy.
+"""The ``nablanet`` commands: train, sample, evaluate, predict, inspect, gradcheck and toy.
 
 This module parses options and prints; what each command does is a library function, in
 :mod:`nablanet.app.run` (train) or :mod:`nablanet.app.model_commands` (the others; serve is the
@@ -28,6 +28,7 @@ from ..core.schedules import SCHEDULES
 from ..data.datasets import DATASETS
 from . import model_commands, run
 from . import sweep as sweeps
+from .language import MAX_COUNT, MAX_LENGTH, TEXT_DATASETS, TEXT_MODELS, generate
 from .run import TrainingSettings
 from .terminal import one_line
 
@@ -113,13 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a classifier on one of the data sets",
+        help="train a classifier on one of the data sets, or a character model on words",
         description="Train a classifier. The defaults are the course notebook's recipe: the softmax "
         "classifier (no hidden layer) on MNIST, 20 epochs of SGD, batch 200, learning rate 0.01. "
         "Writes model.npz, loss.png, misclassified.png and metrics.json to --out (with --val-split also "
-        "accuracy.png and confusion_matrix.png, with --dynamics dynamics.png).",
+        "accuracy.png and confusion_matrix.png, with --dynamics dynamics.png). With --dataset words and "
+        "--model bigram, lstm or transformer, train a character model instead, which reads windows of "
+        "--context characters and predicts each next one; it writes model.npz, loss.png (validation loss "
+        "in nats per character), samples.txt, metrics.json and, for the transformer, attention.png. "
+        "`nablanet sample model.npz` makes it write words.",
     )
     _add_training_options(train)
+    _add_text_model_options(train)
+    for action in train._actions:
+        if action.dest == "dataset":  # the text data sets are for the character models, which train alone offers
+            action.choices = (*datasets, *(name for name in TEXT_DATASETS if name not in datasets))
+            action.help = (
+                f"data set (default: {DEFAULTS.dataset}, bundled; the others are read from the system or downloaded; "
+                "words, Debian's word list, and words-sample, 3,000 of its words bundled, are text for --model)"
+            )
     train.add_argument(
         "--out", type=Path, default=None, help="output folder (default: a new folder runs/YYYYmmdd-HHMMSS)"
     )
@@ -291,6 +304,35 @@ def build_parser() -> argparse.ArgumentParser:
         "hesitates on, top probability 0.4–0.7: a confident sample's Jacobian is ≈ 0 everywhere)",
     )
 
+    sample = commands.add_parser(
+        "sample",
+        help="words written by a character model (nablanet train --dataset words --model transformer)",
+        description="Write words with a character model saved by `nablanet train --dataset words`: each starts "
+        "with --prompt and goes on one character at a time, drawn from the model's probabilities for the next "
+        "character sharpened or flattened by --temperature, until a newline ends it (or --max-length). One word "
+        "a line.",
+    )
+    sample.add_argument("model", type=Path, help="a character model file (.npz) written by nablanet train")
+    sample.add_argument(
+        "--count", type=_bounded(1, MAX_COUNT), default=10, help=f"words to write, 1 to {MAX_COUNT} (default: 10)"
+    )
+    sample.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=1.0,
+        help="τ of softmax(z/τ): below 1 the likely characters more often, above 1 the rare ones (default: 1)",
+    )
+    sample.add_argument("--seed", type=non_negative_int, default=0, help="random seed of the draws (default: 0)")
+    sample.add_argument(
+        "--prompt", default="", help="the start of every word, in the model's characters (default: none)"
+    )
+    sample.add_argument(
+        "--max-length",
+        type=_bounded(1, MAX_LENGTH),
+        default=40,
+        help=f"characters a word may have, the prompt's included, 1 to {MAX_LENGTH} (default: 40)",
+    )
+
     toy = commands.add_parser(
         "toy",
         help="the first notebook: a softmax classifier on 10 random samples, one at a time",
@@ -339,6 +381,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="Train-tab sessions open at once (default: 8; at most 200); for a class, one per student who trains",
     )
     return parser
+
+
+def _add_text_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a character model (--dataset words), the model among them."""
+    text = parser.add_argument_group("character models (--dataset words)")
+    text.add_argument(
+        "--model",
+        choices=("classifier", *TEXT_MODELS),
+        default=DEFAULTS.model,
+        help="classifier (the image data sets), or a character model: bigram (a V×V table of next-character "
+        "logits, the baseline), lstm (an LSTM of --hidden units, default 128) or transformer (default: classifier)",
+    )
+    text.add_argument(
+        "--context",
+        type=positive_int,
+        default=DEFAULTS.context,
+        help=f"T, the characters of a training window (default: {DEFAULTS.context})",
+    )
+    text.add_argument(
+        "--embed",
+        type=positive_int,
+        default=DEFAULTS.embed,
+        help=f"d, the embedding's width (default: {DEFAULTS.embed})",
+    )
+    text.add_argument(
+        "--heads",
+        type=positive_int,
+        default=DEFAULTS.heads,
+        help=f"attention heads per transformer block; --embed must be a multiple (default: {DEFAULTS.heads})",
+    )
+    text.add_argument(
+        "--blocks", type=positive_int, default=DEFAULTS.blocks, help=f"transformer blocks (default: {DEFAULTS.blocks})"
+    )
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -471,6 +546,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _bounded(low: int, high: int) -> _Checked:
+    """An integer option in [low, high]."""
+    return _Checked(
+        lambda name, value: _checks.int_in_range(name, value, low, high), int, f"an integer from {low} to {high}"
+    )
+
+
 def _port(text):
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, received {text!r}")
@@ -512,11 +594,13 @@ def command_train(args) -> int:
         command=" ".join(args.argv),
     )
     print(f"Wrote {', '.join(result.written)} to {one_line(result.folder)}")
+    if result.test_accuracy is None:
+        print(f"Make it write: nablanet sample {one_line(result.folder / 'model.npz')}")
     return 0
 
 
 def command_sweep(args) -> int:
-    fields = {field: getattr(args, field) for field in TrainingSettings.__dataclass_fields__}
+    fields = {field: getattr(args, field) for field in TrainingSettings.__dataclass_fields__ if hasattr(args, field)}
     result = sweeps.sweep(
         args.space,
         TrainingSettings(**fields),
@@ -595,6 +679,21 @@ def command_inspect(args) -> int:
     return 0
 
 
+def command_sample(args) -> int:
+    model = model_commands.load_model_file(args.model)
+    words = generate(
+        model,
+        count=args.count,
+        temperature=args.temperature,
+        seed=args.seed,
+        prompt=args.prompt,
+        max_length=args.max_length,
+    )
+    for word in words:
+        print(one_line(word))
+    return 0
+
+
 def command_toy(args) -> int:
     model_commands.toy_run(seed=args.seed, learning_rate=args.lr, report=print)
     return 0
@@ -636,6 +735,7 @@ COMMANDS = {
     "train": command_train,
     "sweep": command_sweep,
     "toy": command_toy,
+    "sample": command_sample,
     "evaluate": command_evaluate,
     "predict": command_predict,
     "gradcheck": command_gradcheck,

@@ -33,6 +33,7 @@ from ..files.folders import claim_folder
 from ..files.serialization import load
 from ..training.model import Sequential, build_classifier
 from . import plots
+from .language import TEXT_MODELS
 
 
 def load_model_file(path: Path | str) -> Sequential:
@@ -55,6 +56,8 @@ def _trained_on(model: Sequential) -> str | None:
 def _test_data(model: Sequential, dataset: str | None, data_home: Path | str | None) -> Dataset:
     """The test set a command uses: ``dataset``, else the one the model was trained on. Another data set
     than the model's own is used, with a warning: its figures say little about the model."""
+    if model.metadata.get("model") in TEXT_MODELS:
+        raise ValueError("the model is a character model, which has no test images: make it write with nablanet sample")
     trained_on = _trained_on(model)
     name = dataset or trained_on or "mnist"
     if name not in DATASETS:

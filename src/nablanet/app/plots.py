@@ -130,6 +130,61 @@ def plot_history(history: dict, path=None, metric: str = "loss") -> Figure:
     return _finish(figure, path)
 
 
+def plot_text_loss(history: dict, path=None, *, vocabulary_size: int) -> Figure:
+    """A character model's loss per epoch, in nats per character: training, validation, and the loss of a
+    uniform guess over the V characters, log V, for scale.
+
+    Args:
+        history: Per-epoch figures by name, ``History.as_dict()``: "loss", and "val_loss" when recorded.
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        vocabulary_size: V, the number of characters.
+    """
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
+    axis.axhline(np.log(vocabulary_size), color="grey", linestyle="--", label=f"uniform guess, log {vocabulary_size}")
+    _draw_metric(axis, history, "loss")
+    axis.set_ylabel("Cross-entropy (nats per character)")
+    axis.set_title("Loss per epoch: the next character's cross-entropy")
+    axis.legend(fontsize="small", loc="upper right")  # the curves fall: their start is at the upper left
+    figure.tight_layout()
+    return _finish(figure, path)
+
+
+def plot_attention(weights: np.ndarray, text: str, path=None, *, title: str = "the last block") -> Figure:
+    """Attention maps, one per head: row t is what position t (the character read) attends to, each row a
+    probability distribution over the positions up to t (causal: nothing to the right of the diagonal), on an
+    absolute 0–1 colour scale shared by the heads.
+
+    Args:
+        weights: The attention probabilities, (heads, T, T): entry (h, t, s) is head h's weight of position s
+            for position t.
+        text: The T characters read (a newline is shown as ⏎).
+        path (str | Path | None): Where to write the figure as a PNG; None: write nothing.
+        title: Which block the maps come from, for the figure's title.
+    """
+    heads, length, _ = weights.shape
+    labels = [character if character != "\n" else "⏎" for character in text]
+    columns = min(heads, 4)
+    rows = -(-heads // columns)
+    figure = Figure(figsize=(2.9 * columns + 1.2, 2.9 * rows + 0.8), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for head, axis in enumerate(axes.flat):
+        if head >= heads:
+            axis.axis("off")
+            continue
+        image = axis.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
+        axis.set_xticks(range(length), labels, fontsize=8)
+        axis.set_yticks(range(length), labels, fontsize=8)
+        axis.set_xlabel("character attended to (key)")
+        if head % columns == 0:
+            axis.set_ylabel("character reading (query)")
+        axis.set_title(f"head {head + 1}")
+    shown = text.replace("\n", "⏎")
+    figure.suptitle(f"Attention of {title} while reading {shown!r}: row t, what position t looks at")
+    figure.colorbar(image, ax=axes, label="attention weight (each row sums to 1)", shrink=0.9)
+    return _finish(figure, path)
+
+
 def plot_training(history: dict, path=None) -> Figure:
     """Loss and accuracy per epoch side by side (what :class:`~nablanet.app.live.LivePlot` redraws); the loss
     alone for a history without accuracy (a regression's).

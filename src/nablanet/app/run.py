@@ -48,7 +48,8 @@ from ..training.budget import memory_bytes, training_bytes
 from ..training.callbacks import Callback, Dynamics, EarlyStopping, ProgressBar
 from ..training.loop import History
 from ..training.model import Sequential, build_classifier
-from . import plots
+from . import language, plots
+from .language import TEXT_DATASETS, TEXT_MODELS, TextData
 from .signals import deferred, safe_point, signals_held, signals_ignored
 
 
@@ -62,6 +63,11 @@ class TrainingSettings:
     activation. ``lr=None`` means 0.01 for SGD and 0.001 for Adam and AdamW. ``schedule``
     names a registered learning-rate schedule ("step": ÷10 every 10 epochs; "cosine": to 0 at the last epoch).
     ``dynamics=True`` records gradient and weight norms, dead units and activations per epoch.
+
+    ``model`` is "classifier" for the image data sets; a text data set (``words``) trains a character model
+    instead (see :mod:`nablanet.app.language`): "bigram", "lstm" (an LSTM of ``hidden[0]`` units, 128 by
+    default) or "transformer" (``blocks`` blocks of ``heads`` heads), on windows of ``context`` characters
+    embedded in ``embed`` features; its validation set is the data set's own.
     """
 
     dataset: str = "mnist"
@@ -86,6 +92,11 @@ class TrainingSettings:
     dtype: str = "float32"
     seed: int = 0
     dynamics: bool = False
+    model: str = "classifier"
+    context: int = 32
+    embed: int = 64
+    heads: int = 4
+    blocks: int = 2
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON data (lists for tuples), as checkpoints and ``metrics.json`` keep it."""
@@ -113,12 +124,52 @@ class TrainingSettings:
         for name, check in VALUE_CHECKS.items():
             if getattr(self, name) is not None:  # lr and early_stopping: None is "the default", "off"
                 check(_option(name), getattr(self, name))
-        if self.early_stopping and not self.val_split:
+        self._check_model()
+        if self.early_stopping and not self.val_split and not self.text:
             raise ValueError("--early-stopping needs a validation set: add --val-split, e.g. 0.1")
         if self.nesterov and not self.momentum and "momentum" in self._optimizer_arguments():
             raise ValueError("--nesterov needs --momentum above 0, e.g. --momentum 0.9")
         if (self.momentum or self.nesterov) and "momentum" not in self._optimizer_arguments():
             raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd, not {self.optimizer}")
+
+    @property
+    def text(self) -> bool:
+        """Whether these settings train a character model (on a text data set)."""
+        return self.model in TEXT_MODELS
+
+    def _check_model(self) -> None:
+        """Refuse a model that does not fit the data set, and options the model has no use for."""
+        _checks.choice("--model", self.model, ("classifier", *TEXT_MODELS))
+        if self.dataset in TEXT_DATASETS and not self.text:
+            raise ValueError(
+                f"--dataset {self.dataset} is text: choose a character model, --model {' or '.join(TEXT_MODELS)}"
+            )
+        if not self.text:
+            changed = [name for name in TEXT_OPTIONS if getattr(self, name) != getattr(TrainingSettings, name)]
+            if self.model != "classifier" or changed:
+                option = "--model" if self.model != "classifier" else _option(changed[0])
+                raise ValueError(f"{option} is for character models: add --dataset {TEXT_DATASETS[0]}")
+            return
+        if self.dataset not in TEXT_DATASETS:
+            raise ValueError(f"--model {self.model} is a character model: it trains on --dataset {TEXT_DATASETS[0]}")
+        for option, used, note in (
+            ("--conv", not self.conv, ""),
+            ("--hidden", not self.hidden or (self.model == "lstm" and len(self.hidden) == 1), " (lstm: one size)"),
+            ("--dropout", not self.dropout, ""),
+            ("--batch-norm", not self.batch_norm, " (the transformer has its LayerNorms)"),
+            ("--val-split", not self.val_split, f" ({self.dataset} has its own validation set)"),
+            ("--dynamics", not self.dynamics, ""),
+            ("--init", self.init == "auto", ""),
+            ("--data-home", self.data_home is None, " (the word list is read from the system, or bundled)"),
+        ):
+            if not used:
+                raise ValueError(f"{option} does not apply to --model {self.model}{note}: leave it out")
+        unused = {"bigram": ("embed", "heads", "blocks"), "lstm": ("heads", "blocks"), "transformer": ()}[self.model]
+        for name in unused:
+            if getattr(self, name) != getattr(TrainingSettings, name):
+                raise ValueError(f"{_option(name)} does not apply to --model {self.model}: leave it out")
+        if self.model == "transformer" and self.embed % self.heads:
+            raise ValueError(f"--embed {self.embed} must be a multiple of --heads {self.heads}")
 
     def make_optimizer(self) -> Optimizer:
         """The optimizer (with its schedule) these settings describe."""
@@ -156,7 +207,12 @@ VALUE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "val_split": _checks.fraction,
     "early_stopping": _checks.positive_int,
     "seed": _checks.non_negative_int,
+    "context": _checks.positive_int,
+    "embed": _checks.positive_int,
+    "heads": _checks.positive_int,
+    "blocks": _checks.positive_int,
 }
+TEXT_OPTIONS = ("context", "embed", "heads", "blocks")  # what only a character model uses
 
 
 @dataclasses.dataclass
@@ -169,7 +225,7 @@ class RunResult:
     model: Sequential
     history: History
     test_loss: float
-    test_accuracy: float
+    test_accuracy: float | None  # None for a character model: its figure is the validation loss, test_loss
     seconds: float
 
 
@@ -409,7 +465,7 @@ def _train(settings: TrainingSettings, state: TrainingState | None, run: _RunCon
     model and write the test figures, plots and metrics.json."""
     optimizer = settings.make_optimizer() if state is None else state.optimizer
     started = time.perf_counter()
-    data = load_dataset(settings.dataset, settings.data_home, settings.dtype)
+    data = _load(settings)
     training = _start(settings, state, data, optimizer, run)
     late: KeyboardInterrupt | None = None  # an interruption after the last epoch: keep the model, then stop
     if state is not None and state.stopped_early:
@@ -422,22 +478,36 @@ def _train(settings: TrainingSettings, state: TrainingState | None, run: _RunCon
     with _model_kept(training.model, run.folder, run.checkpoint_path) as kept:
         if late is not None:
             raise late
-        result = _finish(settings, data, training, run, kept.saved[0], seconds)
+        if isinstance(data, TextData):
+            result = _finish_text(settings, data, training, run, kept.saved[0], seconds)
+        else:
+            result = _finish(settings, data, training, run, kept.saved[0], seconds)
     for note in kept.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return result
 
 
+def _load(settings: TrainingSettings) -> Dataset | TextData:
+    """The data set of a run: images, or a text cut into windows of ``settings.context`` characters."""
+    if settings.text:
+        return language.load_text(settings.dataset, settings.context, settings.dtype)
+    return load_dataset(settings.dataset, settings.data_home, settings.dtype)
+
+
 def _start(
-    settings: TrainingSettings, state: TrainingState | None, data: Dataset, optimizer: Optimizer, run: _RunContext
+    settings: TrainingSettings,
+    state: TrainingState | None,
+    data: Dataset | TextData,
+    optimizer: Optimizer,
+    run: _RunContext,
 ) -> _Training:
     """The model to train — a new classifier, or the one in ``state`` — with its callbacks; report what is
     trained."""
     if state is None:
         with shapes_only():  # the model without its arrays, priced before anything is allocated
-            _check_training_memory(_classifier(settings, data), settings)
+            _check_training_memory(_model(settings, data), settings)
         rng = np.random.default_rng(settings.seed)
-        model = _classifier(settings, data, rng)
+        model = _model(settings, data, rng)
         history, initial_epoch = History(), 0
     else:
         model, rng, history, initial_epoch = state.model, state.rng, state.history, state.epoch
@@ -445,6 +515,16 @@ def _start(
         _check_resumed_optimizer(optimizer, settings, run.checkpoint_path)
         _check_training_memory(model, settings)
         run.report(f"Resuming from {run.checkpoint_path} after epoch {initial_epoch}")
+    if isinstance(data, TextData):
+        model.metadata = language.text_metadata(settings.model, data, settings.context)
+        run.report(
+            f"Training a {settings.model} character model ({language.count_parameters(model):,} parameters) on "
+            f"{data.name}: {data.X_train.shape[1]:,} windows of {settings.context} characters, "
+            f"{data.X_val.shape[1]:,} for validation, {data.size} characters; {settings.epochs} "
+            f"epoch{'' if settings.epochs == 1 else 's'}, batch {settings.batch_size}, {optimizer.name} "
+            f"(learning rate {optimizer.learning_rate:g}), {settings.dtype}"
+        )
+        return _callbacks(settings, state, data, optimizer, run, model, rng, history, initial_epoch)
     model.metadata = {"dataset": data.name, "class_names": list(data.class_names)}
     images = data.X_train.shape[1]
     held_out = round(images * settings.val_split)
@@ -464,6 +544,21 @@ def _start(
             "An epoch's training loss is the mean over its batches while the weights moved, its validation loss "
             "is measured after the epoch: early on, the validation loss can lie below the training loss"
         )
+    return _callbacks(settings, state, data, optimizer, run, model, rng, history, initial_epoch)
+
+
+def _callbacks(
+    settings: TrainingSettings,
+    state: TrainingState | None,
+    data: Dataset | TextData,
+    optimizer: Optimizer,
+    run: _RunContext,
+    model: Sequential,
+    rng: np.random.Generator,
+    history: History,
+    initial_epoch: int,
+) -> _Training:
+    """The run's callbacks (early stopping, dynamics, the checkpoint, progress, safe points) around ``model``."""
     stopper = None
     if settings.early_stopping:
         stopper = EarlyStopping(patience=settings.early_stopping)
@@ -485,6 +580,23 @@ def _start(
     progress = ProgressBar(settings.epochs, verbose=1 if run.progress else 0)  # at 0, silent (fit adds none then)
     callbacks += [checkpoint, progress, *run.callbacks, _SafePoints()]
     return _Training(model, optimizer, rng, history, initial_epoch, checkpoint, dynamics, callbacks)
+
+
+def _model(settings: TrainingSettings, data: Dataset | TextData, rng: np.random.Generator | None = None) -> Sequential:
+    """The model ``settings`` describe, for ``data``: a character model, or the classifier (see :func:`_classifier`)."""
+    if isinstance(data, TextData):
+        return language.build_text_model(
+            settings.model,
+            data.size,
+            context=settings.context,
+            embed=settings.embed,
+            heads=settings.heads,
+            blocks=settings.blocks,
+            hidden=settings.hidden[0] if settings.hidden else 128,
+            dtype=settings.dtype,
+            rng=rng,
+        )
+    return _classifier(settings, data, rng)
 
 
 def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Generator | None = None) -> Sequential:
@@ -517,11 +629,13 @@ def _classifier(settings: TrainingSettings, data: Dataset, rng: np.random.Genera
         raise ValueError(f"{given}: {error}{hint}") from None
 
 
-def _check_resumed_model(model: Sequential, settings: TrainingSettings, data: Dataset, path: Path | None) -> None:
+def _check_resumed_model(
+    model: Sequential, settings: TrainingSettings, data: Dataset | TextData, path: Path | None
+) -> None:
     """Refuse a checkpoint whose settings do not describe its model (an altered file): the model the settings
     build for ``data`` must have the very layers, sizes and dtype of the one saved."""
     with shapes_only():
-        expected = _classifier(settings, data).get_config()["layers"]
+        expected = _model(settings, data).get_config()["layers"]
     saved = model.get_config()["layers"]
     if saved != expected:
         where = next(
@@ -552,16 +666,22 @@ def _check_resumed_optimizer(optimizer: Optimizer, settings: TrainingSettings, p
 
 def _check_training_memory(model: Sequential, settings: TrainingSettings) -> None:
     """Refuse a model that cannot be trained in this computer's memory, saying how much it would need."""
-    needed, available = training_bytes(model, settings.batch_size), memory_bytes() * 3 // 4
+    input_size = settings.context if settings.text else None  # a window of token ids
+    needed, available = training_bytes(model, settings.batch_size, input_size), memory_bytes() * 3 // 4
     if needed > available:
         sizes = [
             f"{option} {','.join(map(str, sizes)):.60}"
             for option, sizes in (("--conv", settings.conv), ("--hidden", settings.hidden))
             if sizes
         ]
+        if settings.text:
+            sizes = [
+                f"--model {settings.model}",
+                *(f"{_option(name)} {getattr(settings, name)}" for name in TEXT_OPTIONS),
+            ]
         raise ValueError(
             f"{' '.join(sizes) or 'the model'} with --batch-size {settings.batch_size} needs about "
-            f"{needed / 2**30:.1f} GiB to train ({model.cost().values:,} numbers a sample), more than the "
+            f"{needed / 2**30:.1f} GiB to train ({model.cost(input_size).values:,} numbers a sample), more than the "
             f"{available / 2**30:.1f} GiB nablanet allows on this computer (three quarters of its memory): "
             f"use fewer or smaller layers, or a smaller --batch-size"
         )
@@ -586,9 +706,24 @@ def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable
         model.set_weights(dict(zip(model.get_weights(), state.early_stopping["best_weights"], strict=True)))
 
 
-def _fit(settings: TrainingSettings, data: Dataset, training: _Training) -> None:
+def _fit(settings: TrainingSettings, data: Dataset | TextData, training: _Training) -> None:
     """``fit`` the model on the training set, from ``training.initial_epoch`` to ``settings.epochs``."""
     safe_point()  # a signal that came while the data loaded stops the run here, with nothing to save yet
+    if isinstance(data, TextData):  # next-character ids scored by the sequence loss, the data set's validation set
+        training.model.fit(
+            data.X_train,
+            data.Y_train,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            optimizer=training.optimizer,
+            loss="sequence",
+            rng=training.rng,
+            validation_data=(data.X_val, data.Y_val),
+            callbacks=training.callbacks,
+            initial_epoch=training.initial_epoch,
+            history=training.history,
+        )
+        return
     training.model.fit(
         data.X_train,
         data.Y_train,
@@ -726,3 +861,49 @@ def _finish(
     write_json(folder / "metrics.json", metrics)
     written.append("metrics.json")
     return RunResult(folder, written, model, history, test["loss"], test["accuracy"], seconds)
+
+
+def _finish_text(
+    settings: TrainingSettings,
+    data: TextData,
+    training: _Training,
+    run: _RunContext,
+    model_path: Path,
+    seconds: float,
+) -> RunResult:
+    """Validation loss, samples, pictures and metrics.json of a trained (and already saved) character model."""
+    model, history, folder = training.model, training.history, run.folder
+    loss = model.evaluate(data.X_val, data.Y_val, loss="sequence")["loss"]
+    safe_point()  # here and below: a signal stops the run with the model saved (see _model_kept)
+    run.report(
+        f"Validation loss: {loss:.4f} nats per character ({loss / math.log(2):.3f} bits); a uniform guess over the "
+        f"{data.size} characters costs log {data.size} = {math.log(data.size):.4f}"
+    )
+    run.report(f"Time: {seconds:.1f} s for loading and training")
+    words = language.generate(model, count=10, seed=settings.seed)
+    run.report("Samples (temperature 1): " + ", ".join(words))
+    written = [model_path.name if model_path.parent == folder else str(model_path)]
+    language.written_samples(folder / "samples.txt", words, 1.0, settings.seed)
+    written.append("samples.txt")
+    figures = history.as_dict()
+    plots.plot_text_loss(figures, folder / "loss.png", vocabulary_size=data.size)
+    written.append("loss.png")
+    safe_point()
+    if settings.model == "transformer":
+        word = language.attention_sample(data, settings.context)
+        plots.plot_attention(*language.attention_maps(model, word), folder / "attention.png")
+        written.append("attention.png")
+    metrics = {
+        "dataset": data.name,
+        "command": run.command,
+        "settings": settings.as_dict(),
+        "epochs_run": len(figures["loss"]),
+        "history": figures,
+        "validation_loss": loss,
+        "parameters": language.count_parameters(model),
+        "samples": words,
+        "seconds": round(seconds, 3),
+    }
+    write_json(folder / "metrics.json", metrics)
+    written.append("metrics.json")
+    return RunResult(folder, written, model, history, loss, None, seconds)

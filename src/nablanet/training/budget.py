@@ -86,14 +86,15 @@ def _layer_cost(layer: Layer, inputs: int, outputs: int, shape: Shape | None) ->
     return outputs, 0, 0, 1  # an activation, Dropout, Flatten, a learner's layer: one pass over its output
 
 
-def training_bytes(model, batch_size: int) -> int:
+def training_bytes(model, batch_size: int, input_size: int | None = None) -> int:
     """About how many bytes training ``model`` with batches of ``batch_size`` needs besides its data: the
     weights with their gradients and up to two optimizer moments (4 numbers a weight), and for every sample of
     a batch its forward pass's values, the gradients of the backward pass and the temporaries between them
-    (3 × ``cost().values``; measured here: 2.3–2.9 × for CNNs of 100 to 400 filters)."""
+    (3 × ``cost().values``; measured here: 2.3–2.9 × for CNNs of 100 to 400 filters). ``input_size`` is for a
+    model whose first layer does not fix it (a character model: the T token ids of a window)."""
     weights = sum(parameter.value.size for parameter in model.parameters())
     itemsize = (model.dtype or np.dtype(np.float64)).itemsize
-    return itemsize * (4 * weights + 3 * batch_size * model.cost().values)
+    return itemsize * (4 * weights + 3 * batch_size * model.cost(input_size).values)
 
 
 def memory_bytes() -> int:
