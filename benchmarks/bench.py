@@ -99,13 +99,14 @@ def torch_epoch(rows, labels, sizes, batch_size, optimizer, dtype, seed=0):
 CNN_BATCH = 128
 
 
-def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0):
+def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0, fuse=False):
     """The first ``num_batches`` batches of a CNN epoch: Conv(32) ReLU MaxPool Conv(64) ReLU MaxPool Flatten
-    Dropout(0.5) Dense(10), Adam, batch 128 — what `nablanet train --conv 32,64 --dropout 0.5` builds."""
+    Dropout(0.5) Dense(10), Adam, batch 128 — what `nablanet train --conv 32,64 --dropout 0.5` builds; with
+    ``fuse``, trained by the fused path (``fit(..., fuse=True)``)."""
     model = nn.build_classifier(784, 10, conv=(32, 64), dropout=0.5, dtype=dtype, rng=seed)
     X, Y = data.X_train[:, : num_batches * CNN_BATCH], data.Y_train[:, : num_batches * CNN_BATCH]
     optimizer = nn.Adam(1e-3)
-    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed, verbose=0)
+    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed, verbose=0, fuse=fuse)
 
 
 def torch_cnn_batches(rows, labels, num_batches, seed=0):
@@ -255,6 +256,7 @@ def alternating(data, rounds: int, cnn_batches: int) -> list[tuple[str, str, lis
         f"CNN (Keras convnet), {cnn_batches} batches of 128, Adam, float32": {
             "PyTorch": torch_cnn_batches(rows_t, labels_t, cnn_batches),
             "nablanet": nablanet_cnn_batches(data, cnn_batches),
+            "nablanet fused": nablanet_cnn_batches(data, cnn_batches, fuse=True),
         },
         "MLP 784-256-128-10 epoch, batch 128, Adam, float32": {
             "PyTorch": torch_epoch(rows_t, labels_t, (784, 256, 128, 10), 128, TORCH_ADAM, np.float32)[0],
