@@ -10,6 +10,10 @@ call a kernel themselves: they call :mod:`~nablanet.core.ops`, which chooses. On
 max-pooling meets equal values of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first
 and ``np.maximum`` may keep the other, so a pooled zero or NaN may differ in its sign bit.
 
+The fused path's loops (:func:`conv_relu_pool_loops`, :func:`bias_relu_loop`, for :mod:`nablanet.core.fusion`)
+each do the work of several eager layers; their reference is those layers, which the fused blocks run where a
+loop cannot, and which they equal bit for bit.
+
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
 
