@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import types
 import warnings
 from collections.abc import Callable
 from typing import Literal
@@ -146,13 +145,12 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
         """Entry (c, u, v) of the window at (i, j) of sample n: padded (b, C, H + 2p, W + 2p) at
         (n, c, s·i + u, s·j + v), columns (C, k, k, b, H', W') at (c, u, v, n, i, j). im2col copies it into
         columns; col2im adds it back onto padded (zeros beforehand): for each position, window offset by
-        window offset (u, v), as the NumPy loop over (u, v) does. The samples are shared among numba's threads
-        (each sample's entries are its own, in both directions)."""
+        window offset (u, v), as the NumPy loop over (u, v) does."""
         channels, _, _, batch, out_h, out_w = columns.shape
-        for n in numba_range(batch):
-            for c in range(channels):
-                for u in range(kernel):
-                    for v in range(kernel):
+        for c in range(channels):
+            for u in range(kernel):
+                for v in range(kernel):
+                    for n in range(batch):
                         for i in range(out_h):
                             for j in range(out_w):
                                 if add_back:
@@ -160,7 +158,7 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
                                 else:
                                     columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
 
-    return compiled(loop, parallel=True)
+    return compiled(loop)
 
 
 @functools.cache
@@ -178,7 +176,7 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
         layer's sum, in the dtype of z; one reading of the window finds its maximum and the winner together."""
         filters, batch = z.shape[0], z.shape[1]
         out_h, out_w = best.shape[2], best.shape[3]
-        for f in numba_range(filters):
+        for f in range(filters):
             b = bias[f]
             for n in range(batch):
                 for i in range(out_h):
@@ -204,7 +202,7 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
         backward then ReLU's give them, and rows or columns no window covers get 0."""
         filters, batch, height, width = delta.shape
         out_h, out_w = gradient.shape[2], gradient.shape[3]
-        for f in numba_range(filters):
+        for f in range(filters):
             for n in range(batch):
                 for i in range(pool * out_h, height):
                     for j in range(width):
@@ -221,7 +219,7 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                         for k in range(pool * pool):
                             delta[f, n, pool * i + k // pool, pool * j + k % pool] = kept if won == k else nothing
 
-    return compiled(forward, parallel=True), compiled(backward, parallel=True)
+    return compiled(forward), compiled(backward)
 
 
 def bias_relu_loop(z, bias):
@@ -232,12 +230,6 @@ def bias_relu_loop(z, bias):
         for u in range(z.shape[1]):
             value = z[n, u] + bias[u]
             z[n, u] = value if value >= 0 or value != value else 0
-
-
-def numba_range(stop: int) -> range:
-    """``range``, which numba compiles as its parallel ``prange`` in a kernel made with ``parallel=True``: the
-    iterations of that loop are shared among numba's threads (each writes its own part of the output)."""
-    return range(stop)
 
 
 class Kernel:
@@ -252,8 +244,8 @@ class Kernel:
     of the process, with one warning.
     """
 
-    def __init__(self, loop: Callable, parallel: bool = False) -> None:
-        self.loop, self.parallel = loop, parallel
+    def __init__(self, loop: Callable) -> None:
+        self.loop = loop
         self.dispatcher: Callable | None = None
         self.cached = True  # whether the dispatcher uses numba's disk cache
 
@@ -291,25 +283,15 @@ class Kernel:
         if self.dispatcher is None or self.cached != cache:
             import numba
 
-            jit = numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=cache, parallel=self.parallel)
-            loop = self.loop
-            if self.parallel:  # numba_range as numba's prange, in this loop's globals only
-                loop = types.FunctionType(
-                    loop.__code__,
-                    {**loop.__globals__, "numba_range": numba.prange},
-                    loop.__name__,
-                    None,
-                    loop.__closure__,
-                )
-            self.dispatcher, self.cached = jit(loop), cache
+            jit = numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=cache)
+            self.dispatcher, self.cached = jit(self.loop), cache
         self.dispatcher(*arguments)
 
 
 @functools.cache
-def compiled(loop: Callable, parallel: bool = False) -> Kernel:
-    """The one :class:`Kernel` of ``loop`` in this process; ``parallel``: its ``numba_range`` loops shared among
-    numba's threads."""
-    return Kernel(loop, parallel)
+def compiled(loop: Callable) -> Kernel:
+    """The one :class:`Kernel` of ``loop`` in this process."""
+    return Kernel(loop)
 
 
 def fusable(*arrays: np.ndarray) -> bool:
