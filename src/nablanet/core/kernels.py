@@ -10,6 +10,10 @@ call a kernel themselves: they call :mod:`~nablanet.core.ops`, which chooses. On
 max-pooling meets equal values of different sign (−0.0 and 0.0, or two NaNs), the kernel keeps the first
 and ``np.maximum`` may keep the other, so a pooled zero or NaN may differ in its sign bit.
 
+The fused path's loops (:func:`conv_relu_pool_loops`, :func:`bias_relu_loop`, for :mod:`nablanet.core.fusion`)
+each do the work of several eager layers; their reference is those layers, which the fused blocks run where a
+loop cannot, and which they equal bit for bit.
+
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
 
@@ -155,6 +159,77 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
                                     columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
 
     return compiled(loop)
+
+
+@functools.cache
+def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
+    """The fused Conv2D → ReLU → MaxPool2D block's two loops (see :class:`nablanet.core.fusion.ConvReLUPool`)
+    for p×p windows side by side (stride p), compiled: what the eager layers do in five passes over the
+    convolution's output — the bias, the layout copy, ReLU, the pooling, and back — each in one."""
+
+    def forward(z, bias, best, winner):
+        """z: the convolution's product W_col X_col as (F, b, H', W'), before its bias. For each p×p window of
+        z_f + b_f: A = max(0, max of the window) into best (b, F, H'/p, W'/p) — pooling before ReLU, the same
+        function — and the position u·p + v of the window's first maximum in reading order into winner (for a
+        window that holds a NaN: that NaN, and p² − 1, as MaxPool2D gives), plus 128 where ReLU lets the
+        winner's gradient through (its z + b > 0; p² ≤ 121 leaves that bit free). Each z + b is the eager
+        layer's sum, in the dtype of z; one reading of the window finds its maximum and the winner together."""
+        filters, batch = z.shape[0], z.shape[1]
+        out_h, out_w = best.shape[2], best.shape[3]
+        for f in range(filters):
+            b = bias[f]
+            for n in range(batch):
+                for i in range(out_h):
+                    for j in range(out_w):
+                        top = z[f, n, pool * i, pool * j] + b
+                        value = top
+                        won = 0
+                        nan = top != top
+                        for k in range(1, pool * pool):  # written as selects, not branches: data decide them
+                            value = z[f, n, pool * i + k // pool, pool * j + k % pool] + b
+                            greater = value > top
+                            won = k if greater else won
+                            top = value if greater or value != value else top  # a NaN, once read, stays the top
+                            nan |= value != value
+                        best[n, f, i, j] = top if top >= 0 or nan else 0
+                        live = (top > 0) | (nan & (value > 0))  # ReLU's mask at the winner (a NaN's: the last)
+                        won += nan * (pool * pool - 1 - won)
+                        winner[n, f, i, j] = won + 128 * live
+
+    def backward(gradient, winner, delta):
+        """∇Z_col as (F, b, H', W') into delta, from ∇A (b, F, H'/p, W'/p): each window's gradient g goes to its
+        winner times ReLU's mask 𝟙[z + b > 0] there (the winner's bit 128); the others get g · 0, as MaxPool2D's
+        backward then ReLU's give them, and rows or columns no window covers get 0."""
+        filters, batch, height, width = delta.shape
+        out_h, out_w = gradient.shape[2], gradient.shape[3]
+        for f in range(filters):
+            for n in range(batch):
+                for i in range(pool * out_h, height):
+                    for j in range(width):
+                        delta[f, n, i, j] = 0
+                for i in range(pool * out_h):
+                    for j in range(pool * out_w, width):
+                        delta[f, n, i, j] = 0
+                for i in range(out_h):
+                    for j in range(out_w):
+                        g = gradient[n, f, i, j]
+                        kept = g if winner[n, f, i, j] >= 128 else g * 0.0  # g · 𝟙[z + b > 0]: g · 1.0 or g · 0.0
+                        nothing = g * 0.0
+                        won = winner[n, f, i, j] & 127
+                        for k in range(pool * pool):
+                            delta[f, n, pool * i + k // pool, pool * j + k % pool] = kept if won == k else nothing
+
+    return compiled(forward), compiled(backward)
+
+
+def bias_relu_loop(z, bias):
+    """The fused Dense → ReLU block's forward after its product (see :class:`nablanet.core.fusion.DenseReLU`):
+    A = max(Z + b 1ᵀ, 0) in place, for z the (b, units) memory of the sample-major Z: the bias added as Dense
+    adds it, then ReLU as ``np.maximum(Z, 0)`` keeps it (−0.0 and NaN included), in one pass instead of two."""
+    for n in range(z.shape[0]):
+        for u in range(z.shape[1]):
+            value = z[n, u] + bias[u]
+            z[n, u] = value if value >= 0 or value != value else 0
 
 
 class Kernel:

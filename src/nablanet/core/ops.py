@@ -77,12 +77,14 @@ def window_views(x: np.ndarray, window: int, stride: int) -> Iterator[np.ndarray
 
 
 # -- convolution
-def im2col(padded: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+def im2col(padded: np.ndarray, kernel: int, stride: int, out: np.ndarray | None = None) -> np.ndarray:
     """X_col (C·k·k, b·H'·W'): every k×k×C window of the padded images (b, C, H + 2p, W + 2p) as a column,
-    its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j)."""
+    its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j); written into
+    ``out`` (a C-ordered array of C·k·k·b·H'·W' entries of the images' dtype) if given, else a new array."""
     batch, channels = padded.shape[:2]
     out_h, out_w = (sliding_size(size, kernel, stride) for size in padded.shape[2:])
-    columns = np.empty((channels, kernel, kernel, batch, out_h, out_w), dtype=padded.dtype)
+    shape = (channels, kernel, kernel, batch, out_h, out_w)
+    columns = np.empty(shape, dtype=padded.dtype) if out is None else out.reshape(shape)
     loop = kernels.window_loop(kernel, stride, add_back=False)
     if not (kernels.enabled(padded) and loop(np.ascontiguousarray(padded), columns)):
         windows = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
@@ -181,6 +183,31 @@ def max_pool_backward(gradient: np.ndarray, winner: np.ndarray, shape: Shape, po
         else:
             np.multiply(gradient, winner == number, out=view)
     return dx
+
+
+# -- the fused path's loops (nablanet.core.fusion): no NumPy code of their own — where one cannot run (it says so
+# by returning False), the fused block runs the eager layers it replaces, whose code is the reference
+def fusable(array: np.ndarray) -> bool:
+    """Whether the fused loops run for arrays of this one's dtype (see :func:`nablanet.core.kernels.enabled`)."""
+    return kernels.enabled(array)
+
+
+def conv_relu_pool(z: np.ndarray, bias: np.ndarray, pool: int, best: np.ndarray, winner: np.ndarray) -> bool:
+    """The fused forward loop of Conv2D → ReLU → MaxPool2D (p×p windows side by side): from z, the product
+    W_col X_col as (F, b, H', W'), A (b, F, H'/p, W'/p) into ``best`` and each window's winner (with ReLU's mask
+    at it) into ``winner``; whether it ran."""
+    return kernels.conv_relu_pool_loops(pool)[0](z, bias, best, winner)
+
+
+def conv_relu_pool_backward(gradient: np.ndarray, winner: np.ndarray, pool: int, delta: np.ndarray) -> bool:
+    """The fused backward loop of Conv2D → ReLU → MaxPool2D: ∇Z_col as (F, b, H', W') into ``delta`` from ∇A
+    (b, F, H'/p, W'/p) and the forward loop's winners; whether it ran."""
+    return kernels.conv_relu_pool_loops(pool)[1](gradient, winner, delta)
+
+
+def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
+    """max(Z + b 1ᵀ, 0) in place, for z the (b, units) memory of a sample-major Z; whether it ran."""
+    return kernels.compiled(kernels.bias_relu_loop)(z, bias)
 
 
 # -- activations
