@@ -42,10 +42,10 @@ def test_version_names_numba_and_its_version_when_the_kernels_run(capsys, monkey
     import numba
 
     monkeypatch.delenv("NABLANET_KERNELS", raising=False)
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         main(["--version"])
     lines = capsys.readouterr().out.splitlines()
-    assert exit.value.code == 0
+    assert stopped.value.code == 0
     assert lines[0] == f"nablanet {nn.__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__})"
     assert lines[1].startswith(f"array kernels: numba {numba.__version__}: compiled loops for im2col")
 

@@ -291,7 +291,9 @@ def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray 
     else:
         return None
     out = np.empty_like(output_gradient, order=order)
-    ran = compiled(relu_backward_loop, "ReLU's backward")(output_gradient.ravel(order), input.ravel(order), out.ravel(order))
+    ran = compiled(relu_backward_loop, "ReLU's backward")(
+        output_gradient.ravel(order), input.ravel(order), out.ravel(order)
+    )
     return out if ran else None
 
 
