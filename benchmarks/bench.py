@@ -7,6 +7,12 @@ shared machines is large, so compare ratios within one run, never across runs.
     make bench                      # installs the bench extra (torch==2.13.0) and runs this
     python benchmarks/bench.py --repeats 7
     python benchmarks/bench.py --only whole   # whole `nablanet train` processes against torch_train.py
+    python benchmarks/bench.py --only alternate --rounds 9   # alternating rounds in one process, median ratio
+
+The alternating mode is the one that holds still on a shared machine: in one process, each side trains on
+the same batches for a round (80 CNN batches, an epoch of the MLP or of the notebook recipe), the sides
+take turns round after round, and each round gives a ratio to PyTorch's round beside it; the median of those
+ratios is reported, with the range of each side's round times.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import functools
 import itertools
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +39,8 @@ import nablanet as nn  # noqa: E402
 
 torch.set_num_threads(THREADS)
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
+TORCH_ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+TORCH_SGD = functools.partial(torch.optim.SGD, lr=0.01)
 
 
 def median_seconds(functions, repeats: int) -> list[float]:
@@ -90,13 +99,14 @@ def torch_epoch(rows, labels, sizes, batch_size, optimizer, dtype, seed=0):
 CNN_BATCH = 128
 
 
-def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0):
+def nablanet_cnn_batches(data, num_batches, dtype=np.float32, seed=0, fuse=False):
     """The first ``num_batches`` batches of a CNN epoch: Conv(32) ReLU MaxPool Conv(64) ReLU MaxPool Flatten
-    Dropout(0.5) Dense(10), Adam, batch 128 — what `nablanet train --conv 32,64 --dropout 0.5` builds."""
+    Dropout(0.5) Dense(10), Adam, batch 128 — what `nablanet train --conv 32,64 --dropout 0.5` builds; with
+    ``fuse``, trained by the fused path (``fit(..., fuse=True)``)."""
     model = nn.build_classifier(784, 10, conv=(32, 64), dropout=0.5, dtype=dtype, rng=seed)
     X, Y = data.X_train[:, : num_batches * CNN_BATCH], data.Y_train[:, : num_batches * CNN_BATCH]
     optimizer = nn.Adam(1e-3)
-    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed, verbose=0)
+    return lambda: model.fit(X, Y, epochs=1, batch_size=CNN_BATCH, optimizer=optimizer, rng=seed, verbose=0, fuse=fuse)
 
 
 def torch_cnn_batches(rows, labels, num_batches, seed=0):
@@ -210,16 +220,96 @@ def peak_rss_of_training(dtype: str) -> float:
     return kilobytes / 1024
 
 
+# ---------------------------------------------------------------- alternating rounds in one process
+
+
+def machine() -> str:
+    """The CPU (``lscpu``'s model name) and the load averages, for the heading of every run."""
+    try:
+        lines = subprocess.run(["lscpu"], check=True, capture_output=True, text=True).stdout.splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        cpu = platform.processor() or "unknown CPU"
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} CPUs, load averages {load}"
+
+
+def alternating_rounds(sides: dict, rounds: int) -> dict[str, list[float]]:
+    """Each side's seconds for each round: one warm-up round each, then ``rounds`` rounds in which the sides take
+    turns in the order given, so that load that drifts during the run hits every side of a round alike."""
+    for function in sides.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, function in sides.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def alternating(data, rounds: int, cnn_batches: int) -> list[tuple[str, str, list[float], list[float]]]:
+    """(work, side, nablanet's round times, PyTorch's round times) for the CNN, the MLP and the notebook recipe,
+    each measured by :func:`alternating_rounds` against PyTorch on the same batches."""
+    rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
+    works = {
+        f"CNN (Keras convnet), {cnn_batches} batches of 128, Adam, float32": {
+            "PyTorch": torch_cnn_batches(rows_t, labels_t, cnn_batches),
+            "nablanet": nablanet_cnn_batches(data, cnn_batches),
+            "nablanet fused": nablanet_cnn_batches(data, cnn_batches, fuse=True),
+        },
+        "MLP 784-256-128-10 epoch, batch 128, Adam, float32": {
+            "PyTorch": torch_epoch(rows_t, labels_t, (784, 256, 128, 10), 128, TORCH_ADAM, np.float32)[0],
+            "nablanet": nablanet_epoch(data, (784, 256, 128, 10), 128, lambda: nn.Adam(1e-3), np.float32)[0],
+        },
+        "notebook recipe epoch (softmax classifier, SGD, batch 200), float32": {
+            "PyTorch": torch_epoch(rows_t, labels_t, (784, 10), 200, TORCH_SGD, np.float32)[0],
+            "nablanet": nablanet_epoch(data, (784, 10), 200, lambda: nn.SGD(0.01), np.float32)[0],
+        },
+    }
+    rows = []
+    for work, sides in works.items():
+        times = alternating_rounds(sides, rounds)
+        for side in (name for name in sides if name != "PyTorch"):
+            rows.append((work, side, times[side], times["PyTorch"]))
+            print(
+                f"{work}, {side}: {[round(t, 3) for t in times[side]]}, PyTorch: "
+                f"{[round(t, 3) for t in times['PyTorch']]}",
+                flush=True,
+            )
+    return rows
+
+
+def print_alternating(rows, rounds: int) -> None:
+    print()
+    print(
+        f"Alternating rounds in one process ({rounds} rounds after a warm-up; ratio: the median of the rounds' ratios)"
+    )
+    print(f"{'work':<68} {'nablanet':>15} {'PyTorch':>15} {'ratio':>6}")
+    for work, side, ours, theirs in rows:
+        ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+        ranges = [f"{min(times):6.3f}–{max(times):.3f}s" for times in (ours, theirs)]
+        print(f"{work + ('' if side == 'nablanet' else f', {side}'):<68} {ranges[0]:>15} {ranges[1]:>15} {ratio:6.2f}")
+
+
 # ---------------------------------------------------------------- whole processes
 
 WHOLE = {  # what the user runs: `nablanet train` options (the same for torch_train.py), short and long run,
-    # and the layer sizes and batch of its GEMM-only figure
-    "notebook recipe (softmax classifier, SGD, batch 200)": ([], (2, 12), (784, 10), 200),
+    # and the matrix products of its epoch alone (the GEMM-only figure)
+    "notebook recipe (softmax classifier, SGD, batch 200)": (
+        [],
+        (2, 12),
+        lambda: gemm_epoch((784, 10), 60000, 200, np.float32),
+    ),
     "MLP 784-256-128-10, Adam, batch 128": (
         ["--hidden", "256,128", "--optimizer", "adam", "--batch-size", "128"],
         (1, 5),
-        (784, 256, 128, 10),
-        128,
+        lambda: gemm_epoch((784, 256, 128, 10), 60000, 128, np.float32),
+    ),
+    "CNN (Keras convnet), Adam, batch 128": (
+        ["--conv", "32,64", "--dropout", "0.5", "--optimizer", "adam", "--batch-size", "128"],
+        (1, 2),
+        lambda: gemm_cnn_batches(469),
     ),
 }
 
@@ -230,13 +320,15 @@ def process_seconds(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
+def whole_process(repeats: int, only_work: str = "") -> list[tuple[str, float, float, float]]:
     """Per-epoch seconds of whole `nablanet train` processes and of the same PyTorch script: the slope between a
     short and a long run (start-up, data loading, plots and the test evaluation cancel), the median over
-    ``repeats`` rounds in which the four commands take turns."""
+    ``repeats`` rounds in which the four commands take turns; ``only_work``: the works whose name holds it."""
     rows = []
     torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_train.py")
-    for work, (options, (short, long), sizes, batch) in WHOLE.items():
+    for work, (options, (short, long), gemm_only) in WHOLE.items():
+        if only_work and only_work not in work:
+            continue
         slopes: dict[str, list[float]] = {"nablanet": [], "PyTorch": []}
         with tempfile.TemporaryDirectory() as folder:
 
@@ -263,7 +355,7 @@ def whole_process(repeats: int) -> list[tuple[str, float, float, float]]:
                 for name, command in commands.items():
                     seconds = {epochs: process_seconds(command(epochs)) for epochs in (short, long)}
                     slopes[name].append((seconds[long] - seconds[short]) / (long - short))
-        gemm = median_seconds([gemm_epoch(sizes, 60000, batch, np.float32)], repeats)[0]
+        gemm = median_seconds([gemm_only()], repeats)[0]
         rows.append((f"(w) {work}, whole process", *(statistics.median(slopes[n]) for n in slopes), gemm))
         print(rows[-1], "each run's slopes:", {n: [round(x, 3) for x in v] for n, v in slopes.items()}, flush=True)
     return rows
@@ -280,10 +372,21 @@ def main():
     )
     parser.add_argument(
         "--only",
-        choices=("all", "cnn", "mlp", "whole"),
+        choices=("all", "alternate", "cnn", "mlp", "whole"),
         default="all",
-        help="every figure; the CNN's alone; the in-process MLP and softmax figures alone; or the whole-process ones "
-        "alone (`nablanet train` against benchmarks/torch_train.py as separate processes)",
+        help="every figure; the alternating rounds alone; the CNN's alone; the in-process MLP and softmax figures "
+        "alone; or the whole-process ones alone (`nablanet train` against benchmarks/torch_train.py as separate "
+        "processes)",
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds after the warm-up round (default: 7)")
+    parser.add_argument(
+        "--round-batches", type=int, default=80, help="CNN batches of 128 in one alternating round (default: 80)"
+    )
+    parser.add_argument(
+        "--whole-only",
+        default="",
+        metavar="TEXT",
+        help="the whole-process figures only of the works whose name holds TEXT (e.g. CNN, MLP, recipe)",
     )
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
@@ -293,9 +396,14 @@ def main():
         f"median of {repeats}",
         flush=True,
     )
+    print(f"CPU: {machine()}", flush=True)
+    alternated = []
+    if args.only in ("all", "alternate"):
+        rounds = max(args.rounds, 1)
+        alternated = alternating(nn.load_mnist(np.float32), rounds, max(args.round_batches, 1))
 
     if args.only in ("all", "whole"):
-        rows += whole_process(repeats)
+        rows += whole_process(repeats, args.whole_only)
     if args.only in ("all", "cnn"):
         data = nn.load_mnist(np.float32)
         rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
@@ -369,6 +477,8 @@ def main():
         )
         print(rows[-1], flush=True)
 
+    if alternated:
+        print_alternating(alternated, rounds)
     print()
     print(f"{'work':<58} {'nablanet':>10} {'PyTorch':>10} {'ratio':>7} {'GEMM only':>10} {'× GEMM':>7}")
     for work, ours, theirs, gemm in rows:
@@ -378,6 +488,7 @@ def main():
             + (f"{gemm * scale:8.2f}{unit} {ours / gemm:7.2f}" if gemm else f"{'':>10} {'':>7}")
         )
     print()
+    print(f"Load averages at the end: {', '.join(f'{value:.2f}' for value in os.getloadavg())}")
     for dtype in ("float32", "float64") if args.only == "all" else ():
         print(f"Peak RSS of a 20-epoch `nablanet train --dtype {dtype}`: {peak_rss_of_training(dtype):.0f} MB")
     if args.only in ("all", "cnn"):

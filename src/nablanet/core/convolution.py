@@ -182,8 +182,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
             input_gradient = self._backward_loops(output_gradient)
         else:
             delta = self._weight_gradients(output_gradient)  # ∇Z_col, with ∇W̃ stored
-            dx = ops.col2im(self.W_col.T @ delta, shape, self.kernel_size, self.stride, self.padding_value)
-            input_gradient = ops.matrix(np.ascontiguousarray(dx))  # ∇X = col2im(W_colᵀ ∇Z_col)
+            input_gradient = self._input_gradient(delta, shape)
         sgd_step(self, learning_rate)
         return input_gradient
 
@@ -199,14 +198,22 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         last_pass(self, output_gradient)
         if self._columns is None:  # X_col, kept by a forward pass of method "im2col"
             raise RuntimeError("Conv2D.backward needs a forward pass with method 'im2col' first")
-        batch = output_gradient.shape[1]
         shape = self._output_shape(self._shape())
         delta = np.ascontiguousarray(ops.images(output_gradient, shape).transpose(1, 0, 2, 3)).reshape(shape[0], -1)
+        self._store_gradients(delta, self._columns, output_gradient.shape[1])
+        return delta
+
+    def _store_gradients(self, delta: np.ndarray, columns: np.ndarray, batch: int) -> None:
+        """∇W̃ = (1/b) [∇Z_col X_colᵀ | ∇Z_col 1] into ``weights_gradient``, from ∇Z_col (F, b·H'·W') and X_col."""
         gradient = self.weights_gradient
-        np.matmul(delta, self._columns.T, out=gradient[:, :-1])  # ∇Z_col X_colᵀ
+        np.matmul(delta, columns.T, out=gradient[:, :-1])  # ∇Z_col X_colᵀ
         np.sum(delta, axis=1, out=gradient[:, -1])  # ∇Z_col 1
         gradient *= 1.0 / batch
-        return delta
+
+    def _input_gradient(self, delta: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """∇X = col2im(W_colᵀ ∇Z_col) as the (C·H·W, b) matrix, for input images of ``shape`` (b, C, H, W)."""
+        dx = ops.col2im(self.W_col.T @ delta, shape, self.kernel_size, self.stride, self.padding_value)
+        return ops.matrix(np.ascontiguousarray(dx))
 
     def _backward_loops(self, output_gradient: np.ndarray) -> np.ndarray:
         """The backward pass of ``method="loop"``: ∇W̃ stored, ∇X returned, one output value at a time."""

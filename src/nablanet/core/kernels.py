@@ -2,7 +2,7 @@
 
 NumPy runs an update such as Adam's as a dozen whole-array passes — one per operation, each reading and
 writing every entry again — and a 2×2 max-pooling as a dozen passes over strided views. A loop compiled by
-numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``) does all of them for one entry, or one window,
+numba (a dependency where it has wheels: see below) does all of them for one entry, or one window,
 before it moves to the next: one pass over memory. Each kernel here is the same arithmetic, in the same
 order, as the NumPy code beside its call in :mod:`nablanet.core.ops` (which is its reference, and what runs
 without numba), so the two give bit-identical results; the tests check it. The layers and optimizers never
@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import types
 import warnings
 from collections.abc import Callable
 from typing import ClassVar, Literal
@@ -67,7 +68,8 @@ def path() -> str:
         return f"the NumPy code ({reason})"
     import numba
 
-    return f"numba {numba.__version__}: compiled loops for im2col, col2im, max-pooling, ReLU's backward and Adam"
+    loops = "im2col, col2im, max-pooling, ReLU's backward, Adam and the fused blocks"
+    return f"numba {numba.__version__}: compiled loops for {loops}"
 
 
 def used() -> str:
@@ -208,6 +210,81 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
     return compiled(loop, "col2im" if add_back else "im2col")
 
 
+@functools.cache
+def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
+    """The fused Conv2D → ReLU → MaxPool2D block's two loops (see :class:`nablanet.core.fusion.ConvReLUPool`)
+    for p×p windows side by side (stride p), compiled: what the eager layers do in five passes over the
+    convolution's output — the bias, the layout copy, ReLU, the pooling, and back — each in one."""
+
+    def forward(z, bias, best, winner):
+        """z: the convolution's product W_col X_col as (F, b, H', W'), before its bias. For each p×p window of
+        z_f + b_f: A = max(0, max of the window) into best (b, F, H'/p, W'/p) — pooling before ReLU, the same
+        function — and the position u·p + v of the window's first maximum into winner (p² − 1 for a window
+        that holds a NaN, as MaxPool2D gives). Each z + b is the eager layer's sum, in float of z's dtype."""
+        filters, batch = z.shape[0], z.shape[1]
+        out_h, out_w = best.shape[2], best.shape[3]
+        last = pool * pool - 1
+        for f in numba_range(filters):
+            b = bias[f]
+            for n in range(batch):
+                for i in range(out_h):
+                    for j in range(out_w):
+                        top = z[f, n, pool * i, pool * j] + b
+                        for u in range(pool):
+                            for v in range(pool):
+                                value = z[f, n, pool * i + u, pool * j + v] + b
+                                top = value if value > top or value != value else top
+                        won = last
+                        for k in range(last - 1, -1, -1):
+                            if z[f, n, pool * i + k // pool, pool * j + k % pool] + b == top:
+                                won = k
+                        best[n, f, i, j] = top if top >= 0 or top != top else 0
+                        winner[n, f, i, j] = won
+
+    def backward(gradient, best, winner, delta):
+        """∇Z_col as (F, b, H', W') into delta, from ∇A (b, F, H'/p, W'/p): each window's gradient g goes to its
+        winner times 𝟙[A > 0] (ReLU's mask: A > 0 exactly where the winner's z + b > 0); the others get g · 0,
+        as MaxPool2D's backward then ReLU's give them, and rows or columns no window covers get 0."""
+        filters, batch, height, width = delta.shape
+        out_h, out_w = gradient.shape[2], gradient.shape[3]
+        for f in numba_range(filters):
+            for n in range(batch):
+                for i in range(pool * out_h, height):
+                    for j in range(width):
+                        delta[f, n, i, j] = 0
+                for i in range(pool * out_h):
+                    for j in range(pool * out_w, width):
+                        delta[f, n, i, j] = 0
+                for i in range(out_h):
+                    for j in range(out_w):
+                        g = gradient[n, f, i, j]
+                        kept = g * (1.0 if best[n, f, i, j] > 0 else 0.0)
+                        for k in range(pool * pool):
+                            share = kept if winner[n, f, i, j] == k else g * 0
+                            delta[f, n, pool * i + k // pool, pool * j + k % pool] = share
+
+    return (
+        compiled(forward, "the fused Conv2D → ReLU → MaxPool2D", parallel=True),
+        compiled(backward, "the fused Conv2D → ReLU → MaxPool2D's backward", parallel=True),
+    )
+
+
+def bias_relu_loop(z, bias):
+    """The fused Dense → ReLU block's forward after its product (see :class:`nablanet.core.fusion.DenseReLU`):
+    A = max(Z + b 1ᵀ, 0) in place, for z the (b, units) memory of the sample-major Z: the bias added as Dense
+    adds it, then ReLU as ``np.maximum(Z, 0)`` keeps it (−0.0 and NaN included), in one pass instead of two."""
+    for n in range(z.shape[0]):
+        for u in range(z.shape[1]):
+            value = z[n, u] + bias[u]
+            z[n, u] = value if value >= 0 or value != value else 0
+
+
+def numba_range(stop: int) -> range:
+    """``range``, which numba compiles as its parallel ``prange`` in a kernel made with ``parallel=True``: the
+    iterations of that loop are shared among numba's threads (each writes its own part of the output)."""
+    return range(stop)
+
+
 class Kernel:
     """A loop compiled by numba on its first call — no bounds checks, NumPy's floating-point semantics (a division
     by zero gives inf, as in NumPy, instead of raising), the GIL released (the playground trains in threads) —
@@ -220,8 +297,8 @@ class Kernel:
     of the process, with one warning.
     """
 
-    def __init__(self, loop: Callable, name: str) -> None:
-        self.loop, self.name = loop, name
+    def __init__(self, loop: Callable, name: str, parallel: bool = False) -> None:
+        self.loop, self.name, self.parallel = loop, name, parallel
         self.dispatcher: Callable | None = None
         self.cached = True  # whether the dispatcher uses numba's disk cache
 
@@ -260,15 +337,25 @@ class Kernel:
         if self.dispatcher is None or self.cached != cache:
             import numba
 
-            jit = numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=cache)
-            self.dispatcher, self.cached = jit(self.loop), cache
+            jit = numba.njit(boundscheck=False, error_model="numpy", nogil=True, cache=cache, parallel=self.parallel)
+            loop = self.loop
+            if self.parallel:  # numba_range as numba's prange, in this loop's globals only
+                loop = types.FunctionType(
+                    loop.__code__,
+                    {**loop.__globals__, "numba_range": numba.prange},
+                    loop.__name__,
+                    None,
+                    loop.__closure__,
+                )
+            self.dispatcher, self.cached = jit(loop), cache
         self.dispatcher(*arguments)
 
 
 @functools.cache
-def compiled(loop: Callable, name: str | None = None) -> Kernel:
-    """The one :class:`Kernel` of ``loop`` in this process, named ``name`` (default: the loop's) in :func:`used`."""
-    return Kernel(loop, name or loop.__name__)
+def compiled(loop: Callable, name: str | None = None, parallel: bool = False) -> Kernel:
+    """The one :class:`Kernel` of ``loop`` in this process, named ``name`` (default: the loop's) in :func:`used`;
+    ``parallel``: its ``numba_range`` loops shared among numba's threads."""
+    return Kernel(loop, name or loop.__name__, parallel)
 
 
 def fusable(*arrays: np.ndarray) -> bool:

@@ -71,12 +71,14 @@ def window_views(x: np.ndarray, window: int, stride: int) -> Iterator[np.ndarray
 
 
 # -- convolution
-def im2col(padded: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+def im2col(padded: np.ndarray, kernel: int, stride: int, out: np.ndarray | None = None) -> np.ndarray:
     """X_col (C·k·k, b·H'·W'): every k×k×C window of the padded images (b, C, H + 2p, W + 2p) as a column,
-    its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j)."""
+    its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j); written into
+    ``out`` (a C-ordered array of C·k·k·b·H'·W' entries of the images' dtype) if given, else a new array."""
     batch, channels = padded.shape[:2]
     out_h, out_w = (sliding_size(size, kernel, stride) for size in padded.shape[2:])
-    columns = np.empty((channels, kernel, kernel, batch, out_h, out_w), dtype=padded.dtype)
+    shape = (channels, kernel, kernel, batch, out_h, out_w)
+    columns = np.empty(shape, dtype=padded.dtype) if out is None else out.reshape(shape)
     loop = kernels.window_loop(kernel, stride, add_back=False)
     if not (kernels.enabled(padded) and loop(np.ascontiguousarray(padded), columns)):
         windows = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
