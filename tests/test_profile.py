@@ -45,3 +45,10 @@ def test_the_bytes_are_each_array_of_a_pass_once():
 def test_too_few_samples_for_the_batches_is_refused_with_the_figures():
     with pytest.raises(ValueError, match=r"needs batches \+ 1 batches of 4 samples \(44, one untimed\), X has 40"):
         profile_layers(_small_cnn(), *_data(), batch_size=4, batches=10)
+
+
+def test_the_fused_path_is_timed_block_by_block():
+    profile = profile_layers(_small_cnn(), *_data(), batch_size=4, batches=1, fuse=True)
+    assert [layer.name for layer in profile.layers] == ["1 ConvReLUPool", "2 Flatten", "3 Dense"]
+    block = profile.layers[0]  # reads the images and the weights, writes the pooled maps only
+    assert block.forward_bytes == 4 * 36 * 4 + 4 * 2 * 2 * 2 * 4 + (2 * 9 + 2) * 4

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..core import _checks
+from ..core.fusion import fuse as fused
 from ..core.layers import Layer, mode, parameter_gradients
 from ..core.losses import resolve_loss
 from ..core.preprocessing import generate_batch_indices
@@ -70,10 +71,20 @@ class Profile:
 
 
 def profile_layers(
-    model, X: np.ndarray, Y: np.ndarray, *, optimizer="adam", batch_size: int = 128, batches: int = 10, rng=0
+    model,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    optimizer="adam",
+    batch_size: int = 128,
+    batches: int = 10,
+    fuse: bool = False,
+    rng=0,
 ) -> Profile:
     """Time each part of ``batches`` training steps of ``model`` on batches of (X, Y), as ``fit`` runs them
-    (training mode, the default loss), and return the median of each part.
+    (training mode, the default loss), and return the median of each part. With ``fuse=True`` the steps run the
+    fused blocks of ``fit(..., fuse=True)`` (:func:`nablanet.core.fusion.fuse`): a ``Conv2D → ReLU → MaxPool2D``
+    is then one part, ``ConvReLUPool``.
 
     The model itself is left as it was: a copy of it trains. One step before the timed ones, untimed, compiles
     what numba compiles and allocates what the layers keep, so that the figures are those of a running epoch.
@@ -85,6 +96,7 @@ def profile_layers(
         optimizer (Optimizer | str): An optimizer object or name, as for ``fit``; the copy's own steps.
         batch_size: Samples per batch (a positive integer, at most N).
         batches: The number of timed batches (a positive integer, at most N // batch_size).
+        fuse: True: time the fused blocks that ``fit(..., fuse=True)`` trains; False: the eager layers.
         rng (int | numpy.random.Generator | None): Seed or generator that picks the batches.
 
     >>> import nablanet as nn
@@ -102,7 +114,10 @@ def profile_layers(
             f"untimed), X has {X.shape[1]}: give fewer batches or a smaller batch_size"
         )
     model = copy.deepcopy(model)
+    if not isinstance(fuse, bool):
+        raise TypeError(f"fuse must be True or False, received {fuse!r}")
     layers, loss = resolve_loss(model.layers, "auto")
+    layers = fused(layers) if fuse else layers
     parameters = model.parameters()
     step = _optimizer(optimizer, None)
     dtype = model.dtype or X.dtype
