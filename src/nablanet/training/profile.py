@@ -95,7 +95,8 @@ def profile_layers(
         Y: The targets, (outputs, N), as for ``fit``.
         optimizer (Optimizer | str): An optimizer object or name, as for ``fit``; the copy's own steps.
         batch_size: Samples per batch (a positive integer, at most N).
-        batches: The number of timed batches (a positive integer, at most N // batch_size).
+        batches: The number of timed batches (a positive integer, at most N // batch_size − 1: one more runs
+            first, untimed).
         fuse: True: time the fused blocks that ``fit(..., fuse=True)`` trains; False: the eager layers.
         rng (int | numpy.random.Generator | None): Seed or generator that picks the batches.
 
@@ -113,9 +114,9 @@ def profile_layers(
             f"profile_layers needs batches + 1 batches of {batch_size} samples ({batch_size * (batches + 1)}, one "
             f"untimed), X has {X.shape[1]}: give fewer batches or a smaller batch_size"
         )
-    model = copy.deepcopy(model)
     if not isinstance(fuse, bool):
         raise TypeError(f"fuse must be True or False, received {fuse!r}")
+    model = copy.deepcopy(model)
     layers, loss = resolve_loss(model.layers, "auto")
     layers = fused(layers) if fuse else layers
     parameters = model.parameters()
