@@ -198,3 +198,17 @@ def test_a_fused_run_saves_loads_and_resumes_as_the_eager_one(tmp_path):
 def test_fuse_must_be_a_bool():
     with pytest.raises(TypeError, match="fuse must be True or False, received 'yes'"):
         train("yes")
+
+
+def test_nan_and_inf_go_through_a_fused_block_as_through_the_eager_layers():
+    rng = np.random.default_rng(9)
+    layers = [nn.Conv2D(1, 2, 3, input_shape=(1, 8, 8), rng=10), nn.ReLU(), nn.MaxPool2D(2)]
+    nn.Sequential(layers)
+    X = rng.standard_normal((64, 3)).astype(np.float32)
+    X[[5, 40], [0, 2]] = np.nan, np.inf
+    G = rng.standard_normal((2 * 3 * 3, 3)).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # inf − inf in the products
+        eager, fused = passes(layers, X, G), passes([ConvReLUPool(*layers)], X, G)
+    assert np.isnan(eager[0]).any() and np.isinf(eager[0]).any() and np.isnan(eager[2][0]).any()
+    for ours, reference in zip([*fused[:2], *fused[2]], [*eager[:2], *eager[2]], strict=True):
+        np.testing.assert_array_equal(ours, reference)

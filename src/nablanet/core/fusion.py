@@ -109,11 +109,12 @@ class ConvReLUPool(_Block):
     \big(\mathbf{Z}_{\mathrm{col}} + \mathbf{b}\mathbf{1}^\top\big)_{f,\,p i + u,\,p j + v}\Big)$$
 
     Backward: one pass from ∇A to ∇Z_col (F, b·H'·W'): each window's gradient goes to its winner (the first
-    maximum, as MaxPool2D picks it) if A > 0 (ReLU's mask: A > 0 exactly where the winner's z > 0), and
-    nowhere else; then Conv2D's ∇W̃ = (1/b)[∇Z_col X_colᵀ | ∇Z_col 1] and ∇X = col2im(W_colᵀ ∇Z_col):
+    maximum, as MaxPool2D picks it) if ReLU lets it through there (the winner's z > 0, so A > 0 — the forward
+    pass keeps that bit beside the winner's position), and nowhere else; then Conv2D's
+    ∇W̃ = (1/b)[∇Z_col X_colᵀ | ∇Z_col 1] and ∇X = col2im(W_colᵀ ∇Z_col):
 
     $$\nabla_{\mathbf{Z}} L_{f,\,p i + u,\,p j + v} = \nabla_{\mathbf{A}} L_{f,i,j}\;
-    \mathbb{1}[A_{f,i,j} > 0]\;\mathbb{1}\big[(u, v) = \operatorname{winner}_{f,i,j}\big]$$
+    \mathbb{1}[Z_{f,\,p i + u,\,p j + v} > 0]\;\mathbb{1}\big[(u, v) = \operatorname{winner}_{f,i,j}\big]$$
 
     That removes four passes over the convolution's output forward (the bias, the copy from (F, b·H'·W') to
     sample-major, ReLU, the pooling) and four backward (the zeros of the pooling's gradient, its routing,
@@ -135,9 +136,10 @@ class ConvReLUPool(_Block):
 
     @staticmethod
     def fits(conv: Conv2D, relu: ReLU, pool: MaxPool2D) -> bool:
-        """Whether the three layers can be fused: Conv2D of method "im2col", MaxPool2D windows side by side, and
-        the kernels on for the weights' dtype."""
-        return conv.method == "im2col" and pool.stride == pool.pool_size and kernels.enabled(conv.weights)
+        """Whether the three layers can be fused: Conv2D of method "im2col", MaxPool2D windows side by side and at
+        most 11 × 11 (the winner's position and ReLU's mask share a byte), and the kernels on for the weights' dtype."""
+        side_by_side = pool.stride == pool.pool_size <= 11
+        return conv.method == "im2col" and side_by_side and kernels.enabled(conv.weights)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """The block's work array ``name``, made anew only when the shape or dtype changes (the last batch)."""
@@ -188,9 +190,8 @@ class ConvReLUPool(_Block):
         conv, p, batch = self.conv, self.pool.pool_size, output_gradient.shape[1]
         filters, out_h, out_w = conv._output_shape(conv._shape())
         gradient = np.ascontiguousarray(ops.images(output_gradient, (filters, out_h // p, out_w // p)))
-        best = ops.images(self.output, gradient.shape[1:])  # type: ignore[arg-type]
         delta = self._buffer("delta", (filters, batch, out_h, out_w), gradient.dtype)
-        if not kernels.conv_relu_pool_loops(p)[1](gradient, best, self._winner, delta):
+        if not kernels.conv_relu_pool_loops(p)[1](gradient, self._winner, delta):
             raise RuntimeError("the fused backward loop failed after its forward loop ran")  # kernels never half-fail
         delta = delta.reshape(filters, -1)
         conv._store_gradients(delta, self._columns, batch)

@@ -194,12 +194,13 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
         """Entry (c, u, v) of the window at (i, j) of sample n: padded (b, C, H + 2p, W + 2p) at
         (n, c, s·i + u, s·j + v), columns (C, k, k, b, H', W') at (c, u, v, n, i, j). im2col copies it into
         columns; col2im adds it back onto padded (zeros beforehand): for each position, window offset by
-        window offset (u, v), as the NumPy loop over (u, v) does."""
+        window offset (u, v), as the NumPy loop over (u, v) does. The samples are shared among numba's threads
+        (each sample's entries are its own, in both directions)."""
         channels, _, _, batch, out_h, out_w = columns.shape
-        for c in range(channels):
-            for u in range(kernel):
-                for v in range(kernel):
-                    for n in range(batch):
+        for n in numba_range(batch):
+            for c in range(channels):
+                for u in range(kernel):
+                    for v in range(kernel):
                         for i in range(out_h):
                             for j in range(out_w):
                                 if add_back:
@@ -207,7 +208,7 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
                                 else:
                                     columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
 
-    return compiled(loop, "col2im" if add_back else "im2col")
+    return compiled(loop, "col2im" if add_back else "im2col", parallel=True)
 
 
 @functools.cache
@@ -219,32 +220,35 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
     def forward(z, bias, best, winner):
         """z: the convolution's product W_col X_col as (F, b, H', W'), before its bias. For each p×p window of
         z_f + b_f: A = max(0, max of the window) into best (b, F, H'/p, W'/p) — pooling before ReLU, the same
-        function — and the position u·p + v of the window's first maximum into winner (p² − 1 for a window
-        that holds a NaN, as MaxPool2D gives). Each z + b is the eager layer's sum, in float of z's dtype."""
+        function — and the position u·p + v of the window's first maximum in reading order into winner (for a
+        window that holds a NaN: that NaN, and p² − 1, as MaxPool2D gives), plus 128 where ReLU lets the
+        winner's gradient through (its z + b > 0; p² ≤ 121 leaves that bit free). Each z + b is the eager
+        layer's sum, in the dtype of z; one reading of the window finds its maximum and the winner together."""
         filters, batch = z.shape[0], z.shape[1]
         out_h, out_w = best.shape[2], best.shape[3]
-        last = pool * pool - 1
         for f in numba_range(filters):
             b = bias[f]
             for n in range(batch):
                 for i in range(out_h):
                     for j in range(out_w):
                         top = z[f, n, pool * i, pool * j] + b
-                        for u in range(pool):
-                            for v in range(pool):
-                                value = z[f, n, pool * i + u, pool * j + v] + b
-                                top = value if value > top or value != value else top
-                        won = last
-                        for k in range(last - 1, -1, -1):
-                            if z[f, n, pool * i + k // pool, pool * j + k % pool] + b == top:
-                                won = k
-                        best[n, f, i, j] = top if top >= 0 or top != top else 0
-                        winner[n, f, i, j] = won
+                        won = 0
+                        nan = top != top
+                        for k in range(1, pool * pool):  # written as selects, not branches: data decide them
+                            value = z[f, n, pool * i + k // pool, pool * j + k % pool] + b
+                            greater = value > top
+                            won = k if greater else won
+                            top = value if greater or value != value else top  # a NaN, once read, stays the top
+                            nan |= value != value
+                        best[n, f, i, j] = top if top >= 0 or nan else 0
+                        won = pool * pool - 1 if nan else won
+                        live = z[f, n, pool * i + won // pool, pool * j + won % pool] + b > 0  # ReLU's mask there
+                        winner[n, f, i, j] = won + 128 if live else won
 
-    def backward(gradient, best, winner, delta):
+    def backward(gradient, winner, delta):
         """∇Z_col as (F, b, H', W') into delta, from ∇A (b, F, H'/p, W'/p): each window's gradient g goes to its
-        winner times 𝟙[A > 0] (ReLU's mask: A > 0 exactly where the winner's z + b > 0); the others get g · 0,
-        as MaxPool2D's backward then ReLU's give them, and rows or columns no window covers get 0."""
+        winner times ReLU's mask 𝟙[z + b > 0] there (the winner's bit 128); the others get g · 0, as MaxPool2D's
+        backward then ReLU's give them, and rows or columns no window covers get 0."""
         filters, batch, height, width = delta.shape
         out_h, out_w = gradient.shape[2], gradient.shape[3]
         for f in numba_range(filters):
@@ -258,10 +262,11 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                 for i in range(out_h):
                     for j in range(out_w):
                         g = gradient[n, f, i, j]
-                        kept = g * (1.0 if best[n, f, i, j] > 0 else 0.0)
+                        kept = g if winner[n, f, i, j] >= 128 else g * 0.0  # g · 𝟙[z + b > 0]: g · 1.0 or g · 0.0
+                        nothing = g * 0.0
+                        won = winner[n, f, i, j] & 127
                         for k in range(pool * pool):
-                            share = kept if winner[n, f, i, j] == k else g * 0
-                            delta[f, n, pool * i + k // pool, pool * j + k % pool] = share
+                            delta[f, n, pool * i + k // pool, pool * j + k % pool] = kept if won == k else nothing
 
     return (
         compiled(forward, "the fused Conv2D → ReLU → MaxPool2D", parallel=True),
