@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _checks, kernels, ops
+from . import _checks, ops
 from .activations import ReLU
 from .convolution import Conv2D, MaxPool2D
 from .layers import Dense, Layer, last_pass, parameter_gradients, run, sgd_step
@@ -54,7 +54,7 @@ def fuse(layers: Sequence[Layer]) -> list[Layer]:
             ) and ConvReLUPool.fits(conv, relu, pool):
                 fused.append(ConvReLUPool(conv, relu, pool))
                 position += 3
-            case [Dense() as dense, ReLU() as relu, *_] if _exact(dense, relu) and kernels.enabled(dense.weights):
+            case [Dense() as dense, ReLU() as relu, *_] if _exact(dense, relu) and ops.fusable(dense.weights):
                 fused.append(DenseReLU(dense, relu))
                 position += 2
             case _:
@@ -139,7 +139,7 @@ class ConvReLUPool(_Block):
         """Whether the three layers can be fused: Conv2D of method "im2col", MaxPool2D windows side by side and at
         most 11 × 11 (the winner's position and ReLU's mask share a byte), and the kernels on for the weights' dtype."""
         side_by_side = pool.stride == pool.pool_size <= 11
-        return conv.method == "im2col" and side_by_side and kernels.enabled(conv.weights)
+        return conv.method == "im2col" and side_by_side and ops.fusable(conv.weights)
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """The block's work array ``name``, made anew only when the shape or dtype changes (the last batch)."""
@@ -159,7 +159,7 @@ class ConvReLUPool(_Block):
         shape = (batch, filters, out_h // p, out_w // p)
         best, winner = np.empty(shape, dtype=dtype), np.empty(shape, dtype=np.uint8)
         bias = np.ascontiguousarray(conv.b)
-        if not kernels.conv_relu_pool_loops(p)[0](z.reshape(filters, batch, out_h, out_w), bias, best, winner):
+        if not ops.conv_relu_pool(z.reshape(filters, batch, out_h, out_w), bias, p, best, winner):
             return self._eager_forward(input)
         # the state the backward pass reads, set together once the forward pass has succeeded
         self._eager, self._columns, self._winner = False, columns, winner
@@ -191,7 +191,7 @@ class ConvReLUPool(_Block):
         filters, out_h, out_w = conv._output_shape(conv._shape())
         gradient = np.ascontiguousarray(ops.images(output_gradient, (filters, out_h // p, out_w // p)))
         delta = self._buffer("delta", (filters, batch, out_h, out_w), gradient.dtype)
-        if not kernels.conv_relu_pool_loops(p)[1](gradient, self._winner, delta):
+        if not ops.conv_relu_pool_backward(gradient, self._winner, p, delta):
             raise RuntimeError("the fused backward loop failed after its forward loop ran")  # kernels never half-fail
         delta = delta.reshape(filters, -1)
         conv._store_gradients(delta, self._columns, batch)
@@ -221,7 +221,7 @@ class DenseReLU(_Block):
         dense = self.dense
         _checks.matrix("input", input, rows=dense.input_size, finite=False)
         A = ops.product(dense.W, input)  # W X, sample-major: A.T is its (b, units) memory
-        if not kernels.compiled(kernels.bias_relu_loop, "the fused Dense → ReLU")(A.T, np.ascontiguousarray(dense.b)):
+        if not ops.bias_relu(A.T, np.ascontiguousarray(dense.b)):
             return self._eager_forward(input)
         self._eager = False
         dense.input, dense.output = input, A  # what Dense's backward reads: X, and the shape of its output

@@ -232,6 +232,7 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                 for i in range(out_h):
                     for j in range(out_w):
                         top = z[f, n, pool * i, pool * j] + b
+                        value = top
                         won = 0
                         nan = top != top
                         for k in range(1, pool * pool):  # written as selects, not branches: data decide them
@@ -241,9 +242,9 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                             top = value if greater or value != value else top  # a NaN, once read, stays the top
                             nan |= value != value
                         best[n, f, i, j] = top if top >= 0 or nan else 0
-                        won = pool * pool - 1 if nan else won
-                        live = z[f, n, pool * i + won // pool, pool * j + won % pool] + b > 0  # ReLU's mask there
-                        winner[n, f, i, j] = won + 128 if live else won
+                        live = (top > 0) | (nan & (value > 0))  # ReLU's mask at the winner (a NaN's: the last)
+                        won += nan * (pool * pool - 1 - won)
+                        winner[n, f, i, j] = won + 128 * live
 
     def backward(gradient, winner, delta):
         """∇Z_col as (F, b, H', W') into delta, from ∇A (b, F, H'/p, W'/p): each window's gradient g goes to its

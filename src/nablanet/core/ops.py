@@ -179,6 +179,31 @@ def max_pool_backward(gradient: np.ndarray, winner: np.ndarray, shape: Shape, po
     return dx
 
 
+# -- the fused path's loops (nablanet.core.fusion): no NumPy code of their own — where one cannot run (it says so
+# by returning False), the fused block runs the eager layers it replaces, whose code is the reference
+def fusable(array: np.ndarray) -> bool:
+    """Whether the fused loops run for arrays of this one's dtype (see :func:`nablanet.core.kernels.enabled`)."""
+    return kernels.enabled(array)
+
+
+def conv_relu_pool(z: np.ndarray, bias: np.ndarray, pool: int, best: np.ndarray, winner: np.ndarray) -> bool:
+    """The fused forward loop of Conv2D → ReLU → MaxPool2D (p×p windows side by side): from z, the product
+    W_col X_col as (F, b, H', W'), A (b, F, H'/p, W'/p) into ``best`` and each window's winner (with ReLU's mask
+    at it) into ``winner``; whether it ran."""
+    return kernels.conv_relu_pool_loops(pool)[0](z, bias, best, winner)
+
+
+def conv_relu_pool_backward(gradient: np.ndarray, winner: np.ndarray, pool: int, delta: np.ndarray) -> bool:
+    """The fused backward loop of Conv2D → ReLU → MaxPool2D: ∇Z_col as (F, b, H', W') into ``delta`` from ∇A
+    (b, F, H'/p, W'/p) and the forward loop's winners; whether it ran."""
+    return kernels.conv_relu_pool_loops(pool)[1](gradient, winner, delta)
+
+
+def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
+    """max(Z + b 1ᵀ, 0) in place, for z the (b, units) memory of a sample-major Z; whether it ran."""
+    return kernels.compiled(kernels.bias_relu_loop, "the fused Dense → ReLU")(z, bias)
+
+
 # -- activations
 def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray:
     """∇_Z L = ∇_A L ⊙ 𝟙[Z > 0]: the product with a boolean mask, or the same product in one pass where the
