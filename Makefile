@@ -45,7 +45,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
+# The version line says which code runs the array work: numba's compiled loops (a dependency where numba has
+# wheels), or the NumPy code and why.
 demo: $(VENV)/.installed
+	$(BIN)/nablanet --version
 	$(BIN)/nablanet train
 
 test: $(VENV)/.installed-test

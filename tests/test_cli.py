@@ -18,6 +18,7 @@ def test_train_writes_plots_and_metrics(tmp_path, capsys):
     assert main(["train", "--epochs", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Epoch 1/2: loss = " in out and "Epoch 2/2: loss = " in out and "Test accuracy: 0.8" in out
+    assert "\nArray kernels: " in out  # which code ran the array work (numba's loops, or NumPy and why)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["history"]["loss"]) == 2 and 0.8 < metrics["test_accuracy"] < 0.9
     assert f"loss = {metrics['history']['loss'][1]:.6f}" in out  # every figure printed is in the file

@@ -60,6 +60,7 @@ def test_the_site_has_its_pages(site):
         "examples/06_regression.html",
         "examples/07_tuning.html",
         "examples/08_normalisation.html",
+        "examples/11_why_frameworks_are_fast.html",
         "exercises.html",
         "exercises/1_softmax_classifier_gradient.html",
         "exercises/2_dense_layer.html",

@@ -20,6 +20,7 @@ def test_there_are_example_notebooks():
         "08_",
         "09_",
         "10_",
+        "11_",
     ]
 
 

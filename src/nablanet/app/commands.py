@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core import _checks
+import nablanet
+
+from ..core import _checks, kernels
 from ..core.activations import ACTIVATIONS
 from ..core.initializers import INITIALIZERS
 from ..core.optimizers import OPTIMIZERS
@@ -71,6 +73,22 @@ class _Parser(argparse.ArgumentParser):
         self.error(f"unknown option {word}{hint}")
 
 
+class _Version(argparse.Action):
+    """``nablanet --version``: the versions of nablanet, Python and NumPy, then which code runs the array work
+    (:func:`nablanet.core.kernels.path`: numba's compiled loops, or the NumPy code and why); exit 0. Worked out
+    when asked, not when the parser is built: finding out imports numba."""
+
+    def __init__(self, option_strings, dest, **options) -> None:
+        options.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **options)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        python = ".".join(map(str, sys.version_info[:3]))
+        print(f"nablanet {nablanet.__version__} (Python {python}, NumPy {np.__version__})")
+        print(f"array kernels: {kernels.path()}")
+        parser.exit()
+
+
 @dataclasses.dataclass(frozen=True)
 class _Checked:
     """An argparse ``type``: the text ``parse``d, then ``check``ed by the same function as
@@ -108,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nablanet`` parser; every choice list comes from its registry, every default from
     :class:`~nablanet.app.run.TrainingSettings`."""
     parser = _Parser(prog="nablanet", description="Neural networks from scratch in NumPy: train, inspect and use them.")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        help="print the versions and which code runs the array work (numba's compiled loops or NumPy), then exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     datasets = DATASETS.names()
     activations = ACTIVATIONS.names()
@@ -749,7 +772,7 @@ def run_command(argv, context: dict[str, str]) -> int:
     """Parse ``argv``, note the command's name in ``context`` (for error lines), run it, return its status."""
     argv = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser()
-    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         parser.error(f"options go after the command, as in: nablanet train {argv[0]}")
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import _checks
+from ..core import _checks, kernels
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.parameter import shapes_only
 from ..core.schedules import make_schedule
@@ -819,6 +819,7 @@ def _finish(
     safe_point()  # here and below: a signal stops the run with the model saved (see _model_kept)
     run.report(f"Test accuracy: {test['accuracy']:.4f} (test loss {test['loss']:.6f})")
     run.report(f"Time: {seconds:.1f} s for loading and training")
+    run.report(f"Array kernels: {kernels.used()}")
     figures = history.as_dict()
     written = [model_path.name if model_path.parent == folder else str(model_path)]
     plots.plot_history(figures, folder / "loss.png", "loss")

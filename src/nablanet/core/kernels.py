@@ -2,7 +2,7 @@
 
 NumPy runs an update such as Adam's as a dozen whole-array passes — one per operation, each reading and
 writing every entry again — and a 2×2 max-pooling as a dozen passes over strided views. A loop compiled by
-numba (the ``fast`` extra: ``pip install 'nablanet[fast]'``) does all of them for one entry, or one window,
+numba (a dependency where it has wheels: see below) does all of them for one entry, or one window,
 before it moves to the next: one pass over memory. Each kernel here is the same arithmetic, in the same
 order, as the NumPy code beside its call in :mod:`nablanet.core.ops` (which is its reference, and what runs
 without numba), so the two give bit-identical results; the tests check it. The layers and optimizers never
@@ -17,9 +17,13 @@ loop cannot, and which they equal bit for bit.
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
 
-``NABLANET_KERNELS=0`` in the environment turns the kernels off. numba is imported, and each kernel
-compiled (then cached on disk), the first time an op needs it, so that
-``import nablanet`` stays fast.
+numba is a dependency of nablanet wherever it publishes wheels (CPython 3.10–3.14 on Linux x86-64 and
+aarch64, macOS arm64, Windows x64); elsewhere the NumPy code runs, and ``pip install numba`` (or the ``fast``
+extra) asks for it anyway. ``NABLANET_KERNELS=0`` in the environment turns the kernels off. :func:`path` says
+which code runs (``nablanet --version`` prints it), :func:`used` which ran (``nablanet train`` prints it).
+numba is imported, and each kernel compiled (then cached on disk), the first time an op needs it, so that
+``import nablanet`` stays fast, and a model that needs no kernel (the softmax classifier trained by SGD)
+never imports numba.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -38,17 +42,65 @@ def enabled(*arrays: np.ndarray) -> bool:
     """Whether the fused kernels are used (for these arrays): numba is installed and works, ``NABLANET_KERNELS``
     is not ``0``, and every array holds float32 or float64 numbers in the machine's byte order. The NumPy code
     takes anything else (float16, long double, big-endian), as it did before the kernels."""
+    _State.asked = True
     if os.environ.get("NABLANET_KERNELS", "1") == "0" or _State.failed or not _numba_usable():
         return False
     return all(array.dtype.type in (np.float32, np.float64) and array.dtype.isnative for array in arrays)
 
 
 class _State:
-    """What this process learnt of numba: whether its disk cache failed (then kernels compile without it), and
-    whether a kernel failed to compile or run (then the NumPy code runs from there on)."""
+    """What this process learnt of numba: whether its disk cache failed (then kernels compile without it),
+    whether a kernel failed to compile or run (then the NumPy code runs from there on), whether an op asked
+    for a kernel at all, and the names of the kernels that ran."""
 
     uncached = False
     failed = False
+    asked = False
+    ran: ClassVar[set[str]] = set()
+
+
+def path() -> str:
+    """Which code runs the array work in this process, in one line: numba's compiled loops (with numba's
+    version), or the NumPy code and why. Imports numba to check that it works (``import nablanet`` does not).
+
+    >>> path().startswith(("numba ", "the NumPy code ("))
+    True
+    """
+    reason = _why_numpy()
+    if reason is not None:
+        return f"the NumPy code ({reason})"
+    import numba
+
+    loops = "im2col, col2im, max-pooling, ReLU's backward, Adam and the fused blocks"
+    return f"numba {numba.__version__}: compiled loops for {loops}"
+
+
+def used() -> str:
+    """Which code ran the array work of this process so far, in one line: the compiled loops that ran, or
+    why none did. Imports nothing: a model that never asked for a kernel leaves numba unimported."""
+    if _State.ran:
+        import numba
+
+        return f"numba {numba.__version__} ran the compiled loops for {', '.join(sorted(_State.ran))}"
+    if not _State.asked:
+        return "none needed (this model's work is matrix products and NumPy passes only)"
+    return f"the NumPy code ran ({_why_numpy() or 'the arrays were not native float32 or float64'})"
+
+
+def _why_numpy() -> str | None:
+    """Why the NumPy code runs instead of the kernels (None if nothing stops them)."""
+    if os.environ.get("NABLANET_KERNELS", "1") == "0":
+        return "NABLANET_KERNELS=0 turns the compiled loops off"
+    if importlib.util.find_spec("numba") is None:
+        return (
+            "numba is not installed: nablanet installs it only where numba publishes wheels; "
+            "`pip install numba` tries elsewhere"
+        )
+    if not _numba_usable():
+        return "numba is installed but does not import"
+    if _State.failed:
+        return "a compiled loop failed in this process"
+    return None
 
 
 @functools.cache
@@ -133,7 +185,7 @@ def max_pool_loops(pool: int, stride: int) -> tuple[Kernel, Kernel]:
                             else:
                                 dx[n, c, stride * i + k // pool, stride * j + k % pool] = share
 
-    return compiled(forward), compiled(backward)
+    return compiled(forward, "max-pooling"), compiled(backward, "max-pooling's backward")
 
 
 @functools.cache
@@ -158,7 +210,7 @@ def window_loop(kernel: int, stride: int, add_back: bool) -> Kernel:
                                 else:
                                     columns[c, u, v, n, i, j] = padded[n, c, stride * i + u, stride * j + v]
 
-    return compiled(loop)
+    return compiled(loop, "col2im" if add_back else "im2col")
 
 
 @functools.cache
@@ -219,7 +271,10 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                         for k in range(pool * pool):
                             delta[f, n, pool * i + k // pool, pool * j + k % pool] = kept if won == k else nothing
 
-    return compiled(forward), compiled(backward)
+    return (
+        compiled(forward, "the fused Conv2D → ReLU → MaxPool2D"),
+        compiled(backward, "the fused Conv2D → ReLU → MaxPool2D's backward"),
+    )
 
 
 def bias_relu_loop(z, bias):
@@ -244,8 +299,8 @@ class Kernel:
     of the process, with one warning.
     """
 
-    def __init__(self, loop: Callable) -> None:
-        self.loop = loop
+    def __init__(self, loop: Callable, name: str) -> None:
+        self.loop, self.name = loop, name
         self.dispatcher: Callable | None = None
         self.cached = True  # whether the dispatcher uses numba's disk cache
 
@@ -266,6 +321,7 @@ class Kernel:
                 f"cache{cleared}"
             )
             return self(*arguments)
+        _State.ran.add(self.name)
         return True
 
     def _clear_cache(self) -> bool:
@@ -289,9 +345,9 @@ class Kernel:
 
 
 @functools.cache
-def compiled(loop: Callable) -> Kernel:
-    """The one :class:`Kernel` of ``loop`` in this process."""
-    return Kernel(loop)
+def compiled(loop: Callable, name: str | None = None) -> Kernel:
+    """The one :class:`Kernel` of ``loop`` in this process, named ``name`` (default: the loop's) in :func:`used`."""
+    return Kernel(loop, name or loop.__name__)
 
 
 def fusable(*arrays: np.ndarray) -> bool:
@@ -314,7 +370,9 @@ def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray 
     else:
         return None
     out = np.empty_like(output_gradient, order=order)
-    ran = compiled(relu_backward_loop)(output_gradient.ravel(order), input.ravel(order), out.ravel(order))
+    ran = compiled(relu_backward_loop, "ReLU's backward")(
+        output_gradient.ravel(order), input.ravel(order), out.ravel(order)
+    )
     return out if ran else None
 
 
@@ -322,7 +380,7 @@ def adam(w, g, m, v, beta1, beta2, step, epsilon_hat) -> bool:
     """Run the compiled :func:`adam_loop` on the arrays (any shape), the scalars in their dtype; ``False`` if it
     could not run (nothing changed then)."""
     scalar = w.dtype.type
-    return compiled(adam_loop)(
+    return compiled(adam_loop, "Adam's update")(
         w.reshape(-1),
         g.reshape(-1),
         m.reshape(-1),

@@ -207,7 +207,7 @@ def conv_relu_pool_backward(gradient: np.ndarray, winner: np.ndarray, pool: int,
 
 def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
     """max(Z + b 1ᵀ, 0) in place, for z the (b, units) memory of a sample-major Z; whether it ran."""
-    return kernels.compiled(kernels.bias_relu_loop)(z, bias)
+    return kernels.compiled(kernels.bias_relu_loop, "the fused Dense → ReLU")(z, bias)
 
 
 # -- activations
