@@ -32,7 +32,7 @@ class Elementwise(SameShape):
         raise NotImplementedError
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = _checks.matrix("input", input, finite=False)
+        self.input = _checks.activations("input", input, finite=False)  # (features, b) or (features, T, b)
         self.output = self.function(input)
         return self.output
 

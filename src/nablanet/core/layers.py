@@ -381,7 +381,7 @@ class Dropout(SameShape):
         self._scaled_mask: np.ndarray | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self.input = _checks.matrix("input", input, finite=False)
+        self.input = _checks.activations("input", input, finite=False)  # (features, b) or (features, T, b)
         if not self.training or self.rate == 0.0:
             self._scaled_mask = None
             self.output = input
