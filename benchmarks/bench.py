@@ -413,12 +413,12 @@ def whole_process_lm(repeats: int) -> list[tuple[str, float, float, None]]:
     return [row]
 
 
-LSTM_STEPS = (10, 40)  # the short and the long run of benchmarks/char_lstm.py
+LSTM_STEPS = (20, 120)  # the short and the long run of benchmarks/char_lstm.py: 100 steps apart, several seconds
 
 
 def lstm_whole_process(repeats: int) -> tuple[str, float, float, None]:
     """Seconds per training step of the character LSTM (benchmarks/char_lstm.py: the same model, weights, data,
-    batches and Adam in both) as whole processes: the slope between a run of 10 and one of 40 steps (start-up
+    batches and Adam in both) as whole processes: the slope between a run of 20 and one of 120 steps (start-up
     and data loading cancel), the median over ``repeats`` rounds in which nablanet's and PyTorch's runs take
     turns."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "char_lstm.py")

@@ -245,3 +245,14 @@ def test_the_arrays_a_file_declares_are_worked_out_without_allocating_them():
     assert table == {"table": ((10**9, 10**6), np.dtype(np.float64))}
     weights = parameter_specs(nn.LSTM, {"input_size": 10**6, "hidden_size": 10**6, "dtype": "float32"})
     assert weights == {"weights": ((4 * 10**6, 2 * 10**6 + 1), np.dtype(np.float32))}
+
+
+@pytest.mark.parametrize("layer", [nn.Tanh(), nn.ReLU(), nn.Sigmoid(), nn.LeakyReLU(0.1), nn.Dropout(0.5, rng=0)])
+def test_activations_and_dropout_apply_to_every_position_of_a_sequence(layer):
+    X = np.random.default_rng(0).normal(size=(3, 4, 2))
+    output = layer.forward(X)
+    assert output.shape == X.shape
+    flat = type(layer)(**layer.get_config()) if not isinstance(layer, nn.Dropout) else None
+    if flat is not None:  # the same numbers as on the (3, 4·2) matrix of the positions
+        np.testing.assert_array_equal(output.reshape(3, -1), flat.forward(X.reshape(3, -1)))
+    assert layer.backward(np.ones_like(output)).shape == X.shape

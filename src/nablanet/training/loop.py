@@ -54,10 +54,10 @@ def check_data(model, X: Any, Y: Any = None, loss: Loss | None = None) -> None:
         raise ValueError(
             f"X and Y must have the same number of columns (samples), received {X.shape[1]} and {Y.shape[1]}"
         )
-    loss.check_targets(Y)
     shape = model.output_shape(X.shape[0])
     if shape is not None:
         loss.check_output_shape(Y, shape)
+    loss.check_targets(Y)
 
 
 def _hint(model, x: np.ndarray) -> str:
