@@ -80,6 +80,7 @@ BLAS_THREAD_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMBA_NUM_THREADS",
 )
+POLL_SECONDS = 0.2  # how often a worker with no trial left to start looks whether the others' have ended
 HEARTBEAT_SECONDS = 5  # a running trial writes its heartbeat this often; silent for 3× this long, it is failed
 DEFAULTS = TrainingSettings()
 SWEEP_DEFAULTS = TrainingSettings(val_split=0.1)  # a sweep's trials are compared on a tenth of the training set
@@ -426,7 +427,7 @@ def _work(plan: _Plan, worker: int, say: Callable[[str], None]) -> None:
             return
         if not waiting and (plan.sampler == "grid" or finished + running >= plan.trials):
             optuna.storages.fail_stale_trials(study)
-            time.sleep(1)  # the last trials run in other workers: look again in a second
+            time.sleep(POLL_SECONDS)  # the last trials run in other workers: look again soon
             continue
         with deferred():  # a signal waits for a safe point in the training, or for the trial's result to be recorded
             study.optimize(objective, n_trials=1, catch=(TrainingDiverged, ValueError, _Surplus), gc_after_trial=False)
