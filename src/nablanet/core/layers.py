@@ -142,6 +142,18 @@ class SameShape(Layer):
         return tuple(input_shape)
 
 
+def layer_list(layers: Iterable[Any]) -> list[Layer]:
+    """``layers`` as a list, checked to hold at least one layer and nothing but layers: what a model and a
+    composite are built from."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must hold at least one layer")
+    for position, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
+    return layers
+
+
 # -- what every layer's backward pass and every model run share
 def last_pass(layer: Layer, output_gradient: Any) -> tuple[np.ndarray, np.ndarray]:
     """(input, output) of the layer's last forward pass — the state its backward pass reads — once
@@ -304,15 +316,11 @@ class Composite(Layer):
     """
 
     def __init__(self, layers):
-        layers = list(layers)
-        if not layers:
-            raise ValueError("layers must hold at least one layer")
+        layers = layer_list(layers)
         for position, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
             if getattr(layer, "_owned", False):
                 raise ValueError(f"layers[{position}] belongs to another composite already: give each its own")
-            layer._owned = True  # type: ignore[attr-defined]
+            layer._owned = True
             arrays: list[Parameter | Buffer] = [*layer.parameters(), *layer.buffers()]
             for array in arrays:
                 array.name = f"{position}.{array.name}"

@@ -10,7 +10,17 @@ import numpy as np
 from ..core import _checks
 from ..core.activations import ACTIVATIONS, Softmax
 from ..core.convolution import Conv2D, Flatten, MaxPool2D
-from ..core.layers import Dense, Dropout, Layer, SameShape, layer_configs, layer_entries, parameter_specs, run
+from ..core.layers import (
+    Dense,
+    Dropout,
+    Layer,
+    SameShape,
+    layer_configs,
+    layer_entries,
+    layer_list,
+    parameter_specs,
+    run,
+)
 from ..core.losses import Loss, resolve_loss
 from ..core.normalization import BatchNorm
 from ..core.parameter import Buffer, Parameter
@@ -41,13 +51,7 @@ class Sequential:
     fit = fit
 
     def __init__(self, layers):
-        layers = list(layers)
-        if not layers:
-            raise ValueError("layers must hold at least one layer")
-        for position, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layers[{position}] must be a nablanet Layer, received {type(layer).__name__}")
-        self.layers: list[Layer] = layers
+        self.layers: list[Layer] = layer_list(layers)
         self.shapes()  # each layer learns its input shape from the one before: images need (C, H, W)
         self.stop_training = False
         self.metadata: dict[str, Any] = {}  # JSON-able facts saved with the model: the data set, class names
