@@ -140,7 +140,7 @@ def test_a_kernel_that_fails_leaves_the_eager_layers_to_compute_the_same(monkeyp
         eager = passes(layers, X, G)
         fused = fuse(layers)
         monkeypatch.setattr(kernels, "conv_relu_pool_loops", lambda pool: (lambda *arrays: False,) * 2)
-        monkeypatch.setattr(kernels, "compiled", lambda loop: lambda *arrays: False)
+        monkeypatch.setattr(kernels, "compiled", lambda loop, name=None: lambda *arrays: False)
         fallback = passes(fused, X, G)
     assert all(block._eager for block in fused if isinstance(block, (ConvReLUPool, DenseReLU)))
     for ours, reference in zip([*fallback[:2], *fallback[2]], [*eager[:2], *eager[2]], strict=True):
