@@ -32,7 +32,7 @@ from check_site import external_loads  # noqa: E402
 from hooks import plain_math, tex_to_text  # noqa: E402
 
 pytestmark = pytest.mark.slow
-COMMANDS = ("train", "sweep", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
+COMMANDS = ("train", "sweep", "sample", "evaluate", "predict", "gradcheck", "inspect", "toy", "exercises", "serve")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,7 @@ def test_the_site_has_its_pages(site):
         "404.html",
         "api.html",
         "architecture.html",
+        "attention.html",
         "cli.html",
         "examples/01_toy_softmax_classifier.html",
         "examples/02_mnist_softmax_classifier.html",
@@ -60,6 +61,8 @@ def test_the_site_has_its_pages(site):
         "examples/06_regression.html",
         "examples/07_tuning.html",
         "examples/08_normalisation.html",
+        "examples/09_recurrent.html",
+        "examples/10_attention.html",
         "examples/11_why_frameworks_are_fast.html",
         "exercises.html",
         "exercises/1_softmax_classifier_gradient.html",
@@ -71,6 +74,7 @@ def test_the_site_has_its_pages(site):
         "index.html",
         "playground.html",
         "plots.html",
+        "sequences.html",
     ]
 
 

@@ -66,7 +66,13 @@ class TextData:
 
 def load_text(name: str, context: int, dtype=np.float32) -> TextData:
     """The ``name`` data set — ``"words"``, or ``"words-sample"``, the 3,000 words bundled with nablanet — cut
-    into windows of ``context`` characters side by side (see :func:`nablanet.data.text.load_words`)."""
+    into windows of ``context`` characters side by side (see :func:`nablanet.data.text.load_words`).
+
+    Args:
+        name: "words" (Debian's word list) or "words-sample" (the bundled 3,000 words).
+        context: T, the characters of a window (a positive integer).
+        dtype: The float dtype of the (T, N) windows of character ids and of their targets.
+    """
     words = load_words(sample=_checks.choice("dataset", name, TEXT_DATASETS) == "words-sample")
     X_train, Y_train = windows(words.train, context, dtype=dtype)
     X_val, Y_val = windows(words.validation, context, dtype=dtype)
@@ -143,7 +149,12 @@ class TextModelFacts:
 
 def text_model_facts(model: Sequential, where: str = "the model") -> TextModelFacts:
     """The vocabulary and context length of a character model, from its metadata; a ``ValueError`` naming
-    ``where`` for a model that is not one, or whose metadata does not fit its layers."""
+    ``where`` for a model that is not one, or whose metadata does not fit its layers.
+
+    Args:
+        model: A loaded model, whose ``metadata`` a character-model run wrote.
+        where: How an error names the model, e.g. its file.
+    """
     metadata = model.metadata
     codes, context = metadata.get("vocabulary"), metadata.get("context")
     if metadata.get("model") not in TEXT_MODELS or codes is None:

@@ -345,7 +345,7 @@ class SequenceCrossEntropy(Loss):
 
     Z: (V, T, b), the scores of the V tokens at each position t of each sequence i (what a final Dense layer
     gives); Y: (T, b), the id of the next token at each position, a whole number in [0, V) (stored in a
-    float dtype). With z_{t,i} the column of Z at (t, i), ŷ_{t,i} = softmax(z_{t,i}) and e_y the one-hot
+    float dtype). With z_(t,i) the column of Z at (t, i), ŷ_(t,i) = softmax(z_(t,i)) and e_y the one-hot
     column of id y:
 
     $$L = \frac{1}{b}\sum_{i=1}^{b} L_i, \qquad

@@ -45,7 +45,7 @@ class Embedding(Layer):
     r"""A table of learned vectors, one per token: token ids (T, b) → their vectors (d, T, b).
 
     The table E is (V, d): row v is the vector of token v. With e_v the one-hot column of token v, the vector
-    at position t of sequence i is x_{t,i} = Eᵀ e_{Y_{t,i}} — the product the notebooks would write, computed
+    at position t of sequence i is x_(t,i) = Eᵀ e_y, y = Y[t, i] — the product the notebooks would write, computed
     as a row lookup. Backward, each position's gradient is added into the row of its token (a scatter-add:
     a token that appears twice receives both), averaged over the b sequences:
 
@@ -121,7 +121,8 @@ class Embedding(Layer):
         return np.zeros_like(self.input)
 
     def _parameter_gradients(self, output_gradient: np.ndarray) -> None:
-        """∇_E L = (1/b) Σ_{t,i} e_{Y_{t,i}} ∇_{x_{t,i}} L_iᵀ: each position's gradient added into its token's row."""
+        """∇_E L = (1/b) Σ over t, i of e_y (∇_x L_i)ᵀ at (t, i), y = Y[t, i]: each position's gradient added
+        into its token's row."""
         input, _ = last_pass(self, output_gradient)
         assert self._ids is not None  # set with input by forward
         gradient = self.table_gradient
@@ -156,8 +157,8 @@ def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 class Recurrent(BiasTrickLayer):
     """What the RNN and the LSTM share: one parameter W̃ = [W_x | W_h | b] of shape (G·h, n + h + 1) — G
-    blocks of h rows, one per gate (G = 1 for the RNN) — read at every step as z_t = W_x x_t + W_h h_{t−1} + b
-    (the bias trick with the input [x_t; h_{t−1}; 1]); the state starts at 0 for every batch. ``method``
+    blocks of h rows, one per gate (G = 1 for the RNN) — read at every step as z_t = W_x x_t + W_h hₜ₋₁ + b
+    (the bias trick with the input [x_t; hₜ₋₁; 1]); the state starts at 0 for every batch. ``method``
     chooses between the vectorised passes and the loop reference (the formulas, step by step, in the public
     layout): both give the same numbers to rounding."""
 
@@ -234,7 +235,7 @@ class Recurrent(BiasTrickLayer):
             self._weight_gradients(self._deltas(time_major(output_gradient, copy=True)))
 
     def _weight_gradients(self, delta: np.ndarray) -> None:
-        """∇_W̃ L = (1/b) Σ_t δ_t [x_t; h_{t−1}; 1]ᵀ, as three products over all T·b positions at once
+        """∇_W̃ L = (1/b) Σ_t δ_t [x_t; hₜ₋₁; 1]ᵀ, as three products over all T·b positions at once
         (h_0 = 0 adds nothing, so W_h's product runs over t ≥ 2)."""
         X, H = self._cache["X"], self._cache["H"]
         _, batch, rows = delta.shape
@@ -296,8 +297,8 @@ class RNN(Recurrent):
     $$\mathbf{z}_t = \mathbf{W}_x \mathbf{x}_t + \mathbf{W}_h \mathbf{h}_{t-1} + \mathbf{b}\mathbf{1}^\top, \qquad
     \mathbf{h}_t = \tanh(\mathbf{z}_t)$$
 
-    Backward (backpropagation through time), for t = T … 1, with g_t = ∇_{h_t} L the gradient of H at step t
-    and the carry c_{T+1} = 0 — what h_t gave to step t + 1 comes back through W_h:
+    Backward (backpropagation through time), for t = T … 1, with g_t = ∇_(h_t) L the gradient of H at step t
+    and the carry c_(T+1) = 0 — what h_t gave to step t + 1 comes back through W_h:
 
     $$\boldsymbol{\delta}_t = \big(\mathbf{g}_t + \mathbf{c}_{t+1}\big) \odot \big(1 - \mathbf{h}_t^{2}\big), \qquad
     \mathbf{c}_t = \mathbf{W}_h^\top \boldsymbol{\delta}_t, \qquad
@@ -390,8 +391,8 @@ class LSTM(Recurrent):
     $$\mathbf{c}_t = \mathbf{f}_t \odot \mathbf{c}_{t-1} + \mathbf{i}_t \odot \mathbf{g}_t, \qquad
     \mathbf{h}_t = \mathbf{o}_t \odot \tanh(\mathbf{c}_t)$$
 
-    Backward (through time), for t = T … 1, with g'_t = ∇_{h_t} L from H's gradient and the carries of
-    step t + 1 (both 0 at T + 1): ∂h_t = g'_t + W_hᵀ δ_{t+1} and ∂c_{t+1} ⊙ f_{t+1}; then
+    Backward (through time), for t = T … 1, with g'_t = ∇_(h_t) L from H's gradient and the carries of
+    step t + 1 (both 0 at T + 1): ∂h_t = g'_t + W_hᵀ δ_(t+1) and ∂c_(t+1) ⊙ f_(t+1); then
 
     $$\partial\mathbf{c}_t = \partial\mathbf{c}_{t+1} \odot \mathbf{f}_{t+1}
     + \partial\mathbf{h}_t \odot \mathbf{o}_t \odot \big(1 - \tanh^2 \mathbf{c}_t\big)$$
@@ -404,7 +405,7 @@ class LSTM(Recurrent):
     \end{bmatrix} = \nabla_{\mathbf{z}_t} L, \qquad
     \nabla_{\mathbf{x}_t} L = \mathbf{W}_x^\top \boldsymbol{\delta}_t$$
 
-    and the parameter gradients are the RNN's: (1/b) Σ_t δ_t x_tᵀ, (1/b) Σ_t δ_t h_{t−1}ᵀ, (1/b) Σ_t δ_t 1.
+    and the parameter gradients are the RNN's: (1/b) Σ_t δ_t x_tᵀ, (1/b) Σ_t δ_t hₜ₋₁ᵀ, (1/b) Σ_t δ_t 1.
 
     W̃ = [W_x | W_h | b] is (4h, n + h + 1), its rows the gates in the order i, f, o, g (PyTorch's is i, f, g, o).
     ``method="vectorized"`` computes the input products of all steps in one product, the four gates of a

@@ -650,7 +650,7 @@ def _rnn_passes(weights, X, G, *, carry=True, previous_derivative=False, pair_wi
 
 
 class RNNExercise(Exercise):
-    """A vanilla RNN's step and its backpropagation through time: h_t = tanh(W_x x_t + W_h h_{t−1} + b)."""
+    """A vanilla RNN's step and its backpropagation through time: h_t = tanh(W_x x_t + W_h hₜ₋₁ + b)."""
 
     name = "RNN"
     signature = "(input_size, hidden_size)"
@@ -670,20 +670,20 @@ class RNNExercise(Exercise):
         variants = [
             (
                 {"feedback": False},
-                "h_{t−1} is not fed back: z_t = W_x x_t + W_h h_{t−1} + b, each step reads the state of the one before",
+                "hₜ₋₁ is not fed back: z_t = W_x x_t + W_h hₜ₋₁ + b, each step reads the state of the one before",
             ),
             (
                 {"carry": False},
-                "the gradient does not flow back through h_{t−1}: δ_t = (∇_{h_t} L + W_hᵀ δ_{t+1}) ⊙ (1 − h_t²), "
+                "the gradient does not flow back through hₜ₋₁: δ_t = (∇_(h_t) L + W_hᵀ δ_(t+1)) ⊙ (1 − h_t²), "
                 "the carry from step t + 1 is added before the tanh derivative",
             ),
             (
                 {"previous_derivative": True},
-                "the tanh derivative at the wrong step: 1 − h_t², with h_t the output of step t (not h_{t−1})",
+                "the tanh derivative at the wrong step: 1 − h_t², with h_t the output of step t (not hₜ₋₁)",
             ),
             (
                 {"pair_with_current": True},
-                "∇_{W_h} L pairs δ_t with the state step t read, h_{t−1}: (1/b) Σ_t δ_t h_{t−1}ᵀ (not h_t)",
+                "∇_(W_h) L pairs δ_t with the state step t read, hₜ₋₁: (1/b) Σ_t δ_t hₜ₋₁ᵀ (not h_t)",
             ),
         ]
         return [Mistake(_rnn_passes(weights, X, G, **flags)[part], hint) for flags, hint in variants]
