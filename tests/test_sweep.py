@@ -17,14 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
-optuna = pytest.importorskip("optuna", reason="sweeps need Optuna: pip install 'nablanet[sweep]'")
-
-import nablanet  # noqa: E402
-from nablanet.app.cli import main  # noqa: E402
-from nablanet.app.run import TrainingSettings  # noqa: E402
-from nablanet.app.sweep import parse_dimension, parse_space, sweep  # noqa: E402
+import nablanet
+from nablanet.app.cli import main
+from nablanet.app.run import TrainingSettings
+from nablanet.app.sweep import parse_dimension, parse_space, sweep
 
 TINY = TrainingSettings(epochs=1, batch_size=1000, val_split=0.1)
 TINY_OPTIONS = ["--epochs", "1", "--batch-size", "1000"]
