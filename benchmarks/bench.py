@@ -1,4 +1,4 @@
-"""nablanet against PyTorch (CPU) on the same work, in one process and one run.
+"""nablanet against PyTorch (CPU) on the same work, in one run.
 
 Both use 2 threads, the same data (the bundled MNIST), dtype, batch size and number of batches.
 Every figure is the median of --repeats runs after one warm-up run. Prints a table; timing noise on
@@ -9,12 +9,13 @@ shared machines is large, so compare ratios within one run, never across runs.
     python benchmarks/bench.py --only whole   # whole `nablanet train` processes against torch_train.py
     python benchmarks/bench.py --only lm      # the tiny transformer's training step, whole processes
     python benchmarks/bench.py --only lstm    # whole char-LSTM processes (char_lstm.py), nablanet against PyTorch
-    python benchmarks/bench.py --only alternate --rounds 9   # alternating rounds in one process, median ratio
+    python benchmarks/bench.py --only alternate --rounds 9   # alternating rounds, a process a side, median ratio
 
-The alternating mode is the one that holds still on a shared machine: in one process, each side trains on
-the same batches for a round (80 CNN batches, an epoch of the MLP or of the notebook recipe), the sides
-take turns round after round, and each round gives a ratio to PyTorch's round beside it; the median of those
-ratios is reported, with the range of each side's round times.
+The alternating mode is the one that holds still on a shared machine: each side (PyTorch, nablanet, nablanet
+fused) runs in a process of its own and trains on the same batches for a round (80 CNN batches, an epoch of
+the MLP or of the notebook recipe, 25 steps of the tiny transformer, 40 of the char-LSTM), the sides take
+turns round after round (the others idle, waiting), and each round gives a ratio to PyTorch's round beside
+it; the median of those ratios is reported, with the range of each side's round times.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import multiprocessing
 import os
 import platform
 import statistics
@@ -222,7 +224,7 @@ def peak_rss_of_training(dtype: str) -> float:
     return kilobytes / 1024
 
 
-# ---------------------------------------------------------------- alternating rounds in one process
+# ---------------------------------------------------------------- alternating rounds, a process a side
 
 
 def machine() -> str:
@@ -236,46 +238,131 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, load averages {load}"
 
 
+SETTLE_SECONDS = 0.5  # idle before each round: the threads of the round before stop spinning and sleep
+
+
 def alternating_rounds(sides: dict, rounds: int) -> dict[str, list[float]]:
     """Each side's seconds for each round: one warm-up round each, then ``rounds`` rounds in which the sides take
-    turns in the order given, so that load that drifts during the run hits every side of a round alike."""
-    for function in sides.values():
-        function()
+    turns in the order given, so that load that drifts during the run hits every side of a round alike. A side
+    is a function that runs one round and returns its seconds."""
+    for run_round in sides.values():
+        run_round()
     times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
-        for name, function in sides.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
+        for name, run_round in sides.items():
+            time.sleep(SETTLE_SECONDS)
+            times[name].append(run_round())
     return times
 
 
-def alternating(data, rounds: int, cnn_batches: int) -> list[tuple[str, str, list[float], list[float]]]:
-    """(work, side, nablanet's round times, PyTorch's round times) for the CNN, the MLP and the notebook recipe,
-    each measured by :func:`alternating_rounds` against PyTorch on the same batches."""
+# the works of the alternating mode: their titles, and the sides that take turns (PyTorch's first)
+ALTERNATING = {
+    "cnn": ("CNN (Keras convnet), {cnn_batches} batches of 128, Adam, float32", ("nablanet", "nablanet fused")),
+    "mlp": ("MLP 784-256-128-10 epoch, batch 128, Adam, float32", ("nablanet",)),
+    "recipe": ("notebook recipe epoch (softmax classifier, SGD, batch 200), float32", ("nablanet",)),
+    "transformer": ("tiny transformer (2 blocks, d 64, 4 heads, T 32), 25 steps of 32, Adam", ("nablanet",)),
+    "lstm": ("char-LSTM (Embedding 32, LSTM 128, T 32), 40 steps of 64, Adam", ("nablanet",)),
+}
+
+
+def round_function(work: str, side: str, cnn_batches: int):
+    """The function that trains one round of ``work`` (a key of ``ALTERNATING``) on ``side`` ("PyTorch",
+    "nablanet" or "nablanet fused"), built in the process that runs it; every side of a work trains on the same
+    batches."""
+    if work in ("transformer", "lstm"):
+        return sequence_round(work, side)
+    data = nn.load_mnist(np.float32)
     rows_t, labels_t = torch.from_numpy(data.X_train.T), torch.from_numpy(data.y_train)
-    works = {
-        f"CNN (Keras convnet), {cnn_batches} batches of 128, Adam, float32": {
-            "PyTorch": torch_cnn_batches(rows_t, labels_t, cnn_batches),
-            "nablanet": nablanet_cnn_batches(data, cnn_batches),
-            "nablanet fused": nablanet_cnn_batches(data, cnn_batches, fuse=True),
-        },
-        "MLP 784-256-128-10 epoch, batch 128, Adam, float32": {
-            "PyTorch": torch_epoch(rows_t, labels_t, (784, 256, 128, 10), 128, TORCH_ADAM, np.float32)[0],
-            "nablanet": nablanet_epoch(data, (784, 256, 128, 10), 128, lambda: nn.Adam(1e-3), np.float32)[0],
-        },
-        "notebook recipe epoch (softmax classifier, SGD, batch 200), float32": {
-            "PyTorch": torch_epoch(rows_t, labels_t, (784, 10), 200, TORCH_SGD, np.float32)[0],
-            "nablanet": nablanet_epoch(data, (784, 10), 200, lambda: nn.SGD(0.01), np.float32)[0],
-        },
-    }
+    if work == "cnn":
+        if side == "PyTorch":
+            return torch_cnn_batches(rows_t, labels_t, cnn_batches)
+        return nablanet_cnn_batches(data, cnn_batches, fuse=side == "nablanet fused")
+    sizes, batch, optimizers = {
+        "mlp": ((784, 256, 128, 10), 128, (TORCH_ADAM, lambda: nn.Adam(1e-3))),
+        "recipe": ((784, 10), 200, (TORCH_SGD, lambda: nn.SGD(0.01))),
+    }[work]
+    if side == "PyTorch":
+        return torch_epoch(rows_t, labels_t, sizes, batch, optimizers[0], np.float32)[0]
+    return nablanet_epoch(data, sizes, batch, optimizers[1], np.float32)[0]
+
+
+def sequence_round(work: str, side: str):
+    """One round of a sequence model of the README: the tiny transformer (torch_lm.py's model, its weights
+    copied from nablanet's) for an epoch of the bundled 3,000 words (25 steps of 32 windows), or the char-LSTM
+    (char_lstm.py's) for 40 steps of 64 windows; the batches drawn by a generator of seed 0 on either side."""
+    import char_lstm
+    import torch_lm
+
+    from nablanet.app import language
+
+    rng = np.random.default_rng(0)
+    if work == "lstm":
+        X, Y, vocabulary = char_lstm.data(40)
+        if side == "PyTorch":
+            model, optimizer = char_lstm.torch_model(vocabulary)
+            return lambda: char_lstm.torch_steps(model, optimizer, X, Y, vocabulary, rng)
+        lstm, adam = char_lstm.nablanet_model(vocabulary), nn.Adam(char_lstm.LEARNING_RATE)
+        return lambda: lstm.fit(X, Y, loss="sequence", epochs=1, batch_size=char_lstm.BATCH, optimizer=adam, rng=rng,
+                                verbose=0)  # fmt: skip
+    text = language.load_text("words-sample", 32)
+    model = language.build_text_model("transformer", text.size, rng=0)  # LM_OPTIONS: d 64, 4 heads, 2 blocks
+    if side == "PyTorch":
+        theirs = torch_lm.Transformer(model, heads=4)
+        optimizer = torch.optim.Adam(theirs.parameters(), lr=1e-3)
+        ids = [torch.from_numpy(array.T.astype(np.int64)) for array in (text.X_train, text.Y_train)]
+        return lambda: torch_lm.train_epoch(theirs, optimizer, *ids, 32, rng)
+    adam = nn.Adam(1e-3)
+    return lambda: model.fit(text.X_train, text.Y_train, loss="sequence", epochs=1, batch_size=32, optimizer=adam,
+                             rng=rng, verbose=0)  # fmt: skip
+
+
+def round_worker(connection, work: str, side: str, cnn_batches: int) -> None:
+    """A side's process: builds its round, says so, then runs a round and sends its seconds each time it is
+    asked, until it is told to stop."""
+    run_round = round_function(work, side, cnn_batches)
+    connection.send("ready")
+    while connection.recv():
+        start = time.perf_counter()
+        run_round()
+        connection.send(time.perf_counter() - start)
+
+
+def alternating(rounds: int, cnn_batches: int, only_work: str = "") -> list[tuple[str, str, list[float], list[float]]]:
+    """(work, side, nablanet's round times, PyTorch's round times) for each work of ``ALTERNATING`` whose title
+    holds ``only_work``, measured by :func:`alternating_rounds` against PyTorch on the same batches. Each side
+    runs in a process of its own (started fresh, with the same threads), idle while another side's round runs:
+    in one process, PyTorch's OpenMP threads, still spinning after its round, took a core from nablanet's
+    (its CNN rounds 20–30 % slower than with ``OMP_WAIT_POLICY=PASSIVE``)."""
+    context = multiprocessing.get_context("spawn")
     rows = []
-    for work, sides in works.items():
-        times = alternating_rounds(sides, rounds)
-        for side in (name for name in sides if name != "PyTorch"):
-            rows.append((work, side, times[side], times["PyTorch"]))
+    for work, (title, ours) in ALTERNATING.items():
+        title = title.format(cnn_batches=cnn_batches)
+        if only_work and only_work not in title:
+            continue
+        connections, processes = {}, []
+        for side in ("PyTorch", *ours):
+            parent, child = context.Pipe()
+            processes.append(context.Process(target=round_worker, args=(child, work, side, cnn_batches)))
+            processes[-1].start()
+            connections[side] = parent
+        try:
+            for connection in connections.values():
+                connection.recv()  # built: data loaded, model made
+
+            def ask(connection):
+                connection.send(True)
+                return connection.recv()
+
+            times = alternating_rounds({side: functools.partial(ask, c) for side, c in connections.items()}, rounds)
+        finally:
+            for connection in connections.values():
+                connection.send(False)
+            for process in processes:
+                process.join()
+        for side in ours:
+            rows.append((title, side, times[side], times["PyTorch"]))
             print(
-                f"{work}, {side}: {[round(t, 3) for t in times[side]]}, PyTorch: "
+                f"{title}, {side}: {[round(t, 3) for t in times[side]]}, PyTorch: "
                 f"{[round(t, 3) for t in times['PyTorch']]}",
                 flush=True,
             )
@@ -285,7 +372,8 @@ def alternating(data, rounds: int, cnn_batches: int) -> list[tuple[str, str, lis
 def print_alternating(rows, rounds: int) -> None:
     print()
     print(
-        f"Alternating rounds in one process ({rounds} rounds after a warm-up; ratio: the median of the rounds' ratios)"
+        f"Alternating rounds, a process a side ({rounds} rounds after a warm-up; ratio: the median of the rounds' "
+        "ratios)"
     )
     print(f"{'work':<68} {'nablanet':>15} {'PyTorch':>15} {'ratio':>6}")
     for work, side, ours, theirs in rows:
@@ -467,10 +555,11 @@ def main():
         "--round-batches", type=int, default=80, help="CNN batches of 128 in one alternating round (default: 80)"
     )
     parser.add_argument(
-        "--whole-only",
+        "--work",
         default="",
         metavar="TEXT",
-        help="the whole-process figures only of the works whose name holds TEXT (e.g. CNN, MLP, recipe)",
+        help="the alternating and whole-process figures only of the works whose name holds TEXT (e.g. CNN, MLP, "
+        "recipe, transformer, LSTM)",
     )
     args = parser.parse_args()
     repeats = max(args.repeats, 1)
@@ -484,10 +573,10 @@ def main():
     alternated = []
     if args.only in ("all", "alternate"):
         rounds = max(args.rounds, 1)
-        alternated = alternating(nn.load_mnist(np.float32), rounds, max(args.round_batches, 1))
+        alternated = alternating(rounds, max(args.round_batches, 1), args.work)
 
     if args.only in ("all", "whole"):
-        rows += whole_process(repeats, args.whole_only)
+        rows += whole_process(repeats, args.work)
     if args.only in ("all", "lm"):
         rows += whole_process_lm(repeats)
     if args.only in ("all", "lstm"):

@@ -54,7 +54,8 @@ def train_nablanet(X, Y, vocabulary: int) -> float:
     return history.loss[0]
 
 
-def train_torch(X, Y, vocabulary: int) -> float:
+def torch_model(vocabulary: int):
+    """PyTorch's char-LSTM, its initial weights copied from :func:`nablanet_model`'s, and its Adam."""
     import torch
 
     torch.set_num_threads(THREADS)
@@ -83,9 +84,16 @@ def train_torch(X, Y, vocabulary: int) -> float:
         model.dense.bias.copy_(torch.from_numpy(dense.b))
     model.lstm.bias_hh_l0.requires_grad_(False)  # PyTorch's second bias: trained too, it would double b's steps
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    return model, optimizer
+
+
+def torch_steps(model, optimizer, X, Y, vocabulary: int, rng) -> float:
+    """One epoch over the windows (X, Y), (T, N), in batches of 64 drawn by ``rng``: the mean batch loss."""
+    import torch
+
     inputs = torch.from_numpy(X.T.astype(np.int64))  # (N, T)
     targets = torch.from_numpy(Y.T.astype(np.int64))
-    total, batches = 0.0, nn.generate_batch_indices(X.shape[1], BATCH, np.random.default_rng(SEED))
+    total, batches = 0.0, nn.generate_batch_indices(X.shape[1], BATCH, rng)
     for indices in batches:
         rows = torch.from_numpy(indices)
         optimizer.zero_grad(set_to_none=True)
@@ -95,6 +103,11 @@ def train_torch(X, Y, vocabulary: int) -> float:
         optimizer.step()
         total += loss.item()
     return total / len(batches)
+
+
+def train_torch(X, Y, vocabulary: int) -> float:
+    model, optimizer = torch_model(vocabulary)
+    return torch_steps(model, optimizer, X, Y, vocabulary, np.random.default_rng(SEED))
 
 
 def main() -> None:

@@ -92,6 +92,22 @@ class Transformer(torch.nn.Module):
         return self.linear(self.norm(x, "norm"), "head")
 
 
+def train_epoch(model, optimizer, X: torch.Tensor, Y: torch.Tensor, batch_size: int, rng) -> float:
+    """One epoch over the windows X, Y (N, T) in the batches ``rng`` draws, as nablanet's ``fit`` draws them: the
+    mean batch loss."""
+    batches = generate_batch_indices(X.shape[0], batch_size, rng)
+    total = 0.0
+    for indices in batches:
+        rows = torch.from_numpy(indices)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(X[rows])
+        loss = F.cross_entropy(logits.flatten(0, 1), Y[rows].flatten())
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / len(batches)
+
+
 def validation_loss(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, chunk: int = 512) -> float:
     """The mean cross-entropy over every position of the validation windows, in nats."""
     total = 0.0
@@ -170,18 +186,8 @@ def main() -> None:
     for epoch in range(args.epochs):
         for group in optimizer.param_groups:
             group["lr"] = float(schedule(epoch))
-        batches = generate_batch_indices(X.shape[0], args.batch_size, rng)
-        total = 0.0
-        for indices in batches:
-            rows = torch.from_numpy(indices)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(X[rows])
-            loss = F.cross_entropy(logits.flatten(0, 1), Y[rows].flatten())
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
         print(
-            f"Epoch {epoch + 1}/{args.epochs}: loss = {total / len(batches):.6f}, "
+            f"Epoch {epoch + 1}/{args.epochs}: loss = {train_epoch(model, optimizer, X, Y, args.batch_size, rng):.6f}, "
             f"val_loss = {validation_loss(model, X_val, Y_val):.6f}",
             flush=True,
         )

@@ -133,6 +133,31 @@ def test_the_layer_kernels_are_bit_identical_to_the_numpy_code(monkeypatch, name
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_lstm_backward_step_is_bit_identical_to_the_numpy_code(monkeypatch, dtype):
+    """The compiled step of backpropagation through time against LSTM._deltas's NumPy code: ∇X and ∇W̃, with
+    saturated gates (|z| large: i, f, o at 0 or 1 exactly) and an inf in the incoming gradient."""
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((5, 7, 4)) * 4).astype(dtype)  # n = 5 features, T = 7 steps, b = 4 sequences
+    X[:, 2, 1] = 60.0  # saturates the gates of one step
+    G = rng.standard_normal((6, 7, 4)).astype(dtype)
+    G[0, 3, 2] = np.inf
+
+    def gradients():
+        layer = nn.LSTM(5, 6, rng=0, dtype=dtype)
+        layer.forward(X)
+        return layer.backward(G.copy()), layer.weights_gradient.copy()
+
+    with np.errstate(invalid="ignore"):  # inf · 0 in the step that meets the inf
+        compiled = gradients()
+        assert "the LSTM's backward step" in kernels._State.ran
+        monkeypatch.setenv("NABLANET_KERNELS", "0")
+        reference = gradients()
+    for ours, theirs in zip(compiled, reference, strict=True):
+        assert ours.dtype == dtype and np.isnan(ours).any()  # the inf reached both, as NaN where it met a zero
+        np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("kernels_on", ["1", "0"])
 def test_max_pooling_takes_nan_and_the_first_of_tied_maxima(monkeypatch, kernels_on):
     """A window holding NaN pools to NaN (np.maximum's rule) and routes its gradient to the last position; of equal

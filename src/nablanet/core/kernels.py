@@ -12,7 +12,8 @@ and ``np.maximum`` may keep the other, so a pooled zero or NaN may differ in its
 
 The fused path's loops (:func:`conv_relu_pool_loops`, :func:`bias_relu_loop`, for :mod:`nablanet.core.fusion`)
 each do the work of several eager layers; their reference is those layers, which the fused blocks run where a
-loop cannot, and which they equal bit for bit.
+loop cannot, and which they equal bit for bit. The LSTM's backward step (:func:`lstm_backward_loop`) has its
+reference beside its call, in ``LSTM._deltas``.
 
 The loops over windows (max-pooling, im2col, col2im) are built for one window size and stride at a time:
 those are constants of the compiled code, so that the compiler unrolls the loops over a window.
@@ -275,6 +276,28 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
         compiled(forward, "the fused Conv2D → ReLU → MaxPool2D"),
         compiled(backward, "the fused Conv2D → ReLU → MaxPool2D's backward"),
     )
+
+
+def lstm_backward_loop(a, dh, dc, tanh_c, c_prev, d, one, first):
+    """One step t of the LSTM's backpropagation through time after its product (see ``LSTM._deltas``), for every
+    sample n and unit j, from the gates a = [i | f | o | g] (b, 4h), ∂h_t (dh), the carry ∂c_{t+1} ⊙ f_{t+1} (dc,
+    updated in place), tanh c_t and c_{t−1} (b, h): δ_t into d (b, 4h), the operations of the NumPy code in its
+    order and dtype (``one`` is 1 in that dtype), so that the two agree bit for bit:
+
+    ∂c_t = dc + ∂h_t ⊙ o ⊙ (1 − tanh² c_t),  δ^o = ∂h_t ⊙ tanh c_t ⊙ o(1 − o),  δ^i = ∂c_t ⊙ g ⊙ i(1 − i),
+    δ^g = ∂c_t ⊙ i ⊙ (1 − g²),  δ^f = ∂c_t ⊙ c_{t−1} ⊙ f(1 − f) (0 at the first step),  dc ← ∂c_t ⊙ f.
+    """
+    h = dh.shape[1]
+    for n in range(dh.shape[0]):
+        for j in range(h):
+            i, f, o, g = a[n, j], a[n, h + j], a[n, 2 * h + j], a[n, 3 * h + j]
+            grad_h, tanh = dh[n, j], tanh_c[n, j]
+            carry = dc[n, j] + (grad_h * o) * (one - tanh * tanh)
+            d[n, 2 * h + j] = (grad_h * tanh) * (o * (one - o))
+            d[n, j] = (carry * g) * (i * (one - i))
+            d[n, 3 * h + j] = (carry * i) * (one - g * g)
+            d[n, h + j] = (one - one) if first else (carry * c_prev[n, j]) * (f * (one - f))
+            dc[n, j] = carry * f
 
 
 def bias_relu_loop(z, bias):

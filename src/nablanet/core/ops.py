@@ -210,6 +210,17 @@ def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
     return kernels.compiled(kernels.bias_relu_loop, "the fused Dense → ReLU")(z, bias)
 
 
+# -- recurrent networks
+def lstm_backward_step(
+    a: np.ndarray, dh: np.ndarray, dc: np.ndarray, tanh_c: np.ndarray, c_prev: np.ndarray, d: np.ndarray, first: bool
+) -> bool:
+    """One step of the LSTM's backpropagation through time after its product, by the compiled loop: δ_t into ``d``
+    and the cell's carry ``dc`` updated in place (see :func:`nablanet.core.kernels.lstm_backward_loop`); whether it
+    ran (else ``LSTM._deltas`` runs its NumPy code, the reference)."""
+    kernel = kernels.compiled(kernels.lstm_backward_loop, "the LSTM's backward step")
+    return kernel(a, dh, dc, tanh_c, c_prev, d, a.dtype.type(1.0), first)
+
+
 # -- activations
 def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray:
     """∇_Z L = ∇_A L ⊙ 𝟙[Z > 0]: the product with a boolean mask, or the same product in one pass where the

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from . import _checks, ops
 from .activations import sigmoid as stable_sigmoid
 from .initializers import initialize
 from .layers import LAYERS, BiasTrickLayer, Layer, last_pass, sgd_step
@@ -409,8 +409,10 @@ class LSTM(Recurrent):
 
     W̃ = [W_x | W_h | b] is (4h, n + h + 1), its rows the gates in the order i, f, o, g (PyTorch's is i, f, g, o).
     ``method="vectorized"`` computes the input products of all steps in one product, the four gates of a
-    step in one product, and the parameter gradients in one product each after the loop; ``method="loop"``
-    is the reference: each gate with its own block of W̃, each formula at each step.
+    step in one product, and the parameter gradients in one product each after the loop (where numba's kernels
+    run, the element-wise work of each backward step, after W_hᵀ δ_(t+1), is one compiled loop with the NumPy
+    code's arithmetic in its order: bit-identical, ``tests/test_kernels.py``); ``method="loop"`` is the
+    reference: each gate with its own block of W̃, each formula at each step.
 
     Args:
         input_size: n, the features of each position.
@@ -458,12 +460,16 @@ class LSTM(Recurrent):
         steps, batch, _ = gradient.shape
         delta = np.empty_like(A)  # δ_t = ∇z_t L, the four blocks
         dc = np.zeros((batch, h), A.dtype)  # ∂c_{t+1} ⊙ f_{t+1}: the cell's carry
+        compiled = ops.fusable(A) and gradient.dtype == A.dtype  # ops.lstm_backward_step: one loop, same numbers
         for t in reversed(range(steps)):
             a, d = A[t], delta[t]
             i, f, o, g = a[:, :h], a[:, h : 2 * h], a[:, 2 * h : 3 * h], a[:, 3 * h :]
             dh = gradient[t]  # (a copy of ∇_H L: written over)
             if t + 1 < steps:
                 dh += delta[t + 1] @ W_h  # ∂h_t = g'_t + W_hᵀ δ_{t+1}
+            if compiled and ops.lstm_backward_step(a, dh, dc, tanh_C[t], C[t - 1], d, t == 0):
+                continue
+            compiled = False  # the kernel could not run: NumPy from here on
             dc += dh * o * (1.0 - tanh_C[t] * tanh_C[t])  # ∂c_t
             np.multiply(dh, tanh_C[t], out=d[:, 2 * h : 3 * h])
             d[:, 2 * h : 3 * h] *= o * (1.0 - o)  # δ^o
