@@ -134,25 +134,51 @@ def test_the_layer_kernels_are_bit_identical_to_the_numpy_code(monkeypatch, name
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_lstm_backward_step_is_bit_identical_to_the_numpy_code(monkeypatch, dtype):
-    """The compiled step of backpropagation through time against LSTM._deltas's NumPy code: ∇X and ∇W̃, with
-    saturated gates (|z| large: i, f, o at 0 or 1 exactly) and an inf in the incoming gradient."""
+def test_the_embedding_scatter_add_is_bit_identical_to_numpy_add_at(monkeypatch, dtype):
+    """Tokens repeated many times (their rows' gradients summed in order) and tokens never seen (zero rows)."""
+    rng = np.random.default_rng(4)
+    ids = rng.choice([0, 2, 3, 5], size=(9, 7), p=[0.7, 0.1, 0.1, 0.1]).astype(dtype)  # V = 6: ids 1, 4 unseen
+    G = (rng.standard_normal((5, 9, 7)) * 10.0 ** rng.integers(-6, 6, (5, 9, 7))).astype(dtype)
+
+    def table_gradient():
+        layer = nn.Embedding(6, 5, rng=0, dtype=dtype)
+        layer.forward(ids)
+        layer.backward(G)
+        return layer.table_gradient.copy()
+
+    compiled = table_gradient()
+    assert "the Embedding's scatter-add" in kernels._State.ran
+    monkeypatch.setenv("NABLANET_KERNELS", "0")
+    reference = table_gradient()
+    assert compiled.dtype == dtype and not compiled[[1, 4]].any() and compiled[0].all()
+    np.testing.assert_array_equal(compiled, reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_lstm_steps_are_bit_identical_to_the_numpy_code(monkeypatch, dtype):
+    """The compiled loops of the forward step (the gates and the cell) and of backpropagation through time
+    against LSTM._forward's and LSTM._deltas's NumPy code: H, ∇X and ∇W̃, with saturated gates (|z| large: i, f, o
+    at 0 or 1 exactly) and an inf in the incoming gradient."""
     rng = np.random.default_rng(3)
     X = (rng.standard_normal((5, 7, 4)) * 4).astype(dtype)  # n = 5 features, T = 7 steps, b = 4 sequences
     X[:, 2, 1] = 60.0  # saturates the gates of one step
     G = rng.standard_normal((6, 7, 4)).astype(dtype)
     G[0, 3, 2] = np.inf
 
-    def gradients():
+    def passes():
         layer = nn.LSTM(5, 6, rng=0, dtype=dtype)
-        layer.forward(X)
-        return layer.backward(G.copy()), layer.weights_gradient.copy()
+        H = layer.forward(X).copy()
+        gates = layer._cache["A"][:, :, : 3 * 6].copy()  # σ of i, f and o at every step
+        return H, gates, layer.backward(G.copy()), layer.weights_gradient.copy()
 
     with np.errstate(invalid="ignore"):  # inf · 0 in the step that meets the inf
-        compiled = gradients()
-        assert "the LSTM's backward step" in kernels._State.ran
+        (H, gates, *compiled) = passes()
+        assert {"the LSTM's gates", "the LSTM's backward step"} <= kernels._State.ran
         monkeypatch.setenv("NABLANET_KERNELS", "0")
-        reference = gradients()
+        (H_reference, gates_reference, *reference) = passes()
+    np.testing.assert_array_equal(H, H_reference)
+    np.testing.assert_array_equal(gates, gates_reference)
+    assert H.dtype == dtype and np.isin(gates, [0.0, 1.0]).any()  # the saturated step: gates exactly 0 or 1
     for ours, theirs in zip(compiled, reference, strict=True):
         assert ours.dtype == dtype and np.isnan(ours).any()  # the inf reached both, as NaN where it met a zero
         np.testing.assert_array_equal(ours, theirs)

@@ -278,6 +278,31 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
     )
 
 
+def scatter_add_loop(table, ids, rows):
+    """table[ids[k]] += rows[k] for k = 0, 1, … in this order, entry by entry, as ``np.add.at`` adds them: the
+    Embedding's gradient, each position's gradient added into its token's row."""
+    for k in range(ids.shape[0]):
+        row = ids[k]
+        for j in range(rows.shape[1]):
+            table[row, j] += rows[k, j]
+
+
+def lstm_gates_loop(a, c_prev, c, half, one, first):
+    """One step of the LSTM's forward pass between NumPy's two tanh passes (see ``LSTM._forward``), for every
+    sample n and unit j: a holds tanh(z/2) for the gates i, f, o and tanh(z) for g (b, 4h); each of i, f, o becomes
+    σ(z) = (tanh(z/2) + 1) · ½ in place — the operations of :func:`nablanet.core.recurrent.sigmoid` in its order —
+    and c_t = i ⊙ g + f ⊙ c_{t−1} (i ⊙ g at the first step) goes into c; ``half`` and ``one`` are ½ and 1 in the
+    arrays' dtype."""
+    h = c.shape[1]
+    for n in range(c.shape[0]):
+        for j in range(h):
+            i = (a[n, j] + one) * half
+            f = (a[n, h + j] + one) * half
+            a[n, j], a[n, h + j], a[n, 2 * h + j] = i, f, (a[n, 2 * h + j] + one) * half
+            product = i * a[n, 3 * h + j]
+            c[n, j] = product if first else product + f * c_prev[n, j]
+
+
 def lstm_backward_loop(a, dh, dc, tanh_c, c_prev, d, one, first):
     """One step t of the LSTM's backpropagation through time after its product (see ``LSTM._deltas``), for every
     sample n and unit j, from the gates a = [i | f | o | g] (b, 4h), ∂h_t (dh), the carry ∂c_{t+1} ⊙ f_{t+1} (dc,

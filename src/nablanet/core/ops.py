@@ -211,6 +211,23 @@ def bias_relu(z: np.ndarray, bias: np.ndarray) -> bool:
 
 
 # -- recurrent networks
+def scatter_add(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> None:
+    """table[ids[k]] += rows[k] for every k in order — ``np.add.at(table, ids, rows)``, which it is — by the compiled
+    loop where it runs (one pass instead of NumPy's general indexed loop, several times slower)."""
+    kernel = kernels.compiled(kernels.scatter_add_loop, "the Embedding's scatter-add")
+    fits = kernels.enabled(table) and kernels.fusable(table, rows) and ids.flags.c_contiguous
+    if not (fits and kernel(table, ids, rows)):
+        np.add.at(table, ids, rows)
+
+
+def lstm_gates(a: np.ndarray, c_prev: np.ndarray, c: np.ndarray, first: bool) -> bool:
+    """One step of the LSTM's forward pass between its two tanh passes, by the compiled loop: the gates i, f, o of
+    ``a`` from tanh(z/2) to σ(z) in place, and c_t into ``c`` (see :func:`nablanet.core.kernels.lstm_gates_loop`);
+    whether it ran (else ``LSTM._forward`` runs its NumPy code, the reference)."""
+    kernel = kernels.compiled(kernels.lstm_gates_loop, "the LSTM's gates")
+    return kernel(a, c_prev, c, a.dtype.type(0.5), a.dtype.type(1.0), first)
+
+
 def lstm_backward_step(
     a: np.ndarray, dh: np.ndarray, dc: np.ndarray, tanh_c: np.ndarray, c_prev: np.ndarray, d: np.ndarray, first: bool
 ) -> bool:

@@ -128,7 +128,7 @@ class Embedding(Layer):
         gradient = self.table_gradient
         gradient[...] = 0.0
         rows = time_major(output_gradient).reshape(-1, self.dimension)  # (T·b, d), position by position
-        np.add.at(gradient, self._ids.reshape(-1), rows)
+        ops.scatter_add(gradient, self._ids.reshape(-1), rows)  # np.add.at(gradient, ids, rows)
         gradient *= 1.0 / input.shape[-1]
 
     def build(self, input_shape: Shape) -> Shape:
@@ -440,16 +440,26 @@ class LSTM(Recurrent):
         tanh_C = np.empty_like(C)
         H = np.empty_like(C)
         W_h_T = np.ascontiguousarray(self.W_h.T)  # a contiguous copy: each step's product reads it as it is
+        compiled = ops.fusable(A)  # ops.lstm_gates: the same numbers in fewer passes
         for t in range(steps):
             a = A[t]
             if t:
                 a += H[t - 1] @ W_h_T  # z_t: the four gates in one product
-            sigmoid(a[:, : 3 * h], out=a[:, : 3 * h])  # i, f, o
-            np.tanh(a[:, 3 * h :], out=a[:, 3 * h :])  # g
             i, f, o, g = a[:, :h], a[:, h : 2 * h], a[:, 2 * h : 3 * h], a[:, 3 * h :]
-            np.multiply(i, g, out=C[t])
-            if t:
-                C[t] += f * C[t - 1]  # c_t = f ⊙ c_{t−1} + i ⊙ g
+            if compiled:  # sigmoid's z/2, one tanh pass over the four gates, then σ and c_t in one loop
+                a[:, : 3 * h] *= 0.5
+                np.tanh(a, out=a)
+                compiled = ops.lstm_gates(a, C[t - 1], C[t], t == 0)
+                if not compiled:  # the loop could not run: the rest of sigmoid, σ = ½(tanh(z/2) + 1), in NumPy
+                    a[:, : 3 * h] += 1.0
+                    a[:, : 3 * h] *= 0.5
+            else:
+                sigmoid(a[:, : 3 * h], out=a[:, : 3 * h])  # i, f, o
+                np.tanh(g, out=g)
+            if not compiled:
+                np.multiply(i, g, out=C[t])
+                if t:
+                    C[t] += f * C[t - 1]  # c_t = f ⊙ c_{t−1} + i ⊙ g
             np.tanh(C[t], out=tanh_C[t])
             np.multiply(o, tanh_C[t], out=H[t])  # h_t = o ⊙ tanh c_t
         return features_first(H), {"X": X, "H": H, "A": A, "C": C, "tanh_C": tanh_C}
