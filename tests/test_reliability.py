@@ -339,10 +339,8 @@ def first_images(monkeypatch):
         key = (name, np.dtype(dtype).name)
         if key not in FIRST_IMAGES:
             data = nn.load_dataset(name, data_home, dtype)
-            FIRST_IMAGES[key] = nn.Dataset(
-                data.name, data.X_train[:, :500], data.y_train[:500], data.X_test[:, :200], data.y_test[:200],
-                data.class_names,
-            )  # fmt: skip
+            parts = (data.X_train[:, :500], data.y_train[:500], data.X_test[:, :200], data.y_test[:200])
+            FIRST_IMAGES[key] = nn.Dataset(data.name, *(part.copy() for part in parts), data.class_names)  # not views
         return FIRST_IMAGES[key]
 
     monkeypatch.setattr(run, "load_dataset", load)
