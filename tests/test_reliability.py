@@ -587,7 +587,10 @@ def test_out_on_a_finished_run_is_refused_and_its_model_kept(tmp_path, capsys):
     assert (tmp_path / "run" / "model.npz").read_bytes() == saved
 
 
-def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("fuse", ["", " --fuse"], ids=["eager", "fused"])  # a fused run is continued fused
+def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(
+    fuse, tmp_path, monkeypatch, capsys, first_images
+):
     import errno
     import tempfile
 
@@ -603,13 +606,13 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(tmp_
     monkeypatch.setattr(checkpoints, "write_archive", full_after_one_epoch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    assert cli(tmp_path, "train --hidden 8 --epochs 3 --checkpoint-dir {ck} --out {run}") == 2
+    assert cli(tmp_path, "train --hidden 8 --epochs 3 --checkpoint-dir {ck} --out {run}" + fuse) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(No space left on device); the state after epoch 2 is in " in err
     saved = next((tmp_path / "tmp").glob("nablanet-state-*")) / FILENAME
-    assert f"{saved}: continue with nablanet train --resume --checkpoint-dir {saved.parent}" in err
+    assert f"{saved}: continue with nablanet train --resume --checkpoint-dir {saved.parent}{fuse}\n" in err
     assert load_checkpoint(tmp_path / "ck" / FILENAME).epoch == 1  # the one written before is intact
     assert load_checkpoint(saved).epoch == 2
     monkeypatch.setattr(checkpoints, "write_archive", written)
-    assert cli(tmp_path, f"train --resume --checkpoint-dir {saved.parent} --out {{again}}") == 0
+    assert cli(tmp_path, f"train --resume --checkpoint-dir {saved.parent} --out {{again}}{fuse}") == 0
     assert "Epoch 3/3" in capsys.readouterr().out
