@@ -80,6 +80,8 @@ def test_help_explains_the_defaults():
     result = run_cli("train", "--help")
     assert result.returncode == 0
     assert "notebook's recipe" in result.stdout and "--batch-size" in result.stdout
+    words = " ".join(result.stdout.split())  # argparse wraps the help's lines
+    assert "--fuse train each Conv2D → ReLU → MaxPool2D and Dense → ReLU as one fused block" in words
 
 
 @pytest.mark.slow

@@ -20,8 +20,10 @@ from PIL import UnidentifiedImageError
 import nablanet as nn
 from nablanet.app import model_commands, run
 from nablanet.app.cli import main
+from nablanet.core.fusion import fuse
 from nablanet.files.checkpoint import FILENAME, load_checkpoint
 from nablanet.files.folders import FolderInUse, claim_folder, new_run_folder
+from nablanet.training import loop
 from nablanet.training.loop import TrainingWarning
 
 NABLANET = [sys.executable, "-m", "nablanet"]
@@ -323,6 +325,97 @@ def test_dynamics_after_a_resume_keep_the_earlier_epochs(tmp_path, capsys):
     assert len(dynamics["gradient_norm"]["0 Dense"]) == 2 and len(dynamics["dead_fraction"]["1 ReLU"]) == 2
 
 
+# ------------------------------------------------------------------ --fuse: the same run, trained faster
+
+SMALL_CNN = "train --conv 2 --hidden 8 --dropout 0.2 --optimizer adam --batch-size 100"  # both kinds of fused block
+FIRST_IMAGES: dict[tuple[str, str], nn.Dataset] = {}
+
+
+@pytest.fixture
+def first_images(monkeypatch):
+    """``nablanet train`` on the first 500 training and 200 test images of the bundled MNIST (loaded once)."""
+
+    def load(name, data_home, dtype):
+        key = (name, np.dtype(dtype).name)
+        if key not in FIRST_IMAGES:
+            data = nn.load_dataset(name, data_home, dtype)
+            parts = (data.X_train[:, :500], data.y_train[:500], data.X_test[:, :200], data.y_test[:200])
+            FIRST_IMAGES[key] = nn.Dataset(data.name, *(part.copy() for part in parts), data.class_names)  # not views
+        return FIRST_IMAGES[key]
+
+    monkeypatch.setattr(run, "load_dataset", load)
+
+
+@pytest.fixture
+def fused_fits(monkeypatch):
+    """The layers of each ``fit`` with ``fuse=True``, as ``fit`` ran them (the fused blocks' class names)."""
+    fits = []
+
+    def fuse_and_note(layers):
+        fused = fuse(layers)
+        fits.append([type(layer).__name__ for layer in fused])
+        return fused
+
+    monkeypatch.setattr(loop, "fused", fuse_and_note)
+    return fits
+
+
+def figures(out: str) -> list[str]:
+    """The lines of a run's output that carry its numbers: each epoch's loss and accuracy, the test figures."""
+    return [line for line in out.splitlines() if line.startswith(("Epoch ", "Test accuracy: "))]
+
+
+def assert_same_weights(model_file, reference_file):
+    mine, theirs = nn.load(model_file).get_weights(), nn.load(reference_file).get_weights()
+    assert mine.keys() == theirs.keys()
+    for name, expected in theirs.items():
+        np.testing.assert_array_equal(mine[name], expected, err_msg=name)
+
+
+def test_train_fuse_prints_the_same_losses_and_saves_the_same_weights_bit_for_bit(
+    tmp_path, capsys, first_images, fused_fits
+):
+    assert cli(tmp_path, f"{SMALL_CNN} --epochs 2 --out {{eager}}") == 0
+    eager = capsys.readouterr().out
+    assert fused_fits == []
+    assert cli(tmp_path, f"{SMALL_CNN} --epochs 2 --fuse --out {{fused}}") == 0
+    fused = capsys.readouterr().out
+    assert fused_fits == [["ConvReLUPool", "Flatten", "Dropout", "DenseReLU", "Dropout", "Dense"]]
+    assert "Fused path" not in eager
+    blocks = "1 × Conv2D → ReLU → MaxPool2D, 1 × Dense → ReLU, each trained as one block (the eager layers' numbers)"
+    assert f"Fused path (--fuse): {blocks}" in fused
+    assert len(figures(fused)) == 3 and figures(fused) == figures(eager)
+    assert_same_weights(tmp_path / "fused" / "model.npz", tmp_path / "eager" / "model.npz")
+
+
+def test_a_run_resumed_with_fuse_ends_with_the_weights_of_one_eager_run(tmp_path, capsys, first_images, fused_fits):
+    assert cli(tmp_path, f"{SMALL_CNN} --epochs 2 --out {{whole}}") == 0
+    assert cli(tmp_path, f"{SMALL_CNN} --epochs 1 --checkpoint-dir {{ck}} --out {{a}}") == 0
+    capsys.readouterr()
+    assert cli(tmp_path, "train --resume --checkpoint-dir {ck} --epochs 2 --fuse --out {b}") == 0
+    out = capsys.readouterr().out
+    assert len(fused_fits) == 1 and "ConvReLUPool" in fused_fits[0]  # the first epoch eager, the second fused
+    assert "Resuming from" in out and "Fused path (--fuse): 1 × Conv2D → ReLU → MaxPool2D" in out
+    assert "Epoch 2/2" in out and "Epoch 1/2" not in out
+    assert_same_weights(tmp_path / "b" / "model.npz", tmp_path / "whole" / "model.npz")
+    assert load_checkpoint(tmp_path / "ck" / FILENAME).epoch == 2
+
+
+def test_the_header_says_why_fuse_trains_the_eager_layers(monkeypatch):
+    plain = nn.build_classifier(784, 10, [8], conv=[2], batch_norm=True, dtype=np.float32, rng=0)
+    assert "no Conv2D → ReLU → MaxPool2D or Dense → ReLU in a row" in run._fusion_note(plain)
+    monkeypatch.setenv("NABLANET_KERNELS", "0")
+    fusable = nn.build_classifier(784, 10, [8], conv=[2], dtype=np.float32, rng=0)
+    note = run._fusion_note(fusable)
+    assert "the eager layers train" in note and "NABLANET_KERNELS=0 turns the compiled loops off" in note
+
+
+def test_fuse_is_refused_for_a_character_model(tmp_path, capsys):
+    assert cli(tmp_path, "train --dataset words-sample --model bigram --fuse --out {run}") == 2
+    assert "--fuse does not apply to --model bigram" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------ say when training cannot work
 
 
@@ -494,7 +587,10 @@ def test_out_on_a_finished_run_is_refused_and_its_model_kept(tmp_path, capsys):
     assert (tmp_path / "run" / "model.npz").read_bytes() == saved
 
 
-def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("fuse", ["", " --fuse"], ids=["eager", "fused"])  # a fused run is continued fused
+def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(
+    fuse, tmp_path, monkeypatch, capsys, first_images
+):
     import errno
     import tempfile
 
@@ -510,13 +606,13 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_state_and_says_how_to_resume(tmp_
     monkeypatch.setattr(checkpoints, "write_archive", full_after_one_epoch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    assert cli(tmp_path, "train --hidden 8 --epochs 3 --checkpoint-dir {ck} --out {run}") == 2
+    assert cli(tmp_path, "train --hidden 8 --epochs 3 --checkpoint-dir {ck} --out {run}" + fuse) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(No space left on device); the state after epoch 2 is in " in err
     saved = next((tmp_path / "tmp").glob("nablanet-state-*")) / FILENAME
-    assert f"{saved}: continue with nablanet train --resume --checkpoint-dir {saved.parent}" in err
+    assert f"{saved}: continue with nablanet train --resume --checkpoint-dir {saved.parent}{fuse}\n" in err
     assert load_checkpoint(tmp_path / "ck" / FILENAME).epoch == 1  # the one written before is intact
     assert load_checkpoint(saved).epoch == 2
     monkeypatch.setattr(checkpoints, "write_archive", written)
-    assert cli(tmp_path, f"train --resume --checkpoint-dir {saved.parent} --out {{again}}") == 0
+    assert cli(tmp_path, f"train --resume --checkpoint-dir {saved.parent} --out {{again}}{fuse}") == 0
     assert "Epoch 3/3" in capsys.readouterr().out

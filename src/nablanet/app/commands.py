@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run saved in --checkpoint-dir, with the settings saved there",
     )
+    train.add_argument(
+        "--fuse",
+        action="store_true",
+        help="train each Conv2D → ReLU → MaxPool2D and Dense → ReLU as one fused block: the same weights and losses "
+        "bit for bit, faster where numba's compiled loops run (without them the eager layers train; the run's "
+        "header says which). It changes no number: a run may be resumed with or without it",
+    )
     sweep = commands.add_parser(
         "sweep",
         help="train many runs with hyper-parameters searched by Optuna, on one machine or many",
@@ -615,6 +622,7 @@ def command_train(args) -> int:
         given=_given_options(args.argv),
         report=_say,
         command=" ".join(args.argv),
+        fuse=args.fuse,
     )
     print(f"Wrote {', '.join(result.written)} to {one_line(result.folder)}")
     if result.test_accuracy is None:

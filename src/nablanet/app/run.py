@@ -28,6 +28,7 @@ import time
 import types
 import typing
 import warnings
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import _checks, kernels
+from ..core import _checks, fusion, kernels, ops
 from ..core.optimizers import OPTIMIZERS, Optimizer
 from ..core.parameter import shapes_only
 from ..core.schedules import make_schedule
@@ -332,8 +333,8 @@ def _save_model(model: Sequential, path: Path, checkpoint: Path | None, kept: _K
 class _RunContext:
     """Where a run writes and how it reports: the run folder, the checkpoint folder (None: no checkpoint
     after each epoch), the function that receives each line of progress, and the command line that started
-    the run (kept in ``metrics.json``), the callbacks added to the run's own, and whether a progress bar and
-    a line per epoch are shown."""
+    the run (kept in ``metrics.json``), the callbacks added to the run's own, whether a progress bar and
+    a line per epoch are shown, and whether a classifier trains with the fused path (``fit(..., fuse=True)``)."""
 
     folder: Path
     checkpoint_dir: Path | None
@@ -341,6 +342,7 @@ class _RunContext:
     command: str
     callbacks: tuple[Callback, ...] = ()
     progress: bool = True
+    fuse: bool = False
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -365,6 +367,7 @@ def train_run(
     command: str = "",
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    fuse: bool = False,
 ) -> RunResult:
     """Run a whole training as ``nablanet train`` does, and write its files to ``out`` (default: a new
     folder under ``runs/``).
@@ -375,6 +378,10 @@ def train_run(
     from the defaults). Both folders are locked for the run. ``report`` receives each line of progress;
     ``callbacks`` are called by ``fit`` after the run's own (the playground shows its epochs with one);
     ``progress=False`` leaves out the progress bar and the line per epoch (a sweep's trials say one line each).
+    ``fuse=True`` trains a classifier with the fused path (``fit(..., fuse=True)``, :mod:`nablanet.core.fusion`):
+    the same numbers, faster where numba's compiled loops run; the header says which blocks train fused, or why
+    none does. It is not one of the settings: it changes no number of the run, so a run may be resumed with or
+    without it, as its folders may change.
 
     Nothing is lost on the way: Ctrl-C or SIGTERM during training writes the last finished epoch's state
     and raises the interruption again, with a message that says where the state is; the model is saved
@@ -396,6 +403,11 @@ def train_run(
                 f"--resume, or start afresh in another folder (or after removing {checkpoints / FILENAME})"
             )
         settings.check()
+        if fuse and settings.text:
+            raise ValueError(
+                f"--fuse does not apply to --model {settings.model} (it fuses a classifier's Conv2D → ReLU → "
+                "MaxPool2D and Dense → ReLU): leave it out"
+            )
         created = out is None or not Path(out).exists()  # a folder made for this run goes if it stays empty
         folder = Path(out) if out is not None else new_run_folder()
         if not resume and checkpoints is None and (folder / FILENAME).exists():
@@ -413,9 +425,8 @@ def train_run(
             locks.enter_context(claim_folder(folder))
         try:
             with deferred():  # Ctrl-C and SIGTERM are acted on at safe points (see nablanet.app.signals)
-                return _train(
-                    settings, state, _RunContext(folder, checkpoints, report, command, tuple(callbacks), progress)
-                )
+                context = _RunContext(folder, checkpoints, report, command, tuple(callbacks), progress, fuse)
+                return _train(settings, state, context)
         except BaseException:
             if created:
                 with contextlib.suppress(OSError):
@@ -471,8 +482,8 @@ def _train(settings: TrainingSettings, state: TrainingState | None, run: _RunCon
     if state is not None and state.stopped_early:
         _keep_best_weights(state, training.model, run.report)
     else:
-        with _state_saved_on_interrupt(training, settings.epochs, run.state_path) as interruption:
-            _fit(settings, data, training)
+        with _state_saved_on_interrupt(training, settings.epochs, run.state_path, run.fuse) as interruption:
+            _fit(settings, data, training, run.fuse)
         late = interruption.late
     seconds = time.perf_counter() - started
     with _model_kept(training.model, run.folder, run.checkpoint_path) as kept:
@@ -539,6 +550,8 @@ def _start(
         f"{data.num_classes} classes; {epochs}, batch {settings.batch_size}, {optimizer.name} "
         f"(learning rate {optimizer.learning_rate:g}), {settings.dtype}"
     )
+    if run.fuse:
+        run.report(_fusion_note(model))
     if settings.val_split:
         run.report(
             "An epoch's training loss is the mean over its batches while the weights moved, its validation loss "
@@ -706,8 +719,30 @@ def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable
         model.set_weights(dict(zip(model.get_weights(), state.early_stopping["best_weights"], strict=True)))
 
 
-def _fit(settings: TrainingSettings, data: Dataset | TextData, training: _Training) -> None:
-    """``fit`` the model on the training set, from ``training.initial_epoch`` to ``settings.epochs``."""
+def _fusion_note(model: Sequential) -> str:
+    """The header's line for ``--fuse``: the blocks that train fused, or why the eager layers train instead."""
+    blocks = Counter(
+        " → ".join(type(part).__name__ for part in layer.parts)
+        for layer in fusion.fuse(model.layers)
+        if isinstance(layer, (fusion.ConvReLUPool, fusion.DenseReLU))
+    )
+    if blocks:
+        listing = ", ".join(f"{count} × {name}" for name, count in blocks.items())
+        return f"Fused path (--fuse): {listing}, each trained as one block (the eager layers' numbers)"
+    if not ops.fusable(model.parameters()[0].value):
+        return (
+            "Fused path (--fuse): the eager layers train, as without it: the fused blocks run on numba's compiled "
+            f"loops, and this process runs {kernels.path()}"
+        )
+    return (
+        "Fused path (--fuse): the eager layers train, as without it: this model has no Conv2D → ReLU → MaxPool2D "
+        "or Dense → ReLU in a row to fuse (a BatchNorm between, or another activation than ReLU, keeps them apart)"
+    )
+
+
+def _fit(settings: TrainingSettings, data: Dataset | TextData, training: _Training, fuse: bool) -> None:
+    """``fit`` the model on the training set, from ``training.initial_epoch`` to ``settings.epochs`` (a classifier
+    with the fused path if ``fuse``)."""
     safe_point()  # a signal that came while the data loaded stops the run here, with nothing to save yet
     if isinstance(data, TextData):  # next-character ids scored by the sequence loss, the data set's validation set
         training.model.fit(
@@ -735,6 +770,7 @@ def _fit(settings: TrainingSettings, data: Dataset | TextData, training: _Traini
         callbacks=training.callbacks,
         initial_epoch=training.initial_epoch,
         history=training.history,
+        fuse=fuse,
     )
 
 
@@ -746,7 +782,7 @@ class _Interruption:
 
 
 @contextlib.contextmanager
-def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) -> Iterator[_Interruption]:
+def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path, fuse: bool) -> Iterator[_Interruption]:
     """A ``with`` block around ``fit``: a Ctrl-C or SIGTERM (:class:`~nablanet.app.signals.Terminated`) in it
     writes the state after the last finished epoch to ``target`` (or to the temporary folder if the disk is
     full), further signals ignored meanwhile, and is raised again with a message that says where the state
@@ -754,7 +790,7 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
     after the last epoch, or once early stopping has stopped the run, ends the block quietly and is kept in
     the yielded record's ``late``, to be raised once the model is saved. An epoch's checkpoint that cannot be
     written (a full disk) stops the run the same way: the state goes to the temporary folder, and the error
-    says where and how to continue."""
+    says where and how to continue (with ``--fuse`` if this run trained with it)."""
     interruption = _Interruption()
     try:
         yield interruption
@@ -766,8 +802,7 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
             with signals_ignored():  # a second signal must not cut the saving short
                 written = _write_state(checkpoint, target)
             raise type(stop)(
-                f"the state after epoch {checkpoint.epoch} is in {written}: continue with "
-                f"nablanet train --resume --checkpoint-dir {written.parent}"
+                f"the state after epoch {checkpoint.epoch} is in {written}: continue with {_resume(written, fuse)}"
             ) from None
         interruption.late = stop
     except CheckpointWriteError as error:  # a full disk: the state goes where it can, and the run stops
@@ -778,8 +813,13 @@ def _state_saved_on_interrupt(training: _Training, epochs: int, target: Path) ->
             written = _write_state(checkpoint, target)
         raise OSError(
             f"{error.strerror}; the state after epoch {checkpoint.epoch} is in {written}: continue with "
-            f"nablanet train --resume --checkpoint-dir {written.parent}"
+            f"{_resume(written, fuse)}"
         ) from None
+
+
+def _resume(state: Path, fuse: bool) -> str:
+    """The command that continues the run whose state is in the file ``state``."""
+    return f"nablanet train --resume --checkpoint-dir {state.parent}{' --fuse' if fuse else ''}"
 
 
 @contextlib.contextmanager
