@@ -889,11 +889,7 @@ def _finish(
         plots.plot_dynamics(dynamics.dynamics, folder / "dynamics.png")
         written.append("dynamics.png")
     metrics = {
-        "dataset": data.name,
-        "command": run.command,
-        "settings": settings.as_dict(),
-        "epochs_run": len(figures["loss"]),
-        "history": figures,
+        **_metrics_head(settings, data, run, figures),
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "seconds": round(seconds, 3),
@@ -902,6 +898,18 @@ def _finish(
     write_json(folder / "metrics.json", metrics)
     written.append("metrics.json")
     return RunResult(folder, written, model, history, test["loss"], test["accuracy"], seconds)
+
+
+def _metrics_head(settings: TrainingSettings, data: Dataset | TextData, run: _RunContext, figures: dict) -> dict:
+    """The first entries of every run's metrics.json: the data set, the command, the settings, the epochs run
+    and the history of each figure."""
+    return {
+        "dataset": data.name,
+        "command": run.command,
+        "settings": settings.as_dict(),
+        "epochs_run": len(figures["loss"]),
+        "history": figures,
+    }
 
 
 def _finish_text(
@@ -935,11 +943,7 @@ def _finish_text(
         plots.plot_attention(*language.attention_maps(model, word), folder / "attention.png")
         written.append("attention.png")
     metrics = {
-        "dataset": data.name,
-        "command": run.command,
-        "settings": settings.as_dict(),
-        "epochs_run": len(figures["loss"]),
-        "history": figures,
+        **_metrics_head(settings, data, run, figures),
         "validation_loss": loss,
         "parameters": language.count_parameters(model),
         "samples": words,

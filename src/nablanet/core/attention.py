@@ -155,6 +155,14 @@ def attention_backward(
     return dS @ K, np.swapaxes(dS, -1, -2) @ Q, dV
 
 
+def _sequences(input: np.ndarray, features: int) -> np.ndarray:
+    """``input`` checked as a batch of sequences (d, T, b) of ``features`` rows, as a sequence layer reads it."""
+    X = _checks.features_first("input", input, rows=features, finite=False)
+    if X.ndim != 3:
+        raise ValueError(f"input must be a batch of sequences (d, T, b), received shape {X.shape}")
+    return X
+
+
 def _sequence_shape(name: str, shape: Shape, features: int) -> tuple[int, int]:
     """(d, T) of one input sample of a sequence layer, checked: ``features`` rows and T ≥ 1 positions."""
     if len(shape) != 2 or shape[0] != features or shape[1] < 1:
@@ -261,9 +269,7 @@ class MultiHeadSelfAttention(Composite):
         Args:
             input: X, a batch of sequences (d, T, b).
         """
-        X = _checks.features_first("input", input, rows=self.d_model, finite=False)
-        if X.ndim != 3:
-            raise ValueError(f"input must be a batch of sequences (d, T, b), received shape {X.shape}")
+        X = _sequences(input, self.d_model)
         _, steps, batch = X.shape
         heads, d_k = self.heads, self.d_model // self.heads
         Z = self.layers[0].forward(X)  # [Q; K; V], (3d, T, b)
@@ -365,9 +371,7 @@ class PositionalEmbedding(Layer):
         Args:
             input: X, a batch of sequences (d, T, b).
         """
-        X = _checks.features_first("input", input, rows=self.d_model, finite=False)
-        if X.ndim != 3:
-            raise ValueError(f"input must be a batch of sequences (d, T, b), received shape {X.shape}")
+        X = _sequences(input, self.d_model)
         self._check_length(X.shape[1])
         self.input = X
         self.output = X + self.P[:, : X.shape[1], None]
