@@ -361,3 +361,26 @@ def test_a_damaged_cache_file_is_cleared_so_the_next_run_caches_the_kernel_anew(
     assert "pickle data was truncated" in damaged and "its cache cleared" in damaged, damaged
     assert run_once() == ""  # compiled anew and cached: no warning
     assert run_once() == ""  # and read from the cache
+
+
+@pytest.mark.parametrize("kernels_on", ["1", "0"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cache_bytes", [1, 9000, 2**30], ids=["a-sample-a-piece", "uneven-pieces", "one-piece"])
+def test_col2im_in_pieces_is_the_whole_product_added_back(monkeypatch, kernels_on, dtype, cache_bytes):
+    """col2im(W_colᵀ ∇Z_col) made a few samples at a time gives the numbers of the whole product, added back
+    window offset by window offset as the formula reads — with or without the kernels, whatever the pieces."""
+    monkeypatch.setenv("NABLANET_KERNELS", kernels_on)
+    monkeypatch.setattr(nn.core.ops, "CACHE_BYTES", cache_bytes)  # 9000 B: pieces of 10 and 2 samples (float32), 5, 5 and 2 (float64)
+    rng = np.random.default_rng(3)
+    batch, channels, height, width, k, s, p, filters = 12, 2, 7, 6, 3, 2, 1, 4
+    out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+    W_col = rng.standard_normal((filters, channels * k * k)).astype(dtype)
+    delta = rng.standard_normal((filters, batch * out_h * out_w)).astype(dtype)
+    columns = (W_col.T @ delta).reshape(channels, k, k, batch, out_h, out_w)
+    padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype)
+    for u in range(k):
+        for v in range(k):
+            padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
+    ours = nn.core.ops.col2im(W_col, delta, (batch, channels, height, width), k, s, p)
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(ours, padded[:, :, p : p + height, p : p + width])

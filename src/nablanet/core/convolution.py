@@ -212,7 +212,7 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
 
     def _input_gradient(self, delta: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """∇X = col2im(W_colᵀ ∇Z_col) as the (C·H·W, b) matrix, for input images of ``shape`` (b, C, H, W)."""
-        dx = ops.col2im(self.W_col.T @ delta, shape, self.kernel_size, self.stride, self.padding_value)
+        dx = ops.col2im(self.W_col, delta, shape, self.kernel_size, self.stride, self.padding_value)
         return ops.matrix(np.ascontiguousarray(dx))
 
     def _backward_loops(self, output_gradient: np.ndarray) -> np.ndarray:

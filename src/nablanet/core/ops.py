@@ -92,21 +92,42 @@ def im2col(padded: np.ndarray, kernel: int, stride: int, out: np.ndarray | None 
     return columns.reshape(-1, batch * out_h * out_w)
 
 
-def col2im(columns: np.ndarray, shape: Shape, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """The adjoint of :func:`im2col`: add every column of (C·k·k, b·H'·W') back onto the window of the
-    images it was taken from (windows overlap, so they add up), and return the (b, C, H, W) images of
-    ``shape`` without their padding."""
+def col2im(W_col: np.ndarray, delta: np.ndarray, shape: Shape, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """col2im(W_colᵀ ∇Z_col): the product's columns (C·k·k, b·H'·W') — each the gradient of one window — added
+    back onto the windows of the images they were taken from (windows overlap, so they add up; the adjoint of
+    :func:`im2col`), as the (b, C, H, W) images of ``shape`` without their padding.
+
+    The product is made and added back a few samples at a time (about :data:`CACHE_BYTES` of it), so that
+    each piece is still in the processor's cache when col2im reads it: the whole product of the Keras
+    convnet's second convolution is 18 MB a batch, which would go out to memory and back. Each column of
+    W_colᵀ ∇Z_col is the product of W_colᵀ with its own column of ∇Z_col alone, and each sample's columns add
+    onto that sample's image alone, so the numbers are those of the whole product (``tests/test_kernels.py``)."""
     batch, channels, height, width = shape
     k, s, p = kernel, stride, padding
     out_h, out_w = sliding_size(height, k, s, p), sliding_size(width, k, s, p)
-    padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=columns.dtype)
-    columns = columns.reshape(channels, k, k, batch, out_h, out_w)
+    dtype = np.result_type(W_col, delta)
+    padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=dtype)
+    per_sample = out_h * out_w
+    step = max(1, CACHE_BYTES // (W_col.shape[1] * per_sample * dtype.itemsize))
+    for start in range(0, batch, step):
+        stop = min(batch, start + step)
+        columns = W_col.T @ delta[:, start * per_sample : stop * per_sample]  # (C·k·k, (stop − start)·H'·W')
+        _add_back(padded[start:stop], columns.reshape(channels, k, k, stop - start, out_h, out_w), k, s)
+    return padded[:, :, p : p + height, p : p + width]
+
+
+CACHE_BYTES = 2**21
+"""The size of the pieces :func:`col2im` makes its product in: 2 MiB, about what a core's cache holds."""
+
+
+def _add_back(padded: np.ndarray, columns: np.ndarray, k: int, s: int) -> None:
+    """Add every column of ``columns`` (C, k, k, b, H', W') onto its window of ``padded`` (b, C, H + 2p, W + 2p)."""
     loop = kernels.window_loop(k, s, add_back=True)
     if not (kernels.enabled(columns) and loop(padded, np.ascontiguousarray(columns))):
+        out_h, out_w = columns.shape[-2:]
         for u in range(k):
             for v in range(k):
                 padded[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += columns[:, u, v].transpose(1, 0, 2, 3)
-    return padded[:, :, p : p + height, p : p + width]
 
 
 def conv2d_loops(padded: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
