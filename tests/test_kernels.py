@@ -370,7 +370,8 @@ def test_col2im_in_pieces_is_the_whole_product_added_back(monkeypatch, kernels_o
     """col2im(W_colᵀ ∇Z_col) made a few samples at a time gives the numbers of the whole product, added back
     window offset by window offset as the formula reads — with or without the kernels, whatever the pieces."""
     monkeypatch.setenv("NABLANET_KERNELS", kernels_on)
-    monkeypatch.setattr(nn.core.ops, "CACHE_BYTES", cache_bytes)  # 9000 B: pieces of 10 and 2 samples (float32), 5, 5 and 2 (float64)
+    # 9000 B: pieces of 10 and 2 samples (float32), of 5, 5 and 2 (float64)
+    monkeypatch.setattr(nn.core.ops, "CACHE_BYTES", cache_bytes)
     rng = np.random.default_rng(3)
     batch, channels, height, width, k, s, p, filters = 12, 2, 7, 6, 3, 2, 1, 4
     out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1

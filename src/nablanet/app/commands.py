@@ -173,9 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--fuse",
         action="store_true",
-        help="train each Conv2D → ReLU → MaxPool2D and Dense → ReLU as one fused block: the same weights and losses "
-        "bit for bit, faster where numba's compiled loops run (without them the eager layers train; the run's "
-        "header says which). It changes no number: a run may be resumed with or without it",
+        help="train each Conv2D → ReLU → MaxPool2D and Dense → ReLU as one fused block, faster where numba's "
+        "compiled loops run (without them the eager layers train; the run's header says which): the same "
+        "function and gradients — bit for bit where pooling reads every output of the convolution, to float32 "
+        "rounding where it leaves a last row or column out, which the block does not compute (Keras's convnet's "
+        "second convolution). The saved model is the eager one: a run may be resumed with or without it",
     )
     sweep = commands.add_parser(
         "sweep",

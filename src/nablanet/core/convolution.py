@@ -210,9 +210,13 @@ class Conv2D(_ImageLayer, BiasTrickLayer):
         np.sum(delta, axis=1, out=gradient[:, -1])  # ∇Z_col 1
         gradient *= 1.0 / batch
 
-    def _input_gradient(self, delta: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """∇X = col2im(W_colᵀ ∇Z_col) as the (C·H·W, b) matrix, for input images of ``shape`` (b, C, H, W)."""
-        dx = ops.col2im(self.W_col, delta, shape, self.kernel_size, self.stride, self.padding_value)
+    def _input_gradient(
+        self, delta: np.ndarray, shape: tuple[int, ...], windows: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """∇X = col2im(W_colᵀ ∇Z_col) as the (C·H·W, b) matrix, for input images of ``shape`` (b, C, H, W); ∇Z_col
+        of the first ``windows`` (H'', W'') of each image's grid only, if given (see
+        :func:`nablanet.core.ops.col2im`)."""
+        dx = ops.col2im(self.W_col, delta, shape, self.kernel_size, self.stride, self.padding_value, windows)
         return ops.matrix(np.ascontiguousarray(dx))
 
     def _backward_loops(self, output_gradient: np.ndarray) -> np.ndarray:

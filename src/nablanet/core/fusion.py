@@ -13,11 +13,17 @@ function in one pass where the eager layers make several:
 A block holds the eager layer objects themselves and their parameters (the same
 :class:`~nablanet.core.parameter.Parameter` objects), so an optimizer, a checkpoint or a saved model sees no
 difference: ``model.layers`` is never changed, only the list the training loop runs. The arithmetic is the
-eager layers' own, in the same order (the same matrix products, the same sums), so a fused block gives
+eager layers' own, in the same order (the same matrix products, the same sums), with one saving: a
+:class:`ConvReLUPool` computes only the outputs of the convolution that a pooling window reads. Where that is
+every output (p divides H' and W': the Keras convnet's first block, 26 × 26 in windows of 2), the block gives
 bit-identical outputs and gradients — up to the sign of a pooled zero, as the compiled max-pooling already
-allows (see :mod:`nablanet.core.kernels`); ``tests/test_fusion.py`` checks it. A block runs where the compiled
-kernels run (numba installed, ``NABLANET_KERNELS`` not ``0``, float32 or float64 weights); elsewhere
-:func:`fuse` leaves the layers as they are, and a block whose kernel fails runs its eager layers instead.
+allows (see :mod:`nablanet.core.kernels`). Where pooling leaves the last rows or columns out (its second block,
+11 × 11: a sixth of that convolution's work), the products have fewer columns, ∇W̃ adds the same products
+without the zeros of the outputs left out, and BLAS may group those sums otherwise: the numbers equal the
+eager layers' to float32 rounding (1e-5 of the largest entry). ``tests/test_fusion.py`` checks both. A block
+runs where the compiled kernels run (numba installed, ``NABLANET_KERNELS`` not ``0``, float32 or float64
+weights); elsewhere :func:`fuse` leaves the layers as they are, and a block whose kernel fails runs its eager
+layers instead.
 """
 
 from __future__ import annotations
@@ -100,7 +106,11 @@ class _Block(Layer):
 class ConvReLUPool(_Block):
     r"""Conv2D → ReLU → MaxPool2D with p×p windows side by side, as one block: the same function and gradients.
 
-    Forward: the convolution's product Z_col = W_col X_col (F, b·H'·W'), as Conv2D computes it (im2col, one
+    The block computes the H''×W'' outputs of the convolution that a pooling window reads, H'' = p⌊H'/p⌋ and
+    W'' = p⌊W'/p⌋ (the first rows and columns), and not the others, which pooling leaves out: the Keras
+    convnet's second convolution has 11×11 outputs in 5×5 windows of 2, so its block computes 10×10 of them.
+
+    Forward: the convolution's product Z_col = W_col X_col (F, b·H''·W''), as Conv2D computes it (im2col, one
     matrix product); then one pass over Z_col does the bias, ReLU, the pooling and the layout copy to the
     sample-major output A (F·H'/p·W'/p, b) — pooling before ReLU, which is the same function since ReLU is
     monotone, and which leaves ReLU to a quarter of the values:
@@ -108,18 +118,20 @@ class ConvReLUPool(_Block):
     $$A_{f,i,j} = \max\Big(0,\; \max_{u, v < p}
     \big(\mathbf{Z}_{\mathrm{col}} + \mathbf{b}\mathbf{1}^\top\big)_{f,\,p i + u,\,p j + v}\Big)$$
 
-    Backward: one pass from ∇A to ∇Z_col (F, b·H'·W'): each window's gradient goes to its winner (the first
+    Backward: one pass from ∇A to ∇Z_col (F, b·H''·W''): each window's gradient goes to its winner (the first
     maximum, as MaxPool2D picks it) if ReLU lets it through there (the winner's z > 0, so A > 0 — the forward
     pass keeps that bit beside the winner's position), and nowhere else; then Conv2D's
-    ∇W̃ = (1/b)[∇Z_col X_colᵀ | ∇Z_col 1] and ∇X = col2im(W_colᵀ ∇Z_col):
+    ∇W̃ = (1/b)[∇Z_col X_colᵀ | ∇Z_col 1] and ∇X = col2im(W_colᵀ ∇Z_col) — the eager layers' sums less the
+    outputs left out, whose gradient is 0:
 
     $$\nabla_{\mathbf{Z}} L_{f,\,p i + u,\,p j + v} = \nabla_{\mathbf{A}} L_{f,i,j}\;
     \mathbb{1}[Z_{f,\,p i + u,\,p j + v} > 0]\;\mathbb{1}\big[(u, v) = \operatorname{winner}_{f,i,j}\big]$$
 
     That removes four passes over the convolution's output forward (the bias, the copy from (F, b·H'·W') to
     sample-major, ReLU, the pooling) and four backward (the zeros of the pooling's gradient, its routing,
-    ReLU's mask, the copy back to (F, b·H'·W')). X_col, Z_col and ∇Z_col are kept and reused from batch to
-    batch of one size (the next batch's forward pass overwrites them): no fresh 10 MB arrays, no page faults.
+    ReLU's mask, the copy back to (F, b·H'·W')), and the outputs no window reads from the three products.
+    X_col, Z_col and ∇Z_col are kept and reused from batch to batch of one size (the next batch's forward pass
+    overwrites them): no fresh 10 MB arrays, no page faults.
 
     Args:
         conv (Conv2D): The convolution, of method "im2col".
@@ -152,28 +164,36 @@ class ConvReLUPool(_Block):
         conv, p = self.conv, self.pool.pool_size
         x = ops.pad(conv._images(input), conv.padding_value)  # (b, C, H + 2p, W + 2p)
         batch, dtype = x.shape[0], conv.weights.dtype
-        filters, out_h, out_w = conv._output_shape(conv._shape())
-        rows, width = conv.W_col.shape[1], batch * out_h * out_w
-        columns = ops.im2col(x, conv.kernel_size, conv.stride, out=self._buffer("columns", (rows, width), x.dtype))
+        filters, windows = conv.out_channels, self._windows()
+        rows, width = conv.W_col.shape[1], batch * windows[0] * windows[1]
+        columns = ops.im2col(
+            x, conv.kernel_size, conv.stride, out=self._buffer("columns", (rows, width), x.dtype), windows=windows
+        )
         z = np.matmul(conv.W_col, columns, out=self._buffer("z", (filters, width), dtype))  # W_col X_col
-        shape = (batch, filters, out_h // p, out_w // p)
+        shape = (batch, filters, windows[0] // p, windows[1] // p)
         best, winner = np.empty(shape, dtype=dtype), np.empty(shape, dtype=np.uint8)
         bias = np.ascontiguousarray(conv.b)
-        if not ops.conv_relu_pool(z.reshape(filters, batch, out_h, out_w), bias, p, best, winner):
+        if not ops.conv_relu_pool(z.reshape(filters, batch, *windows), bias, p, best, winner):
             return self._eager_forward(input)
         # the state the backward pass reads, set together once the forward pass has succeeded
         self._eager, self._columns, self._winner = False, columns, winner
         self.input, self.output = input, ops.matrix(best)
         return self.output
 
+    def _windows(self) -> tuple[int, int]:
+        """(H'', W''): the rows and columns of the convolution's output that a pooling window covers, p·⌊H'/p⌋
+        and p·⌊W'/p⌋ — the first ones; the others, if any, are what the block does not compute."""
+        _, out_h, out_w = self.conv._output_shape(self.conv._shape())
+        p = self.pool.pool_size
+        return p * (out_h // p), p * (out_w // p)
+
     def backward(self, output_gradient: np.ndarray, learning_rate: float | None = None) -> np.ndarray:
         input, _ = last_pass(self, output_gradient)
         if self._eager:
             input_gradient = self._eager_backward(output_gradient, input_gradient=True)
         else:
-            input_gradient = self.conv._input_gradient(
-                self._delta(output_gradient), (input.shape[1], *self.conv._shape())
-            )
+            shape = (input.shape[1], *self.conv._shape())
+            input_gradient = self.conv._input_gradient(self._delta(output_gradient), shape, self._windows())
         sgd_step(self, learning_rate)
         return input_gradient  # type: ignore[return-value]
 
@@ -186,11 +206,11 @@ class ConvReLUPool(_Block):
             self._delta(output_gradient)
 
     def _delta(self, output_gradient: np.ndarray) -> np.ndarray:
-        """∇Z_col (F, b·H'·W') from ∇A, by the fused backward loop, with the convolution's ∇W̃ stored."""
+        """∇Z_col (F, b·H''·W'') from ∇A, by the fused backward loop, with the convolution's ∇W̃ stored."""
         conv, p, batch = self.conv, self.pool.pool_size, output_gradient.shape[1]
-        filters, out_h, out_w = conv._output_shape(conv._shape())
-        gradient = np.ascontiguousarray(ops.images(output_gradient, (filters, out_h // p, out_w // p)))
-        delta = self._buffer("delta", (filters, batch, out_h, out_w), gradient.dtype)
+        filters, windows = conv.out_channels, self._windows()
+        gradient = np.ascontiguousarray(ops.images(output_gradient, (filters, windows[0] // p, windows[1] // p)))
+        delta = self._buffer("delta", (filters, batch, *windows), gradient.dtype)
         if not ops.conv_relu_pool_backward(gradient, self._winner, p, delta):
             raise RuntimeError("the fused backward loop failed after its forward loop ran")  # kernels never half-fail
         delta = delta.reshape(filters, -1)

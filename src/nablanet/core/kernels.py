@@ -221,12 +221,13 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
     convolution's output — the bias, the layout copy, ReLU, the pooling, and back — each in one."""
 
     def forward(z, bias, best, winner):
-        """z: the convolution's product W_col X_col as (F, b, H', W'), before its bias. For each p×p window of
-        z_f + b_f: A = max(0, max of the window) into best (b, F, H'/p, W'/p) — pooling before ReLU, the same
-        function — and the position u·p + v of the window's first maximum in reading order into winner (for a
-        window that holds a NaN: that NaN, and p² − 1, as MaxPool2D gives), plus 128 where ReLU lets the
-        winner's gradient through (its z + b > 0; p² ≤ 121 leaves that bit free). Each z + b is the eager
-        layer's sum, in the dtype of z; one reading of the window finds its maximum and the winner together."""
+        """z: the convolution's product W_col X_col, before its bias, as (F, b, H'', W'') — H'' = p⌊H'/p⌋ and
+        W'' = p⌊W'/p⌋, the outputs a window reads. For each p×p window of z_f + b_f: A = max(0, max of the
+        window) into best (b, F, H'/p, W'/p) — pooling before ReLU, the same function — and the position u·p + v
+        of the window's first maximum in reading order into winner (for a window that holds a NaN: that NaN, and
+        p² − 1, as MaxPool2D gives), plus 128 where ReLU lets the winner's gradient through (its z + b > 0;
+        p² ≤ 121 leaves that bit free). Each z + b is the eager layer's sum, in the dtype of z; one reading of
+        the window finds its maximum and the winner together."""
         filters, batch = z.shape[0], z.shape[1]
         out_h, out_w = best.shape[2], best.shape[3]
         for f in range(filters):
@@ -250,19 +251,13 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
                         winner[n, f, i, j] = won + 128 * live
 
     def backward(gradient, winner, delta):
-        """∇Z_col as (F, b, H', W') into delta, from ∇A (b, F, H'/p, W'/p): each window's gradient g goes to its
-        winner times ReLU's mask 𝟙[z + b > 0] there (the winner's bit 128); the others get g · 0, as MaxPool2D's
-        backward then ReLU's give them, and rows or columns no window covers get 0."""
-        filters, batch, height, width = delta.shape
+        """∇Z_col as (F, b, H'', W'') into delta — the outputs a window reads — from ∇A (b, F, H'/p, W'/p):
+        each window's gradient g goes to its winner times ReLU's mask 𝟙[z + b > 0] there (the winner's bit 128);
+        the others get g · 0, as MaxPool2D's backward then ReLU's give them."""
+        filters, batch = delta.shape[0], delta.shape[1]
         out_h, out_w = gradient.shape[2], gradient.shape[3]
         for f in range(filters):
             for n in range(batch):
-                for i in range(pool * out_h, height):
-                    for j in range(width):
-                        delta[f, n, i, j] = 0
-                for i in range(pool * out_h):
-                    for j in range(pool * out_w, width):
-                        delta[f, n, i, j] = 0
                 for i in range(out_h):
                     for j in range(out_w):
                         g = gradient[n, f, i, j]

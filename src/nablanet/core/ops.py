@@ -77,22 +77,34 @@ def window_views(x: np.ndarray, window: int, stride: int) -> Iterator[np.ndarray
 
 
 # -- convolution
-def im2col(padded: np.ndarray, kernel: int, stride: int, out: np.ndarray | None = None) -> np.ndarray:
+def im2col(
+    padded: np.ndarray, kernel: int, stride: int, out: np.ndarray | None = None, windows: Shape | None = None
+) -> np.ndarray:
     """X_col (C·k·k, b·H'·W'): every k×k×C window of the padded images (b, C, H + 2p, W + 2p) as a column,
     its rows in the order (c, u, v) of W_col's columns, its columns in the order (n, i, j); written into
-    ``out`` (a C-ordered array of C·k·k·b·H'·W' entries of the images' dtype) if given, else a new array."""
+    ``out`` (a C-ordered array of C·k·k·b·H'·W' entries of the images' dtype) if given, else a new array.
+    ``windows`` (H'', W''): only the windows of the first H'' rows and W'' columns of each image's grid of
+    windows (the default: all H' × W')."""
     batch, channels = padded.shape[:2]
-    out_h, out_w = (sliding_size(size, kernel, stride) for size in padded.shape[2:])
+    out_h, out_w = windows or tuple(sliding_size(size, kernel, stride) for size in padded.shape[2:])
     shape = (channels, kernel, kernel, batch, out_h, out_w)
     columns = np.empty(shape, dtype=padded.dtype) if out is None else out.reshape(shape)
     loop = kernels.window_loop(kernel, stride, add_back=False)
     if not (kernels.enabled(padded) and loop(np.ascontiguousarray(padded), columns)):
-        windows = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
-        columns[...] = windows.transpose(1, 4, 5, 0, 2, 3)  # (C, k, k, b, H', W')
+        grid = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+        columns[...] = grid[:, :, :out_h, :out_w].transpose(1, 4, 5, 0, 2, 3)  # (C, k, k, b, H', W')
     return columns.reshape(-1, batch * out_h * out_w)
 
 
-def col2im(W_col: np.ndarray, delta: np.ndarray, shape: Shape, kernel: int, stride: int, padding: int) -> np.ndarray:
+def col2im(
+    W_col: np.ndarray,
+    delta: np.ndarray,
+    shape: Shape,
+    kernel: int,
+    stride: int,
+    padding: int,
+    windows: Shape | None = None,
+) -> np.ndarray:
     """col2im(W_colᵀ ∇Z_col): the product's columns (C·k·k, b·H'·W') — each the gradient of one window — added
     back onto the windows of the images they were taken from (windows overlap, so they add up; the adjoint of
     :func:`im2col`), as the (b, C, H, W) images of ``shape`` without their padding.
@@ -101,10 +113,12 @@ def col2im(W_col: np.ndarray, delta: np.ndarray, shape: Shape, kernel: int, stri
     each piece is still in the processor's cache when col2im reads it: the whole product of the Keras
     convnet's second convolution is 18 MB a batch, which would go out to memory and back. Each column of
     W_colᵀ ∇Z_col is the product of W_colᵀ with its own column of ∇Z_col alone, and each sample's columns add
-    onto that sample's image alone, so the numbers are those of the whole product (``tests/test_kernels.py``)."""
+    onto that sample's image alone, so the numbers are those of the whole product (``tests/test_kernels.py``).
+    ``windows`` (H'', W''): ∇Z_col holds only the windows of the first H'' rows and W'' columns of each
+    image's grid, as :func:`im2col` made them (the default: all H' × W')."""
     batch, channels, height, width = shape
     k, s, p = kernel, stride, padding
-    out_h, out_w = sliding_size(height, k, s, p), sliding_size(width, k, s, p)
+    out_h, out_w = windows or (sliding_size(height, k, s, p), sliding_size(width, k, s, p))
     dtype = np.result_type(W_col, delta)
     padded = np.zeros((batch, channels, height + 2 * p, width + 2 * p), dtype=dtype)
     per_sample = out_h * out_w
@@ -215,13 +229,13 @@ def fusable(array: np.ndarray) -> bool:
 
 def conv_relu_pool(z: np.ndarray, bias: np.ndarray, pool: int, best: np.ndarray, winner: np.ndarray) -> bool:
     """The fused forward loop of Conv2D → ReLU → MaxPool2D (p×p windows side by side): from z, the product
-    W_col X_col as (F, b, H', W'), A (b, F, H'/p, W'/p) into ``best`` and each window's winner (with ReLU's mask
-    at it) into ``winner``; whether it ran."""
+    W_col X_col of the outputs a window reads as (F, b, p⌊H'/p⌋, p⌊W'/p⌋), A (b, F, H'/p, W'/p) into ``best``
+    and each window's winner (with ReLU's mask at it) into ``winner``; whether it ran."""
     return kernels.conv_relu_pool_loops(pool)[0](z, bias, best, winner)
 
 
 def conv_relu_pool_backward(gradient: np.ndarray, winner: np.ndarray, pool: int, delta: np.ndarray) -> bool:
-    """The fused backward loop of Conv2D → ReLU → MaxPool2D: ∇Z_col as (F, b, H', W') into ``delta`` from ∇A
+    """The fused backward loop of Conv2D → ReLU → MaxPool2D: ∇Z_col as (F, b, p⌊H'/p⌋, p⌊W'/p⌋) into ``delta`` from ∇A
     (b, F, H'/p, W'/p) and the forward loop's winners; whether it ran."""
     return kernels.conv_relu_pool_loops(pool)[1](gradient, winner, delta)
 
