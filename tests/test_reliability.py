@@ -410,6 +410,16 @@ def test_the_header_says_why_fuse_trains_the_eager_layers(monkeypatch):
     assert "the eager layers train" in note and "NABLANET_KERNELS=0 turns the compiled loops off" in note
 
 
+def test_the_header_says_where_the_fused_numbers_are_the_eager_ones_to_rounding():
+    keras = nn.build_classifier(784, 10, conv=(32, 64), dropout=0.5, dtype=np.float32, rng=0)  # 26 → 13, 11 → 5
+    assert run._fusion_note(keras) == (
+        "Fused path (--fuse): 2 × Conv2D → ReLU → MaxPool2D, each trained as one block (the eager layers' numbers, "
+        "to float32 rounding in the block that leaves out the convolution's outputs no pooling window reads)"
+    )
+    three = nn.build_classifier(784, 10, conv=(4, 4, 4), dtype=np.float32, rng=0)  # 26 → 13, 11 → 5, 3 → 1
+    assert "in the 2 blocks that leave out the convolution's outputs" in run._fusion_note(three)
+
+
 def test_fuse_is_refused_for_a_character_model(tmp_path, capsys):
     assert cli(tmp_path, "train --dataset words-sample --model bigram --fuse --out {run}") == 2
     assert "--fuse does not apply to --model bigram" in capsys.readouterr().err

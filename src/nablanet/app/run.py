@@ -721,14 +721,16 @@ def _keep_best_weights(state: TrainingState, model: Sequential, report: Callable
 
 def _fusion_note(model: Sequential) -> str:
     """The header's line for ``--fuse``: the blocks that train fused, or why the eager layers train instead."""
-    blocks = Counter(
-        " → ".join(type(part).__name__ for part in layer.parts)
-        for layer in fusion.fuse(model.layers)
-        if isinstance(layer, (fusion.ConvReLUPool, fusion.DenseReLU))
-    )
+    fused = [layer for layer in fusion.fuse(model.layers) if isinstance(layer, (fusion.ConvReLUPool, fusion.DenseReLU))]
+    blocks = Counter(" → ".join(type(part).__name__ for part in layer.parts) for layer in fused)
     if blocks:
         listing = ", ".join(f"{count} × {name}" for name, count in blocks.items())
-        return f"Fused path (--fuse): {listing}, each trained as one block (the eager layers' numbers)"
+        skipping = sum(isinstance(layer, fusion.ConvReLUPool) and layer.skips() for layer in fused)
+        numbers = "the eager layers' numbers"
+        if skipping:
+            which = "the block that leaves" if skipping == 1 else f"the {skipping} blocks that leave"
+            numbers += f", to float32 rounding in {which} out the convolution's outputs no pooling window reads"
+        return f"Fused path (--fuse): {listing}, each trained as one block ({numbers})"
     if not ops.fusable(model.parameters()[0].value):
         return (
             "Fused path (--fuse): the eager layers train, as without it: the fused blocks run on numba's compiled "

@@ -180,6 +180,11 @@ class ConvReLUPool(_Block):
         self.input, self.output = input, ops.matrix(best)
         return self.output
 
+    def skips(self) -> bool:
+        """Whether pooling leaves some outputs of the convolution out (p does not divide H' or W'), which this
+        block does not compute: then its numbers equal the eager layers' to float32 rounding, not bit for bit."""
+        return self._windows() != self.conv._output_shape(self.conv._shape())[1:]
+
     def _windows(self) -> tuple[int, int]:
         """(H'', W''): the rows and columns of the convolution's output that a pooling window covers, p·⌊H'/p⌋
         and p·⌊W'/p⌋ — the first ones; the others, if any, are what the block does not compute."""

@@ -70,6 +70,10 @@ class Profile:
         return "\n".join(lines)
 
 
+WARM_UP = 3
+"""The untimed steps :func:`profile_layers` runs first, all on its first batch."""
+
+
 def profile_layers(
     model,
     X: np.ndarray,
@@ -86,8 +90,10 @@ def profile_layers(
     fused blocks of ``fit(..., fuse=True)`` (:func:`nablanet.core.fusion.fuse`): a ``Conv2D → ReLU → MaxPool2D``
     is then one part, ``ConvReLUPool``.
 
-    The model itself is left as it was: a copy of it trains. One step before the timed ones, untimed, compiles
-    what numba compiles and allocates what the layers keep, so that the figures are those of a running epoch.
+    The model itself is left as it was: a copy of it trains. :data:`WARM_UP` steps on the first batch before the
+    timed ones, untimed, compile what numba compiles, allocate what the layers keep and let the memory allocator
+    settle (a process's first steps are slower: its large arrays land on fresh pages), so that the figures are
+    those of a running epoch.
 
     Args:
         model (Sequential): The model to time.
@@ -95,8 +101,8 @@ def profile_layers(
         Y: The targets, (outputs, N), as for ``fit``.
         optimizer (Optimizer | str): An optimizer object or name, as for ``fit``; the copy's own steps.
         batch_size: Samples per batch (a positive integer, at most N).
-        batches: The number of timed batches (a positive integer, at most N // batch_size − 1: one more runs
-            first, untimed).
+        batches: The number of timed batches (a positive integer, at most N // batch_size − 1: one more batch
+            is the untimed steps').
         fuse: True: time the fused blocks that ``fit(..., fuse=True)`` trains; False: the eager layers.
         rng (int | numpy.random.Generator | None): Seed or generator that picks the batches.
 
@@ -111,8 +117,8 @@ def profile_layers(
     batches = _checks.positive_int("batches", batches)
     if X.shape[1] < batch_size * (batches + 1):
         raise ValueError(
-            f"profile_layers needs batches + 1 batches of {batch_size} samples ({batch_size * (batches + 1)}, one "
-            f"untimed), X has {X.shape[1]}: give fewer batches or a smaller batch_size"
+            f"profile_layers needs batches + 1 batches of {batch_size} samples ({batch_size * (batches + 1)}, the "
+            f"first for the untimed steps), X has {X.shape[1]}: give fewer batches or a smaller batch_size"
         )
     if not isinstance(fuse, bool):
         raise TypeError(f"fuse must be True or False, received {fuse!r}")
@@ -144,8 +150,9 @@ def profile_layers(
         timed("optimizer", step.step, parameters)
 
     with mode(model.layers, training=True):
-        train_step(steps[0])
-        parts.clear()  # the untimed step
+        for _ in range(WARM_UP):
+            train_step(steps[0])
+        parts.clear()  # the untimed steps
         for indices in steps[1:]:
             train_step(indices)
     median = {part: statistics.median(seconds) for part, seconds in parts.items()}
