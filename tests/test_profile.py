@@ -43,7 +43,8 @@ def test_the_bytes_are_each_array_of_a_pass_once():
 
 
 def test_too_few_samples_for_the_batches_is_refused_with_the_figures():
-    with pytest.raises(ValueError, match=r"needs batches \+ 1 batches of 4 samples \(44, the first for the untimed steps\), X has 40"):
+    refusal = r"needs batches \+ 1 batches of 4 samples \(44, the first for the untimed steps\), X has 40"
+    with pytest.raises(ValueError, match=refusal):
         profile_layers(_small_cnn(), *_data(), batch_size=4, batches=10)
 
 
