@@ -385,7 +385,7 @@ def print_alternating(rows, rounds: int) -> None:
 # ---------------------------------------------------------------- whole processes
 
 WHOLE = {  # what the user runs: `nablanet train` options (the same for torch_train.py), short and long run,
-    # and the matrix products of its epoch alone (the GEMM-only figure)
+    # and the matrix products of its epoch alone (the GEMM-only figure); NABLANET_ONLY: options for nablanet alone
     "notebook recipe (softmax classifier, SGD, batch 200)": (
         [],
         (2, 12),
@@ -401,7 +401,13 @@ WHOLE = {  # what the user runs: `nablanet train` options (the same for torch_tr
         (1, 2),
         lambda: gemm_cnn_batches(469),
     ),
+    "CNN (Keras convnet), Adam, batch 128, nablanet fused": (
+        ["--conv", "32,64", "--dropout", "0.5", "--optimizer", "adam", "--batch-size", "128"],
+        (1, 2),
+        lambda: gemm_cnn_batches(469),
+    ),
 }
+NABLANET_ONLY = {"CNN (Keras convnet), Adam, batch 128, nablanet fused": ["--fuse"]}
 
 
 def process_seconds(command: list[str]) -> float:
@@ -422,7 +428,7 @@ def whole_process(repeats: int, only_work: str = "") -> list[tuple[str, float, f
         slopes: dict[str, list[float]] = {"nablanet": [], "PyTorch": []}
         with tempfile.TemporaryDirectory() as folder:
 
-            def command(tool: str, epochs: int, options=options, folder=folder) -> list[str]:
+            def command(tool: str, epochs: int, options=options, folder=folder, work=work) -> list[str]:
                 if tool == "PyTorch":
                     return [sys.executable, torch_script, *options, "--epochs", str(epochs)]
                 out = os.path.join(folder, f"run{epochs}")
@@ -432,6 +438,7 @@ def whole_process(repeats: int, only_work: str = "") -> list[tuple[str, float, f
                     "nablanet.app.cli",
                     "train",
                     *options,
+                    *NABLANET_ONLY.get(work, []),
                     "--epochs",
                     str(epochs),
                     "--out",

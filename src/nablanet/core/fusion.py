@@ -129,7 +129,8 @@ class ConvReLUPool(_Block):
 
     That removes four passes over the convolution's output forward (the bias, the copy from (F, b·H'·W') to
     sample-major, ReLU, the pooling) and four backward (the zeros of the pooling's gradient, its routing,
-    ReLU's mask, the copy back to (F, b·H'·W')), and the outputs no window reads from the three products.
+    ReLU's mask, the copy back to (F, b·H'·W')), and leaves out of the three products the outputs no window
+    reads.
     X_col, Z_col and ∇Z_col are kept and reused from batch to batch of one size (the next batch's forward pass
     overwrites them): no fresh 10 MB arrays, no page faults.
 
