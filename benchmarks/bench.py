@@ -431,7 +431,7 @@ def whole_process(repeats: int, only_work: str = "") -> list[tuple[str, float, f
             def command(tool: str, epochs: int, options=options, folder=folder, work=work) -> list[str]:
                 if tool == "PyTorch":
                     return [sys.executable, torch_script, *options, "--epochs", str(epochs)]
-                out = os.path.join(folder, f"run{epochs}")
+                out = os.path.join(folder, f"run{epochs}-{time.perf_counter_ns()}")  # train refuses an earlier run's
                 return [
                     sys.executable,
                     "-m",

@@ -113,7 +113,9 @@ def col2im(
     each piece is still in the processor's cache when col2im reads it: the whole product of the Keras
     convnet's second convolution is 18 MB a batch, which would go out to memory and back. Each column of
     W_colᵀ ∇Z_col is the product of W_colᵀ with its own column of ∇Z_col alone, and each sample's columns add
-    onto that sample's image alone, so the numbers are those of the whole product (``tests/test_kernels.py``).
+    onto that sample's image alone, so the numbers are those of the whole product — as long as BLAS computes a
+    column alike in a narrower product, which OpenBLAS does but in its kernels for small products (below about
+    10⁶ multiply-adds; a piece is larger, but for a last one). ``tests/test_kernels.py`` checks it bit for bit.
     ``windows`` (H'', W''): ∇Z_col holds only the windows of the first H'' rows and W'' columns of each
     image's grid, as :func:`im2col` made them (the default: all H' × W')."""
     batch, channels, height, width = shape
