@@ -19,6 +19,14 @@ def test_dense_initialisation_is_the_notebooks_and_seedable():
     np.testing.assert_array_equal(layer.weights, nn.Dense(784, 10, rng=7).weights)
 
 
+def test_dense_keeps_its_weights_column_by_column_with_w_and_b_as_contiguous_views():
+    layer = nn.Dense(784, 10, rng=7, dtype=np.float32)
+    assert layer.weights.flags.f_contiguous and layer.weights_gradient.flags.f_contiguous
+    assert layer.W.flags.f_contiguous and layer.b.flags.c_contiguous
+    assert np.shares_memory(layer.W, layer.weights) and np.shares_memory(layer.b, layer.weights)
+    assert layer.parameters()[0].order == "F"
+
+
 def test_dense_backward_is_the_notebooks_loop_and_sgd_step(rng):
     layer = nn.Dense(4, 3, rng=rng)
     X = rng.normal(size=(4, 6))

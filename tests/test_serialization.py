@@ -185,3 +185,34 @@ def test_a_model_that_starts_with_dropout_saves_and_loads(tmp_path):
     nn.save(model, tmp_path / "dropout-first.npz")
     X = np.random.default_rng(0).random((784, 3))
     np.testing.assert_array_equal(nn.load(tmp_path / "dropout-first.npz").predict_proba(X), model.predict_proba(X))
+
+
+def test_a_dense_layers_weights_stay_column_by_column_through_saving_and_resuming(tmp_path):
+    """Dense keeps W̃ in Fortran order (W and b contiguous, the faster products): a loaded model, a model file
+    written before (row by row), and a resumed checkpoint's Adam moments all come back in that layout, so that
+    the optimizer's kernel runs on them as on a new model's."""
+    from nablanet.files.checkpoint import Checkpoint, load_checkpoint
+    from nablanet.training.loop import History
+
+    def column_major(parameters):
+        return all(p.order == "F" and p.value.flags.f_contiguous and p.gradient.flags.f_contiguous for p in parameters)
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(6, 40)), np.eye(3)[:, rng.integers(0, 3, 40)]
+    model = nn.Sequential([nn.Dense(6, 5, rng=0), nn.ReLU(), nn.Dense(5, 3, rng=1), nn.Softmax()])
+    assert column_major(model.parameters()) and model.layers[0].W.flags.f_contiguous
+    assert model.layers[0].b.flags.c_contiguous
+    optimizer, history = nn.Adam(), History()
+    checkpoint = Checkpoint(tmp_path, optimizer=optimizer, rng=np.random.default_rng(0), history=history)
+    model.fit(X, Y, epochs=1, batch_size=8, optimizer=optimizer, rng=checkpoint.rng, history=history,
+              callbacks=[checkpoint], verbose=0)  # fmt: skip
+    state = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert column_major(state.model.parameters())
+    assert all(m.flags.f_contiguous for moments in state.optimizer.state for m in moments.values())
+    nn.save(model, tmp_path / "m.npz")
+    assert column_major(nn.load(tmp_path / "m.npz").parameters())
+    row_major = {name: np.ascontiguousarray(array) for name, array in model.get_weights().items()}
+    write_archive(tmp_path / "old.npz", "model", model.get_config(), row_major)  # as files were written before
+    old = nn.load(tmp_path / "old.npz")
+    assert column_major(old.parameters())
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))

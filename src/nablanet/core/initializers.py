@@ -18,6 +18,8 @@ as the default so that the notebook's softmax classifier is reproduced.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from .parameter import zeros
@@ -53,15 +55,17 @@ def _glorot_uniform(rng, fan_in, fan_out):
     return rng.uniform(-limit, limit, (fan_out, fan_in)), 0.0
 
 
-def initialize(name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype) -> np.ndarray:
-    """Return W̃ of shape (output_size, input_size + 1), bias in the last column (only its shape inside
-    :func:`~nablanet.core.parameter.shapes_only`).
+def initialize(
+    name: str, input_size: int, output_size: int, rng: np.random.Generator, dtype, order: Literal["C", "F"] = "C"
+) -> np.ndarray:
+    """Return W̃ of shape (output_size, input_size + 1), bias in the last column, laid out in memory in ``order``
+    (only its shape inside :func:`~nablanet.core.parameter.shapes_only`).
 
     >>> initialize("notebook", 3, 2, np.random.default_rng(0), np.float64)[:, -1]
     array([0.01, 0.01])
     """
     initializer = INITIALIZERS.lookup(name, argument="init")
-    full = zeros((output_size, input_size + 1), dtype)
+    full = zeros((output_size, input_size + 1), dtype, order)
     if not full.flags.writeable:  # inside shapes_only(): the shape is all that is wanted
         return full
     weights, bias = initializer(rng, input_size, output_size)

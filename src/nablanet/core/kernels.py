@@ -398,19 +398,27 @@ def fusable(*arrays: np.ndarray) -> bool:
     return all(array.flags.c_contiguous and array.dtype == arrays[0].dtype for array in arrays)
 
 
+def layout(*arrays: np.ndarray) -> Literal["C", "F"] | None:
+    """How arrays of one shape and dtype all lie in memory, "C" (row by row) or "F" (column by column) — then an
+    entry-by-entry loop can run over their flat memory, ``array.ravel(order)``, views all — or None if they do not
+    lie alike."""
+    first = arrays[0]
+    if not all(array.shape == first.shape and array.dtype == first.dtype for array in arrays):
+        return None
+    if all(array.flags.c_contiguous for array in arrays):
+        return "C"
+    if all(array.flags.f_contiguous for array in arrays):
+        return "F"
+    return None
+
+
 def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray | None:
     """∇_A L ⊙ 𝟙[Z > 0] by the compiled :func:`relu_backward_loop`, or None where the kernels are off or the
-    two arrays do not lie in memory alike (of one shape and dtype, both C- or both Fortran-ordered): then
-    NumPy does it."""
-    alike = isinstance(output_gradient, np.ndarray) and input.shape == output_gradient.shape
-    if not (alike and input.dtype == output_gradient.dtype and enabled(output_gradient)):
+    two arrays do not lie in memory alike (see :func:`layout`): then NumPy does it."""
+    if not (isinstance(output_gradient, np.ndarray) and enabled(output_gradient)):
         return None
-    order: Literal["C", "F"]
-    if output_gradient.flags.c_contiguous and input.flags.c_contiguous:
-        order = "C"
-    elif output_gradient.flags.f_contiguous and input.flags.f_contiguous:
-        order = "F"
-    else:
+    order = layout(output_gradient, input)
+    if order is None:
         return None
     out = np.empty_like(output_gradient, order=order)
     ran = compiled(relu_backward_loop, "ReLU's backward")(
@@ -420,14 +428,17 @@ def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray 
 
 
 def adam(w, g, m, v, beta1, beta2, step, epsilon_hat) -> bool:
-    """Run the compiled :func:`adam_loop` on the arrays (any shape), the scalars in their dtype; ``False`` if it
-    could not run (nothing changed then)."""
+    """Run the compiled :func:`adam_loop` on the arrays (any shape, all laid out alike: see :func:`layout`), the
+    scalars in their dtype; ``False`` if it could not run (nothing changed then)."""
+    order = layout(w, g, m, v)
+    if order is None:
+        return False
     scalar = w.dtype.type
     return compiled(adam_loop, "Adam's update")(
-        w.reshape(-1),
-        g.reshape(-1),
-        m.reshape(-1),
-        v.reshape(-1),
+        w.ravel(order),
+        g.ravel(order),
+        m.ravel(order),
+        v.ravel(order),
         scalar(beta1),
         scalar(beta2),
         scalar(step),

@@ -298,8 +298,7 @@ def adam_update(
 ) -> None:
     """One Adam step in place: m ← β₁ m + (1 − β₁) g, v ← β₂ v + (1 − β₂) g², W ← W + step · m / (√v + ε̂),
     (see ``Adam.update`` for the algebra); ``scratch`` is a work array of W's shape."""
-    fused = kernels.enabled(value) and kernels.fusable(value, gradient, m, v)
-    if fused and kernels.adam(value, gradient, m, v, beta1, beta2, step, epsilon_hat):
+    if kernels.enabled(value) and kernels.adam(value, gradient, m, v, beta1, beta2, step, epsilon_hat):
         return
     # β m + (1 − β) g = β (m − g) + g: three in-place passes, no temporary
     m -= gradient

@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,12 +22,17 @@ class Parameter:
 
     Optimizers update ``value`` in place and keep their state (momentum, Adam's moments) per
     Parameter object, so layers hand out the same objects for their whole life.
+
+    ``order`` is how ``value`` and ``gradient`` lie in memory — ``"C"``, row by row, or ``"F"``, column by
+    column, as a Dense layer's W̃ does — and so how the arrays of a model file or a checkpoint are laid out when
+    they are read into it.
     """
 
     name: str
     value: np.ndarray
     gradient: np.ndarray
     decay_index: tuple = (slice(None),)
+    order: Literal["C", "F"] = "C"
 
 
 @dataclass(eq=False)
@@ -56,18 +62,18 @@ def shapes_only() -> Iterator[None]:
         _SHAPES_ONLY.reset(token)
 
 
-def zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """``np.zeros(shape, dtype)``; inside :func:`shapes_only`, a read-only stand-in of that shape and dtype
+def zeros(shape: tuple[int, ...], dtype, order: Literal["C", "F"] = "C") -> np.ndarray:
+    """``np.zeros(shape, dtype, order)``; inside :func:`shapes_only`, a read-only stand-in of that shape and dtype
     that holds one number (every entry a view of it)."""
-    return full(shape, 0, dtype)
+    return full(shape, 0, dtype, order)
 
 
-def full(shape: tuple[int, ...], value: float, dtype) -> np.ndarray:
-    """``np.full(shape, value, dtype)`` — e.g. BatchNorm's γ = 1 —; inside :func:`shapes_only`, a read-only
-    stand-in as :func:`zeros` makes."""
+def full(shape: tuple[int, ...], value: float, dtype, order: Literal["C", "F"] = "C") -> np.ndarray:
+    """``np.full(shape, value, dtype, order)`` — e.g. BatchNorm's γ = 1 —; inside :func:`shapes_only`, a
+    read-only stand-in as :func:`zeros` makes."""
     try:
         if _SHAPES_ONLY.get():
             return np.broadcast_to(np.full((), value, dtype), shape)
-        return np.full(shape, value, dtype)
+        return np.full(shape, value, dtype, order)
     except ValueError:  # NumPy's "maximum allowed dimension exceeded", "array is too big"
         raise ValueError(f"an array of shape {shape} is larger than NumPy can hold") from None

@@ -189,8 +189,10 @@ def _read_state(archive: Archive, path) -> TrainingState:
     others.update({f"early_stopping.{index}": weights[index] for index in range(stopping_arrays)})
     model = read_model(archive, others)
     optimizer.iterations = _count("iterations", config["optimizer"]["iterations"])
+    orders = [parameter.order for parameter in model.parameters()]  # laid out as the optimizer's own state is
     optimizer.state = [
-        {name: archive.read(f"optimizer.{index}.{name}") for name in names} for index, names in enumerate(keys)
+        {name: np.require(archive.read(f"optimizer.{index}.{name}"), requirements=[orders[index]]) for name in names}
+        for index, names in enumerate(keys)  # none before the first step
     ]
     epoch = _count("epoch", config["epoch"])
     history = _history(config["history"], epoch)

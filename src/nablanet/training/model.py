@@ -326,9 +326,11 @@ class Sequential:
         """Copy ``arrays`` (as :meth:`get_weights` names them) into the parameters and buffers. Every name must
         be present and no other; shapes and dtypes must match and every number must be finite.
 
-        ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable and
-        C-ordered), with zero gradients, instead of copying them: how a model file is read into a model built
-        inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy of its weights in memory.
+        ``adopt=True`` makes the arrays themselves the parameters (copied only if not writable or not laid out
+        in memory as the parameter is, its ``order``), with zero gradients, instead of copying them: how a model
+        file is read into a model built inside :func:`~nablanet.core.parameter.shapes_only`, with no second copy
+        of its weights in memory (a file written before Dense kept W̃ column by column holds it row by row: that
+        one is copied, once, as it is read).
         A buffer is replaced by assignment either way (by a copy, or the array itself with ``adopt``).
 
         Args:
@@ -357,8 +359,8 @@ class Sequential:
             if isinstance(holder, Buffer):
                 holder.value = np.require(arrays[name], requirements=["C", "W"]) if adopt else arrays[name].copy()
             elif adopt:
-                holder.value = np.require(arrays[name], requirements=["C", "W"])
-                holder.gradient = np.zeros(holder.value.shape, holder.value.dtype)  # no memory until used
+                holder.value = np.require(arrays[name], requirements=[holder.order, "W"])
+                holder.gradient = np.zeros(holder.value.shape, holder.value.dtype, holder.order)  # no memory until used
             else:
                 holder.value[...] = arrays[name]
 
