@@ -63,7 +63,7 @@ def median_seconds(functions, repeats: int) -> list[float]:
 # ---------------------------------------------------------------- nablanet
 
 
-def nablanet_epoch(data, sizes, batch_size, optimizer, dtype, seed=0):
+def nablanet_epoch(data, sizes, batch_size, optimizer, dtype, seed=0, fuse=False):
     rng = np.random.default_rng(seed)
     layers = []
     for fan_in, fan_out in itertools.pairwise(sizes):
@@ -71,7 +71,9 @@ def nablanet_epoch(data, sizes, batch_size, optimizer, dtype, seed=0):
         layers.append(nn.ReLU())
     model = nn.Sequential([*layers[:-1], nn.Softmax()])
     X, Y = data.X_train, data.Y_train
-    return lambda: model.fit(X, Y, epochs=1, batch_size=batch_size, optimizer=optimizer(), rng=rng, verbose=0), model
+    return lambda: model.fit(
+        X, Y, epochs=1, batch_size=batch_size, optimizer=optimizer(), rng=rng, verbose=0, fuse=fuse
+    ), model
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -258,7 +260,7 @@ def alternating_rounds(sides: dict, rounds: int) -> dict[str, list[float]]:
 # the works of the alternating mode: their titles, and the sides that take turns (PyTorch's first)
 ALTERNATING = {
     "cnn": ("CNN (Keras convnet), {cnn_batches} batches of 128, Adam, float32", ("nablanet", "nablanet fused")),
-    "mlp": ("MLP 784-256-128-10 epoch, batch 128, Adam, float32", ("nablanet",)),
+    "mlp": ("MLP 784-256-128-10 epoch, batch 128, Adam, float32", ("nablanet", "nablanet fused")),
     "recipe": ("notebook recipe epoch (softmax classifier, SGD, batch 200), float32", ("nablanet",)),
     "transformer": ("tiny transformer (2 blocks, d 64, 4 heads, T 32), 25 steps of 32, Adam", ("nablanet",)),
     "lstm": ("char-LSTM (Embedding 32, LSTM 128, T 32), 40 steps of 64, Adam", ("nablanet",)),
@@ -283,7 +285,7 @@ def round_function(work: str, side: str, cnn_batches: int):
     }[work]
     if side == "PyTorch":
         return torch_epoch(rows_t, labels_t, sizes, batch, optimizers[0], np.float32)[0]
-    return nablanet_epoch(data, sizes, batch, optimizers[1], np.float32)[0]
+    return nablanet_epoch(data, sizes, batch, optimizers[1], np.float32, fuse=side == "nablanet fused")[0]
 
 
 def sequence_round(work: str, side: str):

@@ -147,7 +147,6 @@ def relu_backward_loop(output_gradient, input, out):
 def max_pool_loops(pool: int, stride: int) -> tuple[Kernel, Kernel]:
     """MaxPool2D's forward and backward loops for p×p windows moved by a stride s, compiled."""
     last = pool * pool - 1
-    overlapping = stride < pool
 
     def forward(x, best, winner):
         """For each window of x (b, C, H, W): its maximum into best (b, C, H', W') — NaN if the window holds
@@ -170,9 +169,17 @@ def max_pool_loops(pool: int, stride: int) -> tuple[Kernel, Kernel]:
                         best[n, c, i, j] = top
                         winner[n, c, i, j] = won
 
-    def backward(gradient, winner, dx):
-        """Route each window's gradient (b, C, H', W') to its winner in dx (b, C, H, W), zeros beforehand: the
-        others of the window get gradient · 0, and overlapping windows add up, position by position."""
+    return compiled(forward, "max-pooling"), compiled(_max_pool_backward(pool, stride), "max-pooling's backward")
+
+
+def _max_pool_backward(pool: int, stride: int) -> Callable:
+    """MaxPool2D's backward loop for p×p windows moved by a stride s: it routes each window's gradient
+    (b, C, H', W') to its winner in dx (b, C, H, W), zeros beforehand, and the others of the window get
+    gradient · 0 (so an inf gradient gives NaN there, as NumPy's product does)."""
+
+    def overlapping(gradient, winner, dx):
+        """Windows that overlap (s < p) add up, position by position, in the order of NumPy's code: window
+        entry k = u·p + v by window entry."""
         batch, channels, out_h, out_w = gradient.shape
         for n in range(batch):
             for c in range(channels):
@@ -181,12 +188,24 @@ def max_pool_loops(pool: int, stride: int) -> tuple[Kernel, Kernel]:
                         for j in range(out_w):
                             g = gradient[n, c, i, j]
                             share = g if winner[n, c, i, j] == k else g * 0
-                            if overlapping:
-                                dx[n, c, stride * i + k // pool, stride * j + k % pool] += share
-                            else:
-                                dx[n, c, stride * i + k // pool, stride * j + k % pool] = share
+                            dx[n, c, stride * i + k // pool, stride * j + k % pool] += share
 
-    return compiled(forward, "max-pooling"), compiled(backward, "max-pooling's backward")
+    def apart(gradient, winner, dx):
+        """Windows that do not overlap (s ≥ p) each write their own positions once: dx is written row by row,
+        as it lies in memory (for the Keras convnet's first 2×2 pooling, twice as fast as window entry by
+        window entry, 2.4 → 1.1 ms a batch), and the numbers are the same in any order."""
+        batch, channels, out_h, out_w = gradient.shape
+        for n in range(batch):
+            for c in range(channels):
+                for i in range(out_h):
+                    for u in range(pool):
+                        for j in range(out_w):
+                            g = gradient[n, c, i, j]
+                            won = winner[n, c, i, j]
+                            for v in range(pool):
+                                dx[n, c, stride * i + u, stride * j + v] = g if won == u * pool + v else g * 0
+
+    return overlapping if stride < pool else apart
 
 
 @functools.cache
@@ -259,13 +278,14 @@ def conv_relu_pool_loops(pool: int) -> tuple[Kernel, Kernel]:
         for f in range(filters):
             for n in range(batch):
                 for i in range(out_h):
-                    for j in range(out_w):
-                        g = gradient[n, f, i, j]
-                        kept = g if winner[n, f, i, j] >= 128 else g * 0.0  # g · 𝟙[z + b > 0]: g · 1.0 or g · 0.0
-                        nothing = g * 0.0
-                        won = winner[n, f, i, j] & 127
-                        for k in range(pool * pool):
-                            delta[f, n, pool * i + k // pool, pool * j + k % pool] = kept if won == k else nothing
+                    for u in range(pool):  # delta row by row, as it lies in memory
+                        for j in range(out_w):
+                            g = gradient[n, f, i, j]
+                            kept = g if winner[n, f, i, j] >= 128 else g * 0.0  # g · 𝟙[z + b > 0]: g · 1.0 or g · 0.0
+                            nothing = g * 0.0
+                            won = winner[n, f, i, j] & 127
+                            for v in range(pool):
+                                delta[f, n, pool * i + u, pool * j + v] = kept if won == u * pool + v else nothing
 
     return (
         compiled(forward, "the fused Conv2D → ReLU → MaxPool2D"),
