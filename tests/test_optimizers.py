@@ -129,3 +129,19 @@ def test_clip_norm_is_part_of_the_optimizer_config_a_checkpoint_keeps(name):
     assert OPTIMIZERS[name](0.01, **optimizer.get_config()).clip_norm == 2.5
     with pytest.raises(ValueError, match="clip_norm must be a positive finite number, received: 0"):
         OPTIMIZERS[name](0.01, clip_norm=0)
+
+
+def test_the_global_norm_reads_a_column_major_gradient_without_copying_it():
+    """A Dense layer's W̃ lies column by column: ``np.vdot`` would copy it row by row (twice) on every step
+    with clipping; ``ops.squared_norm`` reads it as it lies."""
+    import tracemalloc
+
+    from nablanet.core import ops
+
+    gradient = np.asfortranarray(np.random.default_rng(0).standard_normal((256, 785)).astype(np.float32))
+    tracemalloc.start()
+    value = ops.squared_norm(gradient)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < gradient.nbytes / 10
+    np.testing.assert_allclose(value, np.sum(gradient.astype(np.float64) ** 2), rtol=1e-5)

@@ -206,6 +206,8 @@ def test_a_dense_layers_weights_stay_column_by_column_through_saving_and_resumin
     checkpoint = Checkpoint(tmp_path, optimizer=optimizer, rng=np.random.default_rng(0), history=history)
     model.fit(X, Y, epochs=1, batch_size=8, optimizer=optimizer, rng=checkpoint.rng, history=history,
               callbacks=[checkpoint], verbose=0)  # fmt: skip
+    _, written = checkpoint.snapshot  # written as they lie, so that reading adopts them without a copy
+    assert written["layer0.weights"].flags.f_contiguous and written["optimizer.0.m"].flags.f_contiguous
     state = load_checkpoint(tmp_path / "checkpoint.npz")
     assert column_major(state.model.parameters())
     assert all(m.flags.f_contiguous for moments in state.optimizer.state for m in moments.values())

@@ -284,6 +284,13 @@ def relu_backward(output_gradient: np.ndarray, input: np.ndarray) -> np.ndarray:
 
 
 # -- optimizers
+def squared_norm(array: np.ndarray) -> float:
+    """Σ a², the entries taken in the order they lie in memory: no copy for a C- or Fortran-ordered array (a
+    Dense layer's W̃ lies column by column; ``np.vdot`` on it would first copy it row by row, twice)."""
+    flat = array.ravel("K")
+    return float(np.vdot(flat, flat))
+
+
 def adam_update(
     value: np.ndarray,
     gradient: np.ndarray,

@@ -48,7 +48,7 @@ def clip_by_global_norm(parameters: Sequence[Parameter], clip_norm: float) -> fl
         parameters: The parameters whose ``gradient`` arrays are clipped together.
         clip_norm: c, the largest global norm left (a positive number).
     """
-    norm = math.sqrt(sum(float(np.vdot(parameter.gradient, parameter.gradient)) for parameter in parameters))
+    norm = math.sqrt(sum(ops.squared_norm(parameter.gradient) for parameter in parameters))
     if norm > clip_norm:
         scale = clip_norm / norm  # a Python float: float32 gradients stay float32
         for parameter in parameters:

@@ -126,7 +126,9 @@ class Checkpoint(Callback):
 
     def _take(self, epoch: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         config = self.model.get_config()
-        arrays = {key: value.copy() for key, value in self.model.get_weights().items()}
+        # order="K": each copy laid out as its array (a Dense layer's W̃ column by column), so that reading the
+        # checkpoint adopts the arrays without copying them again
+        arrays = {key: value.copy(order="K") for key, value in self.model.get_weights().items()}
         optimizer = self.optimizer
         schedule = optimizer.schedule
         config.update(
@@ -149,7 +151,7 @@ class Checkpoint(Callback):
         )
         for index, state in enumerate(optimizer.state):
             for key, value in state.items():
-                arrays[f"optimizer.{index}.{key}"] = value.copy()
+                arrays[f"optimizer.{index}.{key}"] = value.copy(order="K")
         config["stopped_early"] = bool(self.model.stop_training)
         if self.dynamics is not None:
             config["dynamics"] = self.dynamics.dynamics
@@ -159,7 +161,7 @@ class Checkpoint(Callback):
             state["best"] = state["best"] if np.isfinite(state["best"]) else None
             config["early_stopping"] = state
             for index, value in enumerate(best_weights):
-                arrays[f"early_stopping.{index}"] = value.copy()
+                arrays[f"early_stopping.{index}"] = value.copy(order="K")
         return config, arrays
 
 

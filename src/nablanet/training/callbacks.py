@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..core import _checks
+from ..core import _checks, ops
 from ..core.layers import outputs
 
 
@@ -122,7 +122,9 @@ class EarlyStopping(Callback):
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = [array.copy() for array in self.model.get_weights().values()]  # buffers too
+                self.best_weights = [
+                    array.copy(order="K") for array in self.model.get_weights().values()
+                ]  # buffers too
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -264,4 +266,4 @@ class Dynamics(Callback):
 
 def _norm(arrays) -> float:
     """‖(A₁, A₂, …)‖: the Frobenius norm of all of a layer's parameter arrays together."""
-    return float(np.sqrt(sum(float(np.vdot(array, array)) for array in arrays)))
+    return float(np.sqrt(sum(ops.squared_norm(array) for array in arrays)))
