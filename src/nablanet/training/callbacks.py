@@ -122,9 +122,8 @@ class EarlyStopping(Callback):
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self.best_weights = [
-                    array.copy(order="K") for array in self.model.get_weights().values()
-                ]  # buffers too
+                weights = self.model.get_weights().values()  # buffers too
+                self.best_weights = [array.copy(order="K") for array in weights]  # each laid out as its array
             return
         self.wait += 1
         if self.wait >= self.patience:
